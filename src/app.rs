@@ -1,0 +1,148 @@
+//! Start-up: build the state, bind the listener, start the background loops, serve.
+//!
+//! `Application::build` binds before it returns so tests can bind port 0 and read
+//! the port back (`port()`), then call `run_until_stopped` on a task.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::db;
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database_url: {0}")]
+    DatabaseUrl(#[from] tokio_postgres::Error),
+    #[error("bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    migrated_tx: watch::Sender<bool>,
+}
+
+/// First and longest wait between attempts to reach the database at start-up.
+const MIGRATE_RETRY_FIRST: Duration = Duration::from_millis(200);
+const MIGRATE_RETRY_MAX: Duration = Duration::from_secs(10);
+
+impl Application {
+    pub async fn build(config: Config, database_url: String) -> Result<Self, StartupError> {
+        let pool = db::build_pool(&database_url, config.pool_size)?;
+        let listener =
+            TcpListener::bind(config.bind)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.bind,
+                    source,
+                })?;
+        let (migrated_tx, migrated) = watch::channel(false);
+        let state = AppState {
+            pool,
+            database_url: database_url.into(),
+            config: Arc::new(config),
+            migrated,
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Self {
+            listener,
+            state,
+            migrated_tx,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `stop` is cancelled, then shuts down gracefully within the
+    /// configured timeout: HTTP stops accepting, background loops stop, running jobs
+    /// are cancelled and rolled back.
+    pub async fn run_until_stopped(self, stop: CancellationToken) -> std::io::Result<()> {
+        let Self {
+            listener,
+            state,
+            migrated_tx,
+        } = self;
+        let tasks = TaskTracker::new();
+        tasks.spawn(migrate_with_retry(state.clone(), migrated_tx));
+        crate::background::spawn_all(&state, &tasks);
+        tasks.close();
+
+        let router = crate::http::router(state.clone());
+        let shutdown = state.shutdown.clone();
+        let timeout = state.config.shutdown_timeout();
+        tracing::info!(addr = %listener.local_addr()?, "listening");
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown({
+            let shutdown = shutdown.clone();
+            async move {
+                stop.cancelled().await;
+                tracing::info!("shutting down");
+                shutdown.cancel();
+            }
+        });
+        let server = tokio::spawn(async move { server.await });
+        shutdown.cancelled().await;
+        let drained = tokio::time::timeout(timeout, async {
+            let _ = server.await;
+            tasks.wait().await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(?timeout, "graceful shutdown timed out; exiting anyway");
+        }
+        Ok(())
+    }
+}
+
+/// Applies migrations, retrying with backoff while the database is unreachable, so
+/// a daemon started before its database becomes ready when the database appears.
+async fn migrate_with_retry(state: AppState, done: watch::Sender<bool>) {
+    let mut wait = MIGRATE_RETRY_FIRST;
+    loop {
+        let attempt = async {
+            let mut client = db::connect_direct(&state.database_url).await?;
+            db::migrate::run(&mut client).await
+        };
+        match attempt.await {
+            Ok(applied) => {
+                tracing::info!(applied = applied.len(), "schema is current");
+                let _ = done.send(true);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?wait, "cannot migrate yet");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = state.shutdown.cancelled() => return,
+                }
+                wait = (wait * 2).min(MIGRATE_RETRY_MAX);
+            }
+        }
+    }
+}

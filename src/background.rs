@@ -1,0 +1,11 @@
+//! The daemon's background loops, started together and stopped by one token
+//! (`AppState::shutdown`). Each area adds its loop here.
+
+use tokio_util::task::TaskTracker;
+
+use crate::state::AppState;
+
+/// Spawns every background loop on `tasks`.
+pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
+    let _ = (state, tasks);
+}

@@ -1,0 +1,241 @@
+//! The one API error type and its mapping to HTTP.
+//!
+//! Client errors carry a status, a stable machine `code` and a message naming the
+//! problem; they are logged at debug. Everything else becomes one 500 (or 503 when
+//! the database is unreachable) with a generic body, and the detail is logged once
+//! by [`log_internal_errors`], not inside `into_response`, so handlers never log.
+//!
+//! The envelope is `{"error": {"code": "...", "message": "..."}}` (see docs/api.md).
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+/// Every way an API call can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The caller's fault: bad input, unknown id, conflict.
+    #[error("{message}")]
+    Client {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    /// The database could not be reached; clients should retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The daemon is shutting down and takes no new work.
+    #[error("shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+    /// Anything else that is our fault.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn client(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Client {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::client(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::CONFLICT, "conflict", message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// True when the underlying failure is a lost or refused database connection,
+    /// which the caller should retry rather than treat as a bug.
+    fn is_connection_failure(&self) -> bool {
+        match self {
+            ApiError::Unavailable(_) => true,
+            ApiError::Pool(_) => true,
+            ApiError::Db(e) => e.is_closed() || e.as_db_error().is_none(),
+            _ => false,
+        }
+    }
+}
+
+/// Marks a response as carrying an internal error, so the logging middleware can
+/// log the detail that the body deliberately hides.
+#[derive(Clone, Debug)]
+pub struct InternalErrorDetail(pub String);
+
+/// Writes the envelope body.
+pub fn envelope(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Client {
+                status,
+                code,
+                message,
+            } => {
+                tracing::debug!(status = status.as_u16(), code, message, "client error");
+                envelope(*status, code, message)
+            }
+            ApiError::ShuttingDown => envelope(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the daemon is shutting down; retry against another node or after restart",
+            ),
+            _ if self.is_connection_failure() => {
+                let mut resp = envelope(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unreachable; retry shortly",
+                );
+                resp.extensions_mut()
+                    .insert(InternalErrorDetail(self.to_string()));
+                resp
+            }
+            _ => {
+                let mut resp = envelope(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the daemon's log",
+                );
+                resp.extensions_mut()
+                    .insert(InternalErrorDetail(format!("{self:?}")));
+                resp
+            }
+        }
+    }
+}
+
+/// Logs the hidden detail of 5xx responses, once, in one place.
+pub async fn log_internal_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    if let Some(InternalErrorDetail(detail)) = resp.extensions().get::<InternalErrorDetail>() {
+        tracing::error!(%method, %path, status = resp.status().as_u16(), error = %detail, "request failed");
+    }
+    resp
+}
+
+/// Turns any error response that is not already JSON (axum's own rejections for a
+/// bad path or query, 405, 413 from the body limit) into the envelope, so no route
+/// ever answers an error in plain text.
+pub async fn ensure_json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_input",
+        s if s.is_client_error() => "bad_request",
+        _ => "internal",
+    };
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+    } else {
+        text
+    };
+    let mut out = envelope(status, code, &message);
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rej: JsonRejection) -> Self {
+        let status = rej.status();
+        let code = match rej {
+            JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+            JsonRejection::JsonSyntaxError(_) => "malformed_json",
+            JsonRejection::JsonDataError(_) => "invalid_input",
+            _ if status == StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            _ => "bad_request",
+        };
+        ApiError::client(status, code, rej.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rej: PathRejection) -> Self {
+        ApiError::client(StatusCode::NOT_FOUND, "not_found", rej.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rej: QueryRejection) -> Self {
+        ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_query",
+            rej.body_text(),
+        )
+    }
+}
+
+/// `Json` that answers a malformed body with our envelope instead of axum's text.
+#[derive(Debug, Clone, Copy, Default, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `Query` that answers bad parameters with our envelope (422).
+#[derive(Debug, Clone, Copy, Default, FromRequest)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,57 @@
+//! Liveness and readiness probes.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::db::migrate;
+use crate::state::AppState;
+
+/// 200 while the process runs and serves HTTP.
+pub async fn healthz() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+/// 200 only when the database answers and the schema is at this binary's version;
+/// otherwise 503 with the reason.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match check(&state).await {
+        Ok(version) => Json(json!({"status": "ready", "schema_version": version})).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": reason,
+                        "error": {"code": "not_ready", "message": reason}})),
+        )
+            .into_response(),
+    }
+}
+
+async fn check(state: &AppState) -> Result<i32, String> {
+    if state.shutdown.is_cancelled() {
+        return Err("shutting down".into());
+    }
+    let client = state
+        .pool
+        .get()
+        .await
+        .map_err(|e| format!("database unreachable: {e}"))?;
+    let current = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        migrate::current_version(&client),
+    )
+    .await
+    .map_err(|_| "database did not answer within 3 s".to_string())?
+    .map_err(|e| format!("database error: {e}"))?;
+    let want = migrate::latest_version();
+    match current {
+        Some(v) if v >= want => Ok(v),
+        Some(v) => Err(format!(
+            "migrations pending: schema at {v}, binary needs {want}"
+        )),
+        None => Err(format!(
+            "migrations pending: schema missing, binary needs {want}"
+        )),
+    }
+}

@@ -1,0 +1,23 @@
+//! Heartbeat: keeps a metrics dashboard fresh on a clock and makes silent cron
+//! failures impossible.
+//!
+//! # Layout
+//!
+//! - [`config`]: the one configuration struct; flags over env over TOML.
+//! - [`error`]: the API error type and its single mapping to HTTP + JSON envelope.
+//! - [`db`]: the connection pool, versioned migrations, and the embedded PostgreSQL
+//!   cluster used when no `DATABASE_URL` is given (shared with the test harness).
+//! - [`state`]: the handles every handler and loop shares.
+//! - [`http`]: the router, assembled from each area's routes, plus the probes.
+//! - [`background`]: starts every background loop under one shutdown token.
+//! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
+//! - [`telemetry`]: log setup (text or JSON).
+
+pub mod app;
+pub mod background;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,224 @@
+//! The `heartbeat` binary: one clap enum of subcommands. This is the only place
+//! that uses `anyhow` and decides exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use heartbeat::app::Application;
+use heartbeat::config::{Config, ConfigError};
+use heartbeat::db::{self, embedded::EmbeddedCluster};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "heartbeat",
+    version,
+    about = "Keeps a metrics dashboard fresh on a clock and makes silent cron failures impossible."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon (with no DATABASE_URL: on its own embedded PostgreSQL).
+    Serve(ConfigArgs),
+    /// Apply pending schema migrations and exit.
+    Migrate(ConfigArgs),
+    /// Print the version.
+    Version,
+}
+
+/// Options that override the configuration file; each also reads its environment
+/// variable. Values are taken as text and parsed by the config layer, so a bad one
+/// is reported as `field: problem`, exit status 2.
+#[derive(Args, Debug, Default)]
+struct ConfigArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "HEARTBEAT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Listen address.
+    #[arg(long, env = "HEARTBEAT_BIND")]
+    bind: Option<String>,
+    /// PostgreSQL connection string; unset runs the embedded cluster.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Directory of the embedded cluster.
+    #[arg(long, env = "HEARTBEAT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Admin bearer key; unset means open, loopback-only mode.
+    #[arg(long, env = "HEARTBEAT_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+    /// `text` or `json`.
+    #[arg(long, env = "HEARTBEAT_LOG_FORMAT")]
+    log_format: Option<String>,
+    /// Switch the internal cron table off (host crontab drives the jobs).
+    #[arg(long, env = "HEARTBEAT_NO_SCHEDULER")]
+    no_scheduler: bool,
+    /// Directory holding metrics/ and cuts/ definition files.
+    #[arg(long, env = "HEARTBEAT_DEFINITIONS_DIR")]
+    definitions_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// File, then environment and flags on top, then validation.
+    fn load(self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(bind) = self.bind {
+            config.bind = bind.parse().map_err(|_| {
+                ConfigError::new(
+                    "bind",
+                    format!("'{bind}' is not an address such as 127.0.0.1:8000"),
+                )
+            })?;
+        }
+        if let Some(url) = self.database_url.filter(|u| !u.is_empty()) {
+            config.database_url = Some(url);
+        }
+        if let Some(dir) = self.data_dir {
+            config.data_dir = dir;
+        }
+        if let Some(key) = self.admin_key.filter(|k| !k.is_empty()) {
+            config.admin_key = Some(key);
+        }
+        if let Some(format) = self.log_format {
+            config.log_format = format
+                .parse()
+                .map_err(|e| ConfigError::new("log_format", e))?;
+        }
+        if self.no_scheduler {
+            config.no_scheduler = true;
+        }
+        if let Some(dir) = self.definitions_dir {
+            config.definitions_dir = dir;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("heartbeat {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Serve(args) => with_config(args, |config| runtime().block_on(serve(config))),
+        Command::Migrate(args) => with_config(args, |config| runtime().block_on(migrate(config))),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+}
+
+/// Loads the configuration (exit 2 with one line on a bad field), sets up logging
+/// and runs `body`; an error from `body` is printed and exits 1.
+fn with_config(
+    args: ConfigArgs,
+    body: impl FnOnce(Config) -> anyhow::Result<ExitCode>,
+) -> ExitCode {
+    let config = match args.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("heartbeat: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    heartbeat::telemetry::init(config.log_format);
+    match body(config) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("heartbeat: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Starts the embedded cluster when no DATABASE_URL is given. Missing server
+/// binaries: one line saying what to install, exit 2.
+fn database(config: &Config) -> Result<(String, Option<EmbeddedCluster>), ExitCode> {
+    if let Some(url) = &config.database_url {
+        return Ok((url.clone(), None));
+    }
+    let started = EmbeddedCluster::init(&config.data_dir, false).and_then(|mut c| {
+        c.start()?;
+        Ok(c)
+    });
+    match started {
+        Ok(cluster) => {
+            tracing::info!(dir = %cluster.root().display(), port = cluster.port(), "embedded PostgreSQL running");
+            Ok((
+                cluster.connection_string(db::embedded::DATABASE),
+                Some(cluster),
+            ))
+        }
+        Err(e) => {
+            eprintln!("heartbeat: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let (url, cluster) = match tokio::task::block_in_place(|| database(&config)) {
+        Ok(db) => db,
+        Err(code) => return Ok(code),
+    };
+    let app = Application::build(config, url).await?;
+    let stop = CancellationToken::new();
+    tokio::spawn(stop_on_signal(stop.clone()));
+    app.run_until_stopped(stop).await?;
+    if let Some(mut cluster) = cluster {
+        tokio::task::block_in_place(|| cluster.stop());
+        tracing::info!("embedded PostgreSQL stopped");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(config: Config) -> anyhow::Result<ExitCode> {
+    let (url, cluster) = match tokio::task::block_in_place(|| database(&config)) {
+        Ok(db) => db,
+        Err(code) => return Ok(code),
+    };
+    let mut client = db::connect_direct(&url).await?;
+    let applied = db::migrate::run(&mut client).await?;
+    println!(
+        "schema at version {} ({} applied now)",
+        db::migrate::latest_version(),
+        applied.len()
+    );
+    drop(cluster);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Cancels `stop` on SIGINT or SIGTERM.
+async fn stop_on_signal(stop: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    stop.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

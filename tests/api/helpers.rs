@@ -1,0 +1,247 @@
+#![allow(dead_code)]
+//! Test harness: `spawn_app()` starts the daemon on port 0 against a fresh database.
+//!
+//! Without `DATABASE_URL`, the first test provisions a throwaway PostgreSQL cluster
+//! (the same code as `heartbeat serve`'s embedded default) in a temp directory;
+//! a guardian process stops it and deletes the directory when this process exits.
+//! Migrations run once into a template database; each test gets a copy.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use heartbeat::app::Application;
+use heartbeat::config::Config;
+use heartbeat::db::embedded::EmbeddedCluster;
+use tokio_util::sync::CancellationToken;
+
+/// How to reach the server the tests use: a connection string with `{db}` where the
+/// database name goes.
+struct Server {
+    url_template: String,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+fn server() -> &'static Server {
+    SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            let mut cfg: tokio_postgres::Config = url.parse().expect("DATABASE_URL parses");
+            cfg.dbname("{db}");
+            // Rebuild as key=value so the placeholder survives.
+            let base = url_without_db(&url);
+            return Server {
+                url_template: format!("{base} dbname={{db}}"),
+            };
+        }
+        ensure_postgres_installed();
+        let dir = std::env::temp_dir().join(format!("heartbeat-test-{}", std::process::id()));
+        let mut cluster = EmbeddedCluster::init(&dir, true).expect("throwaway cluster initialises");
+        cluster.start().expect("throwaway cluster starts");
+        let url_template = cluster.connection_string("{db}");
+        cluster.detach();
+        Server { url_template }
+    })
+}
+
+fn url_without_db(url: &str) -> String {
+    let cfg: tokio_postgres::Config = url.parse().expect("DATABASE_URL parses");
+    let mut parts = Vec::new();
+    for host in cfg.get_hosts() {
+        match host {
+            tokio_postgres::config::Host::Tcp(h) => parts.push(format!("host={h}")),
+            tokio_postgres::config::Host::Unix(p) => parts.push(format!("host={}", p.display())),
+        }
+    }
+    if let Some(port) = cfg.get_ports().first() {
+        parts.push(format!("port={port}"));
+    }
+    if let Some(user) = cfg.get_user() {
+        parts.push(format!("user={user}"));
+    }
+    if let Some(pw) = cfg.get_password() {
+        parts.push(format!("password={}", String::from_utf8_lossy(pw)));
+    }
+    parts.join(" ")
+}
+
+/// On a bare machine as root, installs Debian's server package once, so the one
+/// test command works on a clean CI machine.
+fn ensure_postgres_installed() {
+    if heartbeat::db::embedded::find_bin_dir().is_ok() {
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        panic!("PostgreSQL server binaries are missing: install them with `apt-get install postgresql`, or set DATABASE_URL");
+    }
+    eprintln!("installing Debian's postgresql package for the test cluster");
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("(apt-get update -q || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null")
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "apt-get install postgresql failed");
+}
+
+pub fn database_url(db: &str) -> String {
+    server().url_template.replace("{db}", db)
+}
+
+async fn admin_client() -> tokio_postgres::Client {
+    heartbeat::db::connect_direct(&database_url("postgres"))
+        .await
+        .expect("connect to the test server")
+}
+
+/// The migrated template every test database is copied from.
+async fn template() -> &'static str {
+    TEMPLATE
+        .get_or_init(|| async {
+            let name = format!("hb_template_{}", uuid::Uuid::new_v4().simple());
+            let admin = admin_client().await;
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create the template");
+            let mut client = heartbeat::db::connect_direct(&database_url(&name))
+                .await
+                .expect("connect to the template");
+            heartbeat::db::migrate::run(&mut client)
+                .await
+                .expect("migrations apply");
+            drop(client);
+            // Let the server notice the closed connection before copies start.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            name
+        })
+        .await
+}
+
+/// A fresh, migrated database; returns its connection string.
+pub async fn fresh_database() -> String {
+    let template = template().await;
+    let name = format!("hb_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = admin_client().await;
+    let mut attempts = 0;
+    loop {
+        match admin
+            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .await
+        {
+            Ok(()) => break,
+            Err(e) if attempts < 50 => {
+                attempts += 1;
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("create test database: {e}"),
+        }
+    }
+    database_url(&name)
+}
+
+/// A running daemon for one test.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub database_url: String,
+    pub client: reqwest::Client,
+    pub stop: CancellationToken,
+    pub state: heartbeat::state::AppState,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// The config tests start from: port 0, no scheduler, the repo's definitions.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.no_scheduler = true;
+    config.demo = Some(false);
+    config.definitions_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/sql").into();
+    config.shutdown_timeout_secs = 5;
+    config
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_config()).await
+}
+
+pub async fn spawn_app_with(mut config: Config) -> TestApp {
+    let database_url = fresh_database().await;
+    config.database_url = Some(database_url.clone());
+    let app = Application::build(config, database_url.clone())
+        .await
+        .expect("app builds");
+    let port = app.port();
+    let state = app.state().clone();
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(app.run_until_stopped(stop.clone()));
+    let test_app = TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        database_url,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        stop,
+        state,
+        server,
+    };
+    test_app.wait_ready().await;
+    test_app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Waits until `/readyz` answers 200 (migrations applied).
+    pub async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = self.client.get(self.url("/readyz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the app did not become ready");
+    }
+
+    pub async fn db(&self) -> tokio_postgres::Client {
+        heartbeat::db::connect_direct(&self.database_url)
+            .await
+            .expect("connect to the test database")
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
+
+/// Asserts that a JSON body is the error envelope, and returns its code.
+pub fn error_code(body: &serde_json::Value) -> &str {
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not the error envelope: {body}"))
+}

@@ -1,0 +1,6 @@
+//! The one integration-test binary: every test talks to a real PostgreSQL and a
+//! real HTTP listener on a random loopback port.
+
+mod helpers;
+
+mod foundation;
