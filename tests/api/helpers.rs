@@ -153,13 +153,14 @@ pub struct TestApp {
 
 /// The config tests start from: port 0, no scheduler, the repo's definitions.
 pub fn test_config() -> Config {
-    let mut config = Config::default();
-    config.bind = "127.0.0.1:0".parse().unwrap();
-    config.no_scheduler = true;
-    config.demo = Some(false);
-    config.definitions_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/sql").into();
-    config.shutdown_timeout_secs = 5;
-    config
+    Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        no_scheduler: true,
+        demo: Some(false),
+        definitions_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/sql").into(),
+        shutdown_timeout_secs: 5,
+        ..Config::default()
+    }
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -1,0 +1,218 @@
+//! What a lane runs: a pluggable [`JobBody`], handed a [`JobContext`].
+//!
+//! The engine owns scheduling, coalescing, timeouts and bookkeeping; a body owns
+//! only its work. Bodies report phases and progress through the context (status
+//! polls see them live), take pooled connections through [`JobContext::client`] so
+//! a cancel can stop their running statements on the server, and check
+//! [`JobContext::cancelled`] between units of work.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use deadpool_postgres::{Object, Pool};
+use futures::future::BoxFuture;
+use tokio_postgres::CancelToken;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::model::{Job, JobKind, Phase, Scope, Trigger};
+
+/// Why a job body stopped without succeeding.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The work failed; the message says what (it names the failing sources, cuts...).
+    #[error("{0}")]
+    Failed(String),
+    /// The job was cancelled (cancel endpoint, max runtime, shutdown, lost lock).
+    #[error("cancelled")]
+    Cancelled,
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
+
+/// A lane's work. Implementations hold what they need (pool, config) themselves.
+pub trait JobBody: Send + Sync + 'static {
+    /// Runs the job. On success returns a JSON result shown in the job record.
+    fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<serde_json::Value, JobError>>;
+}
+
+/// The four bodies, one per lane. `Default` gives bodies that succeed immediately
+/// (used until the refresh work plugs in the real ones, and in tests).
+#[derive(Clone)]
+pub struct JobBodies {
+    bodies: [Arc<dyn JobBody>; 4],
+}
+
+impl JobBodies {
+    pub fn new(
+        recompute: Arc<dyn JobBody>,
+        benchmarks: Arc<dyn JobBody>,
+        segments: Arc<dyn JobBody>,
+        audit: Arc<dyn JobBody>,
+    ) -> Self {
+        Self {
+            bodies: [recompute, benchmarks, segments, audit],
+        }
+    }
+
+    pub fn get(&self, kind: JobKind) -> Arc<dyn JobBody> {
+        self.bodies[kind.index()].clone()
+    }
+
+    pub fn set(&mut self, kind: JobKind, body: Arc<dyn JobBody>) {
+        self.bodies[kind.index()] = body;
+    }
+}
+
+impl Default for JobBodies {
+    fn default() -> Self {
+        let noop: Arc<dyn JobBody> = Arc::new(NoopBody);
+        Self {
+            bodies: [noop.clone(), noop.clone(), noop.clone(), noop],
+        }
+    }
+}
+
+/// A body that does nothing and succeeds.
+pub struct NoopBody;
+
+impl JobBody for NoopBody {
+    fn run(&self, _ctx: JobContext) -> BoxFuture<'static, Result<serde_json::Value, JobError>> {
+        Box::pin(async { Ok(serde_json::Value::Null) })
+    }
+}
+
+/// A running job's handle on itself.
+#[derive(Clone)]
+pub struct JobContext {
+    /// Shared with the engine so status polls read progress as it happens; a std
+    /// mutex because every critical section is a few field writes.
+    pub(crate) record: Arc<Mutex<Job>>,
+    pub(crate) cancel: CancellationToken,
+    /// Cancel tokens of every connection this job took, so cancelling the job can
+    /// stop its running statements on the server (pg_cancel_backend equivalent).
+    pub(crate) statements: Arc<Mutex<Vec<CancelToken>>>,
+    pub(crate) pool: Pool,
+    pub(crate) scope: Scope,
+    pub(crate) job_id: Uuid,
+    pub(crate) trigger: Trigger,
+}
+
+impl JobContext {
+    pub(crate) fn new(record: Arc<Mutex<Job>>, cancel: CancellationToken, pool: Pool) -> Self {
+        let (scope, job_id, trigger) = {
+            let job = record.lock().unwrap();
+            (job.scope.clone(), job.job_id, job.trigger)
+        };
+        Self {
+            record,
+            cancel,
+            statements: Arc::new(Mutex::new(Vec::new())),
+            pool,
+            scope,
+            job_id,
+            trigger,
+        }
+    }
+
+    /// A context for driving a body outside the engine (CLI one-shots, tests).
+    pub fn detached(kind: JobKind, scope: Scope, pool: Pool) -> Self {
+        let record = Arc::new(Mutex::new(Job::new(kind, scope, Trigger::Api, "detached")));
+        Self::new(record, CancellationToken::new(), pool)
+    }
+
+    pub fn job_id(&self) -> Uuid {
+        self.job_id
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    pub fn trigger(&self) -> Trigger {
+        self.trigger
+    }
+
+    /// The job's cancellation token: select on `cancelled()` in long waits.
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// `Err(Cancelled)` once the job is cancelled; call between units of work.
+    pub fn check(&self) -> Result<(), JobError> {
+        if self.cancel.is_cancelled() {
+            Err(JobError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A pooled connection whose statements are cancelled on the server if the job
+    /// is cancelled. Open transactions roll back when the body's future is dropped.
+    pub async fn client(&self) -> Result<Object, JobError> {
+        self.check()?;
+        let client = self.pool.get().await?;
+        self.statements.lock().unwrap().push(client.cancel_token());
+        Ok(client)
+    }
+
+    /// Ends the current phase (if any) and starts `name` with `total` units.
+    pub fn begin_phase(&self, name: &str, total: u64) {
+        let mut guard = self.record.lock().unwrap();
+        let job = &mut *guard;
+        let now = Utc::now();
+        let (job_id, kind) = (job.job_id, job.kind);
+        if let Some(last) = job.phases.last_mut() {
+            if last.finished_at.is_none() {
+                last.finished_at = Some(now);
+                let secs = (now - last.started_at).num_milliseconds() as f64 / 1000.0;
+                tracing::info!(%job_id, %kind, phase = %last.name, duration_s = secs, outcome = "done", "phase finished");
+            }
+        }
+        job.phases.push(Phase {
+            name: name.to_string(),
+            started_at: now,
+            finished_at: None,
+            detail: serde_json::Value::Null,
+        });
+        job.phase = Some(name.to_string());
+        job.progress.done = 0;
+        job.progress.total = total;
+        tracing::info!(job_id = %job.job_id, kind = %job.kind, phase = name, "phase started");
+    }
+
+    /// Sets the current phase's progress.
+    pub fn set_progress(&self, done: u64, total: u64) {
+        let mut job = self.record.lock().unwrap();
+        job.progress.done = done;
+        job.progress.total = total;
+    }
+
+    /// Adds one unit of work done in the current phase.
+    pub fn advance(&self) {
+        let mut job = self.record.lock().unwrap();
+        job.progress.done += 1;
+    }
+
+    /// Replaces the current phase's detail (e.g. per-source results).
+    pub fn set_phase_detail(&self, detail: serde_json::Value) {
+        let mut job = self.record.lock().unwrap();
+        if let Some(last) = job.phases.last_mut() {
+            last.detail = detail;
+        }
+    }
+
+    /// Cancels every statement this job has running on the server.
+    pub async fn cancel_statements(&self) {
+        let tokens: Vec<CancelToken> = self.statements.lock().unwrap().clone();
+        for token in tokens {
+            let _ = token.cancel_query(tokio_postgres::NoTls).await;
+        }
+    }
+}

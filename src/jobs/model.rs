@@ -1,0 +1,251 @@
+//! The job vocabulary: kinds, scopes, triggers, states, and the job record whose
+//! JSON is the API contract (DESIGN §7).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One lane per kind; a lane runs one job at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// Ingest from every source, then compute metrics.
+    Recompute,
+    /// μ/σ of `rolling_stat` metrics.
+    Benchmarks,
+    /// Daily client tier snapshot.
+    Segments,
+    /// Audit-cut registry sync plus snapshots.
+    Audit,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 4] = [
+        JobKind::Recompute,
+        JobKind::Benchmarks,
+        JobKind::Segments,
+        JobKind::Audit,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Recompute => "recompute",
+            JobKind::Benchmarks => "benchmarks",
+            JobKind::Segments => "segments",
+            JobKind::Audit => "audit",
+        }
+    }
+
+    /// Index into per-lane arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown job kind '{s}': expected one of recompute, benchmarks, segments, audit"))
+    }
+}
+
+/// What a job covers. `All` covers everything; a metric list covers its subsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Metrics(BTreeSet<String>),
+}
+
+impl Scope {
+    /// Whether a job with this scope already does everything `other` asks for.
+    pub fn covers(&self, other: &Scope) -> bool {
+        match (self, other) {
+            (Scope::All, _) => true,
+            (Scope::Metrics(_), Scope::All) => false,
+            (Scope::Metrics(mine), Scope::Metrics(theirs)) => theirs.is_subset(mine),
+        }
+    }
+
+    /// The smallest scope covering both.
+    pub fn union(&self, other: &Scope) -> Scope {
+        match (self, other) {
+            (Scope::Metrics(a), Scope::Metrics(b)) => Scope::Metrics(a.union(b).cloned().collect()),
+            _ => Scope::All,
+        }
+    }
+
+    /// The metric ids, or None for all.
+    pub fn metric_ids(&self) -> Option<&BTreeSet<String>> {
+        match self {
+            Scope::All => None,
+            Scope::Metrics(ids) => Some(ids),
+        }
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Scope::All => s.serialize_str("all"),
+            Scope::Metrics(ids) => ids.serialize(s),
+        }
+    }
+}
+
+/// Who asked for a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Cron,
+    User,
+    Deploy,
+    #[default]
+    Api,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Cron => "cron",
+            Trigger::User => "user",
+            Trigger::Deploy => "deploy",
+            Trigger::Api => "api",
+        }
+    }
+}
+
+impl FromStr for Trigger {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cron" => Ok(Trigger::Cron),
+            "user" => Ok(Trigger::User),
+            "deploy" => Ok(Trigger::Deploy),
+            "api" => Ok(Trigger::Api),
+            other => Err(format!(
+                "unknown trigger '{other}': expected one of cron, user, deploy, api"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+/// One phase of a job, with its own timing and a free-form detail.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub name: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub detail: serde_json::Value,
+}
+
+/// Progress of the current phase: metrics, sources, cuts...
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// The job as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    /// UUIDv7: sorts by creation time.
+    pub job_id: Uuid,
+    pub kind: JobKind,
+    pub trigger: Trigger,
+    pub scope: Scope,
+    pub state: JobState,
+    /// The phase running now (or the last one, once finished).
+    pub phase: Option<String>,
+    pub phases: Vec<Phase>,
+    pub progress: Progress,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    /// Requests answered with this job (the first included).
+    pub coalesced_requests: u64,
+    /// The node running (or that ran) the job.
+    pub node: String,
+    /// What the body reported on success or failure (failed sources, cuts, counts).
+    pub result: serde_json::Value,
+}
+
+impl Job {
+    pub fn new(kind: JobKind, scope: Scope, trigger: Trigger, node: &str) -> Self {
+        Job {
+            job_id: Uuid::now_v7(),
+            kind,
+            trigger,
+            scope,
+            state: JobState::Queued,
+            phase: None,
+            phases: Vec::new(),
+            progress: Progress::default(),
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            error: None,
+            coalesced_requests: 1,
+            node: node.to_string(),
+            result: serde_json::Value::Null,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(ids: &[&str]) -> Scope {
+        Scope::Metrics(ids.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn all_covers_everything_and_lists_cover_subsets() {
+        assert!(Scope::All.covers(&metrics(&["a"])));
+        assert!(metrics(&["a", "b"]).covers(&metrics(&["a"])));
+        assert!(!metrics(&["a"]).covers(&metrics(&["a", "b"])));
+        assert!(!metrics(&["a"]).covers(&Scope::All));
+    }
+
+    #[test]
+    fn union_of_lists_is_their_union_and_all_absorbs() {
+        assert_eq!(
+            metrics(&["a"]).union(&metrics(&["b"])),
+            metrics(&["a", "b"])
+        );
+        assert_eq!(metrics(&["a"]).union(&Scope::All), Scope::All);
+    }
+}
