@@ -51,6 +51,7 @@ impl Application {
         let jobs = crate::jobs::Engine::new(pool.clone(), config.jobs.clone(), config.jobs.node());
         let state = AppState {
             jobs,
+            schedule: Default::default(),
             pool,
             database_url: database_url.into(),
             config: Arc::new(config),
