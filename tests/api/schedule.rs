@@ -1,11 +1,21 @@
 //! The cron table in a running daemon: catch-up on start through the jobs gate,
 //! the last success in `schedule_state`, `GET /api/schedule`, `heartbeat schedule`.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use heartbeat::app::Application;
+use heartbeat::jobs::{
+    JobBody, JobContext, JobError, JobKind, JobRequest, JobState, Scope, Trigger,
+};
+use heartbeat::schedule::ticker::{EngineGate, Outcome, Ticker};
+use heartbeat::schedule::ScheduleCounters;
+use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::helpers::{spawn_app, spawn_app_with, test_config, TestApp};
 
@@ -123,7 +133,8 @@ async fn a_restarted_daemon_does_not_catch_up_what_already_succeeded() {
     let stop = CancellationToken::new();
     let server = tokio::spawn(again.run_until_stopped(stop.clone()));
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(state.jobs.recent().is_empty(), "{:?}", state.jobs.recent());
+    let recent = state.jobs.recent().await.unwrap();
+    assert!(recent.is_empty(), "{recent:?}");
     let counters = state.schedule.snapshot();
     assert!(counters.values().all(|c| c.caught_up == 0), "{counters:?}");
     stop.cancel();
@@ -202,4 +213,143 @@ async fn heartbeat_schedule_next_prints_fire_times_and_exits_2_on_a_bad_expressi
     let (code, _, err) = cli(&["schedule", "next", "@daily", "--tz", "Mars/Olympus"]).await;
     assert_eq!(code, 2);
     assert!(err.contains("Mars/Olympus"), "{err}");
+}
+
+/// Works a seeded random few milliseconds; records each run's job id and trigger.
+struct RandomWork {
+    rng: Arc<Mutex<rand::rngs::StdRng>>,
+    ran: Arc<Mutex<Vec<(Uuid, Trigger)>>>,
+}
+
+impl JobBody for RandomWork {
+    fn run(&self, ctx: JobContext) -> futures::future::BoxFuture<'static, Result<Value, JobError>> {
+        self.ran.lock().unwrap().push((ctx.job_id(), ctx.trigger()));
+        let ms = self.rng.lock().unwrap().gen_range(0..25);
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(Value::Null)
+        })
+    }
+}
+
+#[tokio::test]
+async fn under_a_seeded_stream_of_ticks_and_user_requests_every_tick_runs_once_or_is_absorbed() {
+    const TICKS: i64 = 1000;
+    let mut config = test_config();
+    config.jobs.retain_count = 100_000;
+    let app = spawn_app_with(config).await;
+    let rng = Arc::new(Mutex::new(rand::rngs::StdRng::seed_from_u64(0x6862)));
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let engine = app.state.jobs.clone();
+    engine.set_body(
+        JobKind::Recompute,
+        Arc::new(RandomWork {
+            rng: rng.clone(),
+            ran: ran.clone(),
+        }),
+    );
+    let table = heartbeat::config::Config::from_toml(
+        "[schedule.entries.recompute]\ncron = \"* * * * *\"\n\
+         [schedule.entries.benchmarks]\nenabled = false\n\
+         [schedule.entries.segments]\nenabled = false\n\
+         [schedule.entries.audit]\nenabled = false\n",
+    )
+    .unwrap()
+    .schedule
+    .table()
+    .unwrap();
+    let gate = Arc::new(EngineGate {
+        engine: engine.clone(),
+        pool: app.state.pool.clone(),
+    });
+    // The ticker is stepped with the tick times themselves: one call per minute of
+    // schedule, while real jobs run and users ask in between.
+    let start: DateTime<Utc> = "2026-11-23T00:00:30Z".parse().unwrap();
+    let counters = ScheduleCounters::default();
+    let mut ticker = Ticker::new(table, gate, &counters, start);
+    let mut fires = Vec::new();
+    for _ in 0..TICKS {
+        let (users, pause) = {
+            let mut rng = rng.lock().unwrap();
+            let users: Vec<Scope> = (0..rng.gen_range(0..3))
+                .map(|_| {
+                    if rng.gen_bool(0.5) {
+                        Scope::All
+                    } else {
+                        Scope::Metrics([format!("m{}", rng.gen_range(0..3))].into())
+                    }
+                })
+                .collect();
+            (users, rng.gen_range(0..6))
+        };
+        for scope in users {
+            let req = JobRequest {
+                kind: JobKind::Recompute,
+                scope,
+                trigger: Trigger::User,
+            };
+            engine.submit(req).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let now = ticker.next_wake().unwrap();
+        fires.extend(ticker.tick(now).await);
+    }
+    // Let every job, follow-ups included, finish.
+    for _ in 0..600 {
+        let idle = engine.active(JobKind::Recompute).await.unwrap().is_none()
+            && engine.queued(JobKind::Recompute).await.unwrap().is_none();
+        if idle {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Every minute's tick is there once, in order.
+    let expected: Vec<_> = (1..=TICKS)
+        .map(|m| start - chrono::Duration::seconds(30) + chrono::Duration::minutes(m))
+        .collect();
+    let scheduled: Vec<_> = fires.iter().map(|f| f.scheduled_at).collect();
+    assert_eq!(scheduled, expected);
+    let fired: Vec<_> = fires
+        .iter()
+        .filter(|f| f.outcome == Outcome::Fired)
+        .collect();
+    let absorbed = fires
+        .iter()
+        .filter(|f| f.outcome == Outcome::Absorbed)
+        .count();
+    assert_eq!(
+        fired.len() + absorbed,
+        TICKS as usize,
+        "each tick is run or absorbed"
+    );
+    assert!(
+        fired.len() > 50 && absorbed > 50,
+        "the stream exercises both: {} fired, {absorbed} absorbed",
+        fired.len()
+    );
+
+    // A fired tick made one job that ran once; an absorbed tick's job ran too.
+    let ran = ran.lock().unwrap().clone();
+    let ran_ids: HashSet<Uuid> = ran.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ran_ids.len(), ran.len(), "no job ran twice");
+    let fired_ids: HashSet<Uuid> = fired.iter().map(|f| f.job_id.unwrap()).collect();
+    assert_eq!(
+        fired_ids.len(),
+        fired.len(),
+        "no two ticks made the same job"
+    );
+    let cron_runs = ran.iter().filter(|(_, t)| *t == Trigger::Cron).count();
+    assert_eq!(cron_runs, fired.len(), "every fired tick ran exactly once");
+    let tick_jobs: HashSet<Uuid> = fires.iter().map(|f| f.job_id.unwrap()).collect();
+    for id in &tick_jobs {
+        assert!(ran_ids.contains(id), "job {id} serving a tick ran");
+        let job = engine.get(*id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    }
+    let c = counters.entry("recompute").values();
+    assert_eq!(
+        (c.fired as usize, c.absorbed as usize, c.missed, c.caught_up),
+        (fired.len(), absorbed, 0, 0)
+    );
 }
