@@ -238,8 +238,9 @@ impl Ticker {
             if clock.last_success.is_some_and(|s| s >= latest) {
                 continue;
             }
-            // The outage began after the last thing this entry did; a tick that
-            // fired but did not succeed is itself due again.
+            // The outage began after the last thing this entry did. A tick that
+            // fired but did not succeed is due again, though its claim row stops it
+            // from running twice: then the next fire time runs it.
             let first_missed = clock
                 .last_success
                 .max(clock.last_tick)
