@@ -475,7 +475,9 @@ pub async fn run(deps: LoopDeps) {
                 persist(&*store, &fires).await;
             }
             msg = finished.recv(), if listening => match msg {
-                Ok(job) if job.state == JobState::Succeeded => {
+                // Only a run of the whole lane makes an entry's data fresh: a
+                // recompute of two metrics leaves the others as old as they were.
+                Ok(job) if job.state == JobState::Succeeded && job.scope == Scope::All => {
                     // The loop's clock, not the job's stamp: in production they agree
                     // to the millisecond, and tests drive one clock.
                     let at = clock.now();
@@ -684,6 +686,48 @@ enabled = false
         let record = store.records.lock().unwrap()["recompute"];
         assert_eq!(record.last_tick_at, Some(utc("2026-11-23T12:17:00Z")));
         assert_eq!(record.last_success_at, Some(utc("2026-11-23T12:17:00Z")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_success_of_the_whole_lane_counts_as_the_entrys_last_success() {
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(utc("2026-11-23T10:00:00Z")));
+        let gate = FakeGate::new(None);
+        let store = Arc::new(MemoryStore::default());
+        let before = EntryRecord {
+            last_success_at: Some(utc("2026-11-23T09:17:40Z")),
+            last_tick_at: Some(utc("2026-11-23T09:17:00Z")),
+        };
+        store
+            .records
+            .lock()
+            .unwrap()
+            .insert("recompute".into(), before);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(LoopDeps {
+            table: recompute_only("17 * * * *"),
+            gate: gate.clone(),
+            counters: ScheduleCounters::default(),
+            store: store.clone(),
+            clock: clock.clone(),
+            shutdown: shutdown.clone(),
+        }));
+        let finished = |scope: Scope| {
+            let mut job = Job::new(JobKind::Recompute, scope, Trigger::User, "fake");
+            job.state = JobState::Succeeded;
+            let _ = gate.finished.send(job);
+        };
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        finished(Scope::Metrics(["orders".to_string()].into()));
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        assert_eq!(store.records.lock().unwrap()["recompute"], before);
+        finished(Scope::All);
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        assert_eq!(
+            store.records.lock().unwrap()["recompute"].last_success_at,
+            Some(utc("2026-11-23T10:02:00Z"))
+        );
+        shutdown.cancel();
+        task.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]
