@@ -4,5 +4,6 @@
 mod helpers;
 
 mod cli_refresh;
+mod cluster;
 mod foundation;
 mod jobs;
