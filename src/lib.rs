@@ -9,6 +9,8 @@
 //!   cluster used when no `DATABASE_URL` is given (shared with the test harness).
 //! - [`state`]: the handles every handler and loop shares.
 //! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts).
+//! - [`refresh`]: ingest sources, incremental metric compute, μ/σ benchmarks, and
+//!   the cockpit API over them (the `recompute` and `benchmarks` lanes' work).
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
 //! - [`background`]: starts every background loop under one shutdown token.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
@@ -21,5 +23,6 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod refresh;
 pub mod state;
 pub mod telemetry;

@@ -21,7 +21,7 @@ use crate::state::AppState;
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
-    let api = Router::new();
+    let api = Router::new().merge(crate::refresh::routes());
 
     let json_routes = Router::new()
         .route("/healthz", get(health::healthz))
