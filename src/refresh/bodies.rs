@@ -52,10 +52,10 @@ impl RecomputeBody {
     ) -> Result<serde_json::Value, JobError> {
         ctx.begin_phase("ingest", sources.len() as u64);
         let ingest = sources::ingest_all(&ctx, &sources, clock()).await?;
-        let failed_sources: Vec<&str> = ingest
+        let failed_sources: Vec<String> = ingest
             .iter()
             .filter(|r| r.status == "failed")
-            .map(|r| r.source.as_str())
+            .map(|r| format!("{} ({})", r.source, r.error.as_deref().unwrap_or("")))
             .collect();
 
         let (defs, bad_files) = definitions::load_dir(&metrics_dir);

@@ -4,3 +4,6 @@
 mod helpers;
 
 mod foundation;
+mod refresh_compute;
+mod refresh_ingest;
+mod refresh_support;

@@ -87,10 +87,10 @@ hashed AS (
 )
 INSERT INTO heartbeat.event (source, event_id, occurred_at, client_id, name, value, batch_id)
 SELECT $1, event_id,
-       h + make_interval(secs => floor(3599 * ('x' || substr(m, 1, 7))::bit(28)::int / 268435455.0)),
-       'client_' || lpad((1 + floor($4 * power(('x' || substr(m, 8, 7))::bit(28)::int / 268435455.0, 2)))::int::text, 3, '0'),
+       h + make_interval(secs => floor(3599 * (('x' || substr(m, 1, 7))::bit(28)::int / 268435455.0))),
+       'client_' || lpad((1 + floor($4::float8 * power(('x' || substr(m, 8, 7))::bit(28)::int / 268435455.0, 2)))::int::text, 3, '0'),
        name,
-       value_min + floor((value_max - value_min) * ('x' || substr(m, 15, 7))::bit(28)::int / 268435455.0),
+       value_min + floor((value_max - value_min) * (('x' || substr(m, 15, 7))::bit(28)::int / 268435455.0)),
        batch.id
 FROM hashed CROSS JOIN batch
 ON CONFLICT (source, event_id) DO NOTHING";

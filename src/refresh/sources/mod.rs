@@ -113,8 +113,13 @@ pub enum SourceError {
 }
 
 impl From<tokio_postgres::Error> for SourceError {
+    /// A server-side error is the source's problem (bad data, a constraint): say
+    /// what PostgreSQL said. A lost connection stays a job-level database error.
     fn from(e: tokio_postgres::Error) -> Self {
-        SourceError::Job(JobError::Db(e))
+        match e.as_db_error() {
+            Some(db) => SourceError::Failed(format!("database: {}", db.message())),
+            None => SourceError::Job(JobError::Db(e)),
+        }
     }
 }
 
