@@ -7,5 +7,7 @@ use crate::state::AppState;
 
 /// Spawns every background loop on `tasks`.
 pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
-    let _ = (state, tasks);
+    tasks.spawn(crate::refresh::startup::fill_an_empty_cockpit(
+        state.clone(),
+    ));
 }

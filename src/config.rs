@@ -91,6 +91,8 @@ pub struct Config {
     pub sources: Vec<crate::refresh::sources::SourceConfig>,
     /// `[refresh]`: compute, benchmark and cockpit settings (see `refresh`).
     pub refresh: crate::refresh::RefreshConfig,
+    /// `[jobs]`: max runtimes, retention, node id.
+    pub jobs: crate::jobs::config::JobsConfig,
 }
 
 impl Default for Config {
@@ -109,6 +111,7 @@ impl Default for Config {
             demo: None,
             sources: Vec::new(),
             refresh: crate::refresh::RefreshConfig::default(),
+            jobs: Default::default(),
         }
     }
 }
@@ -188,6 +191,7 @@ impl Config {
         if self.pool_size == 0 {
             return Err(ConfigError::new("pool_size", "must be at least 1"));
         }
+        self.jobs.validate()?;
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::new(
                 "body_limit_bytes",

@@ -3,7 +3,10 @@
 
 mod helpers;
 
+mod cli_refresh;
 mod foundation;
+mod jobs;
 mod refresh_compute;
 mod refresh_ingest;
+mod refresh_jobs;
 mod refresh_support;
