@@ -18,8 +18,9 @@ CREATE TABLE IF NOT EXISTS heartbeat.event (
     ingested_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source, event_id)
 );
--- Metric queries filter by event name and bucket range.
-CREATE INDEX IF NOT EXISTS event_name_occurred_at ON heartbeat.event (name, occurred_at);
+-- Metric queries filter by event name and bucket range and aggregate value: with
+-- value included, counts and sums are index-only scans.
+CREATE INDEX IF NOT EXISTS event_name_occurred_at ON heartbeat.event (name, occurred_at) INCLUDE (value);
 CREATE INDEX IF NOT EXISTS event_occurred_at ON heartbeat.event (occurred_at);
 -- "Which buckets did new events touch": a range scan over recent batches.
 CREATE INDEX IF NOT EXISTS event_batch_id ON heartbeat.event (batch_id);
