@@ -10,4 +10,14 @@ pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
     tasks.spawn(crate::refresh::startup::fill_an_empty_cockpit(
         state.clone(),
     ));
+    let janitor = state.clone();
+    tasks.spawn(async move {
+        if janitor.wait_migrated().await {
+            janitor
+                .jobs
+                .clone()
+                .janitor_loop(janitor.shutdown.clone())
+                .await;
+        }
+    });
 }

@@ -48,7 +48,7 @@ pub async fn run(
     window: Duration,
     min_points: i32,
 ) -> Result<Vec<BenchmarkReport>, JobError> {
-    let client = ctx.client().await?;
+    let mut client = ctx.client().await?;
     let ids: Vec<String> = client
         .query(ROLLING_STATS_SQL, &[])
         .await?
@@ -61,9 +61,12 @@ pub async fn run(
     let mut reports = Vec::new();
     for id in ids {
         ctx.check()?;
-        let row = client
+        let tx = client.transaction().await?;
+        ctx.enter_fence(&*tx).await?;
+        let row = tx
             .query_one(BENCHMARK_SQL, &[&id, &from, &now, &min_points])
             .await?;
+        tx.commit().await?;
         reports.push(BenchmarkReport {
             metric_id: id,
             points: row.get(0),

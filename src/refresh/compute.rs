@@ -53,6 +53,7 @@ pub async fn sync_registry(
 ) -> Result<Vec<String>, JobError> {
     let mut client = ctx.client().await?;
     let tx = client.transaction().await?;
+    ctx.enter_fence(&*tx).await?;
     for d in defs {
         tx.execute(
             UPSERT_REGISTRY_SQL,
@@ -209,6 +210,7 @@ async fn compute_in_transaction(
 
     let mut client = ctx.client().await?;
     let tx = client.transaction().await?;
+    ctx.enter_fence(&*tx).await?;
     tx.batch_execute("SET LOCAL TIME ZONE 'UTC'").await?;
     let state = tx
         .query_one(STATE_SQL, &[&def.id.as_str(), &grain.as_str()])

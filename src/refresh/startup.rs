@@ -32,7 +32,7 @@ pub async fn fill_an_empty_cockpit(state: AppState) {
         scope: Scope::All,
         trigger: Trigger::Api,
     };
-    let Ok(submitted) = state.jobs.submit(request(JobKind::Recompute)) else {
+    let Ok(submitted) = state.jobs.submit(request(JobKind::Recompute)).await else {
         return;
     };
     let finished = tokio::select! {
@@ -40,6 +40,6 @@ pub async fn fill_an_empty_cockpit(state: AppState) {
         _ = state.shutdown.cancelled() => return,
     };
     if finished.is_some_and(|job| job.state == JobState::Succeeded) {
-        let _ = state.jobs.submit(request(JobKind::Benchmarks));
+        let _ = state.jobs.submit(request(JobKind::Benchmarks)).await;
     }
 }

@@ -116,6 +116,7 @@ pub(super) async fn ingest(
     }
     let cursor = end.to_rfc3339();
     let tx = client.transaction().await?;
+    ctx.enter_fence(&*tx).await?;
     let clients = f64::from(config.clients.max(1));
     report.rows_inserted = tx
         .execute(GENERATE_SQL, &[&config.name, &start, &end, &clients])

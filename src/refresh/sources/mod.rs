@@ -167,6 +167,7 @@ pub async fn insert_page(
 ) -> Result<u64, SourceError> {
     let mut client = ctx.client().await?;
     let tx = client.transaction().await?;
+    ctx.enter_fence(&*tx).await?;
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
     let clients: Vec<&str> = events.iter().map(|e| e.client_id.as_str()).collect();
