@@ -10,6 +10,8 @@
 //! - [`state`]: the handles every handler and loop shares.
 //! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts).
 //! - [`schedule`]: the cron table (Vixie semantics), its tick loop and catch-up.
+//! - [`refresh`]: ingest sources, incremental metric compute, μ/σ benchmarks, and
+//!   the cockpit API over them (the `recompute` and `benchmarks` lanes' work).
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
 //! - [`background`]: starts every background loop under one shutdown token.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
@@ -27,5 +29,6 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod schedule;
+pub mod refresh;
 pub mod state;
 pub mod telemetry;

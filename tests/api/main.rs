@@ -8,3 +8,7 @@ mod cluster;
 mod foundation;
 mod jobs;
 mod schedule;
+mod refresh_compute;
+mod refresh_ingest;
+mod refresh_jobs;
+mod refresh_support;
