@@ -87,6 +87,12 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// Load demo definitions and the demo source (on by default in embedded mode).
     pub demo: Option<bool>,
+    /// `[segments]`: the client tier snapshot (see `segments::SegmentsConfig`).
+    #[serde(default)]
+    pub segments: crate::segments::SegmentsConfig,
+    /// `[audit]`: audit cuts directory and statement timeout (see `audit::AuditConfig`).
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
 }
 
 impl Default for Config {
@@ -103,6 +109,8 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             shutdown_timeout_secs: 10,
             demo: None,
+            segments: Default::default(),
+            audit: Default::default(),
         }
     }
 }
@@ -188,6 +196,8 @@ impl Config {
                 "must be at least 1024",
             ));
         }
+        self.segments.validate()?;
+        self.audit.validate()?;
         Ok(())
     }
 

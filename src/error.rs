@@ -233,8 +233,9 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
     }
 }
 
-/// `Query` that answers bad parameters with our envelope (422).
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
+/// `Query` that answers bad parameters with our envelope (422). It extracts from
+/// the request parts (as `Query` does), so it can sit before a body extractor.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
 

@@ -9,17 +9,21 @@
 //!   cluster used when no `DATABASE_URL` is given (shared with the test harness).
 //! - [`state`]: the handles every handler and loop shares.
 //! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts).
+//! - [`segments`]: the daily client tier snapshot (job body + API).
+//! - [`audit`]: audit-cut files → registry → JSON snapshots (job body + API).
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
 //! - [`background`]: starts every background loop under one shutdown token.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
 //! - [`telemetry`]: log setup (text or JSON).
 
 pub mod app;
+pub mod audit;
 pub mod background;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod segments;
 pub mod state;
 pub mod telemetry;
