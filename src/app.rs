@@ -48,13 +48,16 @@ impl Application {
                     source,
                 })?;
         let (migrated_tx, migrated) = watch::channel(false);
+        let jobs = crate::jobs::Engine::new(pool.clone(), config.jobs.clone(), config.jobs.node());
         let state = AppState {
+            jobs,
             pool,
             database_url: database_url.into(),
             config: Arc::new(config),
             migrated,
             shutdown: CancellationToken::new(),
         };
+        install_job_bodies(&state);
         Ok(Self {
             listener,
             state,
@@ -109,6 +112,7 @@ impl Application {
         let server = tokio::spawn(async move { server.await });
         shutdown.cancelled().await;
         let drained = tokio::time::timeout(timeout, async {
+            state.jobs.shutdown().await;
             let _ = server.await;
             tasks.wait().await;
         })
@@ -118,6 +122,19 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Gives each lane its real work. Lanes without a line here run a no-op body.
+fn install_job_bodies(state: &AppState) {
+    use crate::jobs::JobKind;
+    state.jobs.set_body(
+        JobKind::Segments,
+        Arc::new(crate::segments::SegmentsBody::from_config(&state.config)),
+    );
+    state.jobs.set_body(
+        JobKind::Audit,
+        Arc::new(crate::audit::AuditBody::from_config(&state.config)),
+    );
 }
 
 /// Applies migrations, retrying with backoff while the database is unreachable, so

@@ -87,6 +87,8 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// Load demo definitions and the demo source (on by default in embedded mode).
     pub demo: Option<bool>,
+    /// `[jobs]`: max runtimes, retention, node id.
+    pub jobs: crate::jobs::config::JobsConfig,
     /// `[segments]`: the client tier snapshot (see `segments::SegmentsConfig`).
     #[serde(default)]
     pub segments: crate::segments::SegmentsConfig,
@@ -109,6 +111,7 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             shutdown_timeout_secs: 10,
             demo: None,
+            jobs: Default::default(),
             segments: Default::default(),
             audit: Default::default(),
         }
@@ -190,6 +193,7 @@ impl Config {
         if self.pool_size == 0 {
             return Err(ConfigError::new("pool_size", "must be at least 1"));
         }
+        self.jobs.validate()?;
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::new(
                 "body_limit_bytes",

@@ -8,7 +8,7 @@
 //! The envelope is `{"error": {"code": "...", "message": "..."}}` (see docs/api.md).
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -233,9 +233,8 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
     }
 }
 
-/// `Query` that answers bad parameters with our envelope (422). It extracts from
-/// the request parts (as `Query` does), so it can sit before a body extractor.
-#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+/// `Query` that answers bad parameters with our envelope (422).
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
 

@@ -14,11 +14,13 @@
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
 //! - [`background`]: starts every background loop under one shutdown token.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
+//! - [`cli`]: client verbs of the binary (`refresh`) that talk to a daemon.
 //! - [`telemetry`]: log setup (text or JSON).
 
 pub mod app;
 pub mod audit;
 pub mod background;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -22,6 +22,7 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
     let api = Router::new()
+        .merge(crate::jobs::routes::routes())
         .merge(crate::segments::routes())
         .merge(crate::audit::routes());
 
