@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod audit;
 mod cli_refresh;
 mod foundation;
 mod jobs;
+mod segments;
