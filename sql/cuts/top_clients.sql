@@ -1,14 +1,14 @@
--- title: Most active clients
--- description: The twenty clients with the most events in the window, with the
--- description: sum of their event values and when each was last seen.
+-- title: Top clients by revenue
+-- description: The twenty clients with the most order revenue in the window, with
+-- description: their order count, page views and when each was last seen.
 -- windows: 24h, 7d, 30d
 SELECT client_id,
-       count(*)                 AS events,
-       coalesce(sum(value), 0)  AS value_sum,
-       max(occurred_at)         AS last_seen
+       coalesce(sum(value) FILTER (WHERE name = 'order'), 0)  AS revenue,
+       count(*) FILTER (WHERE name = 'order')                 AS orders,
+       count(*) FILTER (WHERE name = 'page_view')             AS page_views,
+       max(occurred_at)                                       AS last_seen
 FROM heartbeat.event
 WHERE occurred_at >= $1 AND occurred_at < $2
-  AND client_id IS NOT NULL
 GROUP BY client_id
-ORDER BY events DESC, client_id
+ORDER BY revenue DESC, orders DESC, client_id
 LIMIT 20

@@ -63,3 +63,61 @@ impl SegmentsConfig {
         self.thresholds.validate()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn the_segments_and_audit_sections_read_from_the_config_file() {
+        let config = Config::from_toml(
+            "definitions_dir = \"/defs\"\n\
+             [segments]\nwindow_days = 14\nscore = \"value_sum\"\n\
+             [segments.thresholds]\nmode = \"absolute\"\ntop = 100\nmid = 10\n\
+             [audit]\nstatement_timeout_secs = 5\n",
+        )
+        .unwrap();
+        assert!(config.validate().is_ok());
+        assert_eq!(config.segments.window_days, 14);
+        assert_eq!(config.segments.score, super::ScoreKind::ValueSum);
+        assert_eq!(
+            config.audit.cuts_dir(&config.definitions_dir),
+            std::path::Path::new("/defs/cuts")
+        );
+        assert_eq!(config.audit.statement_timeout().as_secs(), 5);
+    }
+
+    #[test]
+    fn the_defaults_are_thirty_days_and_top_ten_mid_forty_percent() {
+        let config = Config::from_toml("").unwrap();
+        assert_eq!(config.segments.window_days, 30);
+        assert_eq!(
+            config.segments.thresholds,
+            super::Thresholds::Percentile {
+                top: 10.0,
+                mid: 40.0
+            }
+        );
+        assert_eq!(config.audit.statement_timeout().as_secs(), 30);
+    }
+
+    #[test]
+    fn bad_segment_and_audit_settings_name_their_field() {
+        let bad = [
+            ("[segments]\nwindow_days = 0\n", "segments.window_days"),
+            (
+                "[segments.thresholds]\nmode = \"percentile\"\ntop = 70\nmid = 40\n",
+                "segments.thresholds",
+            ),
+            (
+                "[audit]\nstatement_timeout_secs = 0\n",
+                "audit.statement_timeout_secs",
+            ),
+        ];
+        for (text, field) in bad {
+            let err = Config::from_toml(text).unwrap().validate().unwrap_err();
+            assert_eq!(err.field, field, "{text}");
+        }
+        assert!(Config::from_toml("[segments]\nwindow = 3\n").is_err());
+    }
+}

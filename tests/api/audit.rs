@@ -7,7 +7,7 @@ use heartbeat::jobs::{JobBody, JobContext, JobKind, Scope};
 use serde_json::{json, Value};
 
 use crate::helpers::{error_code, spawn_app_with, test_config, TestApp};
-use crate::segments::{ensure_event_table, insert_events, run_job};
+use crate::segments::{ensure_event_table, insert_events, insert_named_events, run_job};
 
 const EVENTS_PER_CLIENT: &str = "\
 -- title: Events per client
@@ -325,20 +325,32 @@ async fn the_demo_cuts_sync_and_compute_over_the_event_table() {
     let app = spawn_app_with(config).await;
     let db = app.db().await;
     ensure_event_table(&db).await;
-    insert_events(&db, "acme", 4, 1, 2.0).await;
-    insert_events(&db, "quiet", 2, 10 * 24, 1.0).await;
+    insert_named_events(&db, "acme", "order", 4, 1, 50.0).await;
+    insert_named_events(&db, "globex", "order", 1, 1, 20.0).await;
+    insert_named_events(&db, "globex", "payment_failed", 3, 1, 1.0).await;
+    insert_named_events(&db, "globex", "page_view", 7, 1, 1.0).await;
 
     let job = run_job(&app, "audit").await;
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(
         ids(&job["result"]["sync"]["added"]),
-        ["event_mix", "gone_quiet", "top_clients"]
+        ["event_mix", "payment_failures", "top_clients"]
     );
+    assert_eq!(job["progress"]["total"], 7);
     let (_, top) = app.get_json("/api/audit/cuts/top_clients?window=24h").await;
     assert_eq!(top["rows"][0]["client_id"], "acme");
-    assert_eq!(top["rows"][0]["events"], 4);
-    let (_, quiet) = app.get_json("/api/audit/cuts/gone_quiet?window=7d").await;
-    assert_eq!(quiet["rows"][0]["client_id"], "quiet");
+    assert_eq!(top["rows"][0]["revenue"], 200.0);
+    assert_eq!(top["rows"][1]["page_views"], 7);
+    let (_, failures) = app
+        .get_json("/api/audit/cuts/payment_failures?window=7d")
+        .await;
+    assert_eq!(
+        failures["rows"],
+        json!([{"client_id": "globex", "failed_payments": 3, "orders": 1, "failure_rate": 0.75}])
+    );
+    let (_, mix) = app.get_json("/api/audit/cuts/event_mix?window=24h").await;
+    assert_eq!(mix["rows"][0]["name"], "page_view");
+    assert_eq!(mix["rows"][0]["events"], 7);
 }
 
 #[test]
@@ -376,4 +388,53 @@ fn deploy_sh_dry_run_prints_every_step_in_order_without_running_them() {
     }
     // Nothing ran: every step line is marked as a dry run.
     assert!(stdout.lines().filter(|l| l.starts_with("+ ")).count() >= steps.len());
+}
+
+#[tokio::test]
+async fn cancelling_an_audit_job_stops_its_running_cut_on_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "sleepy.sql",
+        "-- title: Sleepy\n-- windows: 24h\nSELECT pg_sleep(60) AS slept",
+    );
+    let mut config = test_config();
+    config.audit.cuts_dir = Some(dir.path().to_path_buf());
+    config.audit.statement_timeout_secs = 120.0;
+    let app = spawn_app_with(config).await;
+    let db = app.db().await;
+    let sleeping = "SELECT count(*) FROM pg_stat_activity
+                    WHERE state = 'active' AND query LIKE '%pg_sleep(60)%'
+                      AND pid <> pg_backend_pid()";
+
+    let (_, submitted) = app
+        .post_json("/api/jobs/audit", &json!({"trigger": "user"}))
+        .await;
+    let id = submitted["job_id"].as_str().unwrap().to_string();
+    let mut started = false;
+    for _ in 0..200 {
+        let n: i64 = db.query_one(sleeping, &[]).await.unwrap().get(0);
+        if n > 0 {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(started, "the cut never started");
+
+    let (status, _) = app
+        .post_json(&format!("/api/jobs/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let job = app
+        .state
+        .jobs
+        .wait_finished(id.parse().unwrap())
+        .await
+        .unwrap();
+    let job = serde_json::to_value(job).unwrap();
+    assert_eq!(job["state"], "cancelled", "{job}");
+    let n: i64 = db.query_one(sleeping, &[]).await.unwrap().get(0);
+    assert_eq!(n, 0, "the cut's statement still runs on the server");
+    assert!(snapshot_keys(&app).await.is_empty());
 }

@@ -8,17 +8,19 @@ use serde_json::{json, Value};
 
 use crate::helpers::{error_code, spawn_app, spawn_app_with, test_config, TestApp};
 
-/// The event table is the ingest migration's (0004); until that lands on this
-/// branch the tests create a table of the agreed shape themselves.
+/// The event table belongs to the ingest migration (0004, branch `refresh1`); until
+/// that is merged here the tests create a copy of its shape. `IF NOT EXISTS` makes
+/// this a no-op once the real table is there.
 const EVENT_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS heartbeat.event (
     source      text NOT NULL,
     event_id    text NOT NULL,
     occurred_at timestamptz NOT NULL,
-    client_id   text,
+    client_id   text NOT NULL,
     name        text NOT NULL,
-    value       double precision,
-    payload     jsonb,
+    value       double precision NOT NULL DEFAULT 1,
+    batch_id    bigint NOT NULL,
+    ingested_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source, event_id)
 )";
 
@@ -28,7 +30,8 @@ pub async fn ensure_event_table(db: &tokio_postgres::Client) {
         .expect("the event table exists");
 }
 
-/// Inserts `count` events for `client`, `hours_ago` hours back, each of `value`.
+/// Inserts `count` `order` events for `client`, `hours_ago` hours back, each of
+/// `value`.
 pub async fn insert_events(
     db: &tokio_postgres::Client,
     client: &str,
@@ -36,11 +39,22 @@ pub async fn insert_events(
     hours_ago: i32,
     value: f64,
 ) {
+    insert_named_events(db, client, "order", count, hours_ago, value).await;
+}
+
+pub async fn insert_named_events(
+    db: &tokio_postgres::Client,
+    client: &str,
+    name: &str,
+    count: i32,
+    hours_ago: i32,
+    value: f64,
+) {
     db.execute(
-        "INSERT INTO heartbeat.event (source, event_id, occurred_at, client_id, name, value, payload)
-         SELECT 'test', gen_random_uuid()::text, now() - make_interval(hours => $3), $1, 'click', $4, '{}'
-         FROM generate_series(1, $2)",
-        &[&client, &count, &hours_ago, &value],
+        "INSERT INTO heartbeat.event (source, event_id, occurred_at, client_id, name, value, batch_id)
+         SELECT 'test', gen_random_uuid()::text, now() - make_interval(hours => $4), $1, $2, $5, 0
+         FROM generate_series(1, $3)",
+        &[&client, &name, &count, &hours_ago, &value],
     )
     .await
     .expect("insert events");
@@ -192,8 +206,8 @@ async fn a_same_day_rerun_replaces_the_snapshot_so_readers_see_the_old_set_or_th
     let db = app.db().await;
     ensure_event_table(&db).await;
     let insert_generation = "
-        INSERT INTO heartbeat.event (source, event_id, occurred_at, client_id, name, value)
-        SELECT 'test', $1::text || i, now() - interval '1 hour', $1::text || i, 'click', i
+        INSERT INTO heartbeat.event (source, event_id, occurred_at, client_id, name, value, batch_id)
+        SELECT 'test', $1::text || i, now() - interval '1 hour', $1::text || i, 'order', i, 0
         FROM generate_series(1, $2) AS i";
     // Old set: 3000 clients named a*; new set: 4000 clients named b*.
     db.execute(insert_generation, &[&"a", &3000_i32])
