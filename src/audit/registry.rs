@@ -52,7 +52,7 @@ impl CutsOnDisk {
     }
 }
 
-/// Reads every `*.sql` file in `dir`. A missing or unreadable directory is an
+/// Reads every `*.sql` file in `dir` (not in subdirectories, not dotfiles). A missing or unreadable directory is an
 /// error (not an empty set), so a misconfigured path never deletes the registry.
 pub fn scan(dir: &Path) -> Result<CutsOnDisk, String> {
     let entries = std::fs::read_dir(dir)
@@ -61,7 +61,9 @@ pub fn scan(dir: &Path) -> Result<CutsOnDisk, String> {
     for entry in entries {
         let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
         let path = entry.path();
-        if path.extension().is_some_and(|ext| ext == "sql") && path.is_file() {
+        // Dotfiles are editors' lock and swap files, not cuts.
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if !hidden && path.extension().is_some_and(|ext| ext == "sql") && path.is_file() {
             paths.push(path);
         }
     }
@@ -188,4 +190,39 @@ pub async fn sync(
     report.removed.sort();
     tx.commit().await?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_parses_sql_files_names_bad_ones_and_skips_dotfiles_and_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("good.sql", "-- title: Good\n-- windows: 7d\nSELECT 1");
+        write("bad.sql", "-- title: Bad\nSELECT 1");
+        write(".#good.sql", "lock file");
+        write("notes.txt", "not a cut");
+        std::fs::create_dir(dir.path().join("sub.sql")).unwrap();
+
+        let disk = scan(dir.path()).unwrap();
+        assert_eq!(disk.cuts.len(), 1);
+        assert_eq!(disk.cuts[0].cut_id.as_str(), "good");
+        assert_eq!(
+            disk.failed,
+            [CutFailure {
+                cut_id: "bad".into(),
+                window: None,
+                error: "bad.sql: header has no 'windows:' line".into(),
+            }]
+        );
+        assert_eq!(disk.file_count(), 2);
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_not_an_empty_set() {
+        let err = scan(Path::new("/nonexistent/cuts")).unwrap_err();
+        assert!(err.contains("/nonexistent/cuts"), "{err}");
+    }
 }
