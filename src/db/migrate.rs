@@ -29,6 +29,7 @@ macro_rules! migration {
 pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_foundation"),
     migration!(5, "0005_segments_audit"),
+    migration!(6, "0006_cluster"),
 ];
 
 /// The advisory lock key that serializes migration runners ("hbmigrat").
