@@ -19,13 +19,15 @@
 #   HEARTBEAT_SERVICE          systemd unit name                (heartbeat.service)
 #   HEARTBEAT_URL              where the daemon answers         (http://127.0.0.1:8000)
 #   HEARTBEAT_READY_TIMEOUT    seconds to wait for /readyz      (60)
+#   HEARTBEAT_REFRESH_TIMEOUT  bound on the audit refresh       (10m)
+#   HEARTBEAT_USER             service user, created if absent  (heartbeat)
 set -euo pipefail
 
 dry_run=false
 for arg in "$@"; do
     case "$arg" in
         --dry-run) dry_run=true ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "deploy.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -40,6 +42,8 @@ env_file="${HEARTBEAT_ENV_FILE:-/etc/heartbeat/heartbeat.env}"
 service="${HEARTBEAT_SERVICE:-heartbeat.service}"
 url="${HEARTBEAT_URL:-http://127.0.0.1:8000}"
 ready_timeout="${HEARTBEAT_READY_TIMEOUT:-60}"
+refresh_timeout="${HEARTBEAT_REFRESH_TIMEOUT:-10m}"
+user="${HEARTBEAT_USER:-heartbeat}"
 unit_dir=/etc/systemd/system
 
 # Prints a step; runs it unless this is a dry run.
@@ -78,6 +82,12 @@ if ! $dry_run; then
     [ -d "$src/sql/cuts" ] || { echo "deploy.sh: no $src/sql/cuts" >&2; exit 1; }
 fi
 
+echo "# 0. service user and configuration directory"
+if $dry_run || ! id -u "$user" >/dev/null 2>&1; then
+    step useradd --system --home-dir /var/lib/heartbeat --shell /usr/sbin/nologin "$user"
+fi
+step install -d -m 0750 -g "$user" "$(dirname "$env_file")"
+
 echo "# 1. binary"
 step install -m 0755 "$bin_src" "$bin"
 
@@ -114,6 +124,6 @@ printf '+ wait for %s/readyz (up to %ss)\n' "$url" "$ready_timeout"
 $dry_run || wait_ready
 
 echo "# 6. refresh audit cuts"
-step "$bin" refresh audit --trigger deploy --url "$url"
+step "$bin" refresh audit --trigger deploy --url "$url" --timeout "$refresh_timeout"
 
 echo "# deployed"

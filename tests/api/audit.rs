@@ -371,13 +371,14 @@ fn deploy_sh_dry_run_prints_every_step_in_order_without_running_them() {
         String::from_utf8_lossy(&out.stderr)
     );
     let steps = [
+        "useradd --system",
         "install -m 0755 /nonexistent/heartbeat /usr/local/bin/heartbeat",
         "/usr/local/share/heartbeat/definitions",
         "/usr/local/bin/heartbeat migrate",
         "systemctl daemon-reload",
         "systemctl restart heartbeat.service",
         "http://127.0.0.1:8123/readyz",
-        "/usr/local/bin/heartbeat refresh audit --trigger deploy --url http://127.0.0.1:8123",
+        "/usr/local/bin/heartbeat refresh audit --trigger deploy --url http://127.0.0.1:8123 --timeout 10m",
     ];
     let mut from = 0;
     for step in steps {
@@ -388,6 +389,18 @@ fn deploy_sh_dry_run_prints_every_step_in_order_without_running_them() {
     }
     // Nothing ran: every step line is marked as a dry run.
     assert!(stdout.lines().filter(|l| l.starts_with("+ ")).count() >= steps.len());
+
+    let typo = std::process::Command::new("bash")
+        .arg(format!("{root}/deploy/deploy.sh"))
+        .arg("--dryrun")
+        .output()
+        .unwrap();
+    assert_eq!(
+        typo.status.code(),
+        Some(2),
+        "an unknown flag must not deploy"
+    );
+    assert!(typo.stdout.is_empty());
 }
 
 #[tokio::test]
