@@ -17,6 +17,7 @@
 #   HEARTBEAT_CONFIG           config file for `migrate`        (/etc/heartbeat/heartbeat.toml)
 #   HEARTBEAT_ENV_FILE         environment file (DATABASE_URL)  (/etc/heartbeat/heartbeat.env)
 #   HEARTBEAT_SERVICE          systemd unit name                (heartbeat.service)
+#   HEARTBEAT_UNIT_DIR         where the unit file goes         (/etc/systemd/system)
 #   HEARTBEAT_URL              where the daemon answers         (http://127.0.0.1:8000)
 #   HEARTBEAT_READY_TIMEOUT    seconds to wait for /readyz      (60)
 #   HEARTBEAT_REFRESH_TIMEOUT  bound on the audit refresh       (10m)
@@ -27,7 +28,7 @@ dry_run=false
 for arg in "$@"; do
     case "$arg" in
         --dry-run) dry_run=true ;;
-        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "deploy.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -44,7 +45,7 @@ url="${HEARTBEAT_URL:-http://127.0.0.1:8000}"
 ready_timeout="${HEARTBEAT_READY_TIMEOUT:-60}"
 refresh_timeout="${HEARTBEAT_REFRESH_TIMEOUT:-10m}"
 user="${HEARTBEAT_USER:-heartbeat}"
-unit_dir=/etc/systemd/system
+unit_dir="${HEARTBEAT_UNIT_DIR:-/etc/systemd/system}"
 
 # Prints a step; runs it unless this is a dry run.
 step() {

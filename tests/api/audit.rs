@@ -451,3 +451,94 @@ async fn cancelling_an_audit_job_stops_its_running_cut_on_the_server() {
     assert_eq!(n, 0, "the cut's statement still runs on the server");
     assert!(snapshot_keys(&app).await.is_empty());
 }
+
+#[test]
+fn deploy_sh_installs_definitions_whole_then_migrates_restarts_and_refreshes_audit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let log = root.join("calls.log");
+    let stub = |path: &Path, body: &str| {
+        std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(path)
+            .status()
+            .unwrap();
+    };
+    // The source tree being deployed: one cut and the unit.
+    let src = root.join("src");
+    std::fs::create_dir_all(src.join("sql/cuts")).unwrap();
+    std::fs::create_dir_all(src.join("deploy")).unwrap();
+    std::fs::write(src.join("sql/cuts/new_cut.sql"), CONSTANT).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/heartbeat.service"),
+        src.join("deploy/heartbeat.service"),
+    )
+    .unwrap();
+    // A previous deploy left a cut that is gone from the source.
+    let defs = root.join("defs");
+    std::fs::create_dir_all(defs.join("cuts")).unwrap();
+    std::fs::write(defs.join("cuts/old_cut.sql"), CONSTANT).unwrap();
+    // Stand-ins for the binary, systemctl and curl record how they were called.
+    let bin_dir = root.join("stubs");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let record = format!("echo \"$(basename \"$0\") $*\" >> {}", log.display());
+    stub(&src.join("heartbeat"), &record);
+    stub(&bin_dir.join("systemctl"), &record);
+    stub(&bin_dir.join("curl"), &record);
+    std::fs::create_dir_all(root.join("prefix/bin")).unwrap();
+    std::fs::create_dir_all(root.join("units")).unwrap();
+    std::fs::write(
+        root.join("env"),
+        "DATABASE_URL=postgres://db.example/heartbeat\n",
+    )
+    .unwrap();
+
+    let user = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .unwrap()
+        .unwrap()
+        .name;
+    let out = std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/deploy.sh"))
+        .env(
+            "PATH",
+            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("HEARTBEAT_SRC", &src)
+        .env("HEARTBEAT_BIN", src.join("heartbeat"))
+        .env("HEARTBEAT_PREFIX", root.join("prefix"))
+        .env("HEARTBEAT_DEFINITIONS_DIR", &defs)
+        .env("HEARTBEAT_CONFIG", root.join("absent.toml"))
+        .env("HEARTBEAT_ENV_FILE", root.join("env"))
+        .env("HEARTBEAT_UNIT_DIR", root.join("units"))
+        .env("HEARTBEAT_USER", &user)
+        .env("HEARTBEAT_URL", "http://127.0.0.1:8124")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    assert!(defs.join("cuts/new_cut.sql").exists());
+    assert!(
+        !defs.join("cuts/old_cut.sql").exists(),
+        "a removed cut file stays deployed"
+    );
+    assert!(root.join("prefix/bin/heartbeat").exists());
+    assert!(root.join("units/heartbeat.service").exists());
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let calls: Vec<&str> = calls.lines().collect();
+    assert_eq!(
+        calls,
+        [
+            "heartbeat migrate",
+            "systemctl daemon-reload",
+            "systemctl restart heartbeat.service",
+            "curl -fsS -o /dev/null http://127.0.0.1:8124/readyz",
+            "heartbeat refresh audit --trigger deploy --url http://127.0.0.1:8124 --timeout 10m",
+        ]
+    );
+}
