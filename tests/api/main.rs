@@ -5,6 +5,7 @@ mod helpers;
 
 mod audit;
 mod cli_refresh;
+mod cluster;
 mod foundation;
 mod jobs;
 mod segments;
