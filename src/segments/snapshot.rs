@@ -100,14 +100,17 @@ pub async fn score_clients(
     Ok(tiers::assign(scores, config.thresholds))
 }
 
-/// Replaces the UTC day of `now` with `ranked`, in one transaction.
+/// Replaces the day of `now` (in `segments.timezone`) with `ranked`, in one
+/// transaction.
 pub async fn replace_day(
     client: &mut Client,
     config: &SegmentsConfig,
     now: DateTime<Utc>,
     ranked: &[Ranked],
 ) -> Result<SnapshotSummary, tokio_postgres::Error> {
-    let date = now.date_naive();
+    // Validated at start-up; UTC is the documented default.
+    let tz = config.tz().unwrap_or(chrono_tz::UTC);
+    let date = now.with_timezone(&tz).date_naive();
     let summary = summarize(date, ranked);
 
     let ids: Vec<&str> = ranked.iter().map(|r| r.client_id.as_str()).collect();
