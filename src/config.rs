@@ -89,6 +89,9 @@ pub struct Config {
     pub demo: Option<bool>,
     /// `[jobs]`: max runtimes, retention, node id.
     pub jobs: crate::jobs::config::JobsConfig,
+    /// `[schedule]`: the cron table's time zone and entries (seeds merged in).
+    #[serde(default)]
+    pub schedule: crate::schedule::ScheduleConfig,
     /// `[segments]`: the client tier snapshot (see `segments::SegmentsConfig`).
     #[serde(default)]
     pub segments: crate::segments::SegmentsConfig,
@@ -112,6 +115,7 @@ impl Default for Config {
             shutdown_timeout_secs: 10,
             demo: None,
             jobs: Default::default(),
+            schedule: Default::default(),
             segments: Default::default(),
             audit: Default::default(),
         }
@@ -194,6 +198,7 @@ impl Config {
             return Err(ConfigError::new("pool_size", "must be at least 1"));
         }
         self.jobs.validate()?;
+        self.schedule.validate()?;
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::new(
                 "body_limit_bytes",

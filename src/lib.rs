@@ -9,6 +9,7 @@
 //!   cluster used when no `DATABASE_URL` is given (shared with the test harness).
 //! - [`state`]: the handles every handler and loop shares.
 //! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts).
+//! - [`schedule`]: the cron table (Vixie semantics), its tick loop and catch-up.
 //! - [`segments`]: the daily client tier snapshot (job body + API).
 //! - [`audit`]: audit-cut files → registry → JSON snapshots (job body + API).
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
@@ -28,6 +29,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod schedule;
 pub mod segments;
 pub mod state;
 pub mod telemetry;

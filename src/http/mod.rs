@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
     let api = Router::new()
         .merge(crate::jobs::routes::routes())
+        .merge(crate::schedule::routes::routes())
         .merge(crate::segments::routes())
         .merge(crate::audit::routes());
 

@@ -8,4 +8,5 @@ mod cli_refresh;
 mod cluster;
 mod foundation;
 mod jobs;
+mod schedule;
 mod segments;
