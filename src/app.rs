@@ -142,9 +142,17 @@ fn install_job_bodies(state: &AppState) {
     state
         .jobs
         .set_body(JobKind::Benchmarks, Arc::new(BenchmarksBody::new(config)));
+    state.jobs.set_body(
+        JobKind::Segments,
+        Arc::new(crate::segments::SegmentsBody::from_config(&state.config)),
+    );
+    state.jobs.set_body(
+        JobKind::Audit,
+        Arc::new(crate::audit::AuditBody::from_config(&state.config)),
+    );
     if let Some(ms) = state.config.jobs.probe_body_ms {
         let probe = Arc::new(crate::jobs::probe::ProbeBody::new(ms));
-        for kind in crate::jobs::JobKind::ALL {
+        for kind in JobKind::ALL {
             state.jobs.set_body(kind, probe.clone());
         }
         tracing::warn!(

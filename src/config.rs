@@ -96,6 +96,12 @@ pub struct Config {
     /// `[schedule]`: the cron table's time zone and entries (seeds merged in).
     #[serde(default)]
     pub schedule: crate::schedule::ScheduleConfig,
+    /// `[segments]`: the client tier snapshot (see `segments::SegmentsConfig`).
+    #[serde(default)]
+    pub segments: crate::segments::SegmentsConfig,
+    /// `[audit]`: audit cuts directory and statement timeout (see `audit::AuditConfig`).
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
 }
 
 impl Default for Config {
@@ -116,6 +122,8 @@ impl Default for Config {
             refresh: crate::refresh::RefreshConfig::default(),
             jobs: Default::default(),
             schedule: Default::default(),
+            segments: Default::default(),
+            audit: Default::default(),
         }
     }
 }
@@ -205,6 +213,8 @@ impl Config {
         }
         crate::refresh::sources::validate(&self.sources)?;
         self.refresh.validate()?;
+        self.segments.validate()?;
+        self.audit.validate()?;
         Ok(())
     }
 

@@ -12,6 +12,8 @@
 //! - [`schedule`]: the cron table (Vixie semantics), its tick loop and catch-up.
 //! - [`refresh`]: ingest sources, incremental metric compute, μ/σ benchmarks, and
 //!   the cockpit API over them (the `recompute` and `benchmarks` lanes' work).
+//! - [`segments`]: the daily client tier snapshot (job body + API).
+//! - [`audit`]: audit-cut files → registry → JSON snapshots (job body + API).
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
 //! - [`background`]: starts every background loop under one shutdown token.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
@@ -20,6 +22,7 @@
 //! - [`telemetry`]: log setup (text or JSON).
 
 pub mod app;
+pub mod audit;
 pub mod background;
 pub mod cli;
 pub mod cluster;
@@ -30,5 +33,6 @@ pub mod http;
 pub mod jobs;
 pub mod schedule;
 pub mod refresh;
+pub mod segments;
 pub mod state;
 pub mod telemetry;

@@ -24,7 +24,9 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(crate::jobs::routes::routes())
         .merge(crate::schedule::routes::routes())
-        .merge(crate::refresh::routes());
+        .merge(crate::refresh::routes())
+        .merge(crate::segments::routes())
+        .merge(crate::audit::routes());
 
     let json_routes = Router::new()
         .route("/healthz", get(health::healthz))

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod audit;
 mod cli_refresh;
 mod cluster;
 mod foundation;
@@ -12,3 +13,4 @@ mod refresh_compute;
 mod refresh_ingest;
 mod refresh_jobs;
 mod refresh_support;
+mod segments;
