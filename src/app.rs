@@ -48,7 +48,14 @@ impl Application {
                     source,
                 })?;
         let (migrated_tx, migrated) = watch::channel(false);
+        let pings = crate::monitor::ping::PingWriter::start(
+            pool.clone(),
+            config.monitor.ping_batch_max,
+            config.monitor.ping_writers,
+            config.monitor.pings_kept,
+        );
         let state = AppState {
+            pings,
             pool,
             database_url: database_url.into(),
             config: Arc::new(config),

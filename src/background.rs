@@ -7,5 +7,8 @@ use crate::state::AppState;
 
 /// Spawns every background loop on `tasks`.
 pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
-    let _ = (state, tasks);
+    if state.config.monitor.loops {
+        tasks.spawn(crate::monitor::deadline::run(state.clone()));
+        tasks.spawn(crate::monitor::delivery::run(state.clone()));
+    }
 }

@@ -11,15 +11,19 @@
 //! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts).
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
 //! - [`background`]: starts every background loop under one shutdown token.
+//! - [`auth`]: projects, API keys, and the `Caller` every `/api` handler is given.
+//! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
 //! - [`telemetry`]: log setup (text or JSON).
 
 pub mod app;
+pub mod auth;
 pub mod background;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod monitor;
 pub mod state;
 pub mod telemetry;

@@ -1,0 +1,123 @@
+//! Built-in heartbeats for the daemon's own jobs: `job:recompute`,
+//! `job:benchmarks`, `job:segments`, `job:audit`, in the `system` project.
+//!
+//! Each follows its job's cron entry, so a job that silently stops succeeding
+//! turns its heartbeat down and alerts like any other. A finished job pings its
+//! heartbeat through the same group-commit writer as HTTP pings: success on
+//! success, a fail ping otherwise.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+use super::heartbeat::HeartbeatToken;
+use super::ping::{PingKind, PingRecord, PingWriter};
+use super::SYSTEM_PROJECT;
+use crate::jobs::JobKind;
+
+/// The default cron entries (DESIGN §3), used until the scheduler's table is
+/// available to read.
+pub fn default_schedules() -> Vec<(JobKind, String)> {
+    vec![
+        (JobKind::Recompute, "17 * * * *".into()),
+        (JobKind::Benchmarks, "23 4 * * *".into()),
+        (JobKind::Segments, "30 4 * * *".into()),
+        (JobKind::Audit, "45 4 * * *".into()),
+    ]
+}
+
+/// Grace for a job heartbeat: the run itself may take a while, and one late run
+/// should not page anyone. Hourly jobs get 30 minutes, the rest 2 hours.
+fn grace_for(expr: &str) -> i32 {
+    if expr.split_whitespace().nth(1) == Some("*") {
+        1800
+    } else {
+        7200
+    }
+}
+
+pub fn heartbeat_name(kind: JobKind) -> String {
+    format!("job:{kind}")
+}
+
+/// Creates (or re-times) the job heartbeats; keeps existing tokens and history.
+/// Returns each kind's token.
+const UPSERT: &str = "
+INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, schedule, tz,
+                                 grace_seconds, deadline)
+VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+ON CONFLICT (project_id, name) DO UPDATE SET
+    schedule = EXCLUDED.schedule, tz = EXCLUDED.tz, period_seconds = NULL,
+    grace_seconds = EXCLUDED.grace_seconds, deadline = now()
+RETURNING token";
+
+pub async fn ensure_job_heartbeats(
+    pool: &Pool,
+    schedules: &[(JobKind, String)],
+    tz: &str,
+) -> Result<HashMap<JobKind, HeartbeatToken>, super::deadline::DeadlineError> {
+    let client = pool.get().await?;
+    let mut tokens = HashMap::new();
+    for (kind, expr) in schedules {
+        let row = client
+            .query_one(
+                UPSERT,
+                &[
+                    &Uuid::now_v7(),
+                    &SYSTEM_PROJECT,
+                    &heartbeat_name(*kind),
+                    &HeartbeatToken::generate().as_str(),
+                    expr,
+                    &tz,
+                    &grace_for(expr),
+                ],
+            )
+            .await?;
+        let token: String = row.get(0);
+        if let Some(token) = HeartbeatToken::parse(&token) {
+            tokens.insert(*kind, token);
+        }
+    }
+    Ok(tokens)
+}
+
+/// Pings `kind`'s heartbeat for a run that finished at `at`.
+pub async fn record_job_outcome(
+    pings: &PingWriter,
+    tokens: &HashMap<JobKind, HeartbeatToken>,
+    kind: JobKind,
+    succeeded: bool,
+    at: DateTime<Utc>,
+    detail: Option<String>,
+) {
+    let Some(token) = tokens.get(&kind) else {
+        return;
+    };
+    let mut ping = PingRecord::new(
+        token.clone(),
+        if succeeded {
+            PingKind::Success
+        } else {
+            PingKind::Fail
+        },
+        at,
+    );
+    ping.source = Some("heartbeat daemon".into());
+    ping.body = detail;
+    if let Err(e) = pings.record(ping).await {
+        tracing::warn!(%kind, error = %e, "could not ping the job's heartbeat");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hourly_jobs_get_less_grace_than_daily_ones() {
+        assert_eq!(grace_for("17 * * * *"), 1800);
+        assert_eq!(grace_for("23 4 * * *"), 7200);
+    }
+}
