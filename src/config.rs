@@ -90,6 +90,8 @@ pub struct Config {
     /// The dead man's switch (`[monitor]`, see `monitor::MonitorConfig`).
     #[serde(default)]
     pub monitor: crate::monitor::MonitorConfig,
+    /// `[jobs]`: max runtimes, retention, node id.
+    pub jobs: crate::jobs::config::JobsConfig,
 }
 
 impl Default for Config {
@@ -107,6 +109,7 @@ impl Default for Config {
             shutdown_timeout_secs: 10,
             demo: None,
             monitor: crate::monitor::MonitorConfig::default(),
+            jobs: Default::default(),
         }
     }
 }
@@ -186,6 +189,7 @@ impl Config {
         if self.pool_size == 0 {
             return Err(ConfigError::new("pool_size", "must be at least 1"));
         }
+        self.jobs.validate()?;
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::new(
                 "body_limit_bytes",

@@ -8,7 +8,7 @@
 //! The envelope is `{"error": {"code": "...", "message": "..."}}` (see docs/api.md).
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -234,7 +234,7 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
 }
 
 /// `Query` that answers bad parameters with our envelope (422).
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
 

@@ -14,11 +14,13 @@
 //! - [`auth`]: projects, API keys, and the `Caller` every `/api` handler is given.
 //! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
+//! - [`cli`]: client verbs of the binary (`refresh`) that talk to a daemon.
 //! - [`telemetry`]: log setup (text or JSON).
 
 pub mod app;
 pub mod auth;
 pub mod background;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -30,6 +30,9 @@ enum Command {
     Migrate(ConfigArgs),
     /// Print the version.
     Version,
+    /// Ask the daemon for a job and follow it: exit 0 success, 1 failed, 2 usage or
+    /// connection error, 3 job vanished (daemon restarted), 4 --timeout reached.
+    Refresh(RefreshCli),
     /// Manage projects (needs the admin key).
     #[command(subcommand)]
     Project(ProjectCommand),
@@ -84,6 +87,27 @@ impl ClientArgs {
             .or_else(|| std::env::var("HEARTBEAT_ADMIN_KEY").ok())
             .filter(|k| !k.is_empty())
     }
+}
+
+#[derive(Args, Debug)]
+struct RefreshCli {
+    /// all | benchmarks | segments | audit
+    what: String,
+    /// Recompute only this metric (repeatable; with `all`).
+    #[arg(long = "metric", value_name = "ID")]
+    metrics: Vec<String>,
+    /// cron | user | deploy | api
+    #[arg(long, default_value = "api", value_parser = ["cron", "user", "deploy", "api"])]
+    trigger: String,
+    /// Where the daemon is.
+    #[arg(long, env = "HEARTBEAT_URL", default_value = "http://127.0.0.1:8000")]
+    url: String,
+    /// Bearer key (admin or read-write project key) for a keyed daemon.
+    #[arg(long, env = "HEARTBEAT_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// Give up waiting after this long (30s, 10m, 1h); the job goes on.
+    #[arg(long, value_parser = heartbeat::cli::refresh::parse_duration)]
+    timeout: Option<std::time::Duration>,
 }
 
 /// Options that override the configuration file; each also reads its environment
@@ -214,6 +238,19 @@ fn main() -> ExitCode {
         Command::Run { ping_url, command } => {
             let code = runtime().block_on(monitor_client::run(&ping_url, &command));
             ExitCode::from(code.clamp(0, 255) as u8)
+        }
+        Command::Refresh(cli) => {
+            let args = heartbeat::cli::refresh::RefreshArgs {
+                what: cli.what,
+                metrics: cli.metrics,
+                trigger: cli.trigger,
+                url: cli.url,
+                key: cli
+                    .key
+                    .or_else(|| std::env::var("HEARTBEAT_ADMIN_KEY").ok()),
+                timeout: cli.timeout,
+            };
+            ExitCode::from(runtime().block_on(heartbeat::cli::refresh::run(args)))
         }
     }
 }

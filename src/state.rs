@@ -18,6 +18,8 @@ pub struct AppState {
     /// pool (migrations, lane locks).
     pub database_url: Arc<str>,
     pub config: Arc<Config>,
+    /// The single-flight jobs engine: the one gate for every job request.
+    pub jobs: crate::jobs::Engine,
     /// Flips to true once migrations are applied; background loops wait on it so a
     /// daemon started before its database does nothing until the schema is there.
     pub migrated: watch::Receiver<bool>,

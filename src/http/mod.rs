@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
     // One auth layer over the whole `/api` nest, so every area's routes are keyed.
     let api = Router::new()
+        .merge(crate::jobs::routes::routes())
         .merge(crate::monitor::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -2,9 +2,16 @@
 //!
 //! - [`model`]: kinds, scopes, triggers, the job record (the API's job JSON).
 //! - [`body`]: the pluggable work a lane runs, and the context it reports through.
+//! - [`engine`]: the gate: lanes, coalescing, follow-ups, timeouts, retention.
+//! - [`config`]: the `[jobs]` section (max runtimes, retention, node id).
+//! - [`routes`]: `/api/metrics/recompute*`, `/api/metrics/active-job`, `/api/jobs*`.
 
 pub mod body;
+pub mod config;
+pub mod engine;
 pub mod model;
+pub mod routes;
 
 pub use body::{JobBodies, JobBody, JobContext, JobError};
+pub use engine::{Engine, JobRequest, Submitted};
 pub use model::{Job, JobKind, JobState, Scope, Trigger};

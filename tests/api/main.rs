@@ -3,4 +3,6 @@
 
 mod helpers;
 
+mod cli_refresh;
 mod foundation;
+mod jobs;

@@ -1,0 +1,3 @@
+//! Client verbs of the binary: they talk to a running daemon over HTTP.
+
+pub mod refresh;

@@ -1,0 +1,296 @@
+//! HTTP routes of the jobs engine (DESIGN §7).
+
+use std::collections::BTreeSet;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Deserializer};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::engine::JobRequest;
+use super::model::{JobKind, Scope, Trigger};
+use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
+use crate::state::AppState;
+
+/// More ids than this in one request is a mistake, not a scope.
+pub const MAX_METRIC_IDS: usize = 1000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/metrics/recompute", post(post_recompute))
+        .route("/metrics/recompute/{id}", get(get_recompute))
+        .route("/metrics/active-job", get(active_recompute))
+        .route("/jobs", get(list_jobs))
+        .route("/jobs/{key}", get(get_job).post(post_job))
+        .route("/jobs/{id}/cancel", post(cancel_job))
+}
+
+/// `"all"` or a list of metric ids.
+#[derive(Debug, Clone, Default)]
+pub struct MetricIds(pub Option<BTreeSet<String>>);
+
+impl<'de> Deserialize<'de> for MetricIds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            List(Vec<String>),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("metric_ids must be \"all\" or a list of metric ids")
+        })? {
+            Raw::Word(w) if w == "all" => Ok(MetricIds(None)),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "metric_ids must be \"all\" or a list of metric ids, not \"{w}\""
+            ))),
+            Raw::List(ids) => Ok(MetricIds(Some(ids.into_iter().collect()))),
+        }
+    }
+}
+
+/// Body of `POST /api/metrics/recompute` and (optionally) `POST /api/jobs/{kind}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequestBody {
+    #[serde(default)]
+    pub metric_ids: MetricIds,
+    #[serde(default)]
+    pub trigger: Trigger,
+}
+
+/// Turns a metric id list into a scope, rejecting empty, oversized or unknown lists.
+fn metric_scope(state: &AppState, ids: MetricIds) -> ApiResult<Scope> {
+    let Some(ids) = ids.0 else {
+        return Ok(Scope::All);
+    };
+    if ids.is_empty() {
+        return Err(ApiError::unprocessable(
+            "invalid_input",
+            "metric_ids must not be empty; use \"all\" for every metric",
+        ));
+    }
+    if ids.len() > MAX_METRIC_IDS {
+        return Err(ApiError::unprocessable(
+            "invalid_input",
+            format!(
+                "metric_ids holds {} ids; at most {MAX_METRIC_IDS}",
+                ids.len()
+            ),
+        ));
+    }
+    let known = known_metric_ids(state);
+    let unknown: Vec<&str> = ids
+        .iter()
+        .filter(|id| !known.contains(*id))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        let shown: Vec<String> = unknown.iter().take(20).map(|s| format!("'{s}'")).collect();
+        let more = unknown.len().saturating_sub(20);
+        return Err(ApiError::unprocessable(
+            "unknown_metric_ids",
+            format!(
+                "unknown metric ids: {}{}",
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+    }
+    Ok(Scope::Metrics(ids))
+}
+
+/// Metric ids are the stems of `<definitions_dir>/metrics/*.sql` files.
+fn known_metric_ids(state: &AppState) -> BTreeSet<String> {
+    let dir = state.config.definitions_dir.join("metrics");
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(".sql")?;
+            is_metric_id(stem).then(|| stem.to_string())
+        })
+        .collect()
+}
+
+/// `^[a-z0-9_]{1,64}$`
+pub fn is_metric_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn accepted(submitted: super::engine::Submitted) -> Response {
+    (StatusCode::ACCEPTED, Json(submitted)).into_response()
+}
+
+async fn post_recompute(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<JobRequestBody>,
+) -> ApiResult<Response> {
+    let scope = metric_scope(&state, body.metric_ids)?;
+    let submitted = state.jobs.submit(JobRequest {
+        kind: JobKind::Recompute,
+        scope,
+        trigger: body.trigger,
+    })?;
+    Ok(accepted(submitted))
+}
+
+/// `POST /api/jobs/{kind}`: the body is optional (no body = all, trigger api).
+async fn post_job(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let kind: JobKind = key.parse().map_err(ApiError::not_found)?;
+    let body: JobRequestBody = if body.iter().all(u8::is_ascii_whitespace) {
+        JobRequestBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            let code = if e.is_data() {
+                "invalid_input"
+            } else {
+                "malformed_json"
+            };
+            let status = if e.is_data() {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            ApiError::client(status, code, e.to_string())
+        })?
+    };
+    let scope = match kind {
+        JobKind::Recompute => metric_scope(&state, body.metric_ids)?,
+        _ if body.metric_ids.0.is_some() => {
+            return Err(ApiError::unprocessable(
+                "invalid_input",
+                format!("metric_ids applies only to recompute, not {kind}"),
+            ))
+        }
+        _ => Scope::All,
+    };
+    let submitted = state.jobs.submit(JobRequest {
+        kind,
+        scope,
+        trigger: body.trigger,
+    })?;
+    Ok(accepted(submitted))
+}
+
+fn parse_id(raw: &str) -> ApiResult<Uuid> {
+    raw.parse()
+        .map_err(|_| ApiError::not_found(format!("no job '{raw}': not a job id")))
+}
+
+fn job_or_404(state: &AppState, id: Uuid) -> ApiResult<Response> {
+    state
+        .jobs
+        .get(id)
+        .map(|job| Json(job).into_response())
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no job {id}: unknown, expired from retention, or lost in a restart"
+            ))
+        })
+}
+
+async fn get_recompute(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> ApiResult<Response> {
+    let id = parse_id(&raw)?;
+    match state.jobs.get(id) {
+        Some(job) if job.kind == JobKind::Recompute => Ok(Json(job).into_response()),
+        Some(job) => Err(ApiError::not_found(format!(
+            "job {id} is a {} job, not a recompute; see /api/jobs/{id}",
+            job.kind
+        ))),
+        None => job_or_404(&state, id),
+    }
+}
+
+async fn get_job(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult<Response> {
+    job_or_404(&state, parse_id(&key)?)
+}
+
+async fn active_recompute(State(state): State<AppState>) -> Response {
+    Json(json!({
+        "job": state.jobs.active(JobKind::Recompute),
+        "queued": state.jobs.queued(JobKind::Recompute),
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    kind: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_jobs(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Response> {
+    let kind = match q.kind.as_deref() {
+        Some(k) => Some(
+            k.parse::<JobKind>()
+                .map_err(|e| ApiError::unprocessable("invalid_query", e))?,
+        ),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(50).min(500);
+    let jobs: Vec<_> = state
+        .jobs
+        .recent()
+        .into_iter()
+        .filter(|j| kind.is_none_or(|k| j.kind == k))
+        .take(limit)
+        .collect();
+    Ok(Json(json!({ "jobs": jobs })).into_response())
+}
+
+async fn cancel_job(State(state): State<AppState>, Path(raw): Path<String>) -> ApiResult<Response> {
+    let id = parse_id(&raw)?;
+    let job = state.jobs.cancel(id)?;
+    Ok((StatusCode::ACCEPTED, Json(job)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_ids_accept_all_or_a_list_only() {
+        let b: JobRequestBody = serde_json::from_str(r#"{"metric_ids":"all"}"#).unwrap();
+        assert!(b.metric_ids.0.is_none());
+        let b: JobRequestBody = serde_json::from_str(r#"{"metric_ids":["a","b"]}"#).unwrap();
+        assert_eq!(b.metric_ids.0.unwrap().len(), 2);
+        assert!(serde_json::from_str::<JobRequestBody>(r#"{"metric_ids":"some"}"#).is_err());
+        assert!(serde_json::from_str::<JobRequestBody>(r#"{"metric_ids":[1]}"#).is_err());
+        assert!(serde_json::from_str::<JobRequestBody>(r#"{"trigger":"boss"}"#).is_err());
+        assert!(serde_json::from_str::<JobRequestBody>(r#"{"extra":1}"#).is_err());
+    }
+
+    #[test]
+    fn metric_ids_are_lowercase_words() {
+        assert!(is_metric_id("orders_per_hour"));
+        assert!(!is_metric_id("../etc"));
+        assert!(!is_metric_id("Orders"));
+        assert!(!is_metric_id(""));
+    }
+}
