@@ -121,3 +121,55 @@ mod tests {
         assert_eq!(grace_for("23 4 * * *"), 7200);
     }
 }
+
+/// Follows the jobs engine until shutdown: creates the job heartbeats once the
+/// schema is there, then pings one per finished job. A cancelled job (by a user or
+/// shutdown) sends nothing: it neither proves nor disproves health; one cancelled
+/// by its max runtime ends `failed` and sends a fail ping.
+pub async fn follow_jobs(
+    state: crate::state::AppState,
+    mut finished: tokio::sync::broadcast::Receiver<crate::jobs::Job>,
+) {
+    use crate::jobs::JobState;
+    use tokio::sync::broadcast::error::RecvError;
+    if !state.wait_migrated().await {
+        return;
+    }
+    let tokens = loop {
+        match ensure_job_heartbeats(&state.pool, &default_schedules(), "UTC").await {
+            Ok(t) => break t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create the job heartbeats yet");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                    _ = state.shutdown.cancelled() => return,
+                }
+            }
+        }
+    };
+    loop {
+        let job = tokio::select! {
+            j = finished.recv() => j,
+            _ = state.shutdown.cancelled() => return,
+        };
+        let job = match job {
+            Ok(job) => job,
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "job heartbeat follower fell behind");
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let succeeded = match job.state {
+            JobState::Succeeded => true,
+            JobState::Failed => false,
+            _ => continue,
+        };
+        let at = job.finished_at.unwrap_or_else(Utc::now);
+        let detail = job
+            .error
+            .clone()
+            .map(|e| format!("job {} failed: {e}", job.job_id));
+        record_job_outcome(&state.pings, &tokens, job.kind, succeeded, at, detail).await;
+    }
+}
