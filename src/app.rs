@@ -58,6 +58,7 @@ impl Application {
         let state = AppState {
             pings,
             jobs,
+            schedule: Default::default(),
             pool,
             database_url: database_url.into(),
             config: Arc::new(config),

@@ -9,6 +9,7 @@
 //!   cluster used when no `DATABASE_URL` is given (shared with the test harness).
 //! - [`state`]: the handles every handler and loop shares.
 //! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts).
+//! - [`schedule`]: the cron table (Vixie semantics), its tick loop and catch-up.
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
 //! - [`background`]: starts every background loop under one shutdown token.
 //! - [`auth`]: projects, API keys, and the `Caller` every `/api` handler is given.
@@ -27,5 +28,6 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod monitor;
+pub mod schedule;
 pub mod state;
 pub mod telemetry;

@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router {
     // One auth layer over the whole `/api` nest, so every area's routes are keyed.
     let api = Router::new()
         .merge(crate::jobs::routes::routes())
+        .merge(crate::schedule::routes::routes())
         .merge(crate::monitor::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),

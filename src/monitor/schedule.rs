@@ -1,8 +1,8 @@
 //! Cron-based expectations: when the next run of a schedule is due, in the
 //! heartbeat's time zone.
 //!
-//! This wraps croner with POSIX crontab options. It is the seam where the
-//! scheduler's `CronSchedule` (Vixie semantics, DST rules) plugs in once merged.
+//! The expression is the scheduler's [`CronSchedule`] (Vixie semantics and DST
+//! rules), so a heartbeat expects runs exactly when crontab would start them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,10 +10,12 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use crate::schedule::cron::CronSchedule;
+
 /// A parsed cron expression plus the zone its fields are read in.
 #[derive(Clone)]
 pub struct HeartbeatSchedule {
-    cron: croner::Cron,
+    cron: CronSchedule,
     tz: Tz,
     expr: String,
 }
@@ -28,11 +30,7 @@ impl HeartbeatSchedule {
     /// Parses a five-field crontab expression (or `@hourly`, ...) and an IANA zone.
     pub fn parse(expr: &str, tz: &str) -> Result<Self, String> {
         let tz = parse_tz(tz)?;
-        let cron = croner::parser::CronParser::builder()
-            .seconds(croner::parser::Seconds::Disallowed)
-            .build()
-            .parse(expr.trim())
-            .map_err(|e| format!("'{expr}' is not a cron expression: {e}"))?;
+        let cron = CronSchedule::parse(expr.trim()).map_err(|e| e.to_string())?;
         Ok(Self {
             cron,
             tz,
@@ -43,10 +41,7 @@ impl HeartbeatSchedule {
     /// The first fire time strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let local = t.with_timezone(&self.tz);
-        self.cron
-            .find_next_occurrence(&local, false)
-            .ok()
-            .map(|d| d.with_timezone(&Utc))
+        self.cron.next_after(&local).map(|d| d.with_timezone(&Utc))
     }
 
     pub fn expr(&self) -> &str {

@@ -17,8 +17,8 @@ use super::ping::{PingKind, PingRecord, PingWriter};
 use super::SYSTEM_PROJECT;
 use crate::jobs::JobKind;
 
-/// The default cron entries (DESIGN §3), used until the scheduler's table is
-/// available to read.
+/// The default cron entries (DESIGN §3), used when the configured table cannot be
+/// read.
 pub fn default_schedules() -> Vec<(JobKind, String)> {
     vec![
         (JobKind::Recompute, "17 * * * *".into()),
@@ -26,6 +26,23 @@ pub fn default_schedules() -> Vec<(JobKind, String)> {
         (JobKind::Segments, "30 4 * * *".into()),
         (JobKind::Audit, "45 4 * * *".into()),
     ]
+}
+
+/// Each job kind's cron entry (the first enabled one in the table) and the
+/// table's time zone, so the heartbeat expects runs exactly when they fire.
+pub fn configured_schedules(config: &crate::config::Config) -> (Vec<(JobKind, String)>, String) {
+    match config.schedule.table() {
+        Ok(table) => {
+            let mut out: Vec<(JobKind, String)> = Vec::new();
+            for entry in table.entries.iter().filter(|e| e.enabled) {
+                if !out.iter().any(|(k, _)| *k == entry.kind) {
+                    out.push((entry.kind, entry.schedule.as_str().to_string()));
+                }
+            }
+            (out, table.timezone.name().to_string())
+        }
+        Err(_) => (default_schedules(), "UTC".into()),
+    }
 }
 
 /// Grace for a job heartbeat: the run itself may take a while, and one late run
@@ -111,17 +128,6 @@ pub async fn record_job_outcome(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hourly_jobs_get_less_grace_than_daily_ones() {
-        assert_eq!(grace_for("17 * * * *"), 1800);
-        assert_eq!(grace_for("23 4 * * *"), 7200);
-    }
-}
-
 /// Follows the jobs engine until shutdown: creates the job heartbeats once the
 /// schema is there, then pings one per finished job. A cancelled job (by a user or
 /// shutdown) sends nothing: it neither proves nor disproves health; one cancelled
@@ -135,8 +141,9 @@ pub async fn follow_jobs(
     if !state.wait_migrated().await {
         return;
     }
+    let (schedules, tz) = configured_schedules(&state.config);
     let tokens = loop {
-        match ensure_job_heartbeats(&state.pool, &default_schedules(), "UTC").await {
+        match ensure_job_heartbeats(&state.pool, &schedules, &tz).await {
             Ok(t) => break t,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot create the job heartbeats yet");
@@ -171,5 +178,27 @@ pub async fn follow_jobs(
             .clone()
             .map(|e| format!("job {} failed: {e}", job.job_id));
         record_job_outcome(&state.pings, &tokens, job.kind, succeeded, at, detail).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_heartbeats_follow_the_default_cron_table() {
+        let (schedules, tz) = configured_schedules(&crate::config::Config::default());
+        assert_eq!(tz, "UTC");
+        let mut got = schedules.clone();
+        got.sort();
+        let mut want = default_schedules();
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn hourly_jobs_get_less_grace_than_daily_ones() {
+        assert_eq!(grace_for("17 * * * *"), 1800);
+        assert_eq!(grace_for("23 4 * * *"), 7200);
     }
 }
