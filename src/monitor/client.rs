@@ -126,8 +126,12 @@ pub async fn create_project(
 
 /// Sends one ping, retrying on network errors and 5xx; reports failure on stderr
 /// and never fails the caller.
-async fn ping_with_retry(client: &reqwest::Client, url: &str, body: Option<Vec<u8>>) {
-    let mut wait = PING_RETRY_FIRST;
+async fn ping_with_retry(
+    client: &reqwest::Client,
+    url: &str,
+    body: Option<Vec<u8>>,
+    mut wait: Duration,
+) {
     for attempt in 1..=PING_ATTEMPTS {
         let req = match &body {
             Some(b) => client.post(url).body(b.clone()),
@@ -192,6 +196,11 @@ async fn tee(
 /// tail as body. Returns the command's exit code (128 + signal when killed; 127
 /// when it cannot be started, reported as such to the heartbeat).
 pub async fn run(ping_url: &str, command: &[String]) -> i32 {
+    run_with_retry(ping_url, command, PING_RETRY_FIRST).await
+}
+
+/// [`run`] with the first wait between ping attempts given (it doubles).
+pub async fn run_with_retry(ping_url: &str, command: &[String], retry_first: Duration) -> i32 {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .user_agent(concat!("heartbeat-run/", env!("CARGO_PKG_VERSION")))
@@ -199,7 +208,13 @@ pub async fn run(ping_url: &str, command: &[String]) -> i32 {
         .expect("the HTTP client builds");
     let base = ping_url.trim_end_matches('/');
     let rid = Uuid::new_v4();
-    ping_with_retry(&client, &format!("{base}/start?rid={rid}"), None).await;
+    ping_with_retry(
+        &client,
+        &format!("{base}/start?rid={rid}"),
+        None,
+        retry_first,
+    )
+    .await;
     let tail = std::sync::Arc::new(std::sync::Mutex::new(Tail {
         cap: OUTPUT_TAIL_BYTES,
         bytes: VecDeque::new(),
@@ -245,6 +260,7 @@ pub async fn run(ping_url: &str, command: &[String]) -> i32 {
         &client,
         &format!("{base}/{}?rid={rid}", code.clamp(0, 255)),
         Some(body),
+        retry_first,
     )
     .await;
     code

@@ -6,3 +6,6 @@ mod helpers;
 mod cli_refresh;
 mod foundation;
 mod jobs;
+mod monitor;
+mod monitor_alerts;
+mod monitor_auth;
