@@ -83,7 +83,7 @@ WHERE h.heartbeat_id = u.id";
 
 const INSERT_FLIPS: &str = "
 INSERT INTO heartbeat.flip (heartbeat_id, at, from_status, to_status, detected_at)
-SELECT id, at, from_status, to_status, $5
+SELECT id, at, from_status, to_status, clock_timestamp()
 FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[])
      AS f(id, at, from_status, to_status)
 RETURNING flip_id, heartbeat_id";
@@ -133,7 +133,7 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         let f_from: Vec<&str> = flips.iter().map(|f| f.0.stored_status.as_str()).collect();
         let f_to: Vec<&str> = flips.iter().map(|f| f.2).collect();
         let inserted = tx
-            .query(INSERT_FLIPS, &[&f_ids, &f_at, &f_from, &f_to, &now])
+            .query(INSERT_FLIPS, &[&f_ids, &f_at, &f_from, &f_to])
             .await?;
         tick.flips = inserted.len();
         let mut a_flip = Vec::new();

@@ -438,3 +438,17 @@ async fn heartbeat_run_keeps_the_exit_code_when_pings_fail() {
     let missing = vec!["/no/such/command".to_string()];
     assert_eq!(run("http://127.0.0.1:9/hb/x", &missing, quick).await, 127);
 }
+
+#[tokio::test]
+async fn heartbeat_status_reports_whether_any_heartbeat_is_down() {
+    let app = spawn_app_with(quiet_config()).await;
+    let hb = create(&app, json!({"name": "gate"})).await;
+    ping(&app, &ping_path(&hb)).await;
+    let status = heartbeat::monitor::client::status;
+    assert!(!status(&app.address, None, false).await.unwrap());
+    ping(&app, &format!("{}/fail", ping_path(&hb))).await;
+    assert!(status(&app.address, None, true).await.unwrap());
+    let table =
+        heartbeat::monitor::client::status_table(&[json!({"status": "down", "name": "gate"})]);
+    assert!(table.lines().nth(1).unwrap().starts_with("down"), "{table}");
+}
