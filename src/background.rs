@@ -17,4 +17,14 @@ pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
         tasks.spawn(crate::monitor::deadline::run(state.clone()));
         tasks.spawn(crate::monitor::delivery::run(state.clone()));
     }
+    let janitor = state.clone();
+    tasks.spawn(async move {
+        if janitor.wait_migrated().await {
+            janitor
+                .jobs
+                .clone()
+                .janitor_loop(janitor.shutdown.clone())
+                .await;
+        }
+    });
 }

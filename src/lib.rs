@@ -16,12 +16,14 @@
 //! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
 //! - [`cli`]: client verbs of the binary (`refresh`) that talk to a daemon.
+//! - [`cluster`]: lane advisory locks, the fence, shared job tables, tick claims.
 //! - [`telemetry`]: log setup (text or JSON).
 
 pub mod app;
 pub mod auth;
 pub mod background;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod error;

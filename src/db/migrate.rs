@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_foundation"),
     migration!(2, "0002_schedule"),
     migration!(3, "0003_monitor"),
+    migration!(6, "0006_cluster"),
 ];
 
 /// The advisory lock key that serializes migration runners ("hbmigrat").

@@ -256,6 +256,7 @@ impl Ticker {
             scope: Scope::All,
             trigger: Trigger::Cron,
         })
+        .await
     }
 
     /// Decides an overdue entry: covered, caught up once, or missed.
