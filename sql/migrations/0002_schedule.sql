@@ -5,8 +5,8 @@
 CREATE TABLE IF NOT EXISTS heartbeat.schedule_state (
     entry             text PRIMARY KEY,
     kind              text NOT NULL,
-    -- When the last successful job of this entry's kind finished (any trigger:
-    -- a user's refresh makes the data just as fresh as a tick).
+    -- When the last successful job of this entry's kind with scope "all" finished
+    -- (any trigger: a user's full refresh makes the data as fresh as a tick).
     last_success_at   timestamptz,
     last_success_job  uuid,
     -- The scheduled time of the last tick submitted, and the job that served it.

@@ -47,7 +47,10 @@ pub fn spawn(state: &AppState, tasks: &TaskTracker) {
         }
         ticker::run(ticker::LoopDeps {
             table,
-            engine: state.jobs.clone(),
+            gate: Arc::new(ticker::EngineGate {
+                engine: state.jobs.clone(),
+                pool: state.pool.clone(),
+            }),
             counters: state.schedule.clone(),
             store: Arc::new(state::PgStore {
                 pool: state.pool.clone(),

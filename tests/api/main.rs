@@ -10,3 +10,4 @@ mod jobs;
 mod monitor;
 mod monitor_alerts;
 mod monitor_auth;
+mod schedule;
