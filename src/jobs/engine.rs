@@ -214,31 +214,30 @@ impl Engine {
                 return self.enqueue(&req).await;
             }
             if let Some(lock) = self.acquire(kind).await? {
-                let db = self.inner.pool.get().await?;
-                let (job, submitted) = match registry::take_queued(&**db, kind).await? {
-                    Some(q) => {
-                        let mut job = q.into_job(kind, &self.inner.node);
-                        job.scope = job.scope.union(&req.scope);
-                        job.coalesced_requests += 1;
-                        let s = Submitted {
+                // A waiting follow-up absorbs this request and starts now.
+                match self.adopt_follow_up(kind, Some(&req)).await {
+                    Ok(Some(job)) => {
+                        let submitted = Submitted {
                             job_id: job.job_id,
                             coalesced: true,
                             queued: false,
                         };
-                        (job, s)
+                        self.start(kind, job, lock, true).await?;
+                        return Ok(submitted);
                     }
-                    None => {
-                        let job = Job::new(kind, req.scope.clone(), req.trigger, &self.inner.node);
-                        let s = Submitted {
-                            job_id: job.job_id,
-                            coalesced: false,
-                            queued: false,
-                        };
-                        (job, s)
+                    Ok(None) => {}
+                    Err(e) => {
+                        lock.release().await;
+                        return Err(e);
                     }
+                }
+                let job = Job::new(kind, req.scope.clone(), req.trigger, &self.inner.node);
+                let submitted = Submitted {
+                    job_id: job.job_id,
+                    coalesced: false,
+                    queued: false,
                 };
-                drop(db);
-                self.start(kind, job, lock).await?;
+                self.start(kind, job, lock, false).await?;
                 return Ok(submitted);
             }
             drop(gate);
@@ -330,17 +329,42 @@ impl Engine {
         let Some(lock) = self.acquire(kind).await? else {
             return Ok(());
         };
-        match registry::take_queued(&**db, kind).await? {
-            Some(q) => {
-                drop(db);
-                self.start(kind, q.into_job(kind, &self.inner.node), lock)
-                    .await
-            }
-            None => {
+        drop(db);
+        match self.adopt_follow_up(kind, None).await {
+            Ok(Some(job)) => self.start(kind, job, lock, true).await,
+            Ok(None) => {
                 lock.release().await;
                 Ok(())
             }
+            Err(e) => {
+                lock.release().await;
+                Err(e)
+            }
         }
+    }
+
+    /// Takes the lane's follow-up and publishes it as running in one transaction,
+    /// so a poll always finds it, queued or running. The caller holds the lane lock.
+    async fn adopt_follow_up(
+        &self,
+        kind: JobKind,
+        merge: Option<&JobRequest>,
+    ) -> Result<Option<Job>, ApiError> {
+        let mut db = self.inner.pool.get().await?;
+        let tx = db.transaction().await?;
+        let Some(q) = registry::take_queued(&*tx, kind).await? else {
+            return Ok(None);
+        };
+        let mut job = q.into_job(kind, &self.inner.node);
+        if let Some(req) = merge {
+            job.scope = job.scope.union(&req.scope);
+            job.coalesced_requests += 1;
+        }
+        job.state = JobState::Running;
+        job.started_at = Some(Utc::now());
+        registry::publish(&*tx, &job).await?;
+        tx.commit().await?;
+        Ok(Some(job))
     }
 
     /// One janitor pass: forget dead nodes' rows, start orphaned follow-ups.
@@ -422,16 +446,26 @@ impl Engine {
 
     /// Marks `job` running under `lock`, publishes it and spawns its runner. The
     /// caller holds the lane's gate.
-    async fn start(&self, kind: JobKind, mut job: Job, lock: LaneLock) -> Result<(), ApiError> {
-        job.state = JobState::Running;
-        job.started_at = Some(Utc::now());
-        job.node = self.inner.node.clone();
-        let db = self.inner.pool.get().await?;
-        if let Err(e) = registry::publish(&**db, &job).await {
-            lock.release().await;
-            return Err(e.into());
+    async fn start(
+        &self,
+        kind: JobKind,
+        mut job: Job,
+        lock: LaneLock,
+        published: bool,
+    ) -> Result<(), ApiError> {
+        if !published {
+            job.state = JobState::Running;
+            job.started_at = Some(Utc::now());
+            job.node = self.inner.node.clone();
+            let published = match self.inner.pool.get().await {
+                Ok(db) => registry::publish(&**db, &job).await.map_err(ApiError::from),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = published {
+                lock.release().await;
+                return Err(e);
+            }
         }
-        drop(db);
         tracing::info!(job_id = %job.job_id, %kind, trigger = job.trigger.as_str(), scope = ?job.scope, node = %job.node, "job started");
         let record = Arc::new(Mutex::new(job));
         self.retain(&record);
@@ -465,22 +499,13 @@ impl Engine {
             let next = if self.inner.closing.is_cancelled() {
                 None
             } else {
-                match self.inner.pool.get().await {
-                    Ok(db) => registry::take_queued(&**db, kind).await.ok().flatten(),
-                    Err(_) => None,
-                }
+                self.adopt_follow_up(kind, None).await.ok().flatten()
             };
-            let Some(q) = next else {
+            let Some(job) = next else {
                 self.inner.lanes[kind.index()].lock().unwrap().running = None;
                 lock.release().await;
                 break;
             };
-            let mut job = q.into_job(kind, &self.inner.node);
-            job.state = JobState::Running;
-            job.started_at = Some(Utc::now());
-            if let Ok(db) = self.inner.pool.get().await {
-                let _ = registry::publish(&**db, &job).await;
-            }
             tracing::info!(job_id = %job.job_id, %kind, scope = ?job.scope, "follow-up started");
             record = Arc::new(Mutex::new(job));
             self.retain(&record);
