@@ -87,6 +87,10 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// Load demo definitions and the demo source (on by default in embedded mode).
     pub demo: Option<bool>,
+    /// `[[sources]]`: where events are ingested from (see `refresh::sources`).
+    pub sources: Vec<crate::refresh::sources::SourceConfig>,
+    /// `[refresh]`: compute, benchmark and cockpit settings (see `refresh`).
+    pub refresh: crate::refresh::RefreshConfig,
     /// The dead man's switch (`[monitor]`, see `monitor::MonitorConfig`).
     #[serde(default)]
     pub monitor: crate::monitor::MonitorConfig,
@@ -95,6 +99,12 @@ pub struct Config {
     /// `[schedule]`: the cron table's time zone and entries (seeds merged in).
     #[serde(default)]
     pub schedule: crate::schedule::ScheduleConfig,
+    /// `[segments]`: the client tier snapshot (see `segments::SegmentsConfig`).
+    #[serde(default)]
+    pub segments: crate::segments::SegmentsConfig,
+    /// `[audit]`: audit cuts directory and statement timeout (see `audit::AuditConfig`).
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
 }
 
 impl Default for Config {
@@ -111,9 +121,13 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             shutdown_timeout_secs: 10,
             demo: None,
+            sources: Vec::new(),
+            refresh: crate::refresh::RefreshConfig::default(),
             monitor: crate::monitor::MonitorConfig::default(),
             jobs: Default::default(),
             schedule: Default::default(),
+            segments: Default::default(),
+            audit: Default::default(),
         }
     }
 }
@@ -201,6 +215,10 @@ impl Config {
                 "must be at least 1024",
             ));
         }
+        crate::refresh::sources::validate(&self.sources)?;
+        self.refresh.validate()?;
+        self.segments.validate()?;
+        self.audit.validate()?;
         Ok(())
     }
 

@@ -10,6 +10,10 @@
 //! - [`state`]: the handles every handler and loop shares.
 //! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts).
 //! - [`schedule`]: the cron table (Vixie semantics), its tick loop and catch-up.
+//! - [`refresh`]: ingest sources, incremental metric compute, μ/σ benchmarks, and
+//!   the cockpit API over them (the `recompute` and `benchmarks` lanes' work).
+//! - [`segments`]: the daily client tier snapshot (job body + API).
+//! - [`audit`]: audit-cut files → registry → JSON snapshots (job body + API).
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
 //! - [`background`]: starts every background loop under one shutdown token.
 //! - [`auth`]: projects, API keys, and the `Caller` every `/api` handler is given.
@@ -20,6 +24,7 @@
 //! - [`telemetry`]: log setup (text or JSON).
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod background;
 pub mod cli;
@@ -31,5 +36,7 @@ pub mod http;
 pub mod jobs;
 pub mod monitor;
 pub mod schedule;
+pub mod refresh;
+pub mod segments;
 pub mod state;
 pub mod telemetry;

@@ -24,6 +24,9 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(crate::jobs::routes::routes())
         .merge(crate::schedule::routes::routes())
+        .merge(crate::refresh::routes())
+        .merge(crate::segments::routes())
+        .merge(crate::audit::routes())
         .merge(crate::monitor::routes());
     // One auth layer over the whole `/api` nest, applied where it is nested so every
     // route merged above is keyed (`/mcp` takes the same layer).

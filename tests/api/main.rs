@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod audit;
 mod cli_refresh;
 mod cluster;
 mod foundation;
@@ -11,3 +12,8 @@ mod monitor;
 mod monitor_alerts;
 mod monitor_auth;
 mod schedule;
+mod refresh_compute;
+mod refresh_ingest;
+mod refresh_jobs;
+mod refresh_support;
+mod segments;
