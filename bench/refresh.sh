@@ -42,7 +42,7 @@ as_pg "$PGBIN/pg_ctl -D $ROOT/data -l $ROOT/pg.log -w -o \"-p $PORT -k $ROOT -c 
 psql_ -c "CREATE DATABASE bench" -c "CREATE DATABASE bench_src"
 DB="host=127.0.0.1 port=$PORT user=postgres dbname=bench"
 SRC="host=127.0.0.1 port=$PORT user=postgres dbname=bench_src"
-DATABASE_URL="$DB" "$BIN" migrate >/dev/null
+DATABASE_URL="$DB" "$BIN" migrate >/dev/null 2>&1
 
 # Twenty hourly metrics over twenty event names: odd ids count, even ids sum.
 mkdir -p "$ROOT/defs/metrics"
@@ -139,9 +139,9 @@ load_history() { # $1 events over DAYS days of whole hours ending at the last co
   psql_ -d bench -c "VACUUM ANALYZE heartbeat.event"
 }
 
-TICK=0
+echo 0 >"$ROOT/ticks"
 tick() { # one hour's worth of new events in the source, then one recompute
-  TICK=$((TICK + 1))
+  local TICK=$(( $(cat "$ROOT/ticks") + 1 )); echo "$TICK" >"$ROOT/ticks"
   psql_ -d bench_src -c "INSERT INTO incoming
     SELECT 't$TICK-' || i, date_trunc('hour', now()) - interval '1 hour' + interval '5 minutes' * $TICK / 20 + i * interval '1 ms',
            'client_' || lpad((i * 7919 % $CLIENTS)::text, 4, '0'), 'e' || lpad((i % $METRICS)::text, 2, '0'), i % 100
