@@ -55,8 +55,16 @@ impl Application {
             config.jobs.clone(),
             config.jobs.node(),
         );
+        let pings = crate::monitor::ping::PingWriter::start(
+            pool.clone(),
+            config.monitor.ping_batch_max,
+            config.monitor.ping_writers,
+            config.monitor.pings_kept,
+        );
         let state = AppState {
+            pings,
             jobs,
+            schedule: Default::default(),
             pool,
             database_url,
             config: Arc::new(config),
@@ -141,9 +149,17 @@ fn install_job_bodies(state: &AppState) {
     state
         .jobs
         .set_body(JobKind::Benchmarks, Arc::new(BenchmarksBody::new(config)));
+    state.jobs.set_body(
+        JobKind::Segments,
+        Arc::new(crate::segments::SegmentsBody::from_config(&state.config)),
+    );
+    state.jobs.set_body(
+        JobKind::Audit,
+        Arc::new(crate::audit::AuditBody::from_config(&state.config)),
+    );
     if let Some(ms) = state.config.jobs.probe_body_ms {
         let probe = Arc::new(crate::jobs::probe::ProbeBody::new(ms));
-        for kind in crate::jobs::JobKind::ALL {
+        for kind in JobKind::ALL {
             state.jobs.set_body(kind, probe.clone());
         }
         tracing::warn!(

@@ -91,8 +91,20 @@ pub struct Config {
     pub sources: Vec<crate::refresh::sources::SourceConfig>,
     /// `[refresh]`: compute, benchmark and cockpit settings (see `refresh`).
     pub refresh: crate::refresh::RefreshConfig,
+    /// The dead man's switch (`[monitor]`, see `monitor::MonitorConfig`).
+    #[serde(default)]
+    pub monitor: crate::monitor::MonitorConfig,
     /// `[jobs]`: max runtimes, retention, node id.
     pub jobs: crate::jobs::config::JobsConfig,
+    /// `[schedule]`: the cron table's time zone and entries (seeds merged in).
+    #[serde(default)]
+    pub schedule: crate::schedule::ScheduleConfig,
+    /// `[segments]`: the client tier snapshot (see `segments::SegmentsConfig`).
+    #[serde(default)]
+    pub segments: crate::segments::SegmentsConfig,
+    /// `[audit]`: audit cuts directory and statement timeout (see `audit::AuditConfig`).
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
 }
 
 impl Default for Config {
@@ -111,7 +123,11 @@ impl Default for Config {
             demo: None,
             sources: Vec::new(),
             refresh: crate::refresh::RefreshConfig::default(),
+            monitor: crate::monitor::MonitorConfig::default(),
             jobs: Default::default(),
+            schedule: Default::default(),
+            segments: Default::default(),
+            audit: Default::default(),
         }
     }
 }
@@ -192,6 +208,7 @@ impl Config {
             return Err(ConfigError::new("pool_size", "must be at least 1"));
         }
         self.jobs.validate()?;
+        self.schedule.validate()?;
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::new(
                 "body_limit_bytes",
@@ -200,6 +217,8 @@ impl Config {
         }
         crate::refresh::sources::validate(&self.sources)?;
         self.refresh.validate()?;
+        self.segments.validate()?;
+        self.audit.validate()?;
         Ok(())
     }
 

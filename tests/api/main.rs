@@ -3,11 +3,17 @@
 
 mod helpers;
 
+mod audit;
 mod cli_refresh;
 mod cluster;
 mod foundation;
 mod jobs;
+mod monitor;
+mod monitor_alerts;
+mod monitor_auth;
 mod refresh_compute;
 mod refresh_ingest;
 mod refresh_jobs;
 mod refresh_support;
+mod schedule;
+mod segments;
