@@ -57,8 +57,10 @@ CREATE TABLE IF NOT EXISTS heartbeat.metric_registry (
     retired_at       timestamptz
 );
 
+-- No foreign key to the registry: only compute writes here, right after syncing the
+-- registry, and a per-row check would cost more than the upsert itself.
 CREATE TABLE IF NOT EXISTS heartbeat.metric_value (
-    metric_id   text NOT NULL REFERENCES heartbeat.metric_registry (metric_id),
+    metric_id   text NOT NULL,
     bucket      timestamptz NOT NULL,
     value       double precision,
     computed_at timestamptz NOT NULL DEFAULT now(),

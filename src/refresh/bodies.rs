@@ -10,10 +10,11 @@ use std::path::PathBuf;
 
 use chrono::Duration;
 use futures::future::BoxFuture;
+use futures::stream::{self, StreamExt};
 use serde_json::json;
 
 use super::compute::{self, ComputeWindow, MetricReport};
-use super::definitions::{self, DefinitionError};
+use super::definitions::{self, DefinitionError, MetricId};
 use super::sources::{self, SourceConfig};
 use super::{Clock, RefreshConfig};
 use crate::config::Config;
@@ -89,11 +90,26 @@ impl RecomputeBody {
             max_runs: refresh.max_runs_per_metric as usize,
         };
         let mut reports = Vec::new();
-        for def in in_scope {
-            ctx.check()?;
-            let report = compute::compute_metric(&ctx, def, &window).await?;
+        // Metrics are independent transactions, so several run at once; a cancel
+        // drops the ones in flight, which roll back.
+        let window = std::sync::Arc::new(window);
+        let jobs: Vec<BoxFuture<'static, Result<(MetricId, MetricReport), JobError>>> = in_scope
+            .into_iter()
+            .map(|def| {
+                let (ctx, window, def) = (ctx.clone(), window.clone(), def.clone());
+                Box::pin(async move {
+                    ctx.check()?;
+                    let report = compute::compute_metric(&ctx, &def, &window).await?;
+                    Ok((def.id, report))
+                }) as BoxFuture<'static, _>
+            })
+            .collect();
+        let mut running =
+            stream::iter(jobs).buffer_unordered(refresh.compute_concurrency.max(1) as usize);
+        while let Some(outcome) = running.next().await {
+            let (id, report) = outcome?;
             if let Some(e) = &report.error {
-                tracing::warn!(metric = %def.id, error = %e, "metric failed");
+                tracing::warn!(metric = %id, error = %e, "metric failed");
                 errors.push(e.clone());
             }
             reports.push(report);

@@ -45,6 +45,8 @@ pub struct RefreshConfig {
     /// span (recomputing the untouched buckets between them, harmlessly), so late
     /// events scattered over months cost one query, not thousands.
     pub max_runs_per_metric: u32,
+    /// Metrics computed at once (each on its own connection and transaction).
+    pub compute_concurrency: u32,
 }
 
 impl Default for RefreshConfig {
@@ -55,6 +57,7 @@ impl Default for RefreshConfig {
             benchmark_min_points: 8,
             max_series_points: 5000,
             max_runs_per_metric: 64,
+            compute_concurrency: 4,
         }
     }
 }
@@ -67,6 +70,7 @@ impl RefreshConfig {
             ("refresh.benchmark_min_points", self.benchmark_min_points),
             ("refresh.max_series_points", self.max_series_points),
             ("refresh.max_runs_per_metric", self.max_runs_per_metric),
+            ("refresh.compute_concurrency", self.compute_concurrency),
         ];
         for (field, value) in positive {
             if value == 0 {
