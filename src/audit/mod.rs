@@ -10,8 +10,11 @@
 //! - [`registry`]: the `sync` phase.
 //! - [`snapshot`]: the `snapshots` phase and the lane's [`AuditBody`].
 //! - [`routes`]: `GET /api/audit/cuts`, `GET /api/audit/cuts/{cut_id}`.
+//! - [`first_fill`]: in demo mode, the first segments and audit runs right after
+//!   the first demo data arrives.
 
 pub mod cut_file;
+pub mod first_fill;
 pub mod registry;
 pub mod routes;
 pub mod snapshot;

@@ -566,3 +566,46 @@ fn deploy_sh_installs_definitions_whole_then_migrates_restarts_and_refreshes_aud
         ]
     );
 }
+
+#[tokio::test]
+async fn in_demo_mode_the_first_recompute_is_followed_by_audit_and_segment_snapshots() {
+    let mut config = test_config();
+    config.demo = Some(true);
+    let app = spawn_app_with(config).await;
+    let db = app.db().await;
+    ensure_event_table(&db).await;
+    insert_named_events(&db, "acme", "order", 2, 1, 10.0).await;
+
+    let recompute = run_job(&app, "recompute").await;
+    assert_eq!(recompute["state"], "succeeded", "{recompute}");
+    let mut cuts = Value::Null;
+    for _ in 0..200 {
+        let (_, list) = app.get_json("/api/audit/cuts").await;
+        let computed = list["cuts"].as_array().is_some_and(|cuts| {
+            cuts.len() == 3
+                && cuts.iter().all(|c| {
+                    c["windows"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|w| !w["computed_at"].is_null())
+                })
+        });
+        if computed {
+            cuts = list;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!cuts.is_null(), "the demo cuts were not filled");
+    let mut day = Value::Null;
+    for _ in 0..200 {
+        let (status, body) = app.get_json("/api/segments").await;
+        if status == 200 {
+            day = body;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(day["clients"][0]["client_id"], "acme", "{day}");
+}
