@@ -48,7 +48,7 @@ impl JobBody for SegmentsBody {
             let ranked = score_clients(&client, &config, now).await?;
             ctx.advance();
             ctx.check()?;
-            let summary = replace_day(&mut client, &config, now, tz, &ranked).await?;
+            let summary = replace_day(&mut client, &ctx, &config, now, tz, &ranked).await?;
             ctx.advance();
             let result = json!(summary);
             ctx.set_phase_detail(result.clone());
@@ -109,14 +109,16 @@ pub async fn score_clients(
     Ok(tiers::assign(scores, config.thresholds))
 }
 
-/// Replaces the day of `now` in `tz` with `ranked`, in one transaction.
+/// Replaces the day of `now` in `tz` with `ranked`, in one transaction inside the
+/// job's lane fence.
 pub async fn replace_day(
     client: &mut Client,
+    ctx: &JobContext,
     config: &SegmentsConfig,
     now: DateTime<Utc>,
     tz: chrono_tz::Tz,
     ranked: &[Ranked],
-) -> Result<SnapshotSummary, tokio_postgres::Error> {
+) -> Result<SnapshotSummary, JobError> {
     let date = now.with_timezone(&tz).date_naive();
     let summary = summarize(date, ranked);
 
@@ -126,6 +128,7 @@ pub async fn replace_day(
     let ranks: Vec<i32> = ranked.iter().map(|r| r.rank).collect();
     let window_days = config.window_days as i32;
     let tx = client.transaction().await?;
+    ctx.enter_fence(&tx).await?;
     tx.execute(DELETE_DAY, &[&date]).await?;
     tx.execute(
         INSERT_DAY,

@@ -302,7 +302,8 @@ async fn audit_404s_say_whether_the_cut_the_window_or_the_snapshot_is_missing() 
     // Registered (sync ran on its own) but not computed yet.
     let mut client = app.state.pool.get().await.unwrap();
     let disk = heartbeat::audit::registry::scan(dir.path()).unwrap();
-    heartbeat::audit::registry::sync(&mut client, &disk)
+    let ctx = JobContext::detached(JobKind::Audit, Scope::All, app.state.pool.clone());
+    heartbeat::audit::registry::sync(&mut client, &disk, &ctx)
         .await
         .unwrap();
     let (status, body) = app.get_json("/api/audit/cuts/per_client?window=7d").await;
