@@ -134,6 +134,14 @@ impl Application {
 /// Gives each lane its real work. Lanes without a line here run a no-op body.
 fn install_job_bodies(state: &AppState) {
     use crate::jobs::JobKind;
+    use crate::refresh::{BenchmarksBody, RecomputeBody};
+    let config = &state.config;
+    state
+        .jobs
+        .set_body(JobKind::Recompute, Arc::new(RecomputeBody::new(config)));
+    state
+        .jobs
+        .set_body(JobKind::Benchmarks, Arc::new(BenchmarksBody::new(config)));
     state.jobs.set_body(
         JobKind::Segments,
         Arc::new(crate::segments::SegmentsBody::from_config(&state.config)),

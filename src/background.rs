@@ -9,6 +9,9 @@ use crate::state::AppState;
 pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
     crate::schedule::spawn(state, tasks);
     tasks.spawn(crate::audit::first_fill::fill_demo_snapshots(state.clone()));
+    tasks.spawn(crate::refresh::startup::fill_an_empty_cockpit(
+        state.clone(),
+    ));
     let janitor = state.clone();
     tasks.spawn(async move {
         if janitor.wait_migrated().await {

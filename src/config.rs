@@ -87,6 +87,10 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// Load demo definitions and the demo source (on by default in embedded mode).
     pub demo: Option<bool>,
+    /// `[[sources]]`: where events are ingested from (see `refresh::sources`).
+    pub sources: Vec<crate::refresh::sources::SourceConfig>,
+    /// `[refresh]`: compute, benchmark and cockpit settings (see `refresh`).
+    pub refresh: crate::refresh::RefreshConfig,
     /// `[jobs]`: max runtimes, retention, node id.
     pub jobs: crate::jobs::config::JobsConfig,
     /// `[schedule]`: the cron table's time zone and entries (seeds merged in).
@@ -114,6 +118,8 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             shutdown_timeout_secs: 10,
             demo: None,
+            sources: Vec::new(),
+            refresh: crate::refresh::RefreshConfig::default(),
             jobs: Default::default(),
             schedule: Default::default(),
             segments: Default::default(),
@@ -205,6 +211,8 @@ impl Config {
                 "must be at least 1024",
             ));
         }
+        crate::refresh::sources::validate(&self.sources)?;
+        self.refresh.validate()?;
         self.segments.validate()?;
         self.audit.validate()?;
         Ok(())

@@ -12,6 +12,8 @@
 //! - [`schedule`]: the cron table (Vixie semantics), its tick loop and catch-up.
 //! - [`segments`]: the daily client tier snapshot (job body + API).
 //! - [`audit`]: audit-cut files → registry → JSON snapshots (job body + API).
+//! - [`refresh`]: ingest sources, incremental metric compute, μ/σ benchmarks, and
+//!   the cockpit API over them (the `recompute` and `benchmarks` lanes' work).
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
 //! - [`background`]: starts every background loop under one shutdown token.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
@@ -29,6 +31,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod refresh;
 pub mod schedule;
 pub mod segments;
 pub mod state;

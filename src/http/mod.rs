@@ -25,7 +25,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::jobs::routes::routes())
         .merge(crate::schedule::routes::routes())
         .merge(crate::segments::routes())
-        .merge(crate::audit::routes());
+        .merge(crate::audit::routes())
+        .merge(crate::refresh::routes());
 
     let json_routes = Router::new()
         .route("/healthz", get(health::healthz))

@@ -608,5 +608,6 @@ async fn in_demo_mode_the_first_recompute_is_followed_by_audit_and_segment_snaps
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(day["clients"][0]["client_id"], "acme", "{day}");
+    let clients = day["clients"].as_array().expect("a segment snapshot");
+    assert!(clients.iter().any(|c| c["client_id"] == "acme"), "{day}");
 }
