@@ -1,9 +1,10 @@
-//! The demo's first fill: with demo data on and no audit cut registered yet, run
-//! the segments and audit jobs as soon as the first recompute has brought the demo
-//! events in, so a newcomer sees cuts and tiers at once instead of after the next
-//! 04:30 / 04:45 run (which the scheduler's catch-up only covers within its window).
+//! The demo's first fill: in demo mode, run the segments and audit jobs once the
+//! first recompute after start has brought the demo events in, so a newcomer sees
+//! cuts and tiers at once. The scheduler's start-up catch-up may already have run
+//! them, but before any demo data existed, leaving empty snapshots until 04:30.
 //!
-//! An installation that already has cuts is left to its schedule.
+//! Only in demo mode; a real installation keeps to its schedule. Both jobs are
+//! idempotent (same-day replace, upserts), so a demo restart costs one extra run.
 
 use std::time::Duration;
 
@@ -12,42 +13,34 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::jobs::{JobKind, JobRequest, JobState, Scope, Trigger};
 use crate::state::AppState;
 
-/// How long to wait for the first successful recompute before filling anyway
-/// (`--no-scheduler` with nobody asking for a recompute).
-const FIRST_DATA_WAIT: Duration = Duration::from_secs(120);
+/// How long to wait for the first successful recompute; none by then (no
+/// scheduler, nobody asked) means there is no fresh data to fill from.
+const FIRST_DATA_WAIT: Duration = Duration::from_secs(300);
 
 /// Runs once at start; returns when the jobs are submitted or there is nothing to do.
 pub async fn fill_demo_snapshots(state: AppState) {
     if !state.config.demo_enabled() {
         return;
     }
-    // Subscribed before anything can finish, so the first recompute is not missed.
+    // Subscribed before any job can finish, so the first recompute is not missed.
     let mut finished = state.jobs.subscribe();
-    if !state.wait_migrated().await {
-        return;
-    }
-    match registry_is_empty(&state).await {
-        Ok(true) => {}
-        Ok(false) => return,
-        Err(e) => {
-            tracing::warn!(error = %e, "demo first fill: cannot read the audit registry; skipped");
-            return;
-        }
-    }
     let first_data = async {
         loop {
             match finished.recv().await {
                 Ok(job) if job.kind == JobKind::Recompute && job.state == JobState::Succeeded => {
-                    return
+                    return true
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return,
+                Err(RecvError::Closed) => return false,
             }
         }
     };
-    tokio::select! {
-        _ = tokio::time::timeout(FIRST_DATA_WAIT, first_data) => {}
-        _ = state.shutdown.cancelled() => return,
+    let got_data = tokio::select! {
+        got = tokio::time::timeout(FIRST_DATA_WAIT, first_data) => got.unwrap_or(false),
+        _ = state.shutdown.cancelled() => false,
+    };
+    if !got_data {
+        return;
     }
     for kind in [JobKind::Segments, JobKind::Audit] {
         let request = JobRequest {
@@ -62,15 +55,4 @@ pub async fn fill_demo_snapshots(state: AppState) {
             Err(e) => tracing::warn!(%kind, error = %e, "demo first fill: submit failed"),
         }
     }
-}
-
-async fn registry_is_empty(state: &AppState) -> Result<bool, crate::error::ApiError> {
-    let client = state.pool.get().await?;
-    let row = client
-        .query_one(
-            "SELECT NOT EXISTS (SELECT 1 FROM heartbeat.audit_cut_registry)",
-            &[],
-        )
-        .await?;
-    Ok(row.get(0))
 }
