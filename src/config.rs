@@ -91,6 +91,9 @@ pub struct Config {
     pub sources: Vec<crate::refresh::sources::SourceConfig>,
     /// `[refresh]`: compute, benchmark and cockpit settings (see `refresh`).
     pub refresh: crate::refresh::RefreshConfig,
+    /// The dead man's switch (`[monitor]`, see `monitor::MonitorConfig`).
+    #[serde(default)]
+    pub monitor: crate::monitor::MonitorConfig,
     /// `[jobs]`: max runtimes, retention, node id.
     pub jobs: crate::jobs::config::JobsConfig,
     /// `[schedule]`: the cron table's time zone and entries (seeds merged in).
@@ -120,6 +123,7 @@ impl Default for Config {
             demo: None,
             sources: Vec::new(),
             refresh: crate::refresh::RefreshConfig::default(),
+            monitor: crate::monitor::MonitorConfig::default(),
             jobs: Default::default(),
             schedule: Default::default(),
             segments: Default::default(),

@@ -10,12 +10,14 @@
 //! - [`state`]: the handles every handler and loop shares.
 //! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts).
 //! - [`schedule`]: the cron table (Vixie semantics), its tick loop and catch-up.
-//! - [`segments`]: the daily client tier snapshot (job body + API).
-//! - [`audit`]: audit-cut files → registry → JSON snapshots (job body + API).
 //! - [`refresh`]: ingest sources, incremental metric compute, μ/σ benchmarks, and
 //!   the cockpit API over them (the `recompute` and `benchmarks` lanes' work).
+//! - [`segments`]: the daily client tier snapshot (job body + API).
+//! - [`audit`]: audit-cut files → registry → JSON snapshots (job body + API).
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
 //! - [`background`]: starts every background loop under one shutdown token.
+//! - [`auth`]: projects, API keys, and the `Caller` every `/api` handler is given.
+//! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
 //! - [`cli`]: client verbs of the binary (`refresh`) that talk to a daemon.
 //! - [`cluster`]: lane advisory locks, the fence, shared job tables, tick claims.
@@ -23,6 +25,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod auth;
 pub mod background;
 pub mod cli;
 pub mod cluster;
@@ -31,6 +34,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod monitor;
 pub mod refresh;
 pub mod schedule;
 pub mod segments;

@@ -29,6 +29,7 @@ macro_rules! migration {
 pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_foundation"),
     migration!(2, "0002_schedule"),
+    migration!(3, "0003_monitor"),
     migration!(4, "0004_metrics"),
     migration!(5, "0005_segments_audit"),
     migration!(6, "0006_cluster"),
@@ -86,8 +87,10 @@ pub async fn run(client: &mut Client) -> Result<Vec<i32>, tokio_postgres::Error>
     Ok(applied_now)
 }
 
-/// The highest applied version, or None when the schema is not there yet.
-pub async fn current_version(client: &Client) -> Result<Option<i32>, tokio_postgres::Error> {
+/// The versions this binary knows that are not applied yet, or None when the
+/// schema is not there at all. Versions are checked one by one, not as a maximum:
+/// they need not be applied in one sequence.
+pub async fn pending_versions(client: &Client) -> Result<Option<Vec<i32>>, tokio_postgres::Error> {
     let exists: bool = client
         .query_one(
             "SELECT to_regclass('heartbeat.schema_migrations') IS NOT NULL",
@@ -98,10 +101,19 @@ pub async fn current_version(client: &Client) -> Result<Option<i32>, tokio_postg
     if !exists {
         return Ok(None);
     }
-    let row = client
-        .query_one("SELECT max(version) FROM heartbeat.schema_migrations", &[])
-        .await?;
-    Ok(row.get(0))
+    let applied: Vec<i32> = client
+        .query("SELECT version FROM heartbeat.schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(Some(
+        MIGRATIONS
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect(),
+    ))
 }
 
 #[cfg(test)]

@@ -37,21 +37,16 @@ async fn check(state: &AppState) -> Result<i32, String> {
         .get()
         .await
         .map_err(|e| format!("database unreachable: {e}"))?;
-    let current = tokio::time::timeout(
+    let pending = tokio::time::timeout(
         std::time::Duration::from_secs(3),
-        migrate::current_version(&client),
+        migrate::pending_versions(&client),
     )
     .await
     .map_err(|_| "database did not answer within 3 s".to_string())?
     .map_err(|e| format!("database error: {e}"))?;
-    let want = migrate::latest_version();
-    match current {
-        Some(v) if v >= want => Ok(v),
-        Some(v) => Err(format!(
-            "migrations pending: schema at {v}, binary needs {want}"
-        )),
-        None => Err(format!(
-            "migrations pending: schema missing, binary needs {want}"
-        )),
+    match pending {
+        Some(p) if p.is_empty() => Ok(migrate::latest_version()),
+        Some(p) => Err(format!("migrations pending: {p:?}")),
+        None => Err("migrations pending: schema missing".to_string()),
     }
 }

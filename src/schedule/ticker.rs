@@ -807,6 +807,73 @@ enabled = false
         task.await.unwrap();
     }
 
+    /// Tokio's clock plus a jump the test can add: a suspend moves wall time while
+    /// the monotonic clock (what sleeps measure) stands still.
+    struct JumpyClock {
+        base: TokioClock,
+        jump_s: std::sync::atomic::AtomicI64,
+    }
+
+    impl Clock for JumpyClock {
+        fn now(&self) -> DateTime<Utc> {
+            self.base.now()
+                + Duration::seconds(self.jump_s.load(std::sync::atomic::Ordering::Relaxed))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_notices_a_suspend_within_30_seconds_and_catches_up_once() {
+        let clock = Arc::new(JumpyClock {
+            base: TokioClock::starting_at(utc("2026-11-23T10:00:00Z")),
+            jump_s: 0.into(),
+        });
+        let gate = FakeGate::new(Some(clock.clone()));
+        let store = Arc::new(MemoryStore::default());
+        store.records.lock().unwrap().insert(
+            "recompute".into(),
+            EntryRecord {
+                last_success_at: Some(utc("2026-11-23T09:17:40Z")),
+                last_tick_at: Some(utc("2026-11-23T09:17:00Z")),
+            },
+        );
+        let shutdown = CancellationToken::new();
+        let counters = ScheduleCounters::default();
+        let task = tokio::spawn(run(LoopDeps {
+            table: recompute_only("17 * * * *"),
+            gate: gate.clone(),
+            counters: counters.clone(),
+            store,
+            clock: clock.clone(),
+            shutdown: shutdown.clone(),
+        }));
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        // The lid closes at 10:01 and opens at 14:41: 10:17 ... 14:17 passed.
+        clock
+            .jump_s
+            .store(4 * 3600 + 40 * 60, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        let asked = gate.submitted();
+        assert_eq!(
+            asked.len(),
+            1,
+            "one catch-up for five missed ticks: {asked:?}"
+        );
+        let noticed_at = asked[0].0.unwrap();
+        assert!(
+            noticed_at <= utc("2026-11-23T14:41:30Z"),
+            "noticed within 30 s: {noticed_at}"
+        );
+        let c = counters.entry("recompute").values();
+        assert_eq!((c.caught_up, c.fired, c.missed), (1, 0, 0));
+        // Then the regular cadence resumes at 15:17.
+        tokio::time::sleep(std::time::Duration::from_secs(40 * 60)).await;
+        let asked = gate.submitted();
+        assert_eq!(asked.len(), 2);
+        assert_eq!(asked[1].0, Some(utc("2026-11-23T15:17:00Z")));
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_loop_stops_when_its_token_is_cancelled() {
         let shutdown = CancellationToken::new();
