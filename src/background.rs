@@ -8,6 +8,7 @@ use crate::state::AppState;
 /// Spawns every background loop on `tasks`.
 pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
     crate::schedule::spawn(state, tasks);
+    tasks.spawn(crate::audit::first_fill::fill_demo_snapshots(state.clone()));
     tasks.spawn(crate::refresh::startup::fill_an_empty_cockpit(
         state.clone(),
     ));

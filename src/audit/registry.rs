@@ -14,6 +14,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::cut_file::CutFile;
+use crate::jobs::{JobContext, JobError};
 
 /// A cut (or one window of it) that failed, named with its error.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -128,12 +129,14 @@ DELETE FROM heartbeat.audit_cut_registry
 WHERE NOT (cut_id = ANY($1))
 RETURNING cut_id";
 
-/// Applies `disk` to the registry in one transaction.
+/// Applies `disk` to the registry in one transaction, inside the job's lane fence.
 pub async fn sync(
     client: &mut Client,
     disk: &CutsOnDisk,
-) -> Result<SyncReport, tokio_postgres::Error> {
+    ctx: &JobContext,
+) -> Result<SyncReport, JobError> {
     let tx = client.transaction().await?;
+    ctx.enter_fence(&tx).await?;
     // The lane runs one audit job per cluster, but a lock keeps two syncs from
     // interleaving even when driven from elsewhere (a CLI one-shot).
     tx.execute(

@@ -73,7 +73,7 @@ impl AuditBody {
         ctx.set_progress(0, files);
         let report = {
             let mut client = ctx.client().await?;
-            registry::sync(&mut client, &disk).await?
+            registry::sync(&mut client, &disk, ctx).await?
         };
         ctx.set_progress(files, files);
         ctx.set_phase_detail(json!(report));
@@ -87,12 +87,13 @@ impl AuditBody {
             let mut client = ctx.client().await?;
             for &window in &cut.windows {
                 ctx.check()?;
-                match compute(&mut client, cut, window, Utc::now(), self).await {
+                match compute(&mut client, ctx, cut, window, Utc::now(), self).await {
                     Ok(done) => snapshots.computed.push(done),
                     // A statement stopped by the job's own cancel is not the cut's
                     // fault: stop here, the engine reports the cancel.
                     Err(_) if ctx.is_cancelled() => return Err(JobError::Cancelled),
                     Err(CutRunError::Connection(e)) => return Err(JobError::Db(e)),
+                    Err(CutRunError::Job(e)) => return Err(e),
                     Err(CutRunError::Cut(error)) => {
                         tracing::warn!(job_id = %ctx.job_id(), cut_id = %cut.cut_id, window = %window, %error, "audit cut failed");
                         snapshots.failed.push(CutFailure {
@@ -146,6 +147,8 @@ enum CutRunError {
     Cut(String),
     /// The connection is gone: every further cut would fail the same way.
     Connection(tokio_postgres::Error),
+    /// The job itself cannot go on (this node lost the lane's fence).
+    Job(JobError),
 }
 
 /// Wraps a cut's query so the server returns its rows as one JSON array, at most
@@ -172,6 +175,7 @@ ON CONFLICT (cut_id, window_label) DO UPDATE SET
 /// Runs one cut over one window ending at `end` and upserts the snapshot.
 async fn compute(
     client: &mut Client,
+    ctx: &JobContext,
     cut: &CutFile,
     window: CutWindow,
     end: DateTime<Utc>,
@@ -229,7 +233,9 @@ async fn compute(
         )));
     }
     let duration_ms = started.elapsed().as_millis() as i64;
-    client
+    let write = client.transaction().await.map_err(classify)?;
+    ctx.enter_fence(&write).await.map_err(CutRunError::Job)?;
+    write
         .execute(
             UPSERT_SNAPSHOT,
             &[
@@ -246,6 +252,7 @@ async fn compute(
         )
         .await
         .map_err(classify)?;
+    write.commit().await.map_err(classify)?;
     Ok(Computed {
         cut_id: cut.cut_id.to_string(),
         window: window.label(),

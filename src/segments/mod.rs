@@ -41,8 +41,9 @@ pub struct SegmentsConfig {
     /// percent; default top 10, mid 40) or `mode = "absolute"` (minimum scores).
     pub thresholds: Thresholds,
     /// IANA time zone whose calendar day a snapshot is filed under (a run at
-    /// 04:30 in Asia/Tokyo is still 19:30 UTC the day before). Default `UTC`.
-    pub timezone: String,
+    /// 04:30 in Asia/Tokyo is still 19:30 UTC the day before). Default: the cron
+    /// table's `schedule.timezone`, so the 04:30 run files under its own day.
+    pub timezone: Option<String>,
 }
 
 impl Default for SegmentsConfig {
@@ -51,7 +52,7 @@ impl Default for SegmentsConfig {
             window_days: 30,
             score: ScoreKind::Events,
             thresholds: Thresholds::default(),
-            timezone: "UTC".into(),
+            timezone: None,
         }
     }
 }
@@ -64,19 +65,19 @@ impl SegmentsConfig {
                 "must be between 1 and 3660",
             ));
         }
-        self.tz()?;
+        self.tz(chrono_tz::UTC)?;
         self.thresholds.validate()
     }
 
-    /// The parsed `timezone`.
-    pub fn tz(&self) -> Result<chrono_tz::Tz, ConfigError> {
-        self.timezone.parse().map_err(|_| {
+    /// The parsed `timezone`, or `fallback` (the schedule's) when unset.
+    pub fn tz(&self, fallback: chrono_tz::Tz) -> Result<chrono_tz::Tz, ConfigError> {
+        let Some(name) = &self.timezone else {
+            return Ok(fallback);
+        };
+        name.parse().map_err(|_| {
             ConfigError::new(
                 "segments.timezone",
-                format!(
-                    "'{}' is not an IANA time zone such as UTC or Europe/Paris",
-                    self.timezone
-                ),
+                format!("'{name}' is not an IANA time zone such as UTC or Europe/Paris"),
             )
         })
     }

@@ -18,12 +18,20 @@ use crate::jobs::{JobBody, JobContext, JobError};
 #[derive(Debug, Clone)]
 pub struct SegmentsBody {
     pub config: SegmentsConfig,
+    /// Whose calendar day names the snapshot (`segments.timezone`, else the
+    /// schedule's zone).
+    pub timezone: chrono_tz::Tz,
 }
 
 impl SegmentsBody {
     pub fn from_config(config: &crate::config::Config) -> Self {
         Self {
             config: config.segments.clone(),
+            // Validated at start-up (`Config::validate`).
+            timezone: config
+                .segments
+                .tz(config.schedule.timezone)
+                .unwrap_or(config.schedule.timezone),
         }
     }
 }
@@ -31,6 +39,7 @@ impl SegmentsBody {
 impl JobBody for SegmentsBody {
     fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<serde_json::Value, JobError>> {
         let config = self.config.clone();
+        let tz = self.timezone;
         Box::pin(async move {
             // Two units: score every client, then replace the day.
             ctx.begin_phase("snapshot", 2);
@@ -39,7 +48,7 @@ impl JobBody for SegmentsBody {
             let ranked = score_clients(&client, &config, now).await?;
             ctx.advance();
             ctx.check()?;
-            let summary = replace_day(&mut client, &config, now, &ranked).await?;
+            let summary = replace_day(&mut client, &ctx, &config, now, tz, &ranked).await?;
             ctx.advance();
             let result = json!(summary);
             ctx.set_phase_detail(result.clone());
@@ -100,16 +109,16 @@ pub async fn score_clients(
     Ok(tiers::assign(scores, config.thresholds))
 }
 
-/// Replaces the day of `now` (in `segments.timezone`) with `ranked`, in one
-/// transaction.
+/// Replaces the day of `now` in `tz` with `ranked`, in one transaction inside the
+/// job's lane fence.
 pub async fn replace_day(
     client: &mut Client,
+    ctx: &JobContext,
     config: &SegmentsConfig,
     now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
     ranked: &[Ranked],
-) -> Result<SnapshotSummary, tokio_postgres::Error> {
-    // Validated at start-up; UTC is the documented default.
-    let tz = config.tz().unwrap_or(chrono_tz::UTC);
+) -> Result<SnapshotSummary, JobError> {
     let date = now.with_timezone(&tz).date_naive();
     let summary = summarize(date, ranked);
 
@@ -119,6 +128,7 @@ pub async fn replace_day(
     let ranks: Vec<i32> = ranked.iter().map(|r| r.rank).collect();
     let window_days = config.window_days as i32;
     let tx = client.transaction().await?;
+    ctx.enter_fence(&tx).await?;
     tx.execute(DELETE_DAY, &[&date]).await?;
     tx.execute(
         INSERT_DAY,
@@ -144,5 +154,27 @@ fn summarize(date: NaiveDate, ranked: &[Ranked]) -> SnapshotSummary {
         top: count(Tier::Top),
         mid: count(Tier::Mid),
         micro: count(Tier::Micro),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn the_snapshot_day_follows_the_schedule_zone_unless_segments_names_one() {
+        let mut config = Config::default();
+        assert_eq!(SegmentsBody::from_config(&config).timezone, chrono_tz::UTC);
+        config.schedule.timezone = chrono_tz::Asia::Tokyo;
+        assert_eq!(
+            SegmentsBody::from_config(&config).timezone,
+            chrono_tz::Asia::Tokyo
+        );
+        config.segments.timezone = Some("Europe/Paris".into());
+        assert_eq!(
+            SegmentsBody::from_config(&config).timezone,
+            chrono_tz::Europe::Paris
+        );
     }
 }

@@ -302,7 +302,8 @@ async fn audit_404s_say_whether_the_cut_the_window_or_the_snapshot_is_missing() 
     // Registered (sync ran on its own) but not computed yet.
     let mut client = app.state.pool.get().await.unwrap();
     let disk = heartbeat::audit::registry::scan(dir.path()).unwrap();
-    heartbeat::audit::registry::sync(&mut client, &disk)
+    let ctx = JobContext::detached(JobKind::Audit, Scope::All, app.state.pool.clone());
+    heartbeat::audit::registry::sync(&mut client, &disk, &ctx)
         .await
         .unwrap();
     let (status, body) = app.get_json("/api/audit/cuts/per_client?window=7d").await;
@@ -565,4 +566,48 @@ fn deploy_sh_installs_definitions_whole_then_migrates_restarts_and_refreshes_aud
             "heartbeat refresh audit --trigger deploy --url http://127.0.0.1:8124 --timeout 10m",
         ]
     );
+}
+
+#[tokio::test]
+async fn in_demo_mode_the_first_recompute_is_followed_by_audit_and_segment_snapshots() {
+    let mut config = test_config();
+    config.demo = Some(true);
+    let app = spawn_app_with(config).await;
+    let db = app.db().await;
+    ensure_event_table(&db).await;
+    insert_named_events(&db, "acme", "order", 2, 1, 10.0).await;
+
+    let recompute = run_job(&app, "recompute").await;
+    assert_eq!(recompute["state"], "succeeded", "{recompute}");
+    let mut cuts = Value::Null;
+    for _ in 0..200 {
+        let (_, list) = app.get_json("/api/audit/cuts").await;
+        let computed = list["cuts"].as_array().is_some_and(|cuts| {
+            cuts.len() == 3
+                && cuts.iter().all(|c| {
+                    c["windows"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|w| !w["computed_at"].is_null())
+                })
+        });
+        if computed {
+            cuts = list;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!cuts.is_null(), "the demo cuts were not filled");
+    let mut day = Value::Null;
+    for _ in 0..200 {
+        let (status, body) = app.get_json("/api/segments").await;
+        if status == 200 {
+            day = body;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let clients = day["clients"].as_array().expect("a segment snapshot");
+    assert!(clients.iter().any(|c| c["client_id"] == "acme"), "{day}");
 }

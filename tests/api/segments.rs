@@ -359,7 +359,7 @@ async fn a_client_history_lists_each_day_newest_first() {
 #[tokio::test]
 async fn the_snapshot_is_filed_under_the_day_of_the_configured_time_zone() {
     let mut config = test_config();
-    config.segments.timezone = "Pacific/Kiritimati".into(); // UTC+14
+    config.segments.timezone = Some("Pacific/Kiritimati".into()); // UTC+14
     let app = spawn_app_with(config).await;
     let db = app.db().await;
     ensure_event_table(&db).await;
