@@ -55,6 +55,8 @@ impl Application {
             database_url: database_url.into(),
             config: Arc::new(config),
             migrated,
+            metrics: crate::ops::prometheus::Metrics::new(),
+            liveness: crate::ops::liveness::Liveness::new(),
             shutdown: CancellationToken::new(),
         };
         install_job_bodies(&state);

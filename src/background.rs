@@ -7,5 +7,5 @@ use crate::state::AppState;
 
 /// Spawns every background loop on `tasks`.
 pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
-    let _ = (state, tasks);
+    crate::ops::spawn_loops(state, tasks);
 }

@@ -89,6 +89,9 @@ pub struct Config {
     pub demo: Option<bool>,
     /// `[jobs]`: max runtimes, retention, node id.
     pub jobs: crate::jobs::config::JobsConfig,
+    /// `[ops]`: self-ping URL and interval.
+    #[serde(default)]
+    pub ops: crate::ops::OpsConfig,
 }
 
 impl Default for Config {
@@ -106,6 +109,7 @@ impl Default for Config {
             shutdown_timeout_secs: 10,
             demo: None,
             jobs: Default::default(),
+            ops: Default::default(),
         }
     }
 }
@@ -186,6 +190,7 @@ impl Config {
             return Err(ConfigError::new("pool_size", "must be at least 1"));
         }
         self.jobs.validate()?;
+        self.ops.validate()?;
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::new(
                 "body_limit_bytes",

@@ -13,7 +13,10 @@
 //! - [`background`]: starts every background loop under one shutdown token.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
 //! - [`cli`]: client verbs of the binary (`refresh`) that talk to a daemon.
-//! - [`telemetry`]: log setup (text or JSON).
+//! - [`telemetry`]: log setup (text or JSON), written through the secret redactor.
+//! - [`ops`]: Prometheus `/metrics`, systemd notify + watchdog, self-ping, log
+//!   redaction, loop liveness.
+//! - [`openapi`]: the OpenAPI 3.1 document at `/api/openapi.json`.
 
 pub mod app;
 pub mod background;
@@ -23,5 +26,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod openapi;
+pub mod ops;
 pub mod state;
 pub mod telemetry;

@@ -84,6 +84,10 @@ struct ConfigArgs {
     /// Directory holding metrics/ and cuts/ definition files.
     #[arg(long, env = "HEARTBEAT_DEFINITIONS_DIR")]
     definitions_dir: Option<PathBuf>,
+    /// Outside dead man's switch to GET every `ops.self_ping_interval_secs` while
+    /// healthy.
+    #[arg(long, env = "HEARTBEAT_SELF_PING_URL", hide_env_values = true)]
+    self_ping_url: Option<String>,
 }
 
 impl ConfigArgs {
@@ -120,6 +124,9 @@ impl ConfigArgs {
         }
         if let Some(dir) = self.definitions_dir {
             config.definitions_dir = dir;
+        }
+        if let Some(url) = self.self_ping_url.filter(|u| !u.is_empty()) {
+            config.ops.self_ping_url = Some(url);
         }
         config.validate()?;
         Ok(config)
@@ -171,6 +178,7 @@ fn with_config(
             return ExitCode::from(2);
         }
     };
+    heartbeat::ops::redact::register_config_secrets(&config);
     heartbeat::telemetry::init(config.log_format);
     match body(config) {
         Ok(code) => code,

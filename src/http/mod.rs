@@ -21,7 +21,9 @@ use crate::state::AppState;
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
-    let api = Router::new().merge(crate::jobs::routes::routes());
+    let api = Router::new()
+        .merge(crate::jobs::routes::routes())
+        .merge(crate::openapi::routes());
 
     let json_routes = Router::new()
         .route("/healthz", get(health::healthz))
@@ -33,6 +35,11 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(json_routes)
+        .merge(crate::ops::routes())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::ops::prometheus::track_http,
+        ))
         .layer(middleware::from_fn(log_internal_errors))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -11,6 +11,7 @@
 //! Bodies run on their own task, so a panic ends the job `failed`, not the daemon.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ pub struct JobRequest {
 }
 
 /// The answer to a request: which job serves it.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Submitted {
     pub job_id: Uuid,
     /// True when the request joined a job that already existed (running or queued).
@@ -59,6 +60,26 @@ pub enum CancelReason {
     Shutdown,
     /// Anything else (e.g. a lost cluster lock), with a message.
     Other(String),
+}
+
+/// Per-lane counters since start, read by `/metrics` at scrape time. Atomics so
+/// `submit` counts without taking anything beyond the lane lock it already holds.
+#[derive(Default)]
+struct LaneCounters {
+    started: AtomicU64,
+    coalesced: AtomicU64,
+    queued: AtomicU64,
+}
+
+/// A snapshot of one lane's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaneStats {
+    /// Jobs that started running.
+    pub started: u64,
+    /// Requests that joined an existing job (running or queued).
+    pub coalesced: u64,
+    /// Follow-ups created behind a running job.
+    pub queued: u64,
 }
 
 /// Shared, live record of a job: the body writes progress, polls read it.
@@ -88,6 +109,7 @@ struct Inner {
     /// One mutex per lane: submissions to different lanes never contend, and the
     /// critical section is a few pointer moves, so a std mutex beats an async one.
     lanes: [Mutex<Lane>; 4],
+    counters: [LaneCounters; 4],
     retention: Mutex<Retention>,
     /// Swappable so the refresh work can plug its bodies in after the state exists.
     bodies: RwLock<JobBodies>,
@@ -113,6 +135,7 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 lanes: Default::default(),
+                counters: Default::default(),
                 retention: Mutex::new(Retention::default()),
                 bodies: RwLock::new(JobBodies::default()),
                 pool,
@@ -155,6 +178,7 @@ impl Engine {
             let mut job = running.record.lock().unwrap();
             if job.scope.covers(&req.scope) {
                 job.coalesced_requests += 1;
+                self.count(req.kind, |c| &c.coalesced);
                 if req.trigger == Trigger::Cron {
                     tracing::info!(job_id = %job.job_id, kind = %req.kind, "cron tick absorbed by the running job");
                 }
@@ -169,6 +193,7 @@ impl Engine {
             let mut job = queued.lock().unwrap();
             job.scope = job.scope.union(&req.scope);
             job.coalesced_requests += 1;
+            self.count(req.kind, |c| &c.coalesced);
             return Ok(Submitted {
                 job_id: job.job_id,
                 coalesced: true,
@@ -178,12 +203,27 @@ impl Engine {
         let record = self.new_record(&req);
         let job_id = record.lock().unwrap().job_id;
         lane.queued = Some(record);
+        self.count(req.kind, |c| &c.queued);
         tracing::info!(%job_id, kind = %req.kind, "follow-up queued behind the running job");
         Ok(Submitted {
             job_id,
             coalesced: false,
             queued: true,
         })
+    }
+
+    fn count(&self, kind: JobKind, which: impl Fn(&LaneCounters) -> &AtomicU64) {
+        which(&self.inner.counters[kind.index()]).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The lane's counters since this engine started.
+    pub fn lane_stats(&self, kind: JobKind) -> LaneStats {
+        let c = &self.inner.counters[kind.index()];
+        LaneStats {
+            started: c.started.load(Ordering::Relaxed),
+            coalesced: c.coalesced.load(Ordering::Relaxed),
+            queued: c.queued.load(Ordering::Relaxed),
+        }
     }
 
     fn new_record(&self, req: &JobRequest) -> JobRecord {
@@ -234,8 +274,9 @@ impl Engine {
             job.state = JobState::Running;
             job.started_at = Some(Utc::now());
             job.node = self.inner.node.clone();
-            tracing::info!(job_id = %job.job_id, %kind, trigger = job.trigger.as_str(), scope = ?job.scope, "job started");
+            tracing::info!(job_id = %job.job_id, %kind, trigger = job.trigger.as_str(), scope = ?job.scope, node = %job.node, "job started");
         }
+        self.count(kind, |c| &c.started);
         lane.running = Some(Running {
             record: record.clone(),
             cancel: cancel.clone(),
@@ -330,7 +371,7 @@ impl Engine {
                 .started_at
                 .map(|s| (now - s).num_milliseconds() as f64 / 1000.0)
                 .unwrap_or(0.0);
-            tracing::info!(job_id = %job.job_id, %kind, phase = %phase, duration_s = secs,
+            tracing::info!(job_id = %job.job_id, %kind, phase = %phase, node = %job.node, duration_s = secs,
                 outcome = ?job.state, error = job.error.as_deref().unwrap_or(""), "job finished");
             job.clone()
         };
