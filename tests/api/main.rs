@@ -6,3 +6,4 @@ mod helpers;
 mod cli_refresh;
 mod foundation;
 mod jobs;
+mod ops_metrics;
