@@ -7,3 +7,4 @@ mod cli_refresh;
 mod foundation;
 mod jobs;
 mod ops_metrics;
+mod ops_openapi;
