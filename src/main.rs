@@ -219,6 +219,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         Ok(db) => db,
         Err(code) => return Ok(code),
     };
+    tracing::info!(database = %heartbeat::ops::redact::dsn(&url), "using database");
     let app = Application::build(config, url).await?;
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));

@@ -6,5 +6,6 @@ mod helpers;
 mod cli_refresh;
 mod foundation;
 mod jobs;
+mod ops_daemon;
 mod ops_metrics;
 mod ops_openapi;
