@@ -79,7 +79,8 @@ struct ConfigArgs {
     #[arg(long, env = "HEARTBEAT_LOG_FORMAT")]
     log_format: Option<String>,
     /// Switch the internal cron table off (host crontab drives the jobs).
-    #[arg(long, env = "HEARTBEAT_NO_SCHEDULER")]
+    #[arg(long, env = "HEARTBEAT_NO_SCHEDULER", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     no_scheduler: bool,
     /// Directory holding metrics/ and cuts/ definition files.
     #[arg(long, env = "HEARTBEAT_DEFINITIONS_DIR")]

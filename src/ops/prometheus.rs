@@ -203,7 +203,7 @@ impl Metrics {
             self.counter("heartbeat_jobs_queued_total", &[("kind", k)])
                 .absolute(stats.queued);
             self.gauge("heartbeat_jobs_running", &[("kind", k)]).set(
-                if state.jobs.active(kind).is_some() {
+                if state.jobs.running_locally(kind) {
                     1.0
                 } else {
                     0.0

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod cli_refresh;
+mod cluster;
 mod foundation;
 mod jobs;
 mod ops_daemon;

@@ -209,21 +209,24 @@ async fn coalesced_and_queued_requests_are_counted_per_lane() {
     );
     let some = Scope::Metrics(BTreeSet::from(["a".to_string()]));
     let submit = |scope: Scope| {
-        app.state
-            .jobs
-            .submit(JobRequest {
-                kind: JobKind::Recompute,
-                scope,
-                trigger: Trigger::Api,
-            })
-            .unwrap()
+        app.state.jobs.submit(JobRequest {
+            kind: JobKind::Recompute,
+            scope,
+            trigger: Trigger::Api,
+        })
     };
-    let first = submit(some.clone());
+    let first = submit(some.clone()).await.unwrap();
     assert!(!first.coalesced);
-    assert!(submit(some).coalesced, "covered by the running job");
-    let follow_up = submit(Scope::All);
+    assert!(
+        submit(some).await.unwrap().coalesced,
+        "covered by the running job"
+    );
+    let follow_up = submit(Scope::All).await.unwrap();
     assert!(follow_up.queued && !follow_up.coalesced);
-    assert!(submit(Scope::All).coalesced, "merged into the follow-up");
+    assert!(
+        submit(Scope::All).await.unwrap().coalesced,
+        "merged into the follow-up"
+    );
 
     let s = scrape(&app).await;
     let lane = [("kind", "recompute")];
