@@ -92,6 +92,9 @@ pub struct Config {
     /// `[ops]`: self-ping URL and interval.
     #[serde(default)]
     pub ops: crate::ops::OpsConfig,
+    /// `[schedule]`: the cron table's time zone and entries (seeds merged in).
+    #[serde(default)]
+    pub schedule: crate::schedule::ScheduleConfig,
 }
 
 impl Default for Config {
@@ -110,6 +113,7 @@ impl Default for Config {
             demo: None,
             jobs: Default::default(),
             ops: Default::default(),
+            schedule: Default::default(),
         }
     }
 }
@@ -191,6 +195,7 @@ impl Config {
         }
         self.jobs.validate()?;
         self.ops.validate()?;
+        self.schedule.validate()?;
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::new(
                 "body_limit_bytes",

@@ -9,6 +9,7 @@
 //!   cluster used when no `DATABASE_URL` is given (shared with the test harness).
 //! - [`state`]: the handles every handler and loop shares.
 //! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts).
+//! - [`schedule`]: the cron table (Vixie semantics), its tick loop and catch-up.
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
 //! - [`background`]: starts every background loop under one shutdown token.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
@@ -30,5 +31,6 @@ pub mod http;
 pub mod jobs;
 pub mod openapi;
 pub mod ops;
+pub mod schedule;
 pub mod state;
 pub mod telemetry;

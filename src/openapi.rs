@@ -75,6 +75,7 @@ pub fn document() -> Document {
     let mut doc = CoreApi::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.merge(crate::jobs::routes::JobsApi::openapi());
+    doc.merge(crate::schedule::routes::ScheduleApi::openapi());
     doc
 }
 

@@ -23,7 +23,8 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
     let api = Router::new()
         .merge(crate::jobs::routes::routes())
-        .merge(crate::openapi::routes());
+        .merge(crate::openapi::routes())
+        .merge(crate::schedule::routes::routes());
 
     let json_routes = Router::new()
         .route("/healthz", get(health::healthz))

@@ -210,6 +210,17 @@ impl Metrics {
                 },
             );
         }
+        for (entry, c) in state.schedule.snapshot() {
+            let labels = [("entry", entry.as_str())];
+            self.counter(TickOutcome::Fired.metric(), &labels)
+                .absolute(c.fired);
+            self.counter(TickOutcome::Absorbed.metric(), &labels)
+                .absolute(c.absorbed);
+            self.counter(TickOutcome::Missed.metric(), &labels)
+                .absolute(c.missed);
+            self.counter(TickOutcome::CaughtUp.metric(), &labels)
+                .absolute(c.caught_up);
+        }
         let pool = state.pool.status();
         let idle = pool.available as f64;
         let in_use = pool.size.saturating_sub(pool.available) as f64;

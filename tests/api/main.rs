@@ -10,3 +10,4 @@ mod jobs;
 mod ops_daemon;
 mod ops_metrics;
 mod ops_openapi;
+mod schedule;

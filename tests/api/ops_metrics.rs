@@ -280,3 +280,41 @@ async fn metrics_need_no_key_in_keyed_mode() {
     let resp = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test]
+async fn the_scheduler_exposes_its_tick_counters_and_beats_for_the_watchdog() {
+    let mut config = crate::helpers::test_config();
+    config.no_scheduler = false;
+    let app = crate::helpers::spawn_app_with(config).await;
+    let mut found = None;
+    for _ in 0..100 {
+        let s = scrape(&app).await;
+        if value(
+            &s,
+            "heartbeat_loop_beat_age_seconds",
+            &[("loop", "scheduler")],
+        )
+        .is_some()
+            && s.samples
+                .iter()
+                .any(|x| x.metric == "heartbeat_scheduler_fired_total")
+        {
+            found = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let s = found.expect("scheduler series and its loop beat appear");
+    for name in [
+        "heartbeat_scheduler_fired_total",
+        "heartbeat_scheduler_absorbed_total",
+        "heartbeat_scheduler_missed_total",
+        "heartbeat_scheduler_caught_up_total",
+    ] {
+        assert!(
+            value(&s, name, &[("entry", "recompute")]).is_some(),
+            "{name}{{entry=\"recompute\"}}"
+        );
+    }
+    assert!(app.state.liveness.stalled().is_empty());
+}
