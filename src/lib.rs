@@ -12,6 +12,8 @@
 //! - [`schedule`]: the cron table (Vixie semantics), its tick loop and catch-up.
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
 //! - [`background`]: starts every background loop under one shutdown token.
+//! - [`auth`]: projects, API keys, and the `Caller` every `/api` handler is given.
+//! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
 //! - [`cli`]: client verbs of the binary (`refresh`) that talk to a daemon.
 //! - [`cluster`]: lane advisory locks, the fence, shared job tables, tick claims.
@@ -21,6 +23,7 @@
 //! - [`openapi`]: the OpenAPI 3.1 document at `/api/openapi.json`.
 
 pub mod app;
+pub mod auth;
 pub mod background;
 pub mod cli;
 pub mod cluster;
@@ -29,6 +32,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod monitor;
 pub mod openapi;
 pub mod ops;
 pub mod schedule;

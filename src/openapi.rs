@@ -76,6 +76,8 @@ pub fn document() -> Document {
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.merge(crate::jobs::routes::JobsApi::openapi());
     doc.merge(crate::schedule::routes::ScheduleApi::openapi());
+    doc.merge(crate::monitor::routes::MonitorApi::openapi());
+    doc.merge(crate::monitor::ping::PingApi::openapi());
     doc
 }
 

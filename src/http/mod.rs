@@ -24,18 +24,23 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(crate::jobs::routes::routes())
         .merge(crate::openapi::routes())
-        .merge(crate::schedule::routes::routes());
+        .merge(crate::schedule::routes::routes())
+        .merge(crate::monitor::routes());
+    // One auth layer over the whole `/api` nest, applied where it is nested so every
+    // route merged above is keyed (`/mcp` takes the same layer).
+    let require_key = middleware::from_fn_with_state(state.clone(), crate::auth::require_key);
 
     let json_routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .nest("/api", api)
+        .nest("/api", api.layer(require_key))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(ensure_json_errors));
 
     Router::new()
         .merge(json_routes)
+        .merge(crate::monitor::ping::routes())
         .merge(crate::ops::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),

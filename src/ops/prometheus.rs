@@ -130,20 +130,20 @@ impl Metrics {
             .increment(1);
     }
 
-    /// A ping arrived: `kind` is `success`, `start`, `fail` or `exit_code`.
+    /// A ping was recorded: `kind` is `success`, `start`, `fail`, `log` or
+    /// `exit_code` (a `/hb/{token}/{n}` ping).
     pub fn ping_received(&self, kind: &str) {
         self.counter("heartbeat_pings_received_total", &[("kind", kind)])
             .increment(1);
     }
 
-    /// An alert delivery attempt ended: delivered (`true`) or failed.
-    pub fn alert_delivery(&self, delivered: bool) {
-        let name = if delivered {
-            "heartbeat_alerts_sent_total"
-        } else {
-            "heartbeat_alerts_failed_total"
-        };
-        self.counter(name, &[]).increment(1);
+    /// One delivery pass: alerts delivered, and alerts given up on after the
+    /// last retry.
+    pub fn alerts_delivered(&self, sent: u64, failed: u64) {
+        self.counter("heartbeat_alerts_sent_total", &[])
+            .increment(sent);
+        self.counter("heartbeat_alerts_failed_total", &[])
+            .increment(failed);
     }
 
     /// How late the deadline loop's last pass started against its schedule.
@@ -321,7 +321,7 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "heartbeat_pings_received_total",
-        "Pings received, per kind (success, start, fail, exit_code).",
+        "Pings recorded, per kind (success, start, fail, log, exit_code).",
     ),
     (
         "heartbeat_alerts_sent_total",
@@ -329,7 +329,7 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "heartbeat_alerts_failed_total",
-        "Alert webhook delivery attempts that failed.",
+        "Alerts given up on after the last delivery attempt.",
     ),
     (
         "heartbeat_deadline_loop_lag_seconds",
