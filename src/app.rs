@@ -69,6 +69,8 @@ impl Application {
             database_url,
             config: Arc::new(config),
             migrated,
+            metrics: crate::ops::prometheus::Metrics::new(),
+            liveness: crate::ops::liveness::Liveness::new(),
             shutdown: CancellationToken::new(),
         };
         install_job_bodies(&state);

@@ -31,4 +31,5 @@ pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
                 .await;
         }
     });
+    crate::ops::spawn_loops(state, tasks);
 }

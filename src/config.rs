@@ -96,6 +96,9 @@ pub struct Config {
     pub monitor: crate::monitor::MonitorConfig,
     /// `[jobs]`: max runtimes, retention, node id.
     pub jobs: crate::jobs::config::JobsConfig,
+    /// `[ops]`: self-ping URL and interval.
+    #[serde(default)]
+    pub ops: crate::ops::OpsConfig,
     /// `[schedule]`: the cron table's time zone and entries (seeds merged in).
     #[serde(default)]
     pub schedule: crate::schedule::ScheduleConfig,
@@ -125,6 +128,7 @@ impl Default for Config {
             refresh: crate::refresh::RefreshConfig::default(),
             monitor: crate::monitor::MonitorConfig::default(),
             jobs: Default::default(),
+            ops: Default::default(),
             schedule: Default::default(),
             segments: Default::default(),
             audit: Default::default(),
@@ -208,6 +212,7 @@ impl Config {
             return Err(ConfigError::new("pool_size", "must be at least 1"));
         }
         self.jobs.validate()?;
+        self.ops.validate()?;
         self.schedule.validate()?;
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::new(

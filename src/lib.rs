@@ -21,7 +21,10 @@
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
 //! - [`cli`]: client verbs of the binary (`refresh`) that talk to a daemon.
 //! - [`cluster`]: lane advisory locks, the fence, shared job tables, tick claims.
-//! - [`telemetry`]: log setup (text or JSON).
+//! - [`telemetry`]: log setup (text or JSON), written through the secret redactor.
+//! - [`ops`]: Prometheus `/metrics`, systemd notify + watchdog, self-ping, log
+//!   redaction, loop liveness.
+//! - [`openapi`]: the OpenAPI 3.1 document at `/api/openapi.json`.
 
 pub mod app;
 pub mod audit;
@@ -36,6 +39,8 @@ pub mod http;
 pub mod jobs;
 pub mod monitor;
 pub mod refresh;
+pub mod openapi;
+pub mod ops;
 pub mod schedule;
 pub mod segments;
 pub mod state;

@@ -178,6 +178,10 @@ struct ConfigArgs {
     /// Directory holding metrics/ and cuts/ definition files.
     #[arg(long, env = "HEARTBEAT_DEFINITIONS_DIR")]
     definitions_dir: Option<PathBuf>,
+    /// Outside dead man's switch to GET every `ops.self_ping_interval_secs` while
+    /// healthy.
+    #[arg(long, env = "HEARTBEAT_SELF_PING_URL", hide_env_values = true)]
+    self_ping_url: Option<String>,
 }
 
 impl ConfigArgs {
@@ -214,6 +218,9 @@ impl ConfigArgs {
         }
         if let Some(dir) = self.definitions_dir {
             config.definitions_dir = dir;
+        }
+        if let Some(url) = self.self_ping_url.filter(|u| !u.is_empty()) {
+            config.ops.self_ping_url = Some(url);
         }
         config.validate()?;
         Ok(config)
@@ -341,6 +348,7 @@ fn with_config(
             return ExitCode::from(2);
         }
     };
+    heartbeat::ops::redact::register_config_secrets(&config);
     heartbeat::telemetry::init(config.log_format);
     match body(config) {
         Ok(code) => code,
@@ -381,6 +389,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         Ok(db) => db,
         Err(code) => return Ok(code),
     };
+    tracing::info!(database = %heartbeat::ops::redact::dsn(&url), "using database");
     let app = Application::build(config, url).await?;
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));

@@ -25,6 +25,10 @@ pub struct AppState {
     /// Flips to true once migrations are applied; background loops wait on it so a
     /// daemon started before its database does nothing until the schema is there.
     pub migrated: watch::Receiver<bool>,
+    /// This daemon's Prometheus recorder (one per daemon, not process-global).
+    pub metrics: crate::ops::prometheus::Metrics,
+    /// Loops the watchdog and self-ping watch; each beats on every pass.
+    pub liveness: crate::ops::liveness::Liveness,
     /// Cancelled when the daemon begins to shut down.
     pub shutdown: CancellationToken,
     /// The group-commit ping writer: every ping, HTTP or from the daemon's own

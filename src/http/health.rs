@@ -10,12 +10,20 @@ use crate::db::migrate;
 use crate::state::AppState;
 
 /// 200 while the process runs and serves HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "probes",
+    responses((status = 200, description = "The process serves HTTP", body = Object, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
 /// 200 only when the database answers and the schema is at this binary's version;
 /// otherwise 503 with the reason.
+#[utoipa::path(get, path = "/readyz", tag = "probes",
+    responses(
+        (status = 200, description = "Database reachable and schema current", body = Object,
+            example = json!({"status": "ready", "schema_version": 1})),
+        (status = 503, description = "Not ready; `reason` says why", body = crate::openapi::ErrorEnvelope),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match check(&state).await {
         Ok(version) => Json(json!({"status": "ready", "schema_version": version})).into_response(),

@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
     let api = Router::new()
         .merge(crate::jobs::routes::routes())
+        .merge(crate::openapi::routes())
         .merge(crate::schedule::routes::routes())
         .merge(crate::refresh::routes())
         .merge(crate::segments::routes())
@@ -43,6 +44,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(json_routes)
         .merge(crate::monitor::ping::routes())
+        .merge(crate::ops::routes())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::ops::prometheus::track_http,
+        ))
         .layer(middleware::from_fn(log_internal_errors))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(DefaultBodyLimit::max(body_limit))

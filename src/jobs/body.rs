@@ -200,7 +200,7 @@ impl JobContext {
             if last.finished_at.is_none() {
                 last.finished_at = Some(now);
                 let secs = (now - last.started_at).num_milliseconds() as f64 / 1000.0;
-                tracing::info!(%job_id, %kind, phase = %last.name, duration_s = secs, outcome = "done", "phase finished");
+                tracing::info!(%job_id, %kind, phase = %last.name, node = %job.node, duration_s = secs, outcome = "done", "phase finished");
             }
         }
         job.phases.push(Phase {
@@ -212,7 +212,7 @@ impl JobContext {
         job.phase = Some(name.to_string());
         job.progress.done = 0;
         job.progress.total = total;
-        tracing::info!(job_id = %job.job_id, kind = %job.kind, phase = name, "phase started");
+        tracing::info!(job_id = %job.job_id, kind = %job.kind, phase = name, node = %job.node, "phase started");
     }
 
     /// Sets the current phase's progress.

@@ -17,6 +17,7 @@
 //! Bodies run on their own task, so a panic ends the job `failed`, not the daemon.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -47,7 +48,7 @@ pub struct JobRequest {
 }
 
 /// The answer to a request: which job serves it.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Submitted {
     pub job_id: Uuid,
     /// True when the request joined a job that already existed (running or queued).
@@ -95,7 +96,27 @@ struct Retention {
     remote: HashMap<Uuid, chrono::DateTime<Utc>>,
 }
 
+/// Per-lane counters since start, read by `/metrics` at scrape time.
+#[derive(Default)]
+struct LaneCounters {
+    started: AtomicU64,
+    coalesced: AtomicU64,
+    queued: AtomicU64,
+}
+
+/// A snapshot of one lane's counters on this node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaneStats {
+    /// Jobs this node started running.
+    pub started: u64,
+    /// Requests answered with an existing job (running or queued, on any node).
+    pub coalesced: u64,
+    /// Follow-ups this node created behind a running job.
+    pub queued: u64,
+}
+
 struct Inner {
+    counters: [LaneCounters; 4],
     /// The running job per lane. A std mutex: every critical section is a few
     /// pointer moves, never an await, so 1,000 concurrent joins stay cheap.
     lanes: [Mutex<Lane>; 4],
@@ -135,6 +156,7 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 lanes: Default::default(),
+                counters: Default::default(),
                 gates: Default::default(),
                 retention: Mutex::new(Retention::default()),
                 bodies: RwLock::new(JobBodies::default()),
@@ -180,7 +202,8 @@ impl Engine {
         })
     }
 
-    fn running_locally(&self, kind: JobKind) -> bool {
+    /// Whether this node runs a job of the lane now (no database round trip).
+    pub fn running_locally(&self, kind: JobKind) -> bool {
         self.inner.lanes[kind.index()]
             .lock()
             .unwrap()
@@ -191,6 +214,27 @@ impl Engine {
     /// The gate. Joins the running job (on any node), starts one, or merges the
     /// request into the lane's follow-up.
     pub async fn submit(&self, req: JobRequest) -> Result<Submitted, ApiError> {
+        let counters = &self.inner.counters[req.kind.index()];
+        let submitted = self.submit_once(req).await?;
+        if submitted.coalesced {
+            counters.coalesced.fetch_add(1, Ordering::Relaxed);
+        } else if submitted.queued {
+            counters.queued.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(submitted)
+    }
+
+    /// The lane's counters on this node since the engine started.
+    pub fn lane_stats(&self, kind: JobKind) -> LaneStats {
+        let c = &self.inner.counters[kind.index()];
+        LaneStats {
+            started: c.started.load(Ordering::Relaxed),
+            coalesced: c.coalesced.load(Ordering::Relaxed),
+            queued: c.queued.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn submit_once(&self, req: JobRequest) -> Result<Submitted, ApiError> {
         if self.inner.closing.is_cancelled() {
             return Err(ApiError::ShuttingDown);
         }
@@ -467,6 +511,9 @@ impl Engine {
             }
         }
         tracing::info!(job_id = %job.job_id, %kind, trigger = job.trigger.as_str(), scope = ?job.scope, node = %job.node, "job started");
+        self.inner.counters[kind.index()]
+            .started
+            .fetch_add(1, Ordering::Relaxed);
         let record = Arc::new(Mutex::new(job));
         self.retain(&record);
         let cancel = CancellationToken::new();
@@ -506,7 +553,10 @@ impl Engine {
                 lock.release().await;
                 break;
             };
-            tracing::info!(job_id = %job.job_id, %kind, scope = ?job.scope, "follow-up started");
+            tracing::info!(job_id = %job.job_id, %kind, scope = ?job.scope, node = %job.node, "follow-up started");
+            self.inner.counters[kind.index()]
+                .started
+                .fetch_add(1, Ordering::Relaxed);
             record = Arc::new(Mutex::new(job));
             self.retain(&record);
             cancel = CancellationToken::new();

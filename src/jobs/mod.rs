@@ -15,5 +15,5 @@ pub mod probe;
 pub mod routes;
 
 pub use body::{JobBodies, JobBody, JobContext, JobError};
-pub use engine::{Engine, JobRequest, Submitted};
+pub use engine::{Engine, JobRequest, LaneStats, Submitted};
 pub use model::{Job, JobKind, JobState, Scope, Trigger};

@@ -8,17 +8,44 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Deserializer};
-use serde_json::json;
+use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
 use super::engine::JobRequest;
-use super::model::{JobKind, Scope, Trigger};
+use super::engine::Submitted;
+use super::model::{Job, JobKind, JobState, Scope, Trigger};
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
+use crate::openapi::ErrorEnvelope;
 use crate::state::AppState;
 
 /// More ids than this in one request is a mistake, not a scope.
 pub const MAX_METRIC_IDS: usize = 1000;
+
+/// This area's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        post_recompute,
+        get_recompute,
+        active_recompute,
+        list_jobs,
+        get_job,
+        post_job,
+        cancel_job
+    ),
+    components(schemas(
+        Job,
+        JobKind,
+        JobState,
+        Trigger,
+        Scope,
+        Submitted,
+        JobRequestBody,
+        ActiveJob,
+        JobList
+    ))
+)]
+pub struct JobsApi;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -31,7 +58,8 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `"all"` or a list of metric ids.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, utoipa::ToSchema)]
+#[schema(value_type = Scope)]
 pub struct MetricIds(pub Option<BTreeSet<String>>);
 
 impl<'de> Deserialize<'de> for MetricIds {
@@ -55,13 +83,33 @@ impl<'de> Deserialize<'de> for MetricIds {
 }
 
 /// Body of `POST /api/metrics/recompute` and (optionally) `POST /api/jobs/{kind}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobRequestBody {
+    /// `"all"` (default) or a list of metric ids; only for recompute.
     #[serde(default)]
+    #[schema(value_type = Option<Scope>)]
     pub metric_ids: MetricIds,
+    /// Who asks; default `api`.
     #[serde(default)]
+    #[schema(value_type = Option<Trigger>)]
     pub trigger: Trigger,
+}
+
+/// `GET /api/metrics/active-job`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ActiveJob {
+    /// The running recompute, or null.
+    pub job: Option<Job>,
+    /// The queued follow-up, or null.
+    pub queued: Option<Job>,
+}
+
+/// `GET /api/jobs`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct JobList {
+    /// Newest first.
+    pub jobs: Vec<Job>,
 }
 
 /// Turns a metric id list into a scope, rejecting empty, oversized or unknown lists.
@@ -136,6 +184,15 @@ fn accepted(submitted: super::engine::Submitted) -> Response {
     (StatusCode::ACCEPTED, Json(submitted)).into_response()
 }
 
+#[utoipa::path(post, path = "/api/metrics/recompute", tag = "jobs",
+    request_body = JobRequestBody,
+    responses(
+        (status = 202, description = "The job serving this request", body = Submitted),
+        (status = 400, description = "Malformed JSON", body = ErrorEnvelope),
+        (status = 422, description = "Unknown metric ids (named) or a bad field", body = ErrorEnvelope),
+        (status = 503, description = "Shutting down", body = ErrorEnvelope),
+    ),
+    security((), ("bearer" = [])))]
 async fn post_recompute(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<JobRequestBody>,
@@ -153,6 +210,16 @@ async fn post_recompute(
 }
 
 /// `POST /api/jobs/{kind}`: the body is optional (no body = all, trigger api).
+#[utoipa::path(post, path = "/api/jobs/{key}", tag = "jobs",
+    params(("key" = JobKind, Path, description = "The lane: recompute, benchmarks, segments or audit")),
+    request_body(content = Option<JobRequestBody>, description = "Optional; no body means all, trigger api"),
+    responses(
+        (status = 202, description = "The job serving this request", body = Submitted),
+        (status = 404, description = "Unknown kind", body = ErrorEnvelope),
+        (status = 422, description = "Bad field", body = ErrorEnvelope),
+        (status = 503, description = "Shutting down", body = ErrorEnvelope),
+    ),
+    security((), ("bearer" = [])))]
 async fn post_job(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -208,6 +275,13 @@ fn no_such_job(id: Uuid) -> ApiError {
     ))
 }
 
+#[utoipa::path(get, path = "/api/metrics/recompute/{id}", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The recompute job", body = Job),
+        (status = 404, description = "Unknown, expired, lost in a restart, or not a recompute", body = ErrorEnvelope),
+    ),
+    security((), ("bearer" = [])))]
 async fn get_recompute(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -223,27 +297,47 @@ async fn get_recompute(
     }
 }
 
+#[utoipa::path(get, path = "/api/jobs/{key}", tag = "jobs",
+    params(("key" = Uuid, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job", body = Job),
+        (status = 404, description = "Unknown, expired or lost in a restart", body = ErrorEnvelope),
+    ),
+    security((), ("bearer" = [])))]
 async fn get_job(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult<Response> {
     let id = parse_id(&key)?;
     let job = state.jobs.get(id).await?.ok_or_else(|| no_such_job(id))?;
     Ok(Json(job).into_response())
 }
 
+#[utoipa::path(get, path = "/api/metrics/active-job", tag = "jobs",
+    responses((status = 200, description = "The running recompute (on any node) and its follow-up", body = ActiveJob)),
+    security((), ("bearer" = [])))]
 async fn active_recompute(State(state): State<AppState>) -> ApiResult<Response> {
-    Ok(Json(json!({
-        "job": state.jobs.active(JobKind::Recompute).await?,
-        "queued": state.jobs.queued(JobKind::Recompute).await?,
-    }))
+    Ok(Json(ActiveJob {
+        job: state.jobs.active(JobKind::Recompute).await?,
+        queued: state.jobs.queued(JobKind::Recompute).await?,
+    })
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only jobs of this kind.
     kind: Option<String>,
+    /// At most this many (default 50, at most 500).
     limit: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Retained jobs, newest first", body = JobList),
+        (status = 422, description = "Unknown kind or bad query", body = ErrorEnvelope),
+    ),
+    security((), ("bearer" = [])))]
 async fn list_jobs(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -264,9 +358,17 @@ async fn list_jobs(
         .filter(|j| kind.is_none_or(|k| j.kind == k))
         .take(limit)
         .collect();
-    Ok(Json(json!({ "jobs": jobs })).into_response())
+    Ok(Json(JobList { jobs }).into_response())
 }
 
+#[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses(
+        (status = 202, description = "Cancelling; the job reaches `cancelled` once rolled back", body = Job),
+        (status = 404, description = "Unknown job", body = ErrorEnvelope),
+        (status = 409, description = "Already finished", body = ErrorEnvelope),
+    ),
+    security((), ("bearer" = [])))]
 async fn cancel_job(State(state): State<AppState>, Path(raw): Path<String>) -> ApiResult<Response> {
     let id = parse_id(&raw)?;
     let job = state.jobs.cancel(id).await?;

@@ -38,7 +38,14 @@ pub async fn run(state: AppState) {
         return;
     }
     let interval = Duration::from_millis(state.config.monitor.deadline_interval_ms.max(10));
+    // A pass stuck on the database stops the beats: the watchdog and the
+    // self-ping then report the daemon unhealthy.
+    let beat = state.liveness.register(
+        "deadline",
+        crate::ops::liveness::DEFAULT_MAX_SILENCE.max(ERROR_BACKOFF * 3),
+    );
     loop {
+        beat.beat();
         let wait = match run_once(&state.pool, Utc::now()).await {
             Ok(_) => interval,
             Err(e) => {
@@ -46,10 +53,14 @@ pub async fn run(state: AppState) {
                 ERROR_BACKOFF
             }
         };
+        let due = tokio::time::Instant::now() + wait;
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep_until(due) => {}
             _ = state.shutdown.cancelled() => return,
         }
+        state
+            .metrics
+            .deadline_loop_lag(tokio::time::Instant::now().saturating_duration_since(due));
     }
 }
 

@@ -34,7 +34,12 @@ pub async fn run(state: AppState) {
     let interval = Duration::from_millis(config.delivery_interval_ms.max(10));
     loop {
         let wait = match deliver_once(&state.pool, &http, &config, Utc::now()).await {
-            Ok(_) => interval,
+            Ok(done) => {
+                state
+                    .metrics
+                    .alerts_delivered(done.delivered as u64, done.failed as u64);
+                interval
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "alert delivery failed; retrying");
                 ERROR_BACKOFF

@@ -257,6 +257,24 @@ trimmed AS (
 )
 SELECT token FROM hb";
 
+/// The ping routes' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(ping, ping_suffix, ping_alias, ping_suffix_alias),
+    tags((name = "pings", description = "Public ping URLs (no key); plain-text answers for cron clients."))
+)]
+pub struct PingApi;
+
+/// `/ping/{token}` is an alias of `/hb/{token}`, served by the same handler.
+#[utoipa::path(method(get, post, head), path = "/ping/{token}", tag = "pings", params(("token" = String, Path)), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
+#[allow(dead_code)]
+fn ping_alias() {}
+
+/// `/ping/{token}/{suffix}` is an alias of `/hb/{token}/{suffix}`.
+#[utoipa::path(method(get, post, head), path = "/ping/{token}/{suffix}", tag = "pings", params(("token" = String, Path), ("suffix" = String, Path)), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
+#[allow(dead_code)]
+fn ping_suffix_alias() {}
+
 /// `/hb/...` and `/ping/...`: plain text, no auth, outside the JSON envelope.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -266,6 +284,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ping/{token}/{suffix}", get(ping_suffix).post(ping_suffix))
 }
 
+#[utoipa::path(method(get, post, head), path = "/hb/{token}", tag = "pings", params(("token" = String, Path, description = "hb_ + 16 URL-safe base64 characters"), ("rid" = Option<String>, Query, description = "Run id pairing a start with its finish")), request_body(content = Option<String>, description = "Optional output, truncated at the ping body limit", content_type = "text/plain"), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
 async fn ping(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -275,6 +294,7 @@ async fn ping(
     handle(state, token, None, query, req).await
 }
 
+#[utoipa::path(method(get, post, head), path = "/hb/{token}/{suffix}", tag = "pings", params(("token" = String, Path), ("suffix" = String, Path, description = "start, fail, log or an exit code 0-255 (0 = success)"), ("rid" = Option<String>, Query)), request_body(content = Option<String>, content_type = "text/plain"), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
 async fn ping_suffix(
     State(state): State<AppState>,
     Path((token, suffix)): Path<(String, String)>,
@@ -367,7 +387,14 @@ async fn handle(
         body,
     };
     match state.pings.record(ping).await {
-        Ok(PingOutcome::Recorded) => text(StatusCode::OK, "OK\n", limit),
+        Ok(PingOutcome::Recorded) => {
+            let label = match exit_code {
+                Some(_) => "exit_code",
+                None => kind.as_str(),
+            };
+            state.metrics.ping_received(label);
+            text(StatusCode::OK, "OK\n", limit)
+        }
         Ok(PingOutcome::UnknownToken) => text(StatusCode::NOT_FOUND, "not found\n", limit),
         Err(_) => text(
             StatusCode::SERVICE_UNAVAILABLE,

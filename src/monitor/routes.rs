@@ -20,6 +20,18 @@ use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::state::AppState;
 
+/// This area's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, show, create, update, remove, pings, flips, list_webhooks, create_webhook, remove_webhook, create_project, list_projects),
+    tags(
+        (name = "heartbeats", description = "Dead man's switch: heartbeats, their pings and flips."),
+        (name = "webhooks", description = "Where alerts are posted."),
+        (name = "projects", description = "Projects and their keys."),
+    )
+)]
+pub struct MonitorApi;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/heartbeats", get(list).post(create))
@@ -63,6 +75,7 @@ fn parse_id(raw: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("no heartbeat {raw}")))
 }
 
+#[utoipa::path(get, path = "/api/heartbeats", tag = "heartbeats", responses((status = 200, description = "Heartbeats of the caller's project with their status", body = Object)), security((), ("bearer" = [])))]
 async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let client = state.pool.get().await?;
     let sql = format!(
@@ -79,6 +92,7 @@ async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Respon
     Ok(ApiJson(json!({ "heartbeats": views })).into_response())
 }
 
+#[utoipa::path(get, path = "/api/heartbeats/{id}", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "The heartbeat", body = Object), (status = 404, description = "Not found in the caller's project", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -174,6 +188,7 @@ INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_s
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9 THEN 'paused' ELSE 'pending' END)
 ON CONFLICT (project_id, name) DO NOTHING";
 
+#[utoipa::path(post, path = "/api/heartbeats", tag = "heartbeats", request_body(content = Object, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = Object), (status = 422, description = "Invalid field, named in the message", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -255,6 +270,7 @@ UPDATE heartbeat.heartbeat SET
     deadline = now()
 WHERE heartbeat_id = $1";
 
+#[utoipa::path(patch, path = "/api/heartbeats/{id}", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = Object, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = Object), (status = 404, description = "Not found in the caller's project", body = crate::openapi::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -296,6 +312,7 @@ async fn update(
     Ok(ApiJson(hb.view(Utc::now(), &base_url(&state))).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/heartbeats/{id}", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not found in the caller's project", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -326,6 +343,7 @@ struct PingView {
     body: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/heartbeats/{id}/pings", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "Recent pings, newest first", body = Object), (status = 404, description = "Not found in the caller's project", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn pings(
     State(state): State<AppState>,
     caller: Caller,
@@ -365,6 +383,7 @@ struct FlipView {
     detected_at: DateTime<Utc>,
 }
 
+#[utoipa::path(get, path = "/api/heartbeats/{id}/flips", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "Status transitions, newest first", body = Object), (status = 404, description = "Not found in the caller's project", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn flips(
     State(state): State<AppState>,
     caller: Caller,
@@ -415,6 +434,7 @@ fn webhook_view(r: &tokio_postgres::Row) -> WebhookView {
     }
 }
 
+#[utoipa::path(get, path = "/api/webhooks", tag = "webhooks", responses((status = 200, description = "Webhooks of the caller's project (secrets never shown)", body = Object)), security((), ("bearer" = [])))]
 async fn list_webhooks(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let client = state.pool.get().await?;
     let rows = client
@@ -428,6 +448,7 @@ async fn list_webhooks(State(state): State<AppState>, caller: Caller) -> ApiResu
     Ok(ApiJson(json!({ "webhooks": hooks })).into_response())
 }
 
+#[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body(content = Object, description = "url and optional secret for the HMAC-SHA256 signature"), responses((status = 201, description = "Created", body = Object), (status = 422, description = "Invalid field, named in the message", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create_webhook(
     State(state): State<AppState>,
     caller: Caller,
@@ -450,6 +471,7 @@ async fn create_webhook(
     Ok((StatusCode::CREATED, ApiJson(webhook_view(&row))).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not found in the caller's project", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn remove_webhook(
     State(state): State<AppState>,
     caller: Caller,
@@ -476,6 +498,7 @@ struct ProjectInput {
     name: String,
 }
 
+#[utoipa::path(post, path = "/api/projects", tag = "projects", request_body(content = Object, description = "name"), responses((status = 201, description = "Created, with its keys (shown once)", body = Object), (status = 422, description = "Invalid field, named in the message", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -487,6 +510,7 @@ async fn create_project(
     Ok((StatusCode::CREATED, ApiJson(created)).into_response())
 }
 
+#[utoipa::path(get, path = "/api/projects", tag = "projects", responses((status = 200, description = "Projects (admin key)", body = Object)), security((), ("bearer" = [])))]
 async fn list_projects(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     caller.require_admin()?;
     let client = state.pool.get().await?;

@@ -23,7 +23,7 @@ pub struct EntryCounters {
 }
 
 /// A snapshot of one entry's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CounterValues {
     pub fired: u64,
     pub absorbed: u64,

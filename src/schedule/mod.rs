@@ -27,6 +27,10 @@ pub use table::{ScheduleConfig, Table};
 use crate::state::AppState;
 
 /// Starts the cron table unless `no_scheduler` is set (hosts driven by crontab).
+/// How long the tick loop may go without waking before the watchdog counts it
+/// stalled: its longest sleep, plus room for a slow tick or catch-up.
+const SCHEDULER_MAX_SILENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
 pub fn spawn(state: &AppState, tasks: &TaskTracker) {
     if state.config.no_scheduler {
         tracing::info!("internal cron table off (--no-scheduler): jobs run only on request");
@@ -45,6 +49,8 @@ pub fn spawn(state: &AppState, tasks: &TaskTracker) {
         if !state.wait_migrated().await {
             return;
         }
+        // The catch-up before the first wake may take a while: allow for it.
+        let beat = state.liveness.register("scheduler", SCHEDULER_MAX_SILENCE);
         ticker::run(ticker::LoopDeps {
             table,
             gate: Arc::new(ticker::EngineGate {
@@ -57,6 +63,7 @@ pub fn spawn(state: &AppState, tasks: &TaskTracker) {
             }),
             clock: Arc::new(ticker::SystemClock),
             shutdown: state.shutdown.clone(),
+            beat: Some(beat),
         })
         .await;
     });

@@ -13,11 +13,20 @@ use super::table::format_window;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+/// This area's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(get_schedule),
+    components(schemas(ScheduleView, EntryView, CounterValues)),
+    tags((name = "schedule", description = "The internal cron table."))
+)]
+pub struct ScheduleApi;
+
 pub fn routes() -> Router<AppState> {
     Router::new().route("/schedule", get(get_schedule))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScheduleView {
     /// False when the daemon runs with `--no-scheduler`: nothing fires by itself.
     pub running: bool,
@@ -25,7 +34,7 @@ pub struct ScheduleView {
     pub entries: Vec<EntryView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EntryView {
     pub name: String,
     pub job: String,
@@ -39,6 +48,12 @@ pub struct EntryView {
     pub counters: CounterValues,
 }
 
+#[utoipa::path(get, path = "/api/schedule", tag = "schedule",
+    responses(
+        (status = 200, description = "Entries with next fire time, last success and tick counters", body = ScheduleView),
+        (status = 503, description = "Database unavailable", body = crate::openapi::ErrorEnvelope),
+    ),
+    security((), ("bearer" = [])))]
 async fn get_schedule(State(state): State<AppState>) -> ApiResult<Json<ScheduleView>> {
     let table = state
         .config

@@ -499,6 +499,9 @@ pub struct LoopDeps {
     pub store: Arc<dyn ScheduleStore>,
     pub clock: Arc<dyn Clock>,
     pub shutdown: CancellationToken,
+    /// Beaten on every wake-up (at least every [`MAX_SLEEP`]), so the systemd
+    /// watchdog and the self-ping notice a wedged loop. None in unit tests.
+    pub beat: Option<crate::ops::liveness::LoopBeat>,
 }
 
 /// Runs the cron table until `shutdown` is cancelled: catch-up on start, then one
@@ -511,6 +514,7 @@ pub async fn run(deps: LoopDeps) {
         store,
         clock,
         shutdown,
+        beat,
     } = deps;
     // Subscribe before catching up so no success in between is lost.
     let mut finished = gate.subscribe();
@@ -528,6 +532,9 @@ pub async fn run(deps: LoopDeps) {
     tracing::info!(next = ?ticker.next_wake(), "cron table running");
     let mut listening = true;
     loop {
+        if let Some(beat) = &beat {
+            beat.beat();
+        }
         let now = clock.now();
         let wait = ticker
             .next_wake()
@@ -746,6 +753,7 @@ enabled = false
             store: store.clone(),
             clock: clock.clone(),
             shutdown: shutdown.clone(),
+            beat: None,
         }));
         tokio::time::sleep(std::time::Duration::from_secs(3 * 3600)).await;
         shutdown.cancel();
@@ -787,6 +795,7 @@ enabled = false
             store: store.clone(),
             clock: clock.clone(),
             shutdown: shutdown.clone(),
+            beat: None,
         }));
         let finished = |scope: Scope| {
             let mut job = Job::new(JobKind::Recompute, scope, Trigger::User, "fake");
@@ -845,6 +854,7 @@ enabled = false
             store,
             clock: clock.clone(),
             shutdown: shutdown.clone(),
+            beat: None,
         }));
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
         // The lid closes at 10:01 and opens at 14:41: 10:17 ... 14:17 passed.
@@ -884,6 +894,7 @@ enabled = false
             store: Arc::new(MemoryStore::default()),
             clock: Arc::new(TokioClock::starting_at(utc("2026-11-23T10:00:00Z"))),
             shutdown: shutdown.clone(),
+            beat: None,
         }));
         tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         shutdown.cancel();

@@ -15,5 +15,8 @@ mod refresh_compute;
 mod refresh_ingest;
 mod refresh_jobs;
 mod refresh_support;
+mod ops_daemon;
+mod ops_metrics;
+mod ops_openapi;
 mod schedule;
 mod segments;

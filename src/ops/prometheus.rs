@@ -1,0 +1,443 @@
+//! `GET /metrics`: the daemon's Prometheus exposition, and the small API other
+//! areas call to count things.
+//!
+//! Each `Application` owns its own recorder (held in [`Metrics`], in `AppState`)
+//! instead of the process-global one, so several daemons in one test process never
+//! see each other's numbers (docs/decisions.md). The price is that the
+//! `metrics::counter!` macros alone would go nowhere: call sites go through
+//! [`Metrics`] (`state.metrics.ping_received("success")`), which routes them to
+//! this daemon's recorder.
+//!
+//! Three ways numbers get here:
+//! - **events**: HTTP requests (the [`track_http`] middleware), finished jobs (the
+//!   [`observe_jobs`] loop reading the engine's broadcast), and the calls below;
+//! - **engine counters**: started / coalesced / queued per lane, kept by the engine
+//!   as atomics and copied in at scrape time;
+//! - **scrape-time gauges**: pool connections, running jobs, loop beat ages.
+//!
+//! Every name and label is listed in docs/operations/metrics.md.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics::{Counter, Gauge, Histogram, Label};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+use crate::jobs::{Job, JobKind};
+use crate::state::AppState;
+
+/// Histogram buckets in seconds: HTTP latencies at the low end, job and phase
+/// durations (up to the 30-minute max runtime) at the high end.
+const BUCKETS_SECONDS: [f64; 16] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+];
+
+/// Content type of the Prometheus text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What a scheduled tick turned into, for the scheduler's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TickOutcome {
+    /// The tick was submitted to the engine.
+    Fired,
+    /// It was submitted and the running job already covered it.
+    Absorbed,
+    /// Its time passed while the daemon was down or stalled.
+    Missed,
+    /// A catch-up run for missed ticks was started.
+    CaughtUp,
+}
+
+impl TickOutcome {
+    fn metric(self) -> &'static str {
+        match self {
+            TickOutcome::Fired => "heartbeat_scheduler_fired_total",
+            TickOutcome::Absorbed => "heartbeat_scheduler_absorbed_total",
+            TickOutcome::Missed => "heartbeat_scheduler_missed_total",
+            TickOutcome::CaughtUp => "heartbeat_scheduler_caught_up_total",
+        }
+    }
+}
+
+/// This daemon's recorder. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Arc because handlers and loops all record into the one recorder.
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&BUCKETS_SECONDS)
+            .expect("the bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        let metrics = Self {
+            recorder: Arc::new(recorder),
+            handle,
+        };
+        metrics.describe();
+        metrics
+    }
+
+    fn describe(&self) {
+        metrics::with_local_recorder(&*self.recorder, || {
+            for (name, help) in DESCRIPTIONS {
+                match name {
+                    n if n.ends_with("_total") => metrics::describe_counter!(*n, *help),
+                    n if n.ends_with("_seconds") && HISTOGRAMS.contains(n) => {
+                        metrics::describe_histogram!(*n, metrics::Unit::Seconds, *help)
+                    }
+                    n => metrics::describe_gauge!(*n, *help),
+                }
+            }
+        });
+    }
+
+    /// A counter on this daemon's recorder.
+    pub fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Counter {
+        let labels = to_labels(labels);
+        metrics::with_local_recorder(&*self.recorder, || metrics::counter!(name, labels))
+    }
+
+    /// A gauge on this daemon's recorder.
+    pub fn gauge(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Gauge {
+        let labels = to_labels(labels);
+        metrics::with_local_recorder(&*self.recorder, || metrics::gauge!(name, labels))
+    }
+
+    /// A histogram on this daemon's recorder.
+    pub fn histogram(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Histogram {
+        let labels = to_labels(labels);
+        metrics::with_local_recorder(&*self.recorder, || metrics::histogram!(name, labels))
+    }
+
+    /// The scheduler's counters, per cron entry (`recompute`, `benchmarks`...).
+    pub fn scheduler_tick(&self, entry: &str, outcome: TickOutcome) {
+        self.counter(outcome.metric(), &[("entry", entry)])
+            .increment(1);
+    }
+
+    /// A ping was recorded: `kind` is `success`, `start`, `fail`, `log` or
+    /// `exit_code` (a `/hb/{token}/{n}` ping).
+    pub fn ping_received(&self, kind: &str) {
+        self.counter("heartbeat_pings_received_total", &[("kind", kind)])
+            .increment(1);
+    }
+
+    /// One delivery pass: alerts delivered, and alerts given up on after the
+    /// last retry.
+    pub fn alerts_delivered(&self, sent: u64, failed: u64) {
+        self.counter("heartbeat_alerts_sent_total", &[])
+            .increment(sent);
+        self.counter("heartbeat_alerts_failed_total", &[])
+            .increment(failed);
+    }
+
+    /// How late the deadline loop's last pass started against its schedule.
+    pub fn deadline_loop_lag(&self, lag: Duration) {
+        self.gauge("heartbeat_deadline_loop_lag_seconds", &[])
+            .set(lag.as_secs_f64());
+    }
+
+    /// Heartbeats per status (`pending`, `up`, `late`, `down`, `paused`), as the
+    /// deadline loop last counted them.
+    pub fn heartbeats_by_status(&self, counts: &[(&str, u64)]) {
+        for (status, n) in counts {
+            self.gauge("heartbeat_heartbeats", &[("status", status)])
+                .set(*n as f64);
+        }
+    }
+
+    /// One finished job: outcome counter, whole-job and per-phase durations.
+    pub fn job_finished(&self, job: &Job) {
+        let kind = job.kind.as_str();
+        let outcome = match job.state {
+            crate::jobs::JobState::Succeeded => "succeeded",
+            crate::jobs::JobState::Failed => "failed",
+            crate::jobs::JobState::Cancelled => "cancelled",
+            // The engine only broadcasts finished jobs.
+            crate::jobs::JobState::Queued | crate::jobs::JobState::Running => return,
+        };
+        self.counter(
+            "heartbeat_jobs_finished_total",
+            &[("kind", kind), ("outcome", outcome)],
+        )
+        .increment(1);
+        if let (Some(start), Some(end)) = (job.started_at, job.finished_at) {
+            self.histogram("heartbeat_job_duration_seconds", &[("kind", kind)])
+                .record(seconds(end - start));
+        }
+        for phase in &job.phases {
+            if let Some(end) = phase.finished_at {
+                self.histogram(
+                    "heartbeat_job_phase_duration_seconds",
+                    &[("kind", kind), ("phase", &phase.name)],
+                )
+                .record(seconds(end - phase.started_at));
+            }
+        }
+    }
+
+    /// Copies the scrape-time numbers in, then renders the exposition text.
+    pub fn render(&self, state: &AppState) -> String {
+        for kind in JobKind::ALL {
+            let k = kind.as_str();
+            let stats = state.jobs.lane_stats(kind);
+            self.counter("heartbeat_jobs_started_total", &[("kind", k)])
+                .absolute(stats.started);
+            self.counter("heartbeat_jobs_coalesced_total", &[("kind", k)])
+                .absolute(stats.coalesced);
+            self.counter("heartbeat_jobs_queued_total", &[("kind", k)])
+                .absolute(stats.queued);
+            self.gauge("heartbeat_jobs_running", &[("kind", k)]).set(
+                if state.jobs.running_locally(kind) {
+                    1.0
+                } else {
+                    0.0
+                },
+            );
+        }
+        for (entry, c) in state.schedule.snapshot() {
+            let labels = [("entry", entry.as_str())];
+            self.counter(TickOutcome::Fired.metric(), &labels)
+                .absolute(c.fired);
+            self.counter(TickOutcome::Absorbed.metric(), &labels)
+                .absolute(c.absorbed);
+            self.counter(TickOutcome::Missed.metric(), &labels)
+                .absolute(c.missed);
+            self.counter(TickOutcome::CaughtUp.metric(), &labels)
+                .absolute(c.caught_up);
+        }
+        let pool = state.pool.status();
+        let idle = pool.available as f64;
+        let in_use = pool.size.saturating_sub(pool.available) as f64;
+        self.gauge("heartbeat_db_pool_connections", &[("state", "in_use")])
+            .set(in_use);
+        self.gauge("heartbeat_db_pool_connections", &[("state", "idle")])
+            .set(idle);
+        self.gauge("heartbeat_db_pool_max_connections", &[])
+            .set(pool.max_size as f64);
+        self.gauge("heartbeat_db_pool_waiting", &[])
+            .set(pool.waiting as f64);
+        for (name, age) in state.liveness.ages() {
+            self.gauge("heartbeat_loop_beat_age_seconds", &[("loop", name)])
+                .set(age.as_secs_f64());
+        }
+        self.gauge(
+            "heartbeat_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))],
+        )
+        .set(1.0);
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+}
+
+fn to_labels(labels: &[(&'static str, &str)]) -> Vec<Label> {
+    labels
+        .iter()
+        .map(|(k, v)| Label::new(*k, v.to_string()))
+        .collect()
+}
+
+fn seconds(d: chrono::TimeDelta) -> f64 {
+    d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6
+}
+
+/// Names that are histograms (the rest ending in `_seconds` are gauges).
+const HISTOGRAMS: [&str; 3] = [
+    "heartbeat_http_request_duration_seconds",
+    "heartbeat_job_duration_seconds",
+    "heartbeat_job_phase_duration_seconds",
+];
+
+/// `# HELP` text of every metric; docs/operations/metrics.md mirrors this list.
+pub const DESCRIPTIONS: &[(&str, &str)] = &[
+    (
+        "heartbeat_http_requests_total",
+        "HTTP requests by method, route template and status.",
+    ),
+    (
+        "heartbeat_http_request_duration_seconds",
+        "HTTP request latency by method and route template.",
+    ),
+    ("heartbeat_jobs_started_total", "Jobs started, per kind."),
+    (
+        "heartbeat_jobs_finished_total",
+        "Jobs finished, per kind and outcome (succeeded, failed, cancelled).",
+    ),
+    (
+        "heartbeat_jobs_coalesced_total",
+        "Requests that joined an existing job (running or queued), per kind.",
+    ),
+    (
+        "heartbeat_jobs_queued_total",
+        "Follow-up jobs queued behind a running one, per kind.",
+    ),
+    (
+        "heartbeat_jobs_running",
+        "1 while a job of the kind runs on this node.",
+    ),
+    (
+        "heartbeat_job_duration_seconds",
+        "Wall time of finished jobs, per kind.",
+    ),
+    (
+        "heartbeat_job_phase_duration_seconds",
+        "Wall time of finished job phases, per kind and phase.",
+    ),
+    (
+        "heartbeat_scheduler_fired_total",
+        "Cron ticks submitted to the engine, per entry.",
+    ),
+    (
+        "heartbeat_scheduler_absorbed_total",
+        "Cron ticks absorbed by the job already running, per entry.",
+    ),
+    (
+        "heartbeat_scheduler_missed_total",
+        "Cron ticks that passed while the daemon was down or stalled, per entry.",
+    ),
+    (
+        "heartbeat_scheduler_caught_up_total",
+        "Catch-up runs started for missed ticks, per entry.",
+    ),
+    (
+        "heartbeat_heartbeats",
+        "Heartbeats per status, as the deadline loop last counted them.",
+    ),
+    (
+        "heartbeat_pings_received_total",
+        "Pings recorded, per kind (success, start, fail, log, exit_code).",
+    ),
+    (
+        "heartbeat_alerts_sent_total",
+        "Alert webhook deliveries that succeeded.",
+    ),
+    (
+        "heartbeat_alerts_failed_total",
+        "Alerts given up on after the last delivery attempt.",
+    ),
+    (
+        "heartbeat_deadline_loop_lag_seconds",
+        "How late the deadline loop's last pass started.",
+    ),
+    (
+        "heartbeat_db_pool_connections",
+        "Pooled PostgreSQL connections, by state (in_use, idle).",
+    ),
+    (
+        "heartbeat_db_pool_max_connections",
+        "Configured size limit of the pool.",
+    ),
+    (
+        "heartbeat_db_pool_waiting",
+        "Requests waiting for a pooled connection.",
+    ),
+    (
+        "heartbeat_loop_beat_age_seconds",
+        "Seconds since each watched background loop last beat.",
+    ),
+    (
+        "heartbeat_build_info",
+        "Always 1; the version label names the running build.",
+    ),
+];
+
+/// `GET /metrics`.
+pub async fn metrics_route(State(state): State<AppState>) -> Response {
+    let body = state.metrics.render(&state);
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+}
+
+/// Counts every request by method, route template (never the raw path, so ids and
+/// tokens neither blow up cardinality nor leak) and status, and times it.
+pub async fn track_http(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    let m = &state.metrics;
+    m.counter(
+        "heartbeat_http_requests_total",
+        &[("method", &method), ("route", &route), ("status", &status)],
+    )
+    .increment(1);
+    m.histogram(
+        "heartbeat_http_request_duration_seconds",
+        &[("method", &method), ("route", &route)],
+    )
+    .record(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// Feeds every finished job into the metrics until shutdown.
+/// `finished` is subscribed before the loop is spawned, so no job is missed.
+pub async fn observe_jobs(state: AppState, mut finished: tokio::sync::broadcast::Receiver<Job>) {
+    loop {
+        tokio::select! {
+            got = finished.recv() => match got {
+                Ok(job) => state.metrics.job_finished(&job),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "job metrics fell behind; some finished jobs were not counted");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = state.shutdown.cancelled() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_recorders_do_not_share_numbers() {
+        let a = Metrics::new();
+        let b = Metrics::new();
+        a.ping_received("success");
+        a.ping_received("success");
+        b.ping_received("fail");
+        let ra = a.handle.render();
+        let rb = b.handle.render();
+        assert!(
+            ra.contains("heartbeat_pings_received_total{kind=\"success\"} 2"),
+            "{ra}"
+        );
+        assert!(!ra.contains("kind=\"fail\""), "{ra}");
+        assert!(
+            rb.contains("heartbeat_pings_received_total{kind=\"fail\"} 1"),
+            "{rb}"
+        );
+    }
+
+    #[test]
+    fn every_name_has_the_prefix_and_a_conventional_suffix() {
+        for (name, _) in DESCRIPTIONS {
+            assert!(name.starts_with("heartbeat_"), "{name}");
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+        }
+    }
+}
