@@ -10,6 +10,8 @@
 //! - [`state`]: the handles every handler and loop shares.
 //! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts).
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
+//! - [`dashboard`]: the operator page at `/`, embedded in the binary (no CDN, no build).
+//! - [`mcp`]: the MCP server at `/mcp`: tools for AI agents over the REST API.
 //! - [`background`]: starts every background loop under one shutdown token.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
 //! - [`cli`]: client verbs of the binary (`refresh`) that talk to a daemon.
@@ -19,9 +21,11 @@ pub mod app;
 pub mod background;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod mcp;
 pub mod state;
 pub mod telemetry;

@@ -26,12 +26,17 @@ pub fn router(state: AppState) -> Router {
     let json_routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(crate::mcp::routes(
+            api.clone().with_state(state.clone()),
+            &state,
+        ))
         .nest("/api", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(ensure_json_errors));
 
     Router::new()
+        .merge(crate::dashboard::routes())
         .merge(json_routes)
         .layer(middleware::from_fn(log_internal_errors))
         .layer(CatchPanicLayer::custom(panic_response))

@@ -4,5 +4,7 @@
 mod helpers;
 
 mod cli_refresh;
+mod dashboard;
 mod foundation;
 mod jobs;
+mod mcp;
