@@ -48,11 +48,17 @@ impl Application {
                     source,
                 })?;
         let (migrated_tx, migrated) = watch::channel(false);
-        let jobs = crate::jobs::Engine::new(pool.clone(), config.jobs.clone(), config.jobs.node());
+        let database_url: Arc<str> = database_url.into();
+        let jobs = crate::jobs::Engine::new(
+            pool.clone(),
+            database_url.clone(),
+            config.jobs.clone(),
+            config.jobs.node(),
+        );
         let state = AppState {
             jobs,
             pool,
-            database_url: database_url.into(),
+            database_url,
             config: Arc::new(config),
             migrated,
             shutdown: CancellationToken::new(),
@@ -126,7 +132,16 @@ impl Application {
 
 /// Gives each lane its real work. Lanes without a line here run a no-op body.
 fn install_job_bodies(state: &AppState) {
-    let _ = state;
+    if let Some(ms) = state.config.jobs.probe_body_ms {
+        let probe = Arc::new(crate::jobs::probe::ProbeBody::new(ms));
+        for kind in crate::jobs::JobKind::ALL {
+            state.jobs.set_body(kind, probe.clone());
+        }
+        tracing::warn!(
+            ms,
+            "jobs.probe_body_ms is set: every lane runs the diagnostic probe body"
+        );
+    }
 }
 
 /// Applies migrations, retrying with backoff while the database is unreachable, so

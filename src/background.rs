@@ -7,5 +7,14 @@ use crate::state::AppState;
 
 /// Spawns every background loop on `tasks`.
 pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
-    let _ = (state, tasks);
+    let janitor = state.clone();
+    tasks.spawn(async move {
+        if janitor.wait_migrated().await {
+            janitor
+                .jobs
+                .clone()
+                .janitor_loop(janitor.shutdown.clone())
+                .await;
+        }
+    });
 }

@@ -15,11 +15,13 @@
 //! - [`background`]: starts every background loop under one shutdown token.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
 //! - [`cli`]: client verbs of the binary (`refresh`) that talk to a daemon.
+//! - [`cluster`]: lane advisory locks, the fence, shared job tables, tick claims.
 //! - [`telemetry`]: log setup (text or JSON).
 
 pub mod app;
 pub mod background;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod dashboard;
 pub mod db;

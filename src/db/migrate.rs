@@ -26,7 +26,10 @@ macro_rules! migration {
 }
 
 /// Every migration, in order. Add new files here.
-pub const MIGRATIONS: &[Migration] = &[migration!(1, "0001_foundation")];
+pub const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_foundation"),
+    migration!(6, "0006_cluster"),
+];
 
 /// The advisory lock key that serializes migration runners ("hbmigrat").
 const MIGRATION_LOCK: i64 = 0x6862_6d69_6772_6174;

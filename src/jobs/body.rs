@@ -98,6 +98,8 @@ pub struct JobContext {
     pub(crate) scope: Scope,
     pub(crate) job_id: Uuid,
     pub(crate) trigger: Trigger,
+    /// The lane and its lock connection's backend pid, for [`JobContext::enter_fence`].
+    pub(crate) fence: Option<(JobKind, i32)>,
 }
 
 impl JobContext {
@@ -114,6 +116,32 @@ impl JobContext {
             scope,
             job_id,
             trigger,
+            fence: None,
+        }
+    }
+
+    pub(crate) fn with_fence(mut self, kind: JobKind, lock_backend_pid: i32) -> Self {
+        self.fence = Some((kind, lock_backend_pid));
+        self
+    }
+
+    /// Call first inside each write transaction: waits out nothing from this node,
+    /// but makes a node that lost its lane lock unable to commit, and makes a new
+    /// owner wait until this transaction ends (see `cluster::lane_lock`). A no-op
+    /// outside the engine (detached contexts).
+    pub async fn enter_fence(
+        &self,
+        tx: &impl tokio_postgres::GenericClient,
+    ) -> Result<(), JobError> {
+        let Some((kind, pid)) = self.fence else {
+            return Ok(());
+        };
+        if crate::cluster::lane_lock::enter_fence(tx, kind, pid).await? {
+            Ok(())
+        } else {
+            Err(JobError::Failed(format!(
+                "this node no longer holds the {kind} lane lock"
+            )))
         }
     }
 

@@ -18,6 +18,10 @@ pub struct JobsConfig {
     pub retain_secs: u64,
     /// This node's id in job JSON and logs; default hostname:pid.
     pub node_id: Option<String>,
+    /// Diagnostic: every lane runs a probe body that holds its fenced transaction
+    /// this many milliseconds and records its interval in `heartbeat.job_probe`.
+    /// For checking a cluster's wiring (and its tests); never set in production.
+    pub probe_body_ms: Option<u64>,
 }
 
 /// One limit per lane, seconds.
@@ -48,6 +52,7 @@ impl Default for JobsConfig {
             retain_count: 200,
             retain_secs: 24 * 3600,
             node_id: None,
+            probe_body_ms: None,
         }
     }
 }

@@ -5,6 +5,12 @@
 //! the follow-up, which starts the moment the running job ends. So nothing asked
 //! for is dropped and a lane never holds more than two jobs.
 //!
+//! Cluster-wide (DESIGN §6): a lane's job runs on the node holding the lane's
+//! advisory lock; it is published so other nodes coalesce onto it and answer its
+//! status, and the follow-up lives in PostgreSQL so any node can merge into it and
+//! whoever holds the lock when the job ends runs it. On one node this is the same
+//! code with no one to share with.
+//!
 //! Every run is bounded: a max runtime per kind, the cancel endpoint, shutdown.
 //! Cancelling cancels the job's token, cancels its statements on the server, gives
 //! the body a short grace to roll back, then drops it; the lane is free either way.
@@ -25,6 +31,8 @@ use uuid::Uuid;
 use super::body::{JobBodies, JobBody, JobContext, JobError};
 use super::config::JobsConfig;
 use super::model::{Job, JobKind, JobState, Scope, Trigger};
+use crate::cluster::registry::{self, Found};
+use crate::cluster::LaneLock;
 use crate::error::ApiError;
 
 /// How long a cancelled body gets to notice and roll back before it is dropped.
@@ -63,35 +71,42 @@ pub enum CancelReason {
 
 /// Shared, live record of a job: the body writes progress, polls read it.
 type JobRecord = Arc<Mutex<Job>>;
+type ReasonSlot = Arc<Mutex<Option<CancelReason>>>;
 
 struct Running {
     record: JobRecord,
     cancel: CancellationToken,
-    reason: Arc<Mutex<Option<CancelReason>>>,
+    reason: ReasonSlot,
 }
 
 #[derive(Default)]
 struct Lane {
     running: Option<Running>,
-    queued: Option<JobRecord>,
 }
 
-/// Finished and live jobs by id, bounded by count and age for status polling.
+/// Jobs this node ran or handed out, bounded by count and age, for status polls.
 #[derive(Default)]
 struct Retention {
     by_id: HashMap<Uuid, JobRecord>,
     /// Creation order (UUIDv7 sorts by time), oldest first.
     order: VecDeque<Uuid>,
+    /// Ids of jobs on other nodes this node answered requests with: it keeps
+    /// answering for them after they finish, so the requester's poll works.
+    remote: HashMap<Uuid, chrono::DateTime<Utc>>,
 }
 
 struct Inner {
-    /// One mutex per lane: submissions to different lanes never contend, and the
-    /// critical section is a few pointer moves, so a std mutex beats an async one.
+    /// The running job per lane. A std mutex: every critical section is a few
+    /// pointer moves, never an await, so 1,000 concurrent joins stay cheap.
     lanes: [Mutex<Lane>; 4],
+    /// Serializes this node's decisions to start or end a lane's job (they await
+    /// the database); joins onto a running job never take it.
+    gates: [tokio::sync::Mutex<()>; 4],
     retention: Mutex<Retention>,
     /// Swappable so the refresh work can plug its bodies in after the state exists.
     bodies: RwLock<JobBodies>,
     pool: Pool,
+    database_url: Arc<str>,
     config: JobsConfig,
     node: String,
     /// Every finished job, for the scheduler (last success) and self-monitoring.
@@ -107,15 +122,24 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
+/// How long a request waits to see the job of a lane locked by another node.
+const REMOTE_VISIBLE_WITHIN: Duration = Duration::from_secs(3);
+/// How often running jobs are re-published (progress, heartbeat, remote cancels).
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How often the janitor cleans stale rows and starts orphaned follow-ups.
+pub const JANITOR_EVERY: Duration = Duration::from_secs(1);
+
 impl Engine {
-    pub fn new(pool: Pool, config: JobsConfig, node: String) -> Self {
-        let (finished, _) = broadcast::channel(256);
+    pub fn new(pool: Pool, database_url: Arc<str>, config: JobsConfig, node: String) -> Self {
+        let (finished, _) = broadcast::channel(1024);
         Engine {
             inner: Arc::new(Inner {
                 lanes: Default::default(),
+                gates: Default::default(),
                 retention: Mutex::new(Retention::default()),
                 bodies: RwLock::new(JobBodies::default()),
                 pool,
+                database_url,
                 config,
                 node,
                 finished,
@@ -135,151 +159,397 @@ impl Engine {
         self.inner.bodies.write().unwrap().set(kind, body);
     }
 
-    /// The gate. Starts a job, joins the running one, or merges into the follow-up.
-    pub fn submit(&self, req: JobRequest) -> Result<Submitted, ApiError> {
+    /// Joins the lane's local running job if it covers the request.
+    fn join_local(&self, req: &JobRequest) -> Option<Submitted> {
+        let lane = self.inner.lanes[req.kind.index()].lock().unwrap();
+        let running = lane.running.as_ref()?;
+        let mut job = running.record.lock().unwrap();
+        if !job.scope.covers(&req.scope) {
+            return None;
+        }
+        job.coalesced_requests += 1;
+        if req.trigger == Trigger::Cron {
+            tracing::info!(job_id = %job.job_id, kind = %req.kind, "cron tick absorbed by the running job");
+        }
+        Some(Submitted {
+            job_id: job.job_id,
+            coalesced: true,
+            queued: false,
+        })
+    }
+
+    fn running_locally(&self, kind: JobKind) -> bool {
+        self.inner.lanes[kind.index()]
+            .lock()
+            .unwrap()
+            .running
+            .is_some()
+    }
+
+    /// The gate. Joins the running job (on any node), starts one, or merges the
+    /// request into the lane's follow-up.
+    pub async fn submit(&self, req: JobRequest) -> Result<Submitted, ApiError> {
         if self.inner.closing.is_cancelled() {
             return Err(ApiError::ShuttingDown);
         }
-        let mut lane = self.inner.lanes[req.kind.index()].lock().unwrap();
-        let Some(running) = &lane.running else {
-            let record = self.new_record(&req);
-            let job_id = record.lock().unwrap().job_id;
-            self.start(&mut lane, req.kind, record);
-            return Ok(Submitted {
-                job_id,
-                coalesced: false,
-                queued: false,
-            });
-        };
-        {
-            let mut job = running.record.lock().unwrap();
-            if job.scope.covers(&req.scope) {
-                job.coalesced_requests += 1;
-                if req.trigger == Trigger::Cron {
-                    tracing::info!(job_id = %job.job_id, kind = %req.kind, "cron tick absorbed by the running job");
-                }
-                return Ok(Submitted {
-                    job_id: job.job_id,
-                    coalesced: true,
-                    queued: false,
-                });
+        if let Some(s) = self.join_local(&req) {
+            return Ok(s);
+        }
+        let kind = req.kind;
+        let _gate = self.inner.gates[kind.index()].lock().await;
+        if let Some(s) = self.join_local(&req) {
+            return Ok(s);
+        }
+        if self.running_locally(kind) {
+            return self.enqueue(&req).await;
+        }
+        let deadline = tokio::time::Instant::now() + REMOTE_VISIBLE_WITHIN;
+        loop {
+            if let Some(lock) = self.acquire(kind).await? {
+                let db = self.inner.pool.get().await?;
+                let (job, submitted) = match registry::take_queued(&**db, kind).await? {
+                    Some(q) => {
+                        let mut job = q.into_job(kind, &self.inner.node);
+                        job.scope = job.scope.union(&req.scope);
+                        job.coalesced_requests += 1;
+                        let s = Submitted {
+                            job_id: job.job_id,
+                            coalesced: true,
+                            queued: false,
+                        };
+                        (job, s)
+                    }
+                    None => {
+                        let job = Job::new(kind, req.scope.clone(), req.trigger, &self.inner.node);
+                        let s = Submitted {
+                            job_id: job.job_id,
+                            coalesced: false,
+                            queued: false,
+                        };
+                        (job, s)
+                    }
+                };
+                drop(db);
+                self.start(kind, job, lock).await?;
+                return Ok(submitted);
             }
+            let db = self.inner.pool.get().await?;
+            if let Some(remote) = registry::running(&**db, kind).await? {
+                if remote.scope.covers(&req.scope)
+                    && registry::add_request(&**db, remote.job_id).await?
+                {
+                    self.remember_remote(remote.job_id);
+                    if req.trigger == Trigger::Cron {
+                        tracing::info!(job_id = %remote.job_id, %kind, node = %remote.node, "cron tick absorbed by a job on another node");
+                    }
+                    return Ok(Submitted {
+                        job_id: remote.job_id,
+                        coalesced: true,
+                        queued: false,
+                    });
+                }
+                drop(db);
+                let submitted = self.enqueue(&req).await?;
+                // The owner may have ended between our reads: make sure someone runs it.
+                self.kick(kind);
+                return Ok(submitted);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ApiError::Unavailable(format!(
+                    "lane {kind} is locked but its job is not visible"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if let Some(queued) = &lane.queued {
-            let mut job = queued.lock().unwrap();
-            job.scope = job.scope.union(&req.scope);
-            job.coalesced_requests += 1;
-            return Ok(Submitted {
-                job_id: job.job_id,
-                coalesced: true,
-                queued: true,
-            });
+    }
+
+    async fn acquire(&self, kind: JobKind) -> Result<Option<LaneLock>, ApiError> {
+        LaneLock::try_acquire(&self.inner.database_url, kind, &self.inner.node)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))
+    }
+
+    /// Merges the request into the lane's shared follow-up.
+    async fn enqueue(&self, req: &JobRequest) -> Result<Submitted, ApiError> {
+        let db = self.inner.pool.get().await?;
+        let (job_id, merged) =
+            registry::enqueue(&**db, req.kind, &req.scope, req.trigger, Uuid::now_v7()).await?;
+        self.remember_remote(job_id);
+        if !merged {
+            tracing::info!(%job_id, kind = %req.kind, "follow-up queued behind the running job");
         }
-        let record = self.new_record(&req);
-        let job_id = record.lock().unwrap().job_id;
-        lane.queued = Some(record);
-        tracing::info!(%job_id, kind = %req.kind, "follow-up queued behind the running job");
         Ok(Submitted {
             job_id,
-            coalesced: false,
+            coalesced: merged,
             queued: true,
         })
     }
 
-    fn new_record(&self, req: &JobRequest) -> JobRecord {
-        let job = Job::new(req.kind, req.scope.clone(), req.trigger, &self.inner.node);
-        let record = Arc::new(Mutex::new(job));
+    fn remember_remote(&self, id: Uuid) {
+        let mut ret = self.inner.retention.lock().unwrap();
+        ret.remote.insert(id, Utc::now());
+    }
+
+    /// Starts the lane's follow-up if it waits and nobody runs the lane.
+    pub fn kick(&self, kind: JobKind) {
+        let engine = self.clone();
+        self.inner.runners.spawn(async move {
+            if let Err(e) = engine.start_queued(kind).await {
+                tracing::debug!(%kind, error = %e, "could not start the follow-up");
+            }
+        });
+    }
+
+    async fn start_queued(&self, kind: JobKind) -> Result<(), ApiError> {
+        if self.inner.closing.is_cancelled() {
+            return Ok(());
+        }
+        let _gate = self.inner.gates[kind.index()].lock().await;
+        if self.running_locally(kind) {
+            return Ok(());
+        }
+        let db = self.inner.pool.get().await?;
+        if registry::peek_queued(&**db, kind).await?.is_none() {
+            return Ok(());
+        }
+        let Some(lock) = self.acquire(kind).await? else {
+            return Ok(());
+        };
+        match registry::take_queued(&**db, kind).await? {
+            Some(q) => {
+                drop(db);
+                self.start(kind, q.into_job(kind, &self.inner.node), lock)
+                    .await
+            }
+            None => {
+                lock.release().await;
+                Ok(())
+            }
+        }
+    }
+
+    /// One janitor pass: forget dead nodes' rows, start orphaned follow-ups.
+    pub async fn janitor_pass(&self) -> Result<(), ApiError> {
+        let db = self.inner.pool.get().await?;
+        registry::clean_stale(&**db, self.inner.config.retain_secs as i64).await?;
+        for kind in registry::queued_lanes(&**db).await? {
+            if !self.running_locally(kind) {
+                self.kick(kind);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs [`Engine::janitor_pass`] every second until shutdown.
+    pub async fn janitor_loop(self, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(JANITOR_EVERY) => {}
+                _ = stop.cancelled() => return,
+            }
+            if let Err(e) = self.janitor_pass().await {
+                tracing::debug!(error = %e, "janitor pass failed");
+            }
+        }
+    }
+
+    fn retain(&self, record: &JobRecord) {
         let id = record.lock().unwrap().job_id;
         let mut ret = self.inner.retention.lock().unwrap();
-        ret.by_id.insert(id, record.clone());
-        ret.order.push_back(id);
+        if ret.by_id.insert(id, record.clone()).is_none() {
+            ret.order.push_back(id);
+        }
         self.prune(&mut ret);
-        record
     }
 
     /// Drops finished jobs past the retention bounds; live jobs are never dropped.
     fn prune(&self, ret: &mut Retention) {
         let max_age = chrono::Duration::seconds(self.inner.config.retain_secs as i64);
         let now = Utc::now();
-        let mut keep = VecDeque::with_capacity(ret.order.len());
         let excess = ret
             .order
             .len()
             .saturating_sub(self.inner.config.retain_count);
         let mut dropped = 0;
-        for id in ret.order.drain(..) {
+        let mut keep = VecDeque::with_capacity(ret.order.len());
+        for id in std::mem::take(&mut ret.order) {
             let Some(record) = ret.by_id.get(&id) else {
                 continue;
             };
-            let job = record.lock().unwrap();
-            let old = job.finished_at.is_some_and(|f| now - f > max_age);
-            if job.state.is_finished() && (old || dropped < excess) {
+            let (finished, old) = {
+                let job = record.lock().unwrap();
+                (
+                    job.state.is_finished(),
+                    job.finished_at.is_some_and(|f| now - f > max_age),
+                )
+            };
+            if finished && (old || dropped < excess) {
                 dropped += 1;
-                drop(job);
                 ret.by_id.remove(&id);
             } else {
-                drop(job);
                 keep.push_back(id);
             }
         }
         ret.order = keep;
+        ret.remote.retain(|_, at| now - *at <= max_age);
+        while ret.remote.len() > self.inner.config.retain_count.max(16) * 4 {
+            let oldest = ret
+                .remote
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(id, _)| *id);
+            match oldest {
+                Some(id) => ret.remote.remove(&id),
+                None => break,
+            };
+        }
     }
 
-    /// Marks `record` running in `lane` and spawns its runner. Caller holds the lane.
-    fn start(&self, lane: &mut Lane, kind: JobKind, record: JobRecord) {
-        let cancel = CancellationToken::new();
-        let reason = Arc::new(Mutex::new(None));
-        {
-            let mut job = record.lock().unwrap();
-            job.state = JobState::Running;
-            job.started_at = Some(Utc::now());
-            job.node = self.inner.node.clone();
-            tracing::info!(job_id = %job.job_id, %kind, trigger = job.trigger.as_str(), scope = ?job.scope, "job started");
+    /// Marks `job` running under `lock`, publishes it and spawns its runner. The
+    /// caller holds the lane's gate.
+    async fn start(&self, kind: JobKind, mut job: Job, lock: LaneLock) -> Result<(), ApiError> {
+        job.state = JobState::Running;
+        job.started_at = Some(Utc::now());
+        job.node = self.inner.node.clone();
+        let db = self.inner.pool.get().await?;
+        if let Err(e) = registry::publish(&**db, &job).await {
+            lock.release().await;
+            return Err(e.into());
         }
-        lane.running = Some(Running {
+        drop(db);
+        tracing::info!(job_id = %job.job_id, %kind, trigger = job.trigger.as_str(), scope = ?job.scope, node = %job.node, "job started");
+        let record = Arc::new(Mutex::new(job));
+        self.retain(&record);
+        let cancel = CancellationToken::new();
+        let reason: ReasonSlot = Arc::new(Mutex::new(None));
+        self.inner.lanes[kind.index()].lock().unwrap().running = Some(Running {
             record: record.clone(),
             cancel: cancel.clone(),
             reason: reason.clone(),
         });
         let engine = self.clone();
-        self.inner
-            .runners
-            .spawn(async move { engine.run(kind, record, cancel, reason).await });
+        self.inner.runners.spawn(async move {
+            engine.run_lane(kind, record, cancel, reason, lock).await;
+        });
+        Ok(())
     }
 
-    async fn run(
+    /// Runs the lane's job, then its follow-ups, for as long as this node holds the
+    /// lane lock; then releases it.
+    async fn run_lane(
         &self,
         kind: JobKind,
-        record: JobRecord,
-        cancel: CancellationToken,
-        reason: Arc<Mutex<Option<CancelReason>>>,
+        mut record: JobRecord,
+        mut cancel: CancellationToken,
+        mut reason: ReasonSlot,
+        lock: LaneLock,
     ) {
-        let ctx = JobContext::new(record.clone(), cancel.clone(), self.inner.pool.clone());
+        loop {
+            self.run_one(kind, &record, &cancel, &reason, &lock).await;
+            let _gate = self.inner.gates[kind.index()].lock().await;
+            let next = if self.inner.closing.is_cancelled() {
+                None
+            } else {
+                match self.inner.pool.get().await {
+                    Ok(db) => registry::take_queued(&**db, kind).await.ok().flatten(),
+                    Err(_) => None,
+                }
+            };
+            let Some(q) = next else {
+                self.inner.lanes[kind.index()].lock().unwrap().running = None;
+                lock.release().await;
+                break;
+            };
+            let mut job = q.into_job(kind, &self.inner.node);
+            job.state = JobState::Running;
+            job.started_at = Some(Utc::now());
+            if let Ok(db) = self.inner.pool.get().await {
+                let _ = registry::publish(&**db, &job).await;
+            }
+            tracing::info!(job_id = %job.job_id, %kind, scope = ?job.scope, "follow-up started");
+            record = Arc::new(Mutex::new(job));
+            self.retain(&record);
+            cancel = CancellationToken::new();
+            reason = Arc::new(Mutex::new(None));
+            self.inner.lanes[kind.index()].lock().unwrap().running = Some(Running {
+                record: record.clone(),
+                cancel: cancel.clone(),
+                reason: reason.clone(),
+            });
+        }
+        // A request on another node may have queued while we were letting go.
+        self.kick(kind);
+    }
+
+    async fn run_one(
+        &self,
+        kind: JobKind,
+        record: &JobRecord,
+        cancel: &CancellationToken,
+        reason: &ReasonSlot,
+        lock: &LaneLock,
+    ) {
+        let ctx = JobContext::new(record.clone(), cancel.clone(), self.inner.pool.clone())
+            .with_fence(kind, lock.backend_pid());
         let body = self.inner.bodies.read().unwrap().get(kind);
         let max_runtime = self.inner.config.max_runtime(kind);
         let mut task = tokio::spawn(body.run(ctx.clone()));
+        let deadline = tokio::time::sleep(max_runtime);
+        let lost = lock.lost();
+        tokio::pin!(deadline, lost);
+        let mut publish = tokio::time::interval(PUBLISH_EVERY);
+        publish.tick().await;
+        let outcome = loop {
+            tokio::select! {
+                joined = &mut task => break joined_outcome(joined),
+                _ = &mut deadline => {
+                    reason.lock().unwrap().get_or_insert(CancelReason::Timeout(max_runtime));
+                    cancel.cancel();
+                }
+                _ = &mut lost => {
+                    reason.lock().unwrap().get_or_insert(CancelReason::Other(
+                        "lost the lane lock (its PostgreSQL connection dropped)".into(),
+                    ));
+                    cancel.cancel();
+                }
+                _ = cancel.cancelled() => {}
+                _ = publish.tick() => self.republish(record, reason, cancel).await,
+            }
+            if cancel.is_cancelled() {
+                // Stop its statements on the server, let it roll back, then drop it.
+                ctx.cancel_statements().await;
+                if tokio::time::timeout(CANCEL_GRACE, &mut task).await.is_err() {
+                    task.abort();
+                    let _ = task.await;
+                }
+                break Err(String::new());
+            }
+        };
+        let finished = self.finish(kind, record, outcome, reason.lock().unwrap().clone());
+        if let Ok(db) = self.inner.pool.get().await {
+            if let Err(e) = registry::publish(&**db, &finished).await {
+                tracing::warn!(job_id = %finished.job_id, error = %e, "could not publish the finished job");
+            }
+        }
+        let _ = self.inner.finished.send(finished.view());
+    }
 
-        let outcome: Result<serde_json::Value, String> = tokio::select! {
-            joined = &mut task => joined_outcome(joined),
-            _ = tokio::time::sleep(max_runtime) => {
-                reason.lock().unwrap().get_or_insert(CancelReason::Timeout(max_runtime));
+    /// Publishes progress; learns remote joins and remote cancel requests.
+    async fn republish(&self, record: &JobRecord, reason: &ReasonSlot, cancel: &CancellationToken) {
+        let snapshot = record.lock().unwrap().clone();
+        let Ok(db) = self.inner.pool.get().await else {
+            return;
+        };
+        if let Ok(echo) = registry::publish(&**db, &snapshot).await {
+            record.lock().unwrap().remote_requests = echo.extra_requests;
+            if echo.cancel_requested {
+                reason
+                    .lock()
+                    .unwrap()
+                    .get_or_insert(CancelReason::Requested);
                 cancel.cancel();
-                Err(String::new())
             }
-            _ = cancel.cancelled() => Err(String::new()),
-        };
-        let outcome = if cancel.is_cancelled() {
-            // Stop its statements on the server, let it roll back, then drop it.
-            ctx.cancel_statements().await;
-            if tokio::time::timeout(CANCEL_GRACE, &mut task).await.is_err() {
-                task.abort();
-                let _ = task.await;
-            }
-            Err(String::new())
-        } else {
-            outcome
-        };
-        self.finish(kind, &record, outcome, reason.lock().unwrap().clone());
+        }
     }
 
     fn finish(
@@ -288,106 +558,128 @@ impl Engine {
         record: &JobRecord,
         outcome: Result<serde_json::Value, String>,
         reason: Option<CancelReason>,
-    ) {
-        let finished = {
-            let mut job = record.lock().unwrap();
-            let now = Utc::now();
-            let phase = job.phase.clone().unwrap_or_else(|| "start".into());
-            if let Some(last) = job.phases.last_mut() {
-                last.finished_at.get_or_insert(now);
+    ) -> Job {
+        let mut job = record.lock().unwrap();
+        let now = Utc::now();
+        let phase = job.phase.clone().unwrap_or_else(|| "start".into());
+        if let Some(last) = job.phases.last_mut() {
+            last.finished_at.get_or_insert(now);
+        }
+        match (outcome, reason) {
+            (_, Some(CancelReason::Requested)) => {
+                job.state = JobState::Cancelled;
+                job.error = Some(format!("cancelled by request during phase {phase}"));
             }
-            match (outcome, reason) {
-                (_, Some(CancelReason::Requested)) => {
-                    job.state = JobState::Cancelled;
-                    job.error = Some(format!("cancelled by request during phase {phase}"));
-                }
-                (_, Some(CancelReason::Shutdown)) => {
-                    job.state = JobState::Cancelled;
-                    job.error = Some(format!("cancelled by shutdown during phase {phase}"));
-                }
-                (_, Some(CancelReason::Timeout(limit))) => {
-                    job.state = JobState::Failed;
-                    job.error = Some(format!(
-                        "timed out after {}s (max runtime) during phase {phase}",
-                        limit.as_secs()
-                    ));
-                }
-                (_, Some(CancelReason::Other(msg))) => {
-                    job.state = JobState::Failed;
-                    job.error = Some(format!("{msg} during phase {phase}"));
-                }
-                (Ok(result), None) => {
-                    job.state = JobState::Succeeded;
-                    job.result = result;
-                }
-                (Err(msg), None) => {
-                    job.state = JobState::Failed;
-                    job.error = Some(format!("phase {phase}: {msg}"));
-                }
+            (_, Some(CancelReason::Shutdown)) => {
+                job.state = JobState::Cancelled;
+                job.error = Some(format!("cancelled by shutdown during phase {phase}"));
             }
-            job.finished_at = Some(now);
-            let secs = job
-                .started_at
-                .map(|s| (now - s).num_milliseconds() as f64 / 1000.0)
-                .unwrap_or(0.0);
-            tracing::info!(job_id = %job.job_id, %kind, phase = %phase, duration_s = secs,
-                outcome = ?job.state, error = job.error.as_deref().unwrap_or(""), "job finished");
-            job.clone()
-        };
-        {
-            let mut lane = self.inner.lanes[kind.index()].lock().unwrap();
-            lane.running = None;
-            if let Some(next) = lane.queued.take() {
-                if self.inner.closing.is_cancelled() {
-                    let mut job = next.lock().unwrap();
-                    job.state = JobState::Cancelled;
-                    job.error = Some("cancelled by shutdown before it started".into());
-                    job.finished_at = Some(Utc::now());
-                } else {
-                    self.start(&mut lane, kind, next);
-                }
+            (_, Some(CancelReason::Timeout(limit))) => {
+                job.state = JobState::Failed;
+                job.error = Some(format!(
+                    "timed out after {}s (max runtime) during phase {phase}",
+                    limit.as_secs()
+                ));
+            }
+            (_, Some(CancelReason::Other(msg))) => {
+                job.state = JobState::Failed;
+                job.error = Some(format!("{msg} during phase {phase}"));
+            }
+            (Ok(result), None) => {
+                job.state = JobState::Succeeded;
+                job.result = result;
+            }
+            (Err(msg), None) => {
+                job.state = JobState::Failed;
+                job.error = Some(format!("phase {phase}: {msg}"));
             }
         }
-        let _ = self.inner.finished.send(finished);
+        job.finished_at = Some(now);
+        let secs = job
+            .started_at
+            .map(|s| (now - s).num_milliseconds() as f64 / 1000.0)
+            .unwrap_or(0.0);
+        tracing::info!(job_id = %job.job_id, %kind, phase = %phase, duration_s = secs,
+            outcome = ?job.state, error = job.error.as_deref().unwrap_or(""), node = %job.node, "job finished");
+        job.clone()
     }
 
-    /// A job by id, while retained.
-    pub fn get(&self, id: Uuid) -> Option<Job> {
+    /// A job this node knows in memory.
+    pub fn get_local(&self, id: Uuid) -> Option<Job> {
         let ret = self.inner.retention.lock().unwrap();
-        ret.by_id.get(&id).map(|r| r.lock().unwrap().clone())
+        ret.by_id.get(&id).map(|r| r.lock().unwrap().view())
     }
 
-    /// The lane's running job.
-    pub fn active(&self, kind: JobKind) -> Option<Job> {
-        let lane = self.inner.lanes[kind.index()].lock().unwrap();
-        lane.running
-            .as_ref()
-            .map(|r| r.record.lock().unwrap().clone())
+    /// A job by id: this node's, one running on any live node, a queued follow-up,
+    /// or a finished remote job this node handed out.
+    pub async fn get(&self, id: Uuid) -> Result<Option<Job>, ApiError> {
+        if let Some(job) = self.get_local(id) {
+            return Ok(Some(job));
+        }
+        let db = self.inner.pool.get().await?;
+        let handed_out = self
+            .inner
+            .retention
+            .lock()
+            .unwrap()
+            .remote
+            .contains_key(&id);
+        Ok(match registry::find(&**db, id).await? {
+            Some(Found::Live(job) | Found::Queued(job)) => Some(job),
+            Some(Found::Ended(job)) if handed_out => Some(job),
+            _ => None,
+        })
+    }
+
+    /// The lane's running job, on whichever node runs it.
+    pub async fn active(&self, kind: JobKind) -> Result<Option<Job>, ApiError> {
+        let local = {
+            let lane = self.inner.lanes[kind.index()].lock().unwrap();
+            lane.running
+                .as_ref()
+                .map(|r| r.record.lock().unwrap().view())
+        };
+        if local.is_some() {
+            return Ok(local);
+        }
+        let db = self.inner.pool.get().await?;
+        Ok(registry::running(&**db, kind).await?)
     }
 
     /// The lane's queued follow-up.
-    pub fn queued(&self, kind: JobKind) -> Option<Job> {
-        let lane = self.inner.lanes[kind.index()].lock().unwrap();
-        lane.queued.as_ref().map(|r| r.lock().unwrap().clone())
+    pub async fn queued(&self, kind: JobKind) -> Result<Option<Job>, ApiError> {
+        let db = self.inner.pool.get().await?;
+        Ok(registry::peek_queued(&**db, kind).await?)
     }
 
-    /// Retained jobs, newest first.
-    pub fn recent(&self) -> Vec<Job> {
-        let mut ret = self.inner.retention.lock().unwrap();
-        self.prune(&mut ret);
-        ret.order
-            .iter()
-            .rev()
-            .filter_map(|id| ret.by_id.get(id))
-            .map(|r| r.lock().unwrap().clone())
-            .collect()
+    /// This node's retained jobs plus those running elsewhere, newest first.
+    pub async fn recent(&self) -> Result<Vec<Job>, ApiError> {
+        let mut jobs: Vec<Job> = {
+            let mut ret = self.inner.retention.lock().unwrap();
+            self.prune(&mut ret);
+            ret.order
+                .iter()
+                .rev()
+                .filter_map(|id| ret.by_id.get(id))
+                .map(|r| r.lock().unwrap().view())
+                .collect()
+        };
+        let db = self.inner.pool.get().await?;
+        for job in registry::live(&**db).await? {
+            if !jobs.iter().any(|j| j.job_id == job.job_id) {
+                jobs.push(job);
+            }
+        }
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.job_id));
+        Ok(jobs)
     }
 
-    /// Cancels a running or queued job. Returns the job as it is now; a running
-    /// job reaches `cancelled` moments later, once rolled back.
-    pub fn cancel(&self, id: Uuid) -> Result<Job, ApiError> {
+    /// Cancels a running or queued job, wherever it is. Returns the job as it is
+    /// now; a running job reaches `cancelled` moments later, once rolled back.
+    pub async fn cancel(&self, id: Uuid) -> Result<Job, ApiError> {
         let job = self
             .get(id)
+            .await?
             .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
         if job.state.is_finished() {
             return Err(ApiError::conflict(format!(
@@ -395,69 +687,77 @@ impl Engine {
                 job.state
             )));
         }
-        self.cancel_with(job.kind, id, CancelReason::Requested);
-        Ok(self.get(id).unwrap_or(job))
-    }
-
-    /// Cancels job `id` of lane `kind` for `reason`, if it is still there.
-    pub fn cancel_with(&self, kind: JobKind, id: Uuid, reason: CancelReason) {
-        let mut lane = self.inner.lanes[kind.index()].lock().unwrap();
-        if let Some(running) = &lane.running {
-            if running.record.lock().unwrap().job_id == id {
-                running.reason.lock().unwrap().get_or_insert(reason);
-                running.cancel.cancel();
-                return;
-            }
+        if self.cancel_with(job.kind, id, CancelReason::Requested) {
+            return Ok(self.get_local(id).unwrap_or(job));
         }
-        if lane
-            .queued
-            .as_ref()
-            .is_some_and(|q| q.lock().unwrap().job_id == id)
-        {
-            let queued = lane.queued.take().expect("checked above");
-            let mut job = queued.lock().unwrap();
+        let db = self.inner.pool.get().await?;
+        if registry::delete_queued(&**db, id).await? {
+            let mut job = job;
             job.state = JobState::Cancelled;
             job.error = Some("cancelled before it started".into());
             job.finished_at = Some(Utc::now());
+            let record = Arc::new(Mutex::new(job.clone()));
+            self.retain(&record);
             let _ = self.inner.finished.send(job.clone());
+            return Ok(job);
+        }
+        if registry::request_cancel(&**db, id).await? {
+            return Ok(job);
+        }
+        Err(ApiError::conflict(format!("job {id} is no longer running")))
+    }
+
+    /// Cancels this node's running job `id` of lane `kind` for `reason`; false if
+    /// it does not run here.
+    pub fn cancel_with(&self, kind: JobKind, id: Uuid, reason: CancelReason) -> bool {
+        let lane = self.inner.lanes[kind.index()].lock().unwrap();
+        match &lane.running {
+            Some(running) if running.record.lock().unwrap().job_id == id => {
+                running.reason.lock().unwrap().get_or_insert(reason);
+                running.cancel.cancel();
+                true
+            }
+            _ => false,
         }
     }
 
-    /// Waits until job `id` has finished; None if it is unknown.
+    /// Waits until job `id` has finished; None if it is unknown or vanished.
     pub async fn wait_finished(&self, id: Uuid) -> Option<Job> {
         let mut rx = self.inner.finished.subscribe();
         loop {
-            let job = self.get(id)?;
+            let job = self.get(id).await.ok()??;
             if job.state.is_finished() {
                 return Some(job);
             }
-            match rx.recv().await {
-                Ok(done) if done.job_id == id => return Some(done),
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return self.get(id),
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Ok(done) if done.job_id == id => return Some(done),
+                    Err(broadcast::error::RecvError::Closed) => return self.get(id).await.ok()?,
+                    _ => {}
+                },
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         }
     }
 
-    /// Every job that finishes, as it finishes.
+    /// Every job that finishes on this node, as it finishes.
     pub fn subscribe(&self) -> broadcast::Receiver<Job> {
         self.inner.finished.subscribe()
     }
 
-    /// Stops taking requests, cancels running and queued jobs, and waits for their
-    /// rollbacks to finish.
+    /// Stops taking requests, cancels this node's running jobs and waits for their
+    /// rollbacks. Queued follow-ups stay in the shared queue for another node (or
+    /// this one after a restart): nothing requested is dropped.
     pub async fn shutdown(&self) {
         self.inner.closing.cancel();
         for kind in JobKind::ALL {
-            let ids: Vec<Uuid> = {
+            let id = {
                 let lane = self.inner.lanes[kind.index()].lock().unwrap();
-                lane.queued
-                    .iter()
-                    .chain(lane.running.as_ref().map(|r| &r.record))
-                    .map(|r| r.lock().unwrap().job_id)
-                    .collect()
+                lane.running
+                    .as_ref()
+                    .map(|r| r.record.lock().unwrap().job_id)
             };
-            for id in ids {
+            if let Some(id) = id {
                 self.cancel_with(kind, id, CancelReason::Shutdown);
             }
         }

@@ -4,12 +4,14 @@
 //! - [`body`]: the pluggable work a lane runs, and the context it reports through.
 //! - [`engine`]: the gate: lanes, coalescing, follow-ups, timeouts, retention.
 //! - [`config`]: the `[jobs]` section (max runtimes, retention, node id).
+//! - [`probe`]: a diagnostic body that records its interval (overlap detector).
 //! - [`routes`]: `/api/metrics/recompute*`, `/api/metrics/active-job`, `/api/jobs*`.
 
 pub mod body;
 pub mod config;
 pub mod engine;
 pub mod model;
+pub mod probe;
 pub mod routes;
 
 pub use body::{JobBodies, JobBody, JobContext, JobError};

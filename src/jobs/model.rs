@@ -96,6 +96,22 @@ impl Scope {
     }
 }
 
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            List(BTreeSet<String>),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Word(w) if w == "all" => Ok(Scope::All),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!("bad scope '{w}'"))),
+            Raw::List(ids) => Ok(Scope::Metrics(ids)),
+        }
+    }
+}
+
 impl Serialize for Scope {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -162,7 +178,7 @@ impl JobState {
 }
 
 /// One phase of a job, with its own timing and a free-form detail.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Phase {
     pub name: String,
     pub started_at: DateTime<Utc>,
@@ -171,14 +187,14 @@ pub struct Phase {
 }
 
 /// Progress of the current phase: metrics, sources, cuts...
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Progress {
     pub done: u64,
     pub total: u64,
 }
 
-/// The job as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+/// The job as the API shows it (and as nodes publish it to each other).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
     /// UUIDv7: sorts by creation time.
     pub job_id: Uuid,
@@ -200,9 +216,21 @@ pub struct Job {
     pub node: String,
     /// What the body reported on success or failure (failed sources, cuts, counts).
     pub result: serde_json::Value,
+    /// Requests other nodes coalesced onto this job (learnt when publishing); shown
+    /// as part of `coalesced_requests`, kept apart so publishing does not double it.
+    #[serde(skip)]
+    pub remote_requests: u64,
 }
 
 impl Job {
+    /// The job as the API shows it: every request counted, wherever it arrived.
+    pub fn view(&self) -> Job {
+        let mut job = self.clone();
+        job.coalesced_requests += job.remote_requests;
+        job.remote_requests = 0;
+        job
+    }
+
     pub fn new(kind: JobKind, scope: Scope, trigger: Trigger, node: &str) -> Self {
         Job {
             job_id: Uuid::now_v7(),
@@ -220,6 +248,7 @@ impl Job {
             coalesced_requests: 1,
             node: node.to_string(),
             result: serde_json::Value::Null,
+            remote_requests: 0,
         }
     }
 }

@@ -141,11 +141,14 @@ async fn post_recompute(
     ApiJson(body): ApiJson<JobRequestBody>,
 ) -> ApiResult<Response> {
     let scope = metric_scope(&state, body.metric_ids)?;
-    let submitted = state.jobs.submit(JobRequest {
-        kind: JobKind::Recompute,
-        scope,
-        trigger: body.trigger,
-    })?;
+    let submitted = state
+        .jobs
+        .submit(JobRequest {
+            kind: JobKind::Recompute,
+            scope,
+            trigger: body.trigger,
+        })
+        .await?;
     Ok(accepted(submitted))
 }
 
@@ -183,11 +186,14 @@ async fn post_job(
         }
         _ => Scope::All,
     };
-    let submitted = state.jobs.submit(JobRequest {
-        kind,
-        scope,
-        trigger: body.trigger,
-    })?;
+    let submitted = state
+        .jobs
+        .submit(JobRequest {
+            kind,
+            scope,
+            trigger: body.trigger,
+        })
+        .await?;
     Ok(accepted(submitted))
 }
 
@@ -196,16 +202,10 @@ fn parse_id(raw: &str) -> ApiResult<Uuid> {
         .map_err(|_| ApiError::not_found(format!("no job '{raw}': not a job id")))
 }
 
-fn job_or_404(state: &AppState, id: Uuid) -> ApiResult<Response> {
-    state
-        .jobs
-        .get(id)
-        .map(|job| Json(job).into_response())
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no job {id}: unknown, expired from retention, or lost in a restart"
-            ))
-        })
+fn no_such_job(id: Uuid) -> ApiError {
+    ApiError::not_found(format!(
+        "no job {id}: unknown, expired from retention, or lost in a restart"
+    ))
 }
 
 async fn get_recompute(
@@ -213,26 +213,28 @@ async fn get_recompute(
     Path(raw): Path<String>,
 ) -> ApiResult<Response> {
     let id = parse_id(&raw)?;
-    match state.jobs.get(id) {
+    match state.jobs.get(id).await? {
         Some(job) if job.kind == JobKind::Recompute => Ok(Json(job).into_response()),
         Some(job) => Err(ApiError::not_found(format!(
             "job {id} is a {} job, not a recompute; see /api/jobs/{id}",
             job.kind
         ))),
-        None => job_or_404(&state, id),
+        None => Err(no_such_job(id)),
     }
 }
 
 async fn get_job(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult<Response> {
-    job_or_404(&state, parse_id(&key)?)
+    let id = parse_id(&key)?;
+    let job = state.jobs.get(id).await?.ok_or_else(|| no_such_job(id))?;
+    Ok(Json(job).into_response())
 }
 
-async fn active_recompute(State(state): State<AppState>) -> Response {
-    Json(json!({
-        "job": state.jobs.active(JobKind::Recompute),
-        "queued": state.jobs.queued(JobKind::Recompute),
+async fn active_recompute(State(state): State<AppState>) -> ApiResult<Response> {
+    Ok(Json(json!({
+        "job": state.jobs.active(JobKind::Recompute).await?,
+        "queued": state.jobs.queued(JobKind::Recompute).await?,
     }))
-    .into_response()
+    .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -257,6 +259,7 @@ async fn list_jobs(
     let jobs: Vec<_> = state
         .jobs
         .recent()
+        .await?
         .into_iter()
         .filter(|j| kind.is_none_or(|k| j.kind == k))
         .take(limit)
@@ -266,7 +269,7 @@ async fn list_jobs(
 
 async fn cancel_job(State(state): State<AppState>, Path(raw): Path<String>) -> ApiResult<Response> {
     let id = parse_id(&raw)?;
-    let job = state.jobs.cancel(id)?;
+    let job = state.jobs.cancel(id).await?;
     Ok((StatusCode::ACCEPTED, Json(job)).into_response())
 }
 

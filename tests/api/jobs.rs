@@ -484,7 +484,7 @@ async fn on_shutdown_new_requests_get_503_and_the_running_job_is_cancelled() {
         .expect("shutdown within the timeout")
         .unwrap()
         .unwrap();
-    let job = engine.get(id).unwrap();
+    let job = engine.get_local(id).unwrap();
     assert_eq!(job.state, heartbeat::jobs::JobState::Cancelled);
     let err = engine
         .submit(heartbeat::jobs::JobRequest {
@@ -492,6 +492,7 @@ async fn on_shutdown_new_requests_get_503_and_the_running_job_is_cancelled() {
             scope: Scope::All,
             trigger: heartbeat::jobs::Trigger::Api,
         })
+        .await
         .unwrap_err();
     assert!(matches!(err, heartbeat::error::ApiError::ShuttingDown));
 }

@@ -1,0 +1,14 @@
+//! Many nodes, one flight: PostgreSQL coordinates replicas (DESIGN §6).
+//!
+//! - [`lane_lock`]: a session advisory lock per lane on a dedicated connection,
+//!   watched while the job runs, plus the fence job transactions take.
+//! - [`registry`]: the UNLOGGED tables where nodes publish running jobs and share
+//!   each lane's queued follow-up; the once-only tick claim.
+//!
+//! No home-made consensus: whoever holds a lane's lock runs its job; a node's death
+//! closes its connection, which frees its locks at once.
+
+pub mod lane_lock;
+pub mod registry;
+
+pub use lane_lock::LaneLock;
