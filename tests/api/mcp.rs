@@ -263,7 +263,11 @@ async fn trigger_recompute_returns_a_job_that_get_job_and_get_active_job_follow(
     assert_eq!(active["job"]["job_id"], json!(job_id));
     assert_eq!(active["job"]["phase"], "ingest");
 
-    app.state.jobs.cancel(job_id.parse().unwrap()).unwrap();
+    app.state
+        .jobs
+        .cancel(job_id.parse().unwrap())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
