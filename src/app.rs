@@ -132,9 +132,18 @@ impl Application {
 
 /// Gives each lane its real work. Lanes without a line here run a no-op body.
 fn install_job_bodies(state: &AppState) {
+    use crate::jobs::JobKind;
+    state.jobs.set_body(
+        JobKind::Segments,
+        Arc::new(crate::segments::SegmentsBody::from_config(&state.config)),
+    );
+    state.jobs.set_body(
+        JobKind::Audit,
+        Arc::new(crate::audit::AuditBody::from_config(&state.config)),
+    );
     if let Some(ms) = state.config.jobs.probe_body_ms {
         let probe = Arc::new(crate::jobs::probe::ProbeBody::new(ms));
-        for kind in crate::jobs::JobKind::ALL {
+        for kind in JobKind::ALL {
             state.jobs.set_body(kind, probe.clone());
         }
         tracing::warn!(

@@ -89,6 +89,12 @@ pub struct Config {
     pub demo: Option<bool>,
     /// `[jobs]`: max runtimes, retention, node id.
     pub jobs: crate::jobs::config::JobsConfig,
+    /// `[segments]`: the client tier snapshot (see `segments::SegmentsConfig`).
+    #[serde(default)]
+    pub segments: crate::segments::SegmentsConfig,
+    /// `[audit]`: audit cuts directory and statement timeout (see `audit::AuditConfig`).
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
 }
 
 impl Default for Config {
@@ -106,6 +112,8 @@ impl Default for Config {
             shutdown_timeout_secs: 10,
             demo: None,
             jobs: Default::default(),
+            segments: Default::default(),
+            audit: Default::default(),
         }
     }
 }
@@ -192,6 +200,8 @@ impl Config {
                 "must be at least 1024",
             ));
         }
+        self.segments.validate()?;
+        self.audit.validate()?;
         Ok(())
     }
 

@@ -9,6 +9,8 @@
 //!   cluster used when no `DATABASE_URL` is given (shared with the test harness).
 //! - [`state`]: the handles every handler and loop shares.
 //! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts).
+//! - [`segments`]: the daily client tier snapshot (job body + API).
+//! - [`audit`]: audit-cut files → registry → JSON snapshots (job body + API).
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
 //! - [`dashboard`]: the operator page at `/`, embedded in the binary (no CDN, no build).
 //! - [`mcp`]: the MCP server at `/mcp`: tools for AI agents over the REST API.
@@ -19,6 +21,7 @@
 //! - [`telemetry`]: log setup (text or JSON).
 
 pub mod app;
+pub mod audit;
 pub mod background;
 pub mod cli;
 pub mod cluster;
@@ -29,5 +32,6 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod mcp;
+pub mod segments;
 pub mod state;
 pub mod telemetry;

@@ -21,7 +21,10 @@ use crate::state::AppState;
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
-    let api = Router::new().merge(crate::jobs::routes::routes());
+    let api = Router::new()
+        .merge(crate::jobs::routes::routes())
+        .merge(crate::segments::routes())
+        .merge(crate::audit::routes());
 
     let json_routes = Router::new()
         .route("/healthz", get(health::healthz))

@@ -3,8 +3,10 @@
 
 mod helpers;
 
+mod audit;
 mod cli_refresh;
 mod dashboard;
 mod foundation;
 mod jobs;
 mod mcp;
+mod segments;

@@ -1,0 +1,175 @@
+//! `GET /api/audit/cuts` and `GET /api/audit/cuts/{cut_id}?window=`: read the
+//! registry and snapshots the audit job writes.
+//!
+//! A 404 says which of three cases applies, each with its own code: the cut is
+//! unknown (`unknown_cut`), the window is not one of the cut's (`unknown_window`),
+//! or the snapshot awaits its first refresh (`snapshot_pending`).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/audit/cuts", get(list_cuts))
+        .route("/audit/cuts/{cut_id}", get(get_cut))
+}
+
+/// One window of a cut in the listing: its snapshot's age, or nulls while pending.
+#[derive(Debug, Serialize)]
+struct WindowStatus {
+    window: String,
+    computed_at: Option<DateTime<Utc>>,
+    age_seconds: Option<f64>,
+    row_count: Option<i32>,
+    /// True when the cut file changed after this snapshot was computed.
+    stale: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+struct CutSummary {
+    cut_id: String,
+    title: String,
+    description: String,
+    windows: Vec<WindowStatus>,
+    updated_at: DateTime<Utc>,
+    synced_at: DateTime<Utc>,
+}
+
+const LIST_CUTS: &str = "
+SELECT r.cut_id, r.title, r.description, r.windows, r.updated_at, r.synced_at,
+       s.window_label, s.computed_at,
+       extract(epoch FROM now() - s.computed_at)::float8,
+       s.row_count, s.content_hash IS DISTINCT FROM r.content_hash
+FROM heartbeat.audit_cut_registry r
+LEFT JOIN heartbeat.audit_cut_snapshot s ON s.cut_id = r.cut_id
+ORDER BY r.cut_id";
+
+async fn list_cuts(State(state): State<AppState>) -> ApiResult<ApiJson<serde_json::Value>> {
+    let client = state.pool.get().await?;
+    let rows = client.query(LIST_CUTS, &[]).await?;
+    let mut cuts: Vec<CutSummary> = Vec::new();
+    for row in &rows {
+        let cut_id: String = row.get(0);
+        if cuts.last().is_none_or(|c| c.cut_id != cut_id) {
+            let windows: Vec<String> = row.get(3);
+            cuts.push(CutSummary {
+                cut_id,
+                title: row.get(1),
+                description: row.get(2),
+                windows: windows
+                    .into_iter()
+                    .map(|window| WindowStatus {
+                        window,
+                        computed_at: None,
+                        age_seconds: None,
+                        row_count: None,
+                        stale: None,
+                    })
+                    .collect(),
+                updated_at: row.get(4),
+                synced_at: row.get(5),
+            });
+        }
+        let Some(label) = row.get::<_, Option<String>>(6) else {
+            continue;
+        };
+        let cut = cuts.last_mut().expect("pushed above");
+        if let Some(w) = cut.windows.iter_mut().find(|w| w.window == label) {
+            w.computed_at = row.get(7);
+            w.age_seconds = row.get(8);
+            w.row_count = row.get(9);
+            w.stale = Some(row.get(10));
+        }
+    }
+    Ok(ApiJson(json!({ "cuts": cuts })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CutQuery {
+    /// One of the cut's windows; default: its first.
+    window: Option<String>,
+}
+
+const GET_CUT: &str = "
+SELECT r.title, r.description, r.windows, r.content_hash,
+       s.window_label, s.window_start, s.window_end, s.columns, s.payload, s.row_count,
+       s.computed_at, extract(epoch FROM now() - s.computed_at)::float8,
+       s.content_hash, s.duration_ms
+FROM heartbeat.audit_cut_registry r
+LEFT JOIN heartbeat.audit_cut_snapshot s
+       ON s.cut_id = r.cut_id AND s.window_label = $2
+WHERE r.cut_id = $1";
+
+async fn get_cut(
+    State(state): State<AppState>,
+    Path(cut_id): Path<String>,
+    ApiQuery(query): ApiQuery<CutQuery>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
+    let client = state.pool.get().await?;
+    let requested = query.window.as_deref().map(str::trim).unwrap_or("");
+    let Some(row) = client.query_opt(GET_CUT, &[&cut_id, &requested]).await? else {
+        return Err(ApiError::client(
+            StatusCode::NOT_FOUND,
+            "unknown_cut",
+            format!("no audit cut '{cut_id}' (GET /api/audit/cuts lists them)"),
+        ));
+    };
+    let windows: Vec<String> = row.get(2);
+    // No window asked for: the cut's first. One more round trip only then.
+    let row = if requested.is_empty() {
+        client.query_one(GET_CUT, &[&cut_id, &windows[0]]).await?
+    } else {
+        row
+    };
+    let window = if requested.is_empty() {
+        windows[0].clone()
+    } else {
+        requested.to_string()
+    };
+    if !windows.contains(&window) {
+        return Err(ApiError::client(
+            StatusCode::NOT_FOUND,
+            "unknown_window",
+            format!(
+                "cut '{cut_id}' has no window '{window}'; its windows are {}",
+                windows.join(", ")
+            ),
+        ));
+    }
+    if row.get::<_, Option<String>>(4).is_none() {
+        return Err(ApiError::client(
+            StatusCode::NOT_FOUND,
+            "snapshot_pending",
+            format!(
+                "cut '{cut_id}' window '{window}' awaits its first refresh (POST /api/jobs/audit runs it)"
+            ),
+        ));
+    }
+    let registry_hash: String = row.get(3);
+    let snapshot_hash: String = row.get(12);
+    Ok(ApiJson(json!({
+        "cut_id": cut_id,
+        "title": row.get::<_, String>(0),
+        "description": row.get::<_, String>(1),
+        "window": window,
+        "windows": windows,
+        "window_start": row.get::<_, DateTime<Utc>>(5),
+        "window_end": row.get::<_, DateTime<Utc>>(6),
+        "columns": row.get::<_, Vec<String>>(7),
+        "rows": row.get::<_, serde_json::Value>(8),
+        "row_count": row.get::<_, i32>(9),
+        "computed_at": row.get::<_, DateTime<Utc>>(10),
+        "age_seconds": row.get::<_, f64>(11),
+        "stale": registry_hash != snapshot_hash,
+        "duration_ms": row.get::<_, i32>(13),
+    })))
+}

@@ -1,0 +1,201 @@
+//! `GET /api/segments?date=` (counts per tier and a page of clients) and
+//! `GET /api/segments/{client_id}` (that client's tier history).
+//!
+//! The day listing reads counts and page in one REPEATABLE READ transaction, so
+//! both come from the same snapshot even while the segments job replaces the day.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use tokio_postgres::IsolationLevel;
+
+use super::tiers::Tier;
+use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/segments", get(list_day))
+        .route("/segments/{client_id}", get(client_history))
+}
+
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DayQuery {
+    /// `YYYY-MM-DD`; default: the latest snapshot.
+    date: Option<NaiveDate>,
+    /// Only clients of this tier in the page (counts always cover all tiers).
+    tier: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+fn page_bounds(limit: Option<i64>, offset: Option<i64>) -> ApiResult<(i64, i64)> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    let offset = offset.unwrap_or(0);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::unprocessable(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    if offset < 0 {
+        return Err(ApiError::unprocessable(
+            "invalid_query",
+            "offset must be 0 or more",
+        ));
+    }
+    Ok((limit, offset))
+}
+
+const DAY_COUNTS: &str = "
+SELECT tier, count(*), max(window_days), max(computed_at)
+FROM heartbeat.client_segment_snapshot
+WHERE snapshot_date = $1
+GROUP BY tier";
+
+const DAY_PAGE: &str = "
+SELECT client_id, tier, score, rank
+FROM heartbeat.client_segment_snapshot
+WHERE snapshot_date = $1 AND ($2::text IS NULL OR tier = $2)
+ORDER BY rank, client_id
+LIMIT $3 OFFSET $4";
+
+async fn list_day(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<DayQuery>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
+    let (limit, offset) = page_bounds(query.limit, query.offset)?;
+    let tier: Option<Tier> = query
+        .tier
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e: String| ApiError::unprocessable("invalid_query", e))?;
+    let mut client = state.pool.get().await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let date: NaiveDate = match query.date {
+        Some(date) => date,
+        None => tx
+            .query_one(
+                "SELECT max(snapshot_date) FROM heartbeat.client_segment_snapshot",
+                &[],
+            )
+            .await?
+            .get::<_, Option<NaiveDate>>(0)
+            .ok_or_else(|| {
+                ApiError::client(
+                    StatusCode::NOT_FOUND,
+                    "no_snapshot",
+                    "no segment snapshot yet; the segments job makes one (POST /api/jobs/segments)",
+                )
+            })?,
+    };
+    let counts_rows = tx.query(DAY_COUNTS, &[&date]).await?;
+    if counts_rows.is_empty() {
+        return Err(ApiError::client(
+            StatusCode::NOT_FOUND,
+            "no_snapshot",
+            format!("no segment snapshot for {date}"),
+        ));
+    }
+    let mut counts = serde_json::Map::new();
+    for t in Tier::ALL {
+        counts.insert(t.as_str().into(), json!(0));
+    }
+    let mut total: i64 = 0;
+    let mut window_days: Option<i32> = None;
+    let mut computed_at: Option<DateTime<Utc>> = None;
+    for row in &counts_rows {
+        let n: i64 = row.get(1);
+        counts.insert(row.get::<_, String>(0), json!(n));
+        total += n;
+        window_days = row.get(2);
+        computed_at = computed_at.max(row.get(3));
+    }
+    let tier_name = tier.map(Tier::as_str);
+    let clients: Vec<serde_json::Value> = tx
+        .query(DAY_PAGE, &[&date, &tier_name, &limit, &offset])
+        .await?
+        .iter()
+        .map(|row| {
+            json!({
+                "client_id": row.get::<_, String>(0),
+                "tier": row.get::<_, String>(1),
+                "score": row.get::<_, f64>(2),
+                "rank": row.get::<_, i32>(3),
+            })
+        })
+        .collect();
+    tx.commit().await?;
+    Ok(ApiJson(json!({
+        "date": date,
+        "computed_at": computed_at,
+        "window_days": window_days,
+        "counts": counts,
+        "total": total,
+        "tier": tier_name,
+        "limit": limit,
+        "offset": offset,
+        "clients": clients,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    /// Most recent days to return (default 90, at most 1000).
+    limit: Option<i64>,
+}
+
+const CLIENT_HISTORY: &str = "
+SELECT snapshot_date, tier, score, rank, window_days
+FROM heartbeat.client_segment_snapshot
+WHERE client_id = $1
+ORDER BY snapshot_date DESC
+LIMIT $2";
+
+async fn client_history(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
+    let (limit, _) = page_bounds(Some(query.limit.unwrap_or(90)), None)?;
+    let client = state.pool.get().await?;
+    let history: Vec<serde_json::Value> = client
+        .query(CLIENT_HISTORY, &[&client_id, &limit])
+        .await?
+        .iter()
+        .map(|row| {
+            json!({
+                "date": row.get::<_, NaiveDate>(0),
+                "tier": row.get::<_, String>(1),
+                "score": row.get::<_, f64>(2),
+                "rank": row.get::<_, i32>(3),
+                "window_days": row.get::<_, i32>(4),
+            })
+        })
+        .collect();
+    if history.is_empty() {
+        return Err(ApiError::client(
+            StatusCode::NOT_FOUND,
+            "unknown_client",
+            format!("client '{client_id}' is in no segment snapshot"),
+        ));
+    }
+    Ok(ApiJson(
+        json!({ "client_id": client_id, "history": history }),
+    ))
+}
