@@ -57,6 +57,7 @@ impl Application {
         );
         let state = AppState {
             jobs,
+            schedule: Default::default(),
             pool,
             database_url,
             config: Arc::new(config),

@@ -7,6 +7,7 @@ use crate::state::AppState;
 
 /// Spawns every background loop on `tasks`.
 pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
+    crate::schedule::spawn(state, tasks);
     let janitor = state.clone();
     tasks.spawn(async move {
         if janitor.wait_migrated().await {

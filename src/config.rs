@@ -95,6 +95,9 @@ pub struct Config {
     /// `[audit]`: audit cuts directory and statement timeout (see `audit::AuditConfig`).
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,
+    /// `[schedule]`: the cron table's time zone and entries (seeds merged in).
+    #[serde(default)]
+    pub schedule: crate::schedule::ScheduleConfig,
 }
 
 impl Default for Config {
@@ -114,6 +117,7 @@ impl Default for Config {
             jobs: Default::default(),
             segments: Default::default(),
             audit: Default::default(),
+            schedule: Default::default(),
         }
     }
 }
@@ -194,6 +198,7 @@ impl Config {
             return Err(ConfigError::new("pool_size", "must be at least 1"));
         }
         self.jobs.validate()?;
+        self.schedule.validate()?;
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::new(
                 "body_limit_bytes",

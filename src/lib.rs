@@ -11,6 +11,7 @@
 //! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts).
 //! - [`segments`]: the daily client tier snapshot (job body + API).
 //! - [`audit`]: audit-cut files → registry → JSON snapshots (job body + API).
+//! - [`schedule`]: the cron table (Vixie semantics), its tick loop and catch-up.
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
 //! - [`dashboard`]: the operator page at `/`, embedded in the binary (no CDN, no build).
 //! - [`mcp`]: the MCP server at `/mcp`: tools for AI agents over the REST API.
@@ -32,6 +33,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod mcp;
+pub mod schedule;
 pub mod segments;
 pub mod state;
 pub mod telemetry;

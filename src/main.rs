@@ -32,6 +32,44 @@ enum Command {
     /// Ask the daemon for a job and follow it: exit 0 success, 1 failed, 2 usage or
     /// connection error, 3 job vanished (daemon restarted), 4 --timeout reached.
     Refresh(RefreshCli),
+    /// Show the daemon's cron table (next fire time, last success, counters), or
+    /// with `next`, the fire times of any expression.
+    Schedule(ScheduleCli),
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct ScheduleCli {
+    #[command(subcommand)]
+    command: Option<ScheduleCommand>,
+    /// Where the daemon is.
+    #[arg(long, env = "HEARTBEAT_URL", default_value = "http://127.0.0.1:8000")]
+    url: String,
+    /// Bearer key for a keyed daemon.
+    #[arg(long, env = "HEARTBEAT_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// Print the daemon's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum ScheduleCommand {
+    /// Print the next N fire times of EXPR, one per line, RFC 3339 with the UTC
+    /// offset. A bad expression or zone exits 2 naming the field and value.
+    Next {
+        /// Five-field crontab expression or macro, e.g. "17 * * * *" or @daily.
+        expr: String,
+        /// IANA time zone the expression is read in.
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        /// Start after this RFC 3339 time instead of now.
+        #[arg(long)]
+        after: Option<String>,
+        /// How many fire times.
+        #[arg(short = 'n', default_value_t = 5)]
+        n: usize,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -79,7 +117,8 @@ struct ConfigArgs {
     #[arg(long, env = "HEARTBEAT_LOG_FORMAT")]
     log_format: Option<String>,
     /// Switch the internal cron table off (host crontab drives the jobs).
-    #[arg(long, env = "HEARTBEAT_NO_SCHEDULER")]
+    #[arg(long, env = "HEARTBEAT_NO_SCHEDULER", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     no_scheduler: bool,
     /// Directory holding metrics/ and cuts/ definition files.
     #[arg(long, env = "HEARTBEAT_DEFINITIONS_DIR")]
@@ -147,6 +186,33 @@ fn main() -> ExitCode {
                 timeout: cli.timeout,
             };
             ExitCode::from(runtime().block_on(heartbeat::cli::refresh::run(args)))
+        }
+        Command::Schedule(cli) => schedule(cli),
+    }
+}
+
+fn schedule(cli: ScheduleCli) -> ExitCode {
+    use heartbeat::cli::schedule::{exit, next, show};
+    match cli.command {
+        Some(ScheduleCommand::Next { expr, tz, after, n }) => {
+            match next(&expr, Some(&tz), after.as_deref(), n) {
+                Ok(lines) => {
+                    for line in lines {
+                        println!("{line}");
+                    }
+                    ExitCode::from(exit::OK)
+                }
+                Err(msg) => {
+                    eprintln!("heartbeat schedule next: {msg}");
+                    ExitCode::from(exit::USAGE)
+                }
+            }
+        }
+        None => {
+            let key = cli
+                .key
+                .or_else(|| std::env::var("HEARTBEAT_ADMIN_KEY").ok());
+            ExitCode::from(runtime().block_on(show(&cli.url, key.as_deref(), cli.json)))
         }
     }
 }

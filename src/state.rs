@@ -20,6 +20,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The single-flight jobs engine: the one gate for every job request.
     pub jobs: crate::jobs::Engine,
+    /// The cron table's per-entry counters (fired, absorbed, missed, caught up).
+    pub schedule: crate::schedule::ScheduleCounters,
     /// Flips to true once migrations are applied; background loops wait on it so a
     /// daemon started before its database does nothing until the schema is there.
     pub migrated: watch::Receiver<bool>,

@@ -42,6 +42,8 @@ pub const LOCK_HELD: &str = "EXISTS (SELECT 1 FROM pg_locks
 /// A held lane lock. Dropping it closes the connection, which releases the lock.
 pub struct LaneLock {
     client: Client,
+    /// Cancelled the moment the connection's driver task ends (server closed it).
+    closed: tokio_util::sync::CancellationToken,
     kind: JobKind,
     /// The lock connection's backend pid, for the fence's ownership check.
     backend_pid: i32,
@@ -64,8 +66,11 @@ impl LaneLock {
         cfg.application_name(format!("heartbeat-lane-lock:{kind}:{node}"));
         cfg.connect_timeout(Duration::from_secs(5));
         let (client, connection) = cfg.connect(tokio_postgres::NoTls).await?;
+        let closed = tokio_util::sync::CancellationToken::new();
+        let on_close = closed.clone();
         tokio::spawn(async move {
             let _ = connection.await;
+            on_close.cancel();
         });
         let row = client
             .query_one(
@@ -85,6 +90,7 @@ impl LaneLock {
             .await?;
         Ok(Some(LaneLock {
             client,
+            closed,
             kind,
             backend_pid: row.get(1),
         }))
@@ -101,14 +107,20 @@ impl LaneLock {
     /// Resolves when the lock connection is gone (terminated, network, server
     /// restart): from then on another node may hold the lane.
     pub async fn lost(&self) {
-        loop {
-            tokio::time::sleep(WATCH_EVERY).await;
-            let alive = tokio::time::timeout(WATCH_EVERY * 3, self.client.simple_query("SELECT 1"))
-                .await
-                .is_ok_and(|r| r.is_ok());
-            if !alive || self.client.is_closed() {
-                return;
+        let ping = async {
+            loop {
+                tokio::time::sleep(WATCH_EVERY).await;
+                let alive = tokio::time::timeout(WATCH_EVERY, self.client.simple_query("SELECT 1"))
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+                if !alive || self.client.is_closed() {
+                    return;
+                }
             }
+        };
+        tokio::select! {
+            _ = self.closed.cancelled() => {}
+            _ = ping => {}
         }
     }
 

@@ -28,6 +28,7 @@ macro_rules! migration {
 /// Every migration, in order. Add new files here.
 pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_foundation"),
+    migration!(2, "0002_schedule"),
     migration!(5, "0005_segments_audit"),
     migration!(6, "0006_cluster"),
 ];

@@ -24,7 +24,8 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(crate::jobs::routes::routes())
         .merge(crate::segments::routes())
-        .merge(crate::audit::routes());
+        .merge(crate::audit::routes())
+        .merge(crate::schedule::routes::routes());
 
     let json_routes = Router::new()
         .route("/healthz", get(health::healthz))

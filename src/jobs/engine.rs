@@ -196,15 +196,21 @@ impl Engine {
             return Ok(s);
         }
         let kind = req.kind;
-        let _gate = self.inner.gates[kind.index()].lock().await;
-        if let Some(s) = self.join_local(&req) {
-            return Ok(s);
-        }
-        if self.running_locally(kind) {
-            return self.enqueue(&req).await;
-        }
         let deadline = tokio::time::Instant::now() + REMOTE_VISIBLE_WITHIN;
         loop {
+            // A job running on another node: join it or its follow-up, no gate needed.
+            if !self.running_locally(kind) {
+                if let Some(s) = self.join_remote(&req).await? {
+                    return Ok(s);
+                }
+            }
+            let gate = self.inner.gates[kind.index()].lock().await;
+            if let Some(s) = self.join_local(&req) {
+                return Ok(s);
+            }
+            if self.running_locally(kind) {
+                return self.enqueue(&req).await;
+            }
             if let Some(lock) = self.acquire(kind).await? {
                 let db = self.inner.pool.get().await?;
                 let (job, submitted) = match registry::take_queued(&**db, kind).await? {
@@ -233,27 +239,8 @@ impl Engine {
                 self.start(kind, job, lock).await?;
                 return Ok(submitted);
             }
-            let db = self.inner.pool.get().await?;
-            if let Some(remote) = registry::running(&**db, kind).await? {
-                if remote.scope.covers(&req.scope)
-                    && registry::add_request(&**db, remote.job_id).await?
-                {
-                    self.remember_remote(remote.job_id);
-                    if req.trigger == Trigger::Cron {
-                        tracing::info!(job_id = %remote.job_id, %kind, node = %remote.node, "cron tick absorbed by a job on another node");
-                    }
-                    return Ok(Submitted {
-                        job_id: remote.job_id,
-                        coalesced: true,
-                        queued: false,
-                    });
-                }
-                drop(db);
-                let submitted = self.enqueue(&req).await?;
-                // The owner may have ended between our reads: make sure someone runs it.
-                self.kick(kind);
-                return Ok(submitted);
-            }
+            drop(gate);
+            // Locked by a node that has not published its job yet, or is letting go.
             if tokio::time::Instant::now() > deadline {
                 return Err(ApiError::Unavailable(format!(
                     "lane {kind} is locked but its job is not visible"
@@ -261,6 +248,32 @@ impl Engine {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Joins a job running on another live node, or merges into the follow-up when
+    /// it does not cover the request. None when no live node runs the lane.
+    async fn join_remote(&self, req: &JobRequest) -> Result<Option<Submitted>, ApiError> {
+        let kind = req.kind;
+        let db = self.inner.pool.get().await?;
+        let Some(remote) = registry::running(&**db, kind).await? else {
+            return Ok(None);
+        };
+        if remote.scope.covers(&req.scope) && registry::add_request(&**db, remote.job_id).await? {
+            self.remember_remote(remote.job_id);
+            if req.trigger == Trigger::Cron {
+                tracing::info!(job_id = %remote.job_id, %kind, node = %remote.node, "cron tick absorbed by a job on another node");
+            }
+            return Ok(Some(Submitted {
+                job_id: remote.job_id,
+                coalesced: true,
+                queued: false,
+            }));
+        }
+        drop(db);
+        let submitted = self.enqueue(req).await?;
+        // The owner may have ended between our reads: make sure someone runs it.
+        self.kick(kind);
+        Ok(Some(submitted))
     }
 
     async fn acquire(&self, kind: JobKind) -> Result<Option<LaneLock>, ApiError> {

@@ -5,8 +5,10 @@ mod helpers;
 
 mod audit;
 mod cli_refresh;
+mod cluster;
 mod dashboard;
 mod foundation;
 mod jobs;
 mod mcp;
+mod schedule;
 mod segments;

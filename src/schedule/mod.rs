@@ -1,0 +1,63 @@
+//! The internal clock: a cron table whose ticks go through the jobs engine's gate
+//! with `trigger: "cron"`, so a tick and a user's request for the same lane
+//! coalesce like any two requests (DESIGN §3).
+//!
+//! - [`cron`]: `CronSchedule`, a crontab expression with exact Vixie semantics.
+//! - [`table`]: the `[schedule]` config section and the validated entries.
+//! - [`ticker`]: the tick decisions (fire, absorb, catch up, miss) and the loop.
+//! - [`state`]: `heartbeat.schedule_state`, each entry's last success and tick.
+//! - [`counters`]: per-entry fired / absorbed / missed / caught-up counts.
+//! - [`routes`]: `GET /api/schedule`, what `heartbeat schedule` prints.
+
+pub mod counters;
+pub mod cron;
+pub mod routes;
+pub mod state;
+pub mod table;
+pub mod ticker;
+
+use std::sync::Arc;
+
+use tokio_util::task::TaskTracker;
+
+pub use counters::ScheduleCounters;
+pub use cron::{CronError, CronSchedule};
+pub use table::{ScheduleConfig, Table};
+
+use crate::state::AppState;
+
+/// Starts the cron table unless `no_scheduler` is set (hosts driven by crontab).
+pub fn spawn(state: &AppState, tasks: &TaskTracker) {
+    if state.config.no_scheduler {
+        tracing::info!("internal cron table off (--no-scheduler): jobs run only on request");
+        return;
+    }
+    let table = match state.config.schedule.table() {
+        Ok(t) => t,
+        Err(e) => {
+            // Config::validate already refused this; keep the daemon up regardless.
+            tracing::error!(error = %e, "cron table invalid; scheduler not started");
+            return;
+        }
+    };
+    let state = state.clone();
+    tasks.spawn(async move {
+        if !state.wait_migrated().await {
+            return;
+        }
+        ticker::run(ticker::LoopDeps {
+            table,
+            gate: Arc::new(ticker::EngineGate {
+                engine: state.jobs.clone(),
+                pool: state.pool.clone(),
+            }),
+            counters: state.schedule.clone(),
+            store: Arc::new(state::PgStore {
+                pool: state.pool.clone(),
+            }),
+            clock: Arc::new(ticker::SystemClock),
+            shutdown: state.shutdown.clone(),
+        })
+        .await;
+    });
+}

@@ -1,0 +1,188 @@
+//! `heartbeat.schedule_state`: each entry's last success and last tick, so a
+//! restart knows what it missed. Behind a small trait so the tick loop can be
+//! driven in tests without a database.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use futures::future::BoxFuture;
+use uuid::Uuid;
+
+use crate::jobs::JobKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
+
+impl From<StoreError> for crate::error::ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Db(e) => Self::Db(e),
+            StoreError::Pool(e) => Self::Pool(e),
+        }
+    }
+}
+
+/// What is remembered of one entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EntryRecord {
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// Scheduled time of the last tick submitted.
+    pub last_tick_at: Option<DateTime<Utc>>,
+}
+
+/// Where the tick loop keeps entry state.
+pub trait ScheduleStore: Send + Sync + 'static {
+    /// Every entry's record, by entry name.
+    fn load(&self) -> BoxFuture<'_, Result<HashMap<String, EntryRecord>, StoreError>>;
+    /// A job of these entries' kind succeeded at `at`.
+    fn record_success<'a>(
+        &'a self,
+        entries: &'a [(String, JobKind)],
+        job_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// The tick of `entry` scheduled at `scheduled_at` was handed to job `job_id`.
+    fn record_tick<'a>(
+        &'a self,
+        entry: &'a str,
+        kind: JobKind,
+        scheduled_at: DateTime<Utc>,
+        job_id: Uuid,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pub pool: Pool,
+}
+
+const LOAD: &str = "SELECT entry, last_success_at, last_tick_at FROM heartbeat.schedule_state";
+
+/// Never moves `last_success_at` backwards: success events can arrive out of
+/// order across lanes sharing a kind.
+const RECORD_SUCCESS: &str = "
+INSERT INTO heartbeat.schedule_state (entry, kind, last_success_at, last_success_job)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (entry) DO UPDATE
+   SET kind = EXCLUDED.kind,
+       last_success_at = EXCLUDED.last_success_at,
+       last_success_job = EXCLUDED.last_success_job,
+       updated_at = now()
+ WHERE schedule_state.last_success_at IS NULL
+    OR schedule_state.last_success_at <= EXCLUDED.last_success_at";
+
+const RECORD_TICK: &str = "
+INSERT INTO heartbeat.schedule_state (entry, kind, last_tick_at, last_tick_job)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (entry) DO UPDATE
+   SET kind = EXCLUDED.kind,
+       last_tick_at = EXCLUDED.last_tick_at,
+       last_tick_job = EXCLUDED.last_tick_job,
+       updated_at = now()";
+
+impl ScheduleStore for PgStore {
+    fn load(&self) -> BoxFuture<'_, Result<HashMap<String, EntryRecord>, StoreError>> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            let rows = client.query(LOAD, &[]).await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.get::<_, String>(0),
+                        EntryRecord {
+                            last_success_at: r.get(1),
+                            last_tick_at: r.get(2),
+                        },
+                    )
+                })
+                .collect())
+        })
+    }
+
+    fn record_success<'a>(
+        &'a self,
+        entries: &'a [(String, JobKind)],
+        job_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            let stmt = client.prepare_cached(RECORD_SUCCESS).await?;
+            for (entry, kind) in entries {
+                client
+                    .execute(&stmt, &[entry, &kind.as_str(), &at, &job_id])
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn record_tick<'a>(
+        &'a self,
+        entry: &'a str,
+        kind: JobKind,
+        scheduled_at: DateTime<Utc>,
+        job_id: Uuid,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            client
+                .execute(
+                    RECORD_TICK,
+                    &[&entry, &kind.as_str(), &scheduled_at, &job_id],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+/// An in-memory store, for driving the loop in tests.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    pub records: std::sync::Mutex<HashMap<String, EntryRecord>>,
+}
+
+impl ScheduleStore for MemoryStore {
+    fn load(&self) -> BoxFuture<'_, Result<HashMap<String, EntryRecord>, StoreError>> {
+        let records = self.records.lock().unwrap().clone();
+        Box::pin(async move { Ok(records) })
+    }
+
+    fn record_success<'a>(
+        &'a self,
+        entries: &'a [(String, JobKind)],
+        _job_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut records = self.records.lock().unwrap();
+        for (entry, _) in entries {
+            let r = records.entry(entry.clone()).or_default();
+            r.last_success_at = r.last_success_at.max(Some(at));
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn record_tick<'a>(
+        &'a self,
+        entry: &'a str,
+        _kind: JobKind,
+        scheduled_at: DateTime<Utc>,
+        _job_id: Uuid,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.records
+            .lock()
+            .unwrap()
+            .entry(entry.to_string())
+            .or_default()
+            .last_tick_at = Some(scheduled_at);
+        Box::pin(async { Ok(()) })
+    }
+}
