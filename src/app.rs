@@ -55,7 +55,14 @@ impl Application {
             config.jobs.clone(),
             config.jobs.node(),
         );
+        let pings = crate::monitor::ping::PingWriter::start(
+            pool.clone(),
+            config.monitor.ping_batch_max,
+            config.monitor.ping_writers,
+            config.monitor.pings_kept,
+        );
         let state = AppState {
+            pings,
             jobs,
             schedule: Default::default(),
             pool,

@@ -18,4 +18,13 @@ pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
                 .await;
         }
     });
+    // Subscribed here, before any job can run, so no finished job is missed.
+    tasks.spawn(crate::monitor::selfcheck::follow_jobs(
+        state.clone(),
+        state.jobs.subscribe(),
+    ));
+    if state.config.monitor.loops {
+        tasks.spawn(crate::monitor::deadline::run(state.clone()));
+        tasks.spawn(crate::monitor::delivery::run(state.clone()));
+    }
 }

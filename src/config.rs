@@ -87,6 +87,9 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// Load demo definitions and the demo source (on by default in embedded mode).
     pub demo: Option<bool>,
+    /// The dead man's switch (`[monitor]`, see `monitor::MonitorConfig`).
+    #[serde(default)]
+    pub monitor: crate::monitor::MonitorConfig,
     /// `[jobs]`: max runtimes, retention, node id.
     pub jobs: crate::jobs::config::JobsConfig,
     /// `[segments]`: the client tier snapshot (see `segments::SegmentsConfig`).
@@ -114,6 +117,7 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             shutdown_timeout_secs: 10,
             demo: None,
+            monitor: crate::monitor::MonitorConfig::default(),
             jobs: Default::default(),
             segments: Default::default(),
             audit: Default::default(),

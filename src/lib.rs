@@ -16,6 +16,8 @@
 //! - [`dashboard`]: the operator page at `/`, embedded in the binary (no CDN, no build).
 //! - [`mcp`]: the MCP server at `/mcp`: tools for AI agents over the REST API.
 //! - [`background`]: starts every background loop under one shutdown token.
+//! - [`auth`]: projects, API keys, and the `Caller` every `/api` handler is given.
+//! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
 //! - [`cli`]: client verbs of the binary (`refresh`) that talk to a daemon.
 //! - [`cluster`]: lane advisory locks, the fence, shared job tables, tick claims.
@@ -23,6 +25,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod auth;
 pub mod background;
 pub mod cli;
 pub mod cluster;
@@ -33,6 +36,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod mcp;
+pub mod monitor;
 pub mod schedule;
 pub mod segments;
 pub mod state;

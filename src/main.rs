@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use heartbeat::app::Application;
 use heartbeat::config::{Config, ConfigError};
 use heartbeat::db::{self, embedded::EmbeddedCluster};
+use heartbeat::monitor::client as monitor_client;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
@@ -32,6 +33,30 @@ enum Command {
     /// Ask the daemon for a job and follow it: exit 0 success, 1 failed, 2 usage or
     /// connection error, 3 job vanished (daemon restarted), 4 --timeout reached.
     Refresh(RefreshCli),
+    /// Manage projects (needs the admin key).
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Show every heartbeat's status.
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Exit with status 1 when any heartbeat is down.
+        #[arg(long)]
+        fail_on_down: bool,
+    },
+    /// Run a command between a start ping and an exit-code ping; exits with the
+    /// command's exit code.
+    Run {
+        /// The heartbeat's ping URL (`.../hb/<token>`).
+        #[arg(long, env = "HEARTBEAT_PING_URL")]
+        ping_url: String,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Show the daemon's cron table (next fire time, last success, counters), or
     /// with `next`, the fire times of any expression.
     Schedule(ScheduleCli),
@@ -70,6 +95,36 @@ enum ScheduleCommand {
         #[arg(short = 'n', default_value_t = 5)]
         n: usize,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ProjectCommand {
+    /// Create a project and print its read-write and read-only keys (shown once).
+    Create {
+        #[command(flatten)]
+        client: ClientArgs,
+        name: String,
+    },
+}
+
+/// Where client verbs find the daemon, and the key they present.
+#[derive(Args, Debug)]
+struct ClientArgs {
+    /// The daemon's base URL.
+    #[arg(long, env = "HEARTBEAT_URL", default_value = "http://127.0.0.1:8000")]
+    url: String,
+    /// A project key or the admin key (`HEARTBEAT_KEY`, else `HEARTBEAT_ADMIN_KEY`).
+    #[arg(long, env = "HEARTBEAT_KEY", hide_env_values = true)]
+    key: Option<String>,
+}
+
+impl ClientArgs {
+    fn key(&self) -> Option<String> {
+        self.key
+            .clone()
+            .or_else(|| std::env::var("HEARTBEAT_ADMIN_KEY").ok())
+            .filter(|k| !k.is_empty())
+    }
 }
 
 #[derive(Args, Debug)]
@@ -174,6 +229,55 @@ fn main() -> ExitCode {
         }
         Command::Serve(args) => with_config(args, |config| runtime().block_on(serve(config))),
         Command::Migrate(args) => with_config(args, |config| runtime().block_on(migrate(config))),
+        Command::Project(ProjectCommand::Create { client, name }) => {
+            let key = client.key();
+            match runtime().block_on(monitor_client::create_project(
+                &client.url,
+                key.as_deref(),
+                &name,
+            )) {
+                Ok(p) => {
+                    println!(
+                        "project {} ({})",
+                        p["name"].as_str().unwrap_or(""),
+                        p["project_id"].as_str().unwrap_or("")
+                    );
+                    println!(
+                        "read-write key: {}",
+                        p["read_write_key"].as_str().unwrap_or("")
+                    );
+                    println!(
+                        "read-only key:  {}",
+                        p["read_only_key"].as_str().unwrap_or("")
+                    );
+                    println!("(keys are shown once; store them now)");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("heartbeat: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Status {
+            client,
+            json,
+            fail_on_down,
+        } => {
+            let key = client.key();
+            match runtime().block_on(monitor_client::status(&client.url, key.as_deref(), json)) {
+                Ok(true) if fail_on_down => ExitCode::FAILURE,
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("heartbeat: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Run { ping_url, command } => {
+            let code = runtime().block_on(monitor_client::run(&ping_url, &command));
+            ExitCode::from(code.clamp(0, 255) as u8)
+        }
         Command::Refresh(cli) => {
             let args = heartbeat::cli::refresh::RefreshArgs {
                 what: cli.what,

@@ -27,6 +27,9 @@ pub struct AppState {
     pub migrated: watch::Receiver<bool>,
     /// Cancelled when the daemon begins to shut down.
     pub shutdown: CancellationToken,
+    /// The group-commit ping writer: every ping, HTTP or from the daemon's own
+    /// jobs, goes through it so pings arriving together share one commit.
+    pub pings: crate::monitor::ping::PingWriter,
 }
 
 impl AppState {

@@ -29,6 +29,7 @@ macro_rules! migration {
 pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_foundation"),
     migration!(2, "0002_schedule"),
+    migration!(3, "0003_monitor"),
     migration!(5, "0005_segments_audit"),
     migration!(6, "0006_cluster"),
 ];

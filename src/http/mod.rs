@@ -21,11 +21,17 @@ use crate::state::AppState;
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
+    // One auth layer over the whole `/api` nest, so every area's routes are keyed.
     let api = Router::new()
         .merge(crate::jobs::routes::routes())
         .merge(crate::segments::routes())
         .merge(crate::audit::routes())
-        .merge(crate::schedule::routes::routes());
+        .merge(crate::schedule::routes::routes())
+        .merge(crate::monitor::routes())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_key,
+        ));
 
     let json_routes = Router::new()
         .route("/healthz", get(health::healthz))
@@ -42,6 +48,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::dashboard::routes())
         .merge(json_routes)
+        .merge(crate::monitor::ping::routes())
         .layer(middleware::from_fn(log_internal_errors))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -22,6 +22,10 @@ pub mod tools;
 
 use std::sync::Arc;
 
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -49,5 +53,26 @@ pub fn routes(api: Router, state: &AppState) -> Router<AppState> {
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    Router::new().route_service("/mcp", service)
+    Router::new()
+        .route_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+}
+
+/// Every MCP request needs a valid key in keyed mode (401 before any JSON-RPC, as
+/// MCP clients expect). Unlike `/api`, whose layer judges writes by HTTP method,
+/// every MCP call is a POST: the role is judged per tool by the handler, from the
+/// [`crate::auth::Caller`] left in the request's extensions here.
+async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    match crate::auth::identify(&state, presented.as_deref()).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
 }

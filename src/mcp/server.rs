@@ -25,6 +25,7 @@ use serde_json::{json, Map, Value};
 use tower::ServiceExt;
 
 use super::tools::{self, Access, ToolName};
+use crate::auth::Caller;
 
 /// Why a tool call did not succeed: the text the agent reads.
 #[derive(Debug)]
@@ -62,7 +63,7 @@ impl McpHandler {
     ) -> Result<Value, ToolFailure> {
         let tool = ToolName::parse(name)
             .ok_or_else(|| ToolFailure(format!("no tool '{name}'; tools/list shows the tools")))?;
-        caller_may(tool.access(), http)?;
+        caller_may(tool, http)?;
         match tool {
             ToolName::ListHeartbeats => {
                 parse::<tools::NoArgs>(tool, args)?;
@@ -227,11 +228,25 @@ fn parse<T: DeserializeOwned>(tool: ToolName, args: Value) -> Result<T, ToolFail
         .map_err(|e| ToolFailure(format!("invalid arguments for {}: {e}", tool.as_str())))
 }
 
-/// The one role check: may this caller run a tool of this access? The REST API
-/// checks roles too; this check answers before anything runs and in MCP terms.
-fn caller_may(access: Access, http: Option<&Parts>) -> Result<(), ToolFailure> {
-    let _ = (access, http);
-    Ok(())
+/// The caller the `/mcp` auth layer identified.
+fn caller(http: Option<&Parts>) -> Option<Caller> {
+    http.and_then(|p| p.extensions.get::<Caller>()).copied()
+}
+
+/// The one role check: may this caller run this tool? The REST API checks roles
+/// too; this check answers before anything runs, in the tool's terms.
+fn caller_may(tool: ToolName, http: Option<&Parts>) -> Result<(), ToolFailure> {
+    match (tool.access(), caller(http)) {
+        (Access::Read, _) => Ok(()),
+        (Access::Write, Some(c)) if c.role.can_write() => Ok(()),
+        (Access::Write, Some(_)) => Err(ToolFailure(format!(
+            "forbidden: this key is read-only and {} changes data; use a read-write key",
+            tool.as_str()
+        ))),
+        (Access::Write, None) => Err(ToolFailure(
+            "internal: the caller was not identified; see the daemon's log".into(),
+        )),
+    }
 }
 
 fn failure_result(failure: ToolFailure) -> CallToolResult {
@@ -259,9 +274,16 @@ impl ServerHandler for McpHandler {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(tools::catalogue()))
+        // A read-only key is shown only what it may call.
+        let writes = caller(context.extensions.get::<Parts>()).is_none_or(|c| c.role.can_write());
+        let tools = ToolName::ALL
+            .into_iter()
+            .filter(|t| writes || t.access() == Access::Read)
+            .map(ToolName::tool)
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -132,6 +132,11 @@ async fn in_chromium_an_operator_creates_a_heartbeat_sees_it_turn_green_and_runs
                 .await;
             page.screenshot(&shots.join("02-created.png")).await;
 
+            // The page shows the URL built from `monitor.public_url` (unset here, so
+            // from the bind address with port 0): ping the same path on the port
+            // the test server really listens on.
+            let path = &url[url.find("/hb/").expect("a /hb/ path")..];
+            let url = app.url(path);
             let ok = Command::new("curl")
                 .args(["-fsS", "-m", "10", "-o", "/dev/null", &url])
                 .status()

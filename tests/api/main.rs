@@ -10,5 +10,8 @@ mod dashboard;
 mod foundation;
 mod jobs;
 mod mcp;
+mod monitor;
+mod monitor_alerts;
+mod monitor_auth;
 mod schedule;
 mod segments;

@@ -1,0 +1,256 @@
+//! Dead man's switch benchmarks (docs/benchmarks.md, "Dead man's switch").
+//!
+//! `cargo bench --bench monitor` starts a daemon in this process on its own
+//! PostgreSQL cluster (durable settings: fsync on, synchronous commit) and:
+//!
+//! - **pings**: `wrk -c64 -d10s` against `/hb/{token}` on random tokens out of
+//!   10,000, alternated with the same load on `/healthz` (a plain 200 route on the
+//!   same server), several runs; then checks every 200 was committed (the sum of
+//!   the heartbeats' ping counters is at least the number of 200s wrk saw).
+//! - **detection**: 100,000 heartbeats whose deadlines fall over 20 s; the daemon's
+//!   own deadline loop flips them; p50/p99/max of (detected − deadline), and the
+//!   process's CPU use while idle afterwards.
+//!
+//! Needs `wrk` on the PATH (`apt-get install wrk`). Loopback only, bounded in time.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use heartbeat::app::Application;
+use heartbeat::config::Config;
+use heartbeat::db::embedded::{EmbeddedCluster, DATABASE};
+use heartbeat::monitor::heartbeat::HeartbeatToken;
+use tokio_util::sync::CancellationToken;
+
+const RUNS: usize = 3;
+const TOKENS: usize = 10_000;
+const DETECTION_HEARTBEATS: i64 = 100_000;
+
+fn main() {
+    let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let dir = std::env::temp_dir().join(format!("heartbeat-bench-{}", std::process::id()));
+    let mut cluster = EmbeddedCluster::init(&dir, false).expect("cluster initialises");
+    cluster.start().expect("cluster starts");
+    let url = cluster.connection_string(DATABASE);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut config = Config {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            no_scheduler: true,
+            demo: Some(false),
+            database_url: Some(url.clone()),
+            ..Config::default()
+        };
+        config.monitor.max_heartbeats_per_project = 1_000_000;
+        let app = Application::build(config, url.clone()).await.unwrap();
+        let port = app.port();
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(app.run_until_stopped(stop.clone()));
+        let base = format!("http://127.0.0.1:{port}");
+        wait_ready(&base).await;
+        let db = heartbeat::db::connect_direct(&url).await.unwrap();
+        if only.as_deref().is_none_or(|o| o == "pings") {
+            pings(&db, &base).await;
+        }
+        if only.as_deref().is_none_or(|o| o == "detection") {
+            detection(&db).await;
+        }
+        stop.cancel();
+        let _ = server.await;
+    });
+    cluster.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn wait_ready(base: &str) {
+    for _ in 0..400 {
+        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("daemon not ready");
+}
+
+/// Requests/sec and completed requests from wrk's report; panics on non-2xx.
+fn wrk(url: &str, script: Option<&str>) -> (f64, u64) {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t2", "-c64", "-d10s"]);
+    if let Some(s) = script {
+        cmd.args(["-s", s]);
+    }
+    let out = cmd
+        .arg(url)
+        .output()
+        .expect("wrk runs (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        !text.contains("Non-2xx"),
+        "non-2xx responses from {url}:\n{text}"
+    );
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk output:\n{text}"));
+    let total = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (rps, total)
+}
+
+fn stats(v: &mut [f64]) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (v[0], v[v.len() / 2], v[v.len() - 1])
+}
+
+async fn pings(db: &tokio_postgres::Client, base: &str) {
+    let tokens: Vec<String> = (0..TOKENS)
+        .map(|_| HeartbeatToken::generate().to_string())
+        .collect();
+    let names: Vec<String> = (0..TOKENS).map(|i| format!("bench-{i}")).collect();
+    let ids: Vec<uuid::Uuid> = (0..TOKENS).map(|_| uuid::Uuid::now_v7()).collect();
+    db.execute(
+        "INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds, grace_seconds)
+         SELECT id, '00000000-0000-0000-0000-000000000001', name, token, 3600, 600
+         FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, name, token)",
+        &[&ids, &names, &tokens],
+    )
+    .await
+    .unwrap();
+    let script = std::env::temp_dir().join(format!("hb-bench-{}.lua", std::process::id()));
+    let list = tokens
+        .iter()
+        .map(|t| format!("\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    std::fs::write(
+        &script,
+        format!(
+            "local tokens = {{{list}}}\n\
+             math.randomseed(os.time())\n\
+             request = function()\n  return wrk.format(\"GET\", \"/hb/\" .. tokens[math.random(#tokens)])\nend\n"
+        ),
+    )
+    .unwrap();
+    let script = script.to_str().unwrap().to_string();
+    let mut plain = Vec::new();
+    let mut ping = Vec::new();
+    let mut ratio = Vec::new();
+    let mut ping_total = 0u64;
+    for run in 1..=RUNS {
+        let s = script.clone();
+        let b = base.to_string();
+        let (p, _) = tokio::task::spawn_blocking(move || wrk(&format!("{b}/healthz"), None))
+            .await
+            .unwrap();
+        let b = base.to_string();
+        let (h, n) = tokio::task::spawn_blocking(move || wrk(&format!("{b}/"), Some(&s)))
+            .await
+            .unwrap();
+        println!(
+            "run {run}: /healthz {p:.0} req/s, /hb/{{token}} {h:.0} req/s, ratio {:.2}",
+            h / p
+        );
+        plain.push(p);
+        ping.push(h);
+        ratio.push(h / p);
+        ping_total += n;
+    }
+    // Give in-flight requests of the last run time to finish.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let committed: i64 = db
+        .query_one(
+            "SELECT coalesce(sum(ping_seq), 0)::int8 FROM heartbeat.heartbeat WHERE name LIKE 'bench-%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let (a, b, c) = stats(&mut plain);
+    println!("plain /healthz req/s   min {a:.0} median {b:.0} max {c:.0}");
+    let (a, b, c) = stats(&mut ping);
+    println!("ping  /hb/{{token}} req/s min {a:.0} median {b:.0} max {c:.0}");
+    let (a, b, c) = stats(&mut ratio);
+    println!("ratio ping/plain        min {a:.2} median {b:.2} max {c:.2}");
+    println!(
+        "durability: wrk completed {ping_total} pings (all 200), committed ping rows counted {committed} ({})",
+        if committed as u64 >= ping_total { "ok" } else { "MISSING" }
+    );
+    db.execute(
+        "DELETE FROM heartbeat.heartbeat WHERE name LIKE 'bench-%'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let _ = std::fs::remove_file(&script);
+}
+
+/// CPU seconds this process has used (user + system).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+async fn detection(db: &tokio_postgres::Client) {
+    // Deadlines spread from 10 s to 30 s from now, so the load arrives as it would
+    // in production: a steady stream, not one instant.
+    let inserted = db
+        .execute(
+            "INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds,
+                 grace_seconds, status, last_ping_at, last_ping_kind, last_signal_at, deadline)
+             SELECT gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 'det-' || i,
+                    'hb_' || substr(md5(i::text), 1, 16), 60, 0, 'up', t, 'success', t,
+                    t + interval '60 seconds'
+             FROM generate_series(1, $1::int8) AS i,
+                  LATERAL (SELECT now() - interval '50 seconds'
+                                  + (i * 20.0 / $1) * interval '1 second' AS t) AS s",
+            &[&DETECTION_HEARTBEATS],
+        )
+        .await
+        .unwrap();
+    println!("detection: {inserted} heartbeats, deadlines over 20 s");
+    let started = Instant::now();
+    loop {
+        let n: i64 = db
+            .query_one("SELECT count(*) FROM heartbeat.flip", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if n >= DETECTION_HEARTBEATS || started.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let row = db
+        .query_one(
+            "SELECT count(*),
+                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM detected_at - at)),
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM detected_at - at)),
+                    max(extract(epoch FROM detected_at - at))::float8
+             FROM heartbeat.flip",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (n, p50, p99, max): (i64, f64, f64, f64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    println!("detection: {n} flips; deadline -> flip committed: p50 {p50:.3} s, p99 {p99:.3} s, max {max:.3} s");
+    // Idle: every heartbeat is down now, nothing is due.
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let used = cpu_seconds() - cpu0;
+    let share = used / t0.elapsed().as_secs_f64() * 100.0;
+    println!("idle: the whole daemon process used {used:.2} CPU s in 30 s = {share:.2}% of a core");
+}

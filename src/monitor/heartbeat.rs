@@ -1,0 +1,242 @@
+//! The heartbeat record, its token, and the JSON the API answers with.
+
+use std::fmt;
+
+use base64::Engine as _;
+use chrono::{DateTime, Duration, Utc};
+use rand::RngCore;
+use serde::Serialize;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::schedule::HeartbeatSchedule;
+use super::status::{evaluate, Evaluation, Expectation, Signals, Status};
+
+/// `hb_` followed by 16 URL-safe base64 characters (96 random bits).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HeartbeatToken(String);
+
+impl HeartbeatToken {
+    const PREFIX: &'static str = "hb_";
+
+    /// A fresh token from the operating system's CSPRNG.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self(format!(
+            "{}{}",
+            Self::PREFIX,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        ))
+    }
+
+    /// Accepts only the exact shape; anything else cannot name a heartbeat.
+    pub fn parse(s: &str) -> Option<Self> {
+        let rest = s.strip_prefix(Self::PREFIX)?;
+        let ok = rest.len() == 16
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for HeartbeatToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The columns every heartbeat query selects, in [`Heartbeat::from_row`]'s order.
+pub const COLUMNS: &str = "heartbeat_id, project_id, name, token, period_seconds, schedule, tz, \
+     grace_seconds, paused, created_at, resumed_at, last_ping_at, last_ping_kind, \
+     last_signal_at, last_signal_failed, started_at, status, deadline";
+
+/// One heartbeat row.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub name: String,
+    pub token: String,
+    pub period_seconds: Option<i32>,
+    pub schedule: Option<String>,
+    pub tz: String,
+    pub grace_seconds: i32,
+    pub paused: bool,
+    pub created_at: DateTime<Utc>,
+    pub resumed_at: Option<DateTime<Utc>>,
+    pub last_ping_at: Option<DateTime<Utc>>,
+    pub last_ping_kind: Option<String>,
+    pub last_signal_at: Option<DateTime<Utc>>,
+    pub last_signal_failed: bool,
+    pub started_at: Option<DateTime<Utc>>,
+    /// The status as of the last flip.
+    pub stored_status: String,
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+impl Heartbeat {
+    pub fn from_row(row: &Row) -> Self {
+        Self {
+            id: row.get(0),
+            project_id: row.get(1),
+            name: row.get(2),
+            token: row.get(3),
+            period_seconds: row.get(4),
+            schedule: row.get(5),
+            tz: row.get(6),
+            grace_seconds: row.get(7),
+            paused: row.get(8),
+            created_at: row.get(9),
+            resumed_at: row.get(10),
+            last_ping_at: row.get(11),
+            last_ping_kind: row.get(12),
+            last_signal_at: row.get(13),
+            last_signal_failed: row.get(14),
+            started_at: row.get(15),
+            stored_status: row.get(16),
+            deadline: row.get(17),
+        }
+    }
+
+    /// The expectation; a schedule that no longer parses (it was validated on the
+    /// way in) falls back to a day so the heartbeat still watches something.
+    pub fn expectation(&self) -> Expectation {
+        match (&self.schedule, self.period_seconds) {
+            (Some(expr), _) => match HeartbeatSchedule::parse(expr, &self.tz) {
+                Ok(s) => Expectation::Schedule(Box::new(s)),
+                Err(_) => Expectation::Period(Duration::days(1)),
+            },
+            (None, Some(p)) => Expectation::Period(Duration::seconds(p.into())),
+            (None, None) => Expectation::Period(Duration::days(1)),
+        }
+    }
+
+    pub fn signals(&self) -> Signals {
+        Signals {
+            paused: self.paused,
+            resumed_at: self.resumed_at,
+            last_signal_at: self.last_signal_at,
+            last_signal_failed: self.last_signal_failed,
+            started_at: self.started_at,
+        }
+    }
+
+    pub fn evaluate(&self, now: DateTime<Utc>) -> Evaluation {
+        evaluate(
+            &self.expectation(),
+            Duration::seconds(self.grace_seconds.into()),
+            &self.signals(),
+            now,
+        )
+    }
+
+    /// The API view at `now`; `base_url` is where cron clients reach the daemon.
+    pub fn view(&self, now: DateTime<Utc>, base_url: &str) -> HeartbeatView {
+        let e = self.evaluate(now);
+        let ping_url = format!("{}/hb/{}", base_url.trim_end_matches('/'), self.token);
+        let cron_fields = self
+            .schedule
+            .clone()
+            .unwrap_or_else(|| crontab_for_period(self.period_seconds.unwrap_or(86_400)));
+        HeartbeatView {
+            id: self.id,
+            name: self.name.clone(),
+            status: e.status,
+            period_seconds: self.period_seconds,
+            grace_seconds: self.grace_seconds,
+            schedule: self.schedule.clone(),
+            tz: self.tz.clone(),
+            paused: self.paused,
+            last_ping_at: self.last_ping_at,
+            last_ping_kind: self.last_ping_kind.clone(),
+            next_due_at: e.due_at,
+            next_deadline: e.down_at,
+            status_since: e.since,
+            curl: format!("curl -fsS -m 10 --retry 5 -o /dev/null {ping_url}"),
+            crontab: format!(
+                "{cron_fields} heartbeat run --ping-url {ping_url} -- /path/to/your/command"
+            ),
+            ping_url,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// The closest crontab line to a period, for the ready-to-paste example.
+fn crontab_for_period(seconds: i32) -> String {
+    let minutes = seconds / 60;
+    match minutes {
+        m if m <= 1 => "* * * * *".into(),
+        m if m < 60 && 60 % m == 0 => format!("*/{m} * * * *"),
+        60 => "0 * * * *".into(),
+        m if m % 60 == 0 && m < 1440 && 24 % (m / 60) == 0 => format!("0 */{} * * *", m / 60),
+        1440 => "0 0 * * *".into(),
+        10080 => "0 0 * * 0".into(),
+        _ => "0 0 * * *".into(),
+    }
+}
+
+/// A heartbeat as the API shows it (DESIGN §5).
+#[derive(Debug, Serialize)]
+pub struct HeartbeatView {
+    pub id: Uuid,
+    pub name: String,
+    pub status: Status,
+    pub period_seconds: Option<i32>,
+    pub grace_seconds: i32,
+    pub schedule: Option<String>,
+    pub tz: String,
+    pub paused: bool,
+    pub last_ping_at: Option<DateTime<Utc>>,
+    pub last_ping_kind: Option<String>,
+    /// When the next ping is expected; after it the heartbeat is late.
+    pub next_due_at: Option<DateTime<Utc>>,
+    /// The deadline: after it the heartbeat is down.
+    pub next_deadline: Option<DateTime<Utc>>,
+    pub status_since: Option<DateTime<Utc>>,
+    pub ping_url: String,
+    pub curl: String,
+    pub crontab: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_have_the_documented_shape_and_differ() {
+        let a = HeartbeatToken::generate();
+        let b = HeartbeatToken::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 19);
+        assert_eq!(HeartbeatToken::parse(a.as_str()), Some(a));
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        for bad in [
+            "",
+            "hb_",
+            "hb_short",
+            "xx_AAAAAAAAAAAAAAAA",
+            "hb_AAAAAAAAAAAAAAA/",
+            "hb_AAAAAAAAAAAAAAAAA",
+        ] {
+            assert!(HeartbeatToken::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn crontab_lines_follow_the_period() {
+        assert_eq!(crontab_for_period(300), "*/5 * * * *");
+        assert_eq!(crontab_for_period(3600), "0 * * * *");
+        assert_eq!(crontab_for_period(86_400), "0 0 * * *");
+    }
+}

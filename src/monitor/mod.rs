@@ -1,0 +1,93 @@
+//! The dead man's switch (DESIGN §5): heartbeats that cron jobs ping, a status
+//! computed from time, a deadline loop that flips statuses and writes alerts to an
+//! outbox, and a delivery worker that posts them to webhooks.
+//!
+//! - [`heartbeat`]: the heartbeat record, its token newtype and its API JSON.
+//! - [`schedule`]: cron-based expectations (next fire time in the heartbeat's zone).
+//! - [`status`]: pure status-from-time logic, with `now` passed in.
+//! - [`ping`]: the public `/hb/{token}` routes and the group-commit batcher.
+//! - [`routes`]: `/api/heartbeats`, `/api/webhooks`, `/api/projects`.
+//! - [`deadline`]: the loop that flips statuses at their deadlines.
+//! - [`delivery`]: the worker that posts outbox alerts, signed, with backoff.
+//! - [`selfcheck`]: built-in heartbeats for the daemon's own jobs.
+//! - [`client`]: the CLI verbs `status`, `run`, `project create`.
+
+pub mod client;
+pub mod deadline;
+pub mod delivery;
+pub mod heartbeat;
+pub mod ping;
+pub mod routes;
+pub mod schedule;
+pub mod selfcheck;
+pub mod status;
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use routes::routes;
+
+/// The `[monitor]` section of the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    /// Most heartbeats one project may hold; creating one more gets 409.
+    pub max_heartbeats_per_project: i64,
+    /// A ping's POST body is kept up to this many bytes and truncated past it; the
+    /// limit is announced in the `Ping-Body-Limit` response header.
+    pub ping_body_limit_bytes: usize,
+    /// How many recent pings are kept per heartbeat.
+    pub pings_kept: i64,
+    /// The base URL ping URLs are built from (as cron clients reach the daemon).
+    /// Unset: `http://<bind>`.
+    pub public_url: Option<String>,
+    /// Run the deadline loop and the delivery worker. Tests switch them off to drive
+    /// single iterations with their own clock.
+    pub loops: bool,
+    /// How often the deadline loop looks for passed deadlines, milliseconds.
+    pub deadline_interval_ms: u64,
+    /// How often the delivery worker looks for due alerts, milliseconds.
+    pub delivery_interval_ms: u64,
+    /// Timeout of one webhook POST, seconds.
+    pub webhook_timeout_secs: u64,
+    /// First retry delay after a failed delivery, seconds; doubles per attempt.
+    pub retry_base_secs: u64,
+    /// Longest delay between two delivery attempts, seconds.
+    pub retry_max_secs: u64,
+    /// Delivery attempts before an alert is marked failed.
+    pub max_delivery_attempts: i32,
+    /// Pings written together in one statement, at most.
+    pub ping_batch_max: usize,
+    /// Concurrent ping writers (each writes one batch at a time).
+    pub ping_writers: usize,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            max_heartbeats_per_project: 50,
+            ping_body_limit_bytes: 16 * 1024,
+            pings_kept: 100,
+            public_url: None,
+            loops: true,
+            deadline_interval_ms: 500,
+            delivery_interval_ms: 1000,
+            webhook_timeout_secs: 10,
+            retry_base_secs: 10,
+            retry_max_secs: 3600,
+            max_delivery_attempts: 10,
+            ping_batch_max: 1000,
+            ping_writers: 2,
+        }
+    }
+}
+
+impl MonitorConfig {
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_secs(self.webhook_timeout_secs)
+    }
+}
+
+/// Where the daemon's own job heartbeats live (created by migration 0003).
+pub const SYSTEM_PROJECT: uuid::Uuid = uuid::Uuid::from_u128(2);

@@ -1,0 +1,423 @@
+//! The public ping protocol (`/hb/{token}`, alias `/ping/{token}`) and the
+//! group-commit writer behind it.
+//!
+//! A 200 means the ping is committed. Pings that arrive together are written by
+//! one statement (one commit, one fsync), then every waiting request is answered;
+//! while one batch is being written the next one gathers. Pings are spread over
+//! `ping_writers` writers by token, so two writers never lock the same heartbeat
+//! row and cannot deadlock. When PostgreSQL is unreachable the batch fails and
+//! every ping in it gets 503, so clients (curl `--retry`) try again.
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::heartbeat::HeartbeatToken;
+use crate::state::AppState;
+
+/// What a ping says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PingKind {
+    Success,
+    Fail,
+    Start,
+    /// Kept in the history; changes no status.
+    Log,
+}
+
+impl PingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PingKind::Success => "success",
+            PingKind::Fail => "fail",
+            PingKind::Start => "start",
+            PingKind::Log => "log",
+        }
+    }
+}
+
+/// One ping, as written.
+#[derive(Debug, Clone)]
+pub struct PingRecord {
+    pub token: HeartbeatToken,
+    pub kind: PingKind,
+    pub exit_code: Option<i32>,
+    pub rid: Option<Uuid>,
+    pub at: DateTime<Utc>,
+    pub source: Option<String>,
+    pub user_agent: Option<String>,
+    pub body: Option<String>,
+}
+
+impl PingRecord {
+    /// A bare ping of `kind`, as the daemon's own jobs send them.
+    pub fn new(token: HeartbeatToken, kind: PingKind, at: DateTime<Utc>) -> Self {
+        Self {
+            token,
+            kind,
+            exit_code: None,
+            rid: None,
+            at,
+            source: None,
+            user_agent: None,
+            body: None,
+        }
+    }
+}
+
+/// How a ping ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PingOutcome {
+    Recorded,
+    UnknownToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("ping not recorded: {0}")]
+pub struct PingWriteError(pub String);
+
+struct Waiting {
+    ping: PingRecord,
+    reply: oneshot::Sender<Result<PingOutcome, PingWriteError>>,
+}
+
+/// Hands pings to the group-commit writers. Cheap to clone.
+#[derive(Clone)]
+pub struct PingWriter {
+    writers: std::sync::Arc<[mpsc::Sender<Waiting>]>,
+}
+
+/// Room for pings queued per writer before new ones wait for room.
+const QUEUE_DEPTH: usize = 8192;
+
+impl PingWriter {
+    /// Starts the writers on the current runtime. They end when every handle is
+    /// dropped.
+    pub fn start(pool: Pool, batch_max: usize, writers: usize, pings_kept: i64) -> Self {
+        let senders: Vec<_> = (0..writers.max(1))
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+                tokio::spawn(write_loop(rx, pool.clone(), batch_max.max(1), pings_kept));
+                tx
+            })
+            .collect();
+        Self {
+            writers: senders.into(),
+        }
+    }
+
+    /// Records one ping; returns once it is committed (or failed).
+    pub async fn record(&self, ping: PingRecord) -> Result<PingOutcome, PingWriteError> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        ping.token.hash(&mut hasher);
+        let writer = &self.writers[(hasher.finish() % self.writers.len() as u64) as usize];
+        let (reply, answer) = oneshot::channel();
+        writer
+            .send(Waiting { ping, reply })
+            .await
+            .map_err(|_| PingWriteError("ping writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| PingWriteError("ping writer stopped".into()))?
+    }
+}
+
+async fn write_loop(mut rx: mpsc::Receiver<Waiting>, pool: Pool, batch_max: usize, kept: i64) {
+    let mut batch = Vec::with_capacity(batch_max);
+    while rx.recv_many(&mut batch, batch_max).await > 0 {
+        let pings: Vec<&PingRecord> = batch.iter().map(|w| &w.ping).collect();
+        let result = match pool.get().await {
+            Ok(client) => write_batch(&client, &pings, kept)
+                .await
+                .map_err(|e| PingWriteError(e.to_string())),
+            Err(e) => Err(PingWriteError(e.to_string())),
+        };
+        match result {
+            Ok(found) => {
+                for w in batch.drain(..) {
+                    let outcome = if found.contains(w.ping.token.as_str()) {
+                        PingOutcome::Recorded
+                    } else {
+                        PingOutcome::UnknownToken
+                    };
+                    let _ = w.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.0, pings = batch.len(), "ping batch not written");
+                for w in batch.drain(..) {
+                    let _ = w.reply.send(Err(PingWriteError(e.0.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Writes a batch of pings in one statement (one transaction): updates each known
+/// heartbeat's signals and deadline, appends the pings, trims history to `kept`.
+/// Returns the tokens that named a heartbeat.
+pub async fn write_batch(
+    client: &deadpool_postgres::Client,
+    pings: &[&PingRecord],
+    kept: i64,
+) -> Result<HashSet<String>, tokio_postgres::Error> {
+    let tokens: Vec<&str> = pings.iter().map(|p| p.token.as_str()).collect();
+    let kinds: Vec<&str> = pings.iter().map(|p| p.kind.as_str()).collect();
+    let codes: Vec<Option<i32>> = pings.iter().map(|p| p.exit_code).collect();
+    let rids: Vec<Option<Uuid>> = pings.iter().map(|p| p.rid).collect();
+    let ats: Vec<DateTime<Utc>> = pings.iter().map(|p| p.at).collect();
+    let sources: Vec<Option<&str>> = pings.iter().map(|p| p.source.as_deref()).collect();
+    let agents: Vec<Option<&str>> = pings.iter().map(|p| p.user_agent.as_deref()).collect();
+    let bodies: Vec<Option<&str>> = pings.iter().map(|p| p.body.as_deref()).collect();
+    let stmt = client.prepare_cached(WRITE_PINGS).await?;
+    let rows = client
+        .query(
+            &stmt,
+            &[
+                &tokens, &kinds, &codes, &rids, &ats, &sources, &agents, &bodies, &kept,
+            ],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+}
+
+/// The group-commit statement. All sub-statements see the same snapshot, so
+/// `old` is the heartbeat before this batch (its pending start, for durations).
+/// A failure or a ping to a down or schedule-based heartbeat sets the deadline to
+/// the ping's time, handing the flip (and its alert) to the deadline loop.
+const WRITE_PINGS: &str = "
+WITH input AS (
+    SELECT i.*, row_number() OVER (PARTITION BY i.token ORDER BY i.n) AS rank,
+           count(*) OVER (PARTITION BY i.token) AS cnt
+    FROM unnest($1::text[], $2::text[], $3::int4[], $4::uuid[], $5::timestamptz[],
+                $6::text[], $7::text[], $8::text[])
+         WITH ORDINALITY AS i(token, kind, exit_code, rid, at, source, user_agent, body, n)
+),
+counts AS (
+    SELECT token, count(*) AS cnt, max(at) AS last_at,
+           (array_agg(kind ORDER BY n DESC))[1] AS last_kind
+    FROM input GROUP BY token
+),
+latest AS (
+    SELECT DISTINCT ON (token) token, kind, at
+    FROM input WHERE kind <> 'log' ORDER BY token, n DESC
+),
+hb AS (
+    UPDATE heartbeat.heartbeat h SET
+        ping_seq = h.ping_seq + c.cnt,
+        last_ping_at = c.last_at,
+        last_ping_kind = c.last_kind,
+        last_signal_at = CASE WHEN l.kind IN ('success', 'fail') THEN l.at ELSE h.last_signal_at END,
+        last_signal_failed = CASE l.kind WHEN 'success' THEN false WHEN 'fail' THEN true
+                                         ELSE h.last_signal_failed END,
+        started_at = CASE l.kind WHEN 'start' THEN l.at WHEN 'success' THEN NULL
+                                 WHEN 'fail' THEN NULL ELSE h.started_at END,
+        status = CASE WHEN h.status = 'pending' AND l.kind = 'success' THEN 'up' ELSE h.status END,
+        deadline = CASE
+            WHEN h.paused OR l.kind IS NULL THEN h.deadline
+            WHEN l.kind = 'fail' OR h.status = 'down' OR h.schedule IS NOT NULL THEN l.at
+            WHEN l.kind = 'start' THEN LEAST(h.deadline, l.at + make_interval(secs => h.grace_seconds))
+            ELSE l.at + make_interval(secs => h.period_seconds + h.grace_seconds)
+        END
+    FROM counts c LEFT JOIN latest l ON l.token = c.token
+    WHERE h.token = c.token
+    RETURNING h.heartbeat_id, h.token, h.ping_seq
+),
+ins AS (
+    INSERT INTO heartbeat.ping (heartbeat_id, seq, at, kind, exit_code, rid, duration_ms,
+                                source, user_agent, body)
+    SELECT hb.heartbeat_id, hb.ping_seq - i.cnt + i.rank, i.at, i.kind, i.exit_code, i.rid,
+           CASE WHEN i.kind IN ('success', 'fail') THEN
+               (extract(epoch FROM i.at - CASE WHEN i.rid IS NOT NULL THEN
+                   (SELECT s.at FROM heartbeat.ping s
+                    WHERE s.heartbeat_id = hb.heartbeat_id AND s.rid = i.rid AND s.kind = 'start'
+                    ORDER BY s.seq DESC LIMIT 1)
+                ELSE old.started_at END) * 1000)::bigint
+           END,
+           i.source, i.user_agent, i.body
+    FROM input i
+    JOIN hb ON hb.token = i.token
+    JOIN heartbeat.heartbeat old ON old.heartbeat_id = hb.heartbeat_id
+),
+trimmed AS (
+    DELETE FROM heartbeat.ping p USING hb
+    WHERE p.heartbeat_id = hb.heartbeat_id AND p.seq <= hb.ping_seq - $9
+)
+SELECT token FROM hb";
+
+/// `/hb/...` and `/ping/...`: plain text, no auth, outside the JSON envelope.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/hb/{token}", get(ping).post(ping))
+        .route("/hb/{token}/{suffix}", get(ping_suffix).post(ping_suffix))
+        .route("/ping/{token}", get(ping).post(ping))
+        .route("/ping/{token}/{suffix}", get(ping_suffix).post(ping_suffix))
+}
+
+async fn ping(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    RawQuery(query): RawQuery,
+    req: Request,
+) -> Response {
+    handle(state, token, None, query, req).await
+}
+
+async fn ping_suffix(
+    State(state): State<AppState>,
+    Path((token, suffix)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    req: Request,
+) -> Response {
+    handle(state, token, Some(suffix), query, req).await
+}
+
+fn text(status: StatusCode, body: &'static str, limit: usize) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert("ping-body-limit", HeaderValue::from(limit));
+    resp
+}
+
+const BAD_SUFFIX: &str = "bad suffix: expected start, fail, log or an exit code 0-255\n";
+
+/// Reads `suffix` as the kind of ping: `start`, `fail`, `log` or an exit code.
+fn parse_suffix(suffix: Option<&str>) -> Result<(PingKind, Option<i32>), &'static str> {
+    match suffix {
+        None => Ok((PingKind::Success, None)),
+        Some("start") => Ok((PingKind::Start, None)),
+        Some("fail") => Ok((PingKind::Fail, None)),
+        Some("log") => Ok((PingKind::Log, None)),
+        Some(code) if code.bytes().all(|b| b.is_ascii_digit()) => match code.parse::<u8>() {
+            Ok(0) => Ok((PingKind::Success, Some(0))),
+            Ok(n) => Ok((PingKind::Fail, Some(n.into()))),
+            Err(_) => Err(BAD_SUFFIX),
+        },
+        Some(_) => Err(BAD_SUFFIX),
+    }
+}
+
+/// The `rid` query parameter, if any; a malformed one is an error.
+fn parse_rid(query: Option<&str>) -> Result<Option<Uuid>, &'static str> {
+    let Some(query) = query else { return Ok(None) };
+    for pair in query.split('&') {
+        if let Some(value) = pair.strip_prefix("rid=") {
+            return Uuid::parse_str(value)
+                .map(Some)
+                .map_err(|_| "bad rid: expected a UUID\n");
+        }
+    }
+    Ok(None)
+}
+
+async fn handle(
+    state: AppState,
+    token: String,
+    suffix: Option<String>,
+    query: Option<String>,
+    req: Request,
+) -> Response {
+    let limit = state.config.monitor.ping_body_limit_bytes;
+    let (kind, exit_code) = match parse_suffix(suffix.as_deref()) {
+        Ok(k) => k,
+        Err(msg) => return text(StatusCode::BAD_REQUEST, msg, limit),
+    };
+    let rid = match parse_rid(query.as_deref()) {
+        Ok(r) => r,
+        Err(msg) => return text(StatusCode::BAD_REQUEST, msg, limit),
+    };
+    let Some(token) = HeartbeatToken::parse(&token) else {
+        return text(StatusCode::NOT_FOUND, "not found\n", limit);
+    };
+    let at = Utc::now();
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(200).collect());
+    let body = read_truncated(req.into_body(), limit).await;
+    let ping = PingRecord {
+        token,
+        kind,
+        exit_code,
+        rid,
+        at,
+        source,
+        user_agent,
+        body,
+    };
+    match state.pings.record(ping).await {
+        Ok(PingOutcome::Recorded) => text(StatusCode::OK, "OK\n", limit),
+        Ok(PingOutcome::UnknownToken) => text(StatusCode::NOT_FOUND, "not found\n", limit),
+        Err(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unavailable, retry\n",
+            limit,
+        ),
+    }
+}
+
+/// The body's first `limit` bytes as text (lossy UTF-8, no NULs, which PostgreSQL
+/// text cannot hold); the rest is not read. None when empty.
+async fn read_truncated(body: Body, limit: usize) -> Option<String> {
+    let mut kept = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { break };
+        let room = limit - kept.len();
+        kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if kept.len() >= limit {
+            break;
+        }
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&kept).replace('\0', "");
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes_name_the_kind_and_exit_codes_outside_0_255_are_refused() {
+        assert_eq!(parse_suffix(None), Ok((PingKind::Success, None)));
+        assert_eq!(parse_suffix(Some("0")), Ok((PingKind::Success, Some(0))));
+        assert_eq!(parse_suffix(Some("1")), Ok((PingKind::Fail, Some(1))));
+        assert_eq!(parse_suffix(Some("255")), Ok((PingKind::Fail, Some(255))));
+        assert_eq!(parse_suffix(Some("start")), Ok((PingKind::Start, None)));
+        for bad in ["256", "-1", "+1", "x", "1.0"] {
+            assert!(parse_suffix(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_rid_is_refused() {
+        assert_eq!(parse_rid(None), Ok(None));
+        assert!(parse_rid(Some("rid=nope")).is_err());
+        let id = Uuid::new_v4();
+        assert_eq!(parse_rid(Some(&format!("a=b&rid={id}"))), Ok(Some(id)));
+    }
+}

@@ -1,0 +1,507 @@
+//! `/api/heartbeats`, `/api/webhooks` and `/api/projects`.
+//!
+//! Every query is scoped by the caller's project, so another project's heartbeat
+//! is simply not found (404, never 403: nothing leaks). The admin key sees every
+//! project's heartbeats, so `heartbeat status` covers the daemon's own jobs too.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::heartbeat::{Heartbeat, HeartbeatToken, COLUMNS};
+use super::schedule::{parse_tz, HeartbeatSchedule};
+use crate::auth::{Caller, Role};
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/heartbeats", get(list).post(create))
+        .route("/heartbeats/{id}", get(show).patch(update).delete(remove))
+        .route("/heartbeats/{id}/pings", get(pings))
+        .route("/heartbeats/{id}/flips", get(flips))
+        .route("/webhooks", get(list_webhooks).post(create_webhook))
+        .route("/webhooks/{id}", axum::routing::delete(remove_webhook))
+        .route("/projects", get(list_projects).post(create_project))
+}
+
+/// Longest period or grace accepted: a year.
+const MAX_SECONDS: i32 = 366 * 86_400;
+const DEFAULT_PERIOD: i32 = 86_400;
+const DEFAULT_GRACE: i32 = 3_600;
+
+/// Where cron clients reach the daemon.
+fn base_url(state: &AppState) -> String {
+    state
+        .config
+        .monitor
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", state.config.bind))
+}
+
+/// The heartbeat `id`, if the caller may see it.
+async fn fetch(client: &tokio_postgres::Client, caller: &Caller, id: Uuid) -> ApiResult<Heartbeat> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM heartbeat.heartbeat WHERE heartbeat_id = $1 AND (project_id = $2 OR $3)"
+    );
+    let admin = caller.role == Role::Admin;
+    client
+        .query_opt(&sql, &[&id, &caller.project_id, &admin])
+        .await?
+        .map(|r| Heartbeat::from_row(&r))
+        .ok_or_else(|| ApiError::not_found(format!("no heartbeat {id}")))
+}
+
+fn parse_id(raw: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("no heartbeat {raw}")))
+}
+
+async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let client = state.pool.get().await?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM heartbeat.heartbeat WHERE project_id = $1 OR $2 ORDER BY name, heartbeat_id"
+    );
+    let admin = caller.role == Role::Admin;
+    let rows = client.query(&sql, &[&caller.project_id, &admin]).await?;
+    let now = Utc::now();
+    let base = base_url(&state);
+    let views: Vec<_> = rows
+        .iter()
+        .map(|r| Heartbeat::from_row(r).view(now, &base))
+        .collect();
+    Ok(ApiJson(json!({ "heartbeats": views })).into_response())
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let client = state.pool.get().await?;
+    let hb = fetch(&client, &caller, parse_id(&id)?).await?;
+    Ok(ApiJson(hb.view(Utc::now(), &base_url(&state))).into_response())
+}
+
+/// Fields a client may set. On create, unset fields take defaults; on update,
+/// unset fields are kept.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatInput {
+    pub name: Option<String>,
+    pub period_seconds: Option<i32>,
+    pub grace_seconds: Option<i32>,
+    pub schedule: Option<String>,
+    pub tz: Option<String>,
+    pub paused: Option<bool>,
+}
+
+/// The validated expectation and grace of a heartbeat.
+struct Timing {
+    period_seconds: Option<i32>,
+    schedule: Option<String>,
+    tz: String,
+    grace_seconds: i32,
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::unprocessable("invalid_input", message)
+}
+
+fn check_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(invalid("name: must be 1 to 200 characters".into()));
+    }
+    Ok(name.to_string())
+}
+
+/// Merges `input` over `current` (None on create) and checks the result.
+fn timing(input: &HeartbeatInput, current: Option<&Heartbeat>) -> ApiResult<Timing> {
+    if input.period_seconds.is_some() && input.schedule.is_some() {
+        return Err(invalid(
+            "give either period_seconds or schedule, not both".into(),
+        ));
+    }
+    let (period_seconds, schedule) = match (input.period_seconds, &input.schedule, current) {
+        (Some(p), _, _) => (Some(p), None),
+        (None, Some(s), _) => (None, Some(s.trim().to_string())),
+        (None, None, Some(hb)) => (hb.period_seconds, hb.schedule.clone()),
+        (None, None, None) => (Some(DEFAULT_PERIOD), None),
+    };
+    let tz = input
+        .tz
+        .clone()
+        .or_else(|| current.map(|hb| hb.tz.clone()))
+        .unwrap_or_else(|| "UTC".into());
+    let grace_seconds = input
+        .grace_seconds
+        .or(current.map(|hb| hb.grace_seconds))
+        .unwrap_or(DEFAULT_GRACE);
+    if let Some(p) = period_seconds {
+        if !(1..=MAX_SECONDS).contains(&p) {
+            return Err(invalid(format!(
+                "period_seconds: must be between 1 and {MAX_SECONDS}"
+            )));
+        }
+    }
+    if !(0..=MAX_SECONDS).contains(&grace_seconds) {
+        return Err(invalid(format!(
+            "grace_seconds: must be between 0 and {MAX_SECONDS}"
+        )));
+    }
+    parse_tz(&tz).map_err(|e| invalid(format!("tz: {e}")))?;
+    if let Some(expr) = &schedule {
+        HeartbeatSchedule::parse(expr, &tz).map_err(|e| invalid(format!("schedule: {e}")))?;
+    }
+    Ok(Timing {
+        period_seconds,
+        schedule,
+        tz,
+        grace_seconds,
+    })
+}
+
+const INSERT_HEARTBEAT: &str = "
+INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds,
+                                 schedule, tz, grace_seconds, paused, status)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9 THEN 'paused' ELSE 'pending' END)
+ON CONFLICT (project_id, name) DO NOTHING";
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<HeartbeatInput>,
+) -> ApiResult<Response> {
+    let name = check_name(
+        input
+            .name
+            .as_deref()
+            .ok_or_else(|| invalid("name: required".into()))?,
+    )?;
+    let t = timing(&input, None)?;
+    let paused = input.paused.unwrap_or(false);
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    // The project row lock serializes creates, so the limit holds under races.
+    tx.execute(
+        "SELECT 1 FROM heartbeat.project WHERE project_id = $1 FOR UPDATE",
+        &[&caller.project_id],
+    )
+    .await?;
+    let count: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM heartbeat.heartbeat WHERE project_id = $1",
+            &[&caller.project_id],
+        )
+        .await?
+        .get(0);
+    let limit = state.config.monitor.max_heartbeats_per_project;
+    if count >= limit {
+        return Err(ApiError::client(
+            StatusCode::CONFLICT,
+            "heartbeat_limit",
+            format!(
+                "this project already has {count} heartbeats; the limit is {limit} per project"
+            ),
+        ));
+    }
+    let id = Uuid::now_v7();
+    let token = HeartbeatToken::generate();
+    let inserted = tx
+        .execute(
+            INSERT_HEARTBEAT,
+            &[
+                &id,
+                &caller.project_id,
+                &name,
+                &token.as_str(),
+                &t.period_seconds,
+                &t.schedule,
+                &t.tz,
+                &t.grace_seconds,
+                &paused,
+            ],
+        )
+        .await?;
+    if inserted == 0 {
+        return Err(ApiError::conflict(format!(
+            "a heartbeat named '{name}' already exists in this project"
+        )));
+    }
+    tx.commit().await?;
+    let hb = fetch(&client, &caller, id).await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(hb.view(Utc::now(), &base_url(&state))),
+    )
+        .into_response())
+}
+
+/// Editing keeps the last ping, the history and the stored status; the deadline
+/// is set to now so the deadline loop re-evaluates under the new timing (and
+/// records a flip if the new timing changes the status).
+const UPDATE_HEARTBEAT: &str = "
+UPDATE heartbeat.heartbeat SET
+    name = $2, period_seconds = $3, schedule = $4, tz = $5, grace_seconds = $6,
+    paused = $7,
+    resumed_at = CASE WHEN paused AND NOT $7 THEN now() ELSE resumed_at END,
+    deadline = now()
+WHERE heartbeat_id = $1";
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<HeartbeatInput>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let client = state.pool.get().await?;
+    let current = fetch(&client, &caller, id).await?;
+    let name = match &input.name {
+        Some(n) => check_name(n)?,
+        None => current.name.clone(),
+    };
+    let t = timing(&input, Some(&current))?;
+    let paused = input.paused.unwrap_or(current.paused);
+    let result = client
+        .execute(
+            UPDATE_HEARTBEAT,
+            &[
+                &id,
+                &name,
+                &t.period_seconds,
+                &t.schedule,
+                &t.tz,
+                &t.grace_seconds,
+                &paused,
+            ],
+        )
+        .await;
+    if let Err(e) = &result {
+        if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+            return Err(ApiError::conflict(format!(
+                "a heartbeat named '{name}' already exists in this project"
+            )));
+        }
+    }
+    result?;
+    let hb = fetch(&client, &caller, id).await?;
+    Ok(ApiJson(hb.view(Utc::now(), &base_url(&state))).into_response())
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let client = state.pool.get().await?;
+    fetch(&client, &caller, id).await?;
+    client
+        .execute(
+            "DELETE FROM heartbeat.heartbeat WHERE heartbeat_id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Serialize)]
+struct PingView {
+    seq: i64,
+    at: DateTime<Utc>,
+    kind: String,
+    exit_code: Option<i32>,
+    rid: Option<Uuid>,
+    duration_ms: Option<i64>,
+    source: Option<String>,
+    user_agent: Option<String>,
+    body: Option<String>,
+}
+
+async fn pings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let client = state.pool.get().await?;
+    let hb = fetch(&client, &caller, parse_id(&id)?).await?;
+    let rows = client
+        .query(
+            "SELECT seq, at, kind, exit_code, rid, duration_ms, source, user_agent, body
+             FROM heartbeat.ping WHERE heartbeat_id = $1 ORDER BY seq DESC",
+            &[&hb.id],
+        )
+        .await?;
+    let pings: Vec<PingView> = rows
+        .iter()
+        .map(|r| PingView {
+            seq: r.get(0),
+            at: r.get(1),
+            kind: r.get(2),
+            exit_code: r.get(3),
+            rid: r.get(4),
+            duration_ms: r.get(5),
+            source: r.get(6),
+            user_agent: r.get(7),
+            body: r.get(8),
+        })
+        .collect();
+    Ok(ApiJson(json!({ "pings": pings })).into_response())
+}
+
+#[derive(Serialize)]
+struct FlipView {
+    at: DateTime<Utc>,
+    from: String,
+    to: String,
+    detected_at: DateTime<Utc>,
+}
+
+async fn flips(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let client = state.pool.get().await?;
+    let hb = fetch(&client, &caller, parse_id(&id)?).await?;
+    let rows = client
+        .query(
+            "SELECT at, from_status, to_status, detected_at FROM heartbeat.flip
+             WHERE heartbeat_id = $1 ORDER BY flip_id DESC LIMIT 1000",
+            &[&hb.id],
+        )
+        .await?;
+    let flips: Vec<FlipView> = rows
+        .iter()
+        .map(|r| FlipView {
+            at: r.get(0),
+            from: r.get(1),
+            to: r.get(2),
+            detected_at: r.get(3),
+        })
+        .collect();
+    Ok(ApiJson(json!({ "flips": flips })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookInput {
+    url: String,
+    secret: Option<String>,
+}
+
+#[derive(Serialize)]
+struct WebhookView {
+    id: Uuid,
+    url: String,
+    has_secret: bool,
+    created_at: DateTime<Utc>,
+}
+
+fn webhook_view(r: &tokio_postgres::Row) -> WebhookView {
+    WebhookView {
+        id: r.get(0),
+        url: r.get(1),
+        has_secret: r.get(2),
+        created_at: r.get(3),
+    }
+}
+
+async fn list_webhooks(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let client = state.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT webhook_id, url, secret IS NOT NULL, created_at FROM heartbeat.webhook
+             WHERE project_id = $1 ORDER BY created_at",
+            &[&caller.project_id],
+        )
+        .await?;
+    let hooks: Vec<_> = rows.iter().map(webhook_view).collect();
+    Ok(ApiJson(json!({ "webhooks": hooks })).into_response())
+}
+
+async fn create_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<WebhookInput>,
+) -> ApiResult<Response> {
+    let url = reqwest::Url::parse(&input.url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| invalid("url: must be an http or https URL".into()))?;
+    let secret = input.secret.filter(|s| !s.is_empty());
+    let client = state.pool.get().await?;
+    let row = client
+        .query_one(
+            "INSERT INTO heartbeat.webhook (webhook_id, project_id, url, secret)
+             VALUES ($1, $2, $3, $4)
+             RETURNING webhook_id, url, secret IS NOT NULL, created_at",
+            &[&Uuid::now_v7(), &caller.project_id, &url.as_str(), &secret],
+        )
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(webhook_view(&row))).into_response())
+}
+
+async fn remove_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let not_found = || ApiError::not_found(format!("no webhook {id}"));
+    let webhook_id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let client = state.pool.get().await?;
+    let n = client
+        .execute(
+            "DELETE FROM heartbeat.webhook WHERE webhook_id = $1 AND project_id = $2",
+            &[&webhook_id, &caller.project_id],
+        )
+        .await?;
+    if n == 0 {
+        return Err(not_found());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectInput {
+    name: String,
+}
+
+async fn create_project(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<ProjectInput>,
+) -> ApiResult<Response> {
+    caller.require_admin()?;
+    let mut client = state.pool.get().await?;
+    let created = crate::auth::create_project(&mut client, &input.name).await?;
+    Ok((StatusCode::CREATED, ApiJson(created)).into_response())
+}
+
+async fn list_projects(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.require_admin()?;
+    let client = state.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT project_id, name, created_at FROM heartbeat.project ORDER BY name",
+            &[],
+        )
+        .await?;
+    let projects: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            json!({"project_id": r.get::<_, Uuid>(0), "name": r.get::<_, String>(1),
+                   "created_at": r.get::<_, DateTime<Utc>>(2)})
+        })
+        .collect();
+    Ok(ApiJson(json!({ "projects": projects })).into_response())
+}

@@ -1,0 +1,354 @@
+//! Status from time: a pure function of a heartbeat's signals, its expectation and
+//! `now`, so the API (at read) and the deadline loop (at the deadline) agree, and
+//! tests choose the clock.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::schedule::HeartbeatSchedule;
+
+/// What a heartbeat looks like to a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Never pinged.
+    Pending,
+    Up,
+    /// Past the expected time but within grace.
+    Late,
+    /// Past expected time plus grace, a start that never finished, or a failure.
+    Down,
+    Paused,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Up => "up",
+            Status::Late => "late",
+            Status::Down => "down",
+            Status::Paused => "paused",
+        }
+    }
+
+    /// The coarse status the database stores and flips between: late is up with a
+    /// warning, not a transition anyone is alerted about.
+    pub fn stored(self) -> &'static str {
+        match self {
+            Status::Late => "up",
+            other => other.as_str(),
+        }
+    }
+}
+
+/// When pings are expected.
+#[derive(Debug, Clone)]
+pub enum Expectation {
+    /// Every `period`, measured from the last signal.
+    Period(Duration),
+    /// At each fire time of a cron schedule after the last signal.
+    Schedule(Box<HeartbeatSchedule>),
+}
+
+/// The inputs, as stored on the heartbeat row.
+#[derive(Debug, Clone)]
+pub struct Signals {
+    pub paused: bool,
+    pub resumed_at: Option<DateTime<Utc>>,
+    pub last_signal_at: Option<DateTime<Utc>>,
+    pub last_signal_failed: bool,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// The status at one instant, and when it changes next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub status: Status,
+    /// When the current status began, when known (the flip's recorded time).
+    pub since: Option<DateTime<Utc>>,
+    /// When the next ping is expected (past it: late).
+    pub due_at: Option<DateTime<Utc>>,
+    /// The deadline: strictly after this instant the heartbeat is down. None when
+    /// it is already down, paused or pending with nothing started.
+    pub down_at: Option<DateTime<Utc>>,
+}
+
+/// Computes the status of a heartbeat at `now`.
+pub fn evaluate(
+    expectation: &Expectation,
+    grace: Duration,
+    signals: &Signals,
+    now: DateTime<Utc>,
+) -> Evaluation {
+    if signals.paused {
+        return Evaluation {
+            status: Status::Paused,
+            since: None,
+            due_at: None,
+            down_at: None,
+        };
+    }
+    if signals.last_signal_failed {
+        if let Some(at) = signals.last_signal_at {
+            return Evaluation {
+                status: Status::Down,
+                since: Some(at),
+                due_at: None,
+                down_at: None,
+            };
+        }
+    }
+    // Expectations run from the later of the last signal and a resume, but only
+    // once something has ever been heard: a silent new heartbeat stays pending.
+    let reference = match (signals.last_signal_at, signals.resumed_at) {
+        (Some(s), Some(r)) => Some(s.max(r)),
+        (Some(s), None) => Some(s),
+        (None, _) => None,
+    };
+    let due_at = reference.and_then(|r| match expectation {
+        Expectation::Period(p) => Some(r + *p),
+        Expectation::Schedule(s) => s.next_after(r),
+    });
+    let start_down = signals.started_at.map(|s| s + grace);
+    let down_at = match (due_at.map(|d| d + grace), start_down) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if let Some(down_at) = down_at {
+        if now > down_at {
+            return Evaluation {
+                status: Status::Down,
+                since: Some(down_at),
+                due_at,
+                down_at: None,
+            };
+        }
+    }
+    let status = match (reference, due_at) {
+        (None, _) => Status::Pending,
+        (Some(_), Some(due)) if now > due => Status::Late,
+        _ => Status::Up,
+    };
+    let since = match status {
+        Status::Late => due_at,
+        Status::Up => signals.last_signal_at,
+        _ => None,
+    };
+    Evaluation {
+        status,
+        since,
+        due_at,
+        down_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, h, m, s).unwrap()
+    }
+
+    fn signals() -> Signals {
+        Signals {
+            paused: false,
+            resumed_at: None,
+            last_signal_at: None,
+            last_signal_failed: false,
+            started_at: None,
+        }
+    }
+
+    fn hourly() -> Expectation {
+        Expectation::Period(Duration::hours(1))
+    }
+
+    const GRACE: Duration = Duration::minutes(5);
+
+    #[test]
+    fn a_heartbeat_never_pinged_is_pending_and_never_goes_down() {
+        let e = evaluate(&hourly(), GRACE, &signals(), t(23, 0, 0));
+        assert_eq!(e.status, Status::Pending);
+        assert_eq!(e.down_at, None);
+    }
+
+    #[test]
+    fn a_success_makes_it_up_until_the_period_then_late_within_grace_then_down() {
+        let s = Signals {
+            last_signal_at: Some(t(10, 0, 0)),
+            ..signals()
+        };
+        let at = |now| evaluate(&hourly(), GRACE, &s, now).status;
+        assert_eq!(at(t(10, 0, 0)), Status::Up);
+        assert_eq!(at(t(11, 0, 0)), Status::Up, "exactly at the period");
+        assert_eq!(at(t(11, 0, 1)), Status::Late, "one second past the period");
+        assert_eq!(at(t(11, 5, 0)), Status::Late, "exactly at period + grace");
+        assert_eq!(at(t(11, 5, 1)), Status::Down, "one second past grace");
+    }
+
+    #[test]
+    fn down_is_dated_at_the_deadline_not_at_detection() {
+        let s = Signals {
+            last_signal_at: Some(t(10, 0, 0)),
+            ..signals()
+        };
+        let e = evaluate(&hourly(), GRACE, &s, t(18, 0, 0));
+        assert_eq!(e.status, Status::Down);
+        assert_eq!(e.since, Some(t(11, 5, 0)));
+        let before = evaluate(&hourly(), GRACE, &s, t(10, 30, 0));
+        assert_eq!(before.down_at, Some(t(11, 5, 0)));
+        assert_eq!(before.due_at, Some(t(11, 0, 0)));
+    }
+
+    #[test]
+    fn a_failure_is_down_at_once_and_a_later_success_is_up() {
+        let failed = Signals {
+            last_signal_at: Some(t(10, 0, 0)),
+            last_signal_failed: true,
+            ..signals()
+        };
+        let e = evaluate(&hourly(), GRACE, &failed, t(10, 0, 0));
+        assert_eq!((e.status, e.since), (Status::Down, Some(t(10, 0, 0))));
+        let recovered = Signals {
+            last_signal_at: Some(t(10, 1, 0)),
+            ..signals()
+        };
+        let e = evaluate(&hourly(), GRACE, &recovered, t(10, 1, 0));
+        assert_eq!((e.status, e.since), (Status::Up, Some(t(10, 1, 0))));
+    }
+
+    #[test]
+    fn a_start_with_no_finish_is_down_once_grace_passes_after_it() {
+        let s = Signals {
+            last_signal_at: Some(t(10, 0, 0)),
+            started_at: Some(t(10, 10, 0)),
+            ..signals()
+        };
+        let at = |now| evaluate(&hourly(), GRACE, &s, now);
+        assert_eq!(at(t(10, 15, 0)).status, Status::Up);
+        assert_eq!(at(t(10, 15, 1)).status, Status::Down);
+        assert_eq!(at(t(10, 15, 1)).since, Some(t(10, 15, 0)));
+    }
+
+    #[test]
+    fn a_start_on_a_new_heartbeat_stays_pending_until_grace_passes() {
+        let s = Signals {
+            started_at: Some(t(10, 0, 0)),
+            ..signals()
+        };
+        assert_eq!(
+            evaluate(&hourly(), GRACE, &s, t(10, 5, 0)).status,
+            Status::Pending
+        );
+        assert_eq!(
+            evaluate(&hourly(), GRACE, &s, t(10, 5, 1)).status,
+            Status::Down
+        );
+    }
+
+    #[test]
+    fn paused_wins_over_everything() {
+        let s = Signals {
+            paused: true,
+            last_signal_at: Some(t(1, 0, 0)),
+            last_signal_failed: true,
+            ..signals()
+        };
+        assert_eq!(
+            evaluate(&hourly(), GRACE, &s, t(23, 0, 0)).status,
+            Status::Paused
+        );
+    }
+
+    #[test]
+    fn a_resume_restarts_the_clock() {
+        let s = Signals {
+            last_signal_at: Some(t(1, 0, 0)),
+            resumed_at: Some(t(20, 0, 0)),
+            ..signals()
+        };
+        assert_eq!(
+            evaluate(&hourly(), GRACE, &s, t(20, 30, 0)).status,
+            Status::Up
+        );
+        assert_eq!(
+            evaluate(&hourly(), GRACE, &s, t(21, 5, 1)).status,
+            Status::Down
+        );
+    }
+
+    #[test]
+    fn a_schedule_expects_the_next_fire_time_after_the_last_signal() {
+        let sched = Expectation::Schedule(Box::new(
+            HeartbeatSchedule::parse("17 * * * *", "UTC").unwrap(),
+        ));
+        let s = Signals {
+            last_signal_at: Some(t(10, 17, 30)),
+            ..signals()
+        };
+        let e = evaluate(&sched, GRACE, &s, t(10, 30, 0));
+        assert_eq!(e.due_at, Some(t(11, 17, 0)));
+        assert_eq!(e.down_at, Some(t(11, 22, 0)));
+        assert_eq!(
+            evaluate(&sched, GRACE, &s, t(11, 22, 1)).status,
+            Status::Down
+        );
+    }
+
+    #[test]
+    fn a_daily_schedule_across_spring_forward_expects_the_run_at_local_time() {
+        // Europe/Paris springs forward on 2026-03-29 at 02:00 -> 03:00.
+        let sched = Expectation::Schedule(Box::new(
+            HeartbeatSchedule::parse("30 4 * * *", "Europe/Paris").unwrap(),
+        ));
+        let last = Utc.with_ymd_and_hms(2026, 3, 28, 3, 30, 5).unwrap(); // 04:30 CET
+        let s = Signals {
+            last_signal_at: Some(last),
+            ..signals()
+        };
+        let e = evaluate(&sched, GRACE, &s, last);
+        // 04:30 CEST is 02:30 UTC: 23 hours after the previous run, not 24.
+        assert_eq!(
+            e.due_at,
+            Some(Utc.with_ymd_and_hms(2026, 3, 29, 2, 30, 0).unwrap())
+        );
+    }
+
+    #[test]
+    fn a_daily_schedule_across_fall_back_expects_the_run_25_hours_later() {
+        // Europe/Paris falls back on 2026-10-25 at 03:00 -> 02:00.
+        let sched = Expectation::Schedule(Box::new(
+            HeartbeatSchedule::parse("30 4 * * *", "Europe/Paris").unwrap(),
+        ));
+        let last = Utc.with_ymd_and_hms(2026, 10, 24, 2, 30, 5).unwrap(); // 04:30 CEST
+        let s = Signals {
+            last_signal_at: Some(last),
+            ..signals()
+        };
+        let e = evaluate(&sched, GRACE, &s, last);
+        assert_eq!(
+            e.due_at,
+            Some(Utc.with_ymd_and_hms(2026, 10, 25, 3, 30, 0).unwrap())
+        );
+    }
+
+    #[test]
+    fn a_schedule_inside_the_skipped_hour_is_expected_after_the_gap() {
+        // 02:30 does not exist in Paris on 2026-03-29.
+        let sched = Expectation::Schedule(Box::new(
+            HeartbeatSchedule::parse("30 2 * * *", "Europe/Paris").unwrap(),
+        ));
+        let last = Utc.with_ymd_and_hms(2026, 3, 28, 1, 30, 5).unwrap(); // 02:30 CET
+        let s = Signals {
+            last_signal_at: Some(last),
+            ..signals()
+        };
+        let due = evaluate(&sched, GRACE, &s, last).due_at.unwrap();
+        // Vixie cron runs a fixed-time entry whose local time does not exist at the
+        // first valid instant after the gap: 03:00 CEST, 01:00 UTC.
+        assert_eq!(due, Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap());
+    }
+}
