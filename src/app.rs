@@ -149,6 +149,14 @@ fn install_job_bodies(state: &AppState) {
         JobKind::Audit,
         Arc::new(crate::audit::AuditBody::from_config(&state.config)),
     );
+    use crate::refresh::{BenchmarksBody, RecomputeBody};
+    let config = &state.config;
+    state
+        .jobs
+        .set_body(JobKind::Recompute, Arc::new(RecomputeBody::new(config)));
+    state
+        .jobs
+        .set_body(JobKind::Benchmarks, Arc::new(BenchmarksBody::new(config)));
     if let Some(ms) = state.config.jobs.probe_body_ms {
         let probe = Arc::new(crate::jobs::probe::ProbeBody::new(ms));
         for kind in JobKind::ALL {

@@ -8,6 +8,9 @@ use crate::state::AppState;
 /// Spawns every background loop on `tasks`.
 pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
     crate::schedule::spawn(state, tasks);
+    tasks.spawn(crate::refresh::startup::fill_an_empty_cockpit(
+        state.clone(),
+    ));
     let janitor = state.clone();
     tasks.spawn(async move {
         if janitor.wait_migrated().await {

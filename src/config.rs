@@ -90,6 +90,10 @@ pub struct Config {
     /// The dead man's switch (`[monitor]`, see `monitor::MonitorConfig`).
     #[serde(default)]
     pub monitor: crate::monitor::MonitorConfig,
+    /// `[[sources]]`: where events are ingested from (see `refresh::sources`).
+    pub sources: Vec<crate::refresh::sources::SourceConfig>,
+    /// `[refresh]`: compute, benchmark and cockpit settings (see `refresh`).
+    pub refresh: crate::refresh::RefreshConfig,
     /// `[jobs]`: max runtimes, retention, node id.
     pub jobs: crate::jobs::config::JobsConfig,
     /// `[segments]`: the client tier snapshot (see `segments::SegmentsConfig`).
@@ -118,6 +122,8 @@ impl Default for Config {
             shutdown_timeout_secs: 10,
             demo: None,
             monitor: crate::monitor::MonitorConfig::default(),
+            sources: Vec::new(),
+            refresh: crate::refresh::RefreshConfig::default(),
             jobs: Default::default(),
             segments: Default::default(),
             audit: Default::default(),
@@ -211,6 +217,8 @@ impl Config {
         }
         self.segments.validate()?;
         self.audit.validate()?;
+        crate::refresh::sources::validate(&self.sources)?;
+        self.refresh.validate()?;
         Ok(())
     }
 

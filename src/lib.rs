@@ -12,6 +12,8 @@
 //! - [`segments`]: the daily client tier snapshot (job body + API).
 //! - [`audit`]: audit-cut files → registry → JSON snapshots (job body + API).
 //! - [`schedule`]: the cron table (Vixie semantics), its tick loop and catch-up.
+//! - [`refresh`]: ingest sources, incremental metric compute, μ/σ benchmarks, and
+//!   the cockpit API over them (the `recompute` and `benchmarks` lanes' work).
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
 //! - [`dashboard`]: the operator page at `/`, embedded in the binary (no CDN, no build).
 //! - [`mcp`]: the MCP server at `/mcp`: tools for AI agents over the REST API.
@@ -37,6 +39,7 @@ pub mod http;
 pub mod jobs;
 pub mod mcp;
 pub mod monitor;
+pub mod refresh;
 pub mod schedule;
 pub mod segments;
 pub mod state;

@@ -297,7 +297,7 @@ async function loadHeartbeatDetail(id) {
     el("td", {}, p.kind || ""),
     el("td", {}, p.exit_code ?? ""),
     el("td", {}, p.duration_ms != null ? num(p.duration_ms / 1000) + " s" : p.duration_seconds != null ? num(p.duration_seconds) + " s" : ""),
-    el("td", {}, p.source_ip || p.remote_addr || ""),
+    el("td", { title: p.user_agent || "" }, p.source || p.source_ip || ""),
     el("td", {}, el("code", { class: "excerpt" }, (p.body || p.body_excerpt || "").slice(0, 200))))));
   $("hb-flips").replaceChildren(...rowsOrNote(flips, "flips", 3, (f) => el("tr", {},
     el("td", {}, when(f.at || f.flipped_at || f.created_at)),

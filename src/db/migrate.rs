@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_foundation"),
     migration!(2, "0002_schedule"),
     migration!(3, "0003_monitor"),
+    migration!(4, "0004_metrics"),
     migration!(5, "0005_segments_audit"),
     migration!(6, "0006_cluster"),
 ];

@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::audit::routes())
         .merge(crate::schedule::routes::routes())
         .merge(crate::monitor::routes())
+        .merge(crate::refresh::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_key,

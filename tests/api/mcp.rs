@@ -342,3 +342,264 @@ async fn a_malformed_json_rpc_message_gets_a_json_rpc_error_not_a_crash() {
     // The server is fine afterwards.
     mcp.request("tools/list", json!({})).await.result();
 }
+
+#[tokio::test]
+async fn heartbeat_tools_create_read_update_and_delete_in_minutes() {
+    let app = spawn_app().await;
+    let (mut mcp, _) = McpClient::connect(&app, None).await;
+
+    let hb = mcp
+        .call_ok(
+            "create_heartbeat",
+            json!({"name": "nightly backup", "period_minutes": 60, "grace_minutes": 5}),
+        )
+        .await;
+    let id = hb["id"].as_str().expect("an id").to_string();
+    assert_eq!(hb["period_minutes"], 60);
+    assert_eq!(hb["grace_minutes"], 5);
+    assert!(hb.get("period_seconds").is_none(), "minutes only: {hb}");
+    assert_eq!(hb["status"], "pending");
+    let ping_url = hb["ping_url"].as_str().unwrap().to_string();
+    assert!(ping_url.contains("/hb/hb_"), "{ping_url}");
+
+    let list = mcp.call_ok("list_heartbeats", json!({})).await;
+    // Open mode sees every project, the built-in job heartbeats included.
+    let listed = list["heartbeats"].as_array().expect("a heartbeat list");
+    let ours = listed
+        .iter()
+        .find(|h| h["id"] == json!(id))
+        .expect("the new heartbeat is listed");
+    assert_eq!(ours["name"], "nightly backup");
+    assert_eq!(ours["status"], "pending");
+    assert_eq!(ours["period_minutes"], 60);
+    assert!(listed.iter().all(|h| h["status"].is_string()));
+
+    // A ping (on the port the test server really listens on) turns it up.
+    let path = &ping_url[ping_url.find("/hb/").unwrap()..];
+    let r = app.client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let got = mcp.call_ok("get_heartbeat", json!({"id": id})).await;
+    assert_eq!(got["status"], "up");
+    assert!(!got["last_ping_at"].is_null());
+
+    let updated = mcp
+        .call_ok(
+            "update_heartbeat",
+            json!({"id": id, "period_minutes": 30, "grace_minutes": 2}),
+        )
+        .await;
+    assert_eq!(updated["period_minutes"], 30);
+    assert_eq!(updated["grace_minutes"], 2);
+    assert_eq!(updated["name"], "nightly backup", "unchanged fields stay");
+    assert_eq!(updated["status"], "up", "editing keeps the status");
+    let renamed = mcp
+        .call_ok("update_heartbeat", json!({"id": id, "name": "backup"}))
+        .await;
+    assert_eq!(renamed["name"], "backup");
+    assert_eq!(renamed["period_minutes"], 30);
+
+    // Bad arguments, each a tool error naming the problem.
+    let msg = mcp
+        .call_err(
+            "create_heartbeat",
+            json!({"name": "x", "period_minutes": 0, "grace_minutes": 1}),
+        )
+        .await;
+    assert!(msg.contains("period_minutes must be at least 1"), "{msg}");
+    let msg = mcp
+        .call_err(
+            "create_heartbeat",
+            json!({"name": "x", "period_minutes": "sixty", "grace_minutes": 1}),
+        )
+        .await;
+    assert!(
+        msg.contains("invalid arguments for create_heartbeat"),
+        "{msg}"
+    );
+    let msg = mcp
+        .call_err(
+            "create_heartbeat",
+            json!({"name": "x", "period_minutes": 5}),
+        )
+        .await;
+    assert!(msg.contains("missing field `grace_minutes`"), "{msg}");
+    let msg = mcp
+        .call_err(
+            "create_heartbeat",
+            json!({"name": "x", "period_seconds": 60, "period_minutes": 1, "grace_minutes": 1}),
+        )
+        .await;
+    assert!(msg.contains("unknown field `period_seconds`"), "{msg}");
+    let msg = mcp
+        .call_err(
+            "create_heartbeat",
+            json!({"name": "", "period_minutes": 5, "grace_minutes": 1}),
+        )
+        .await;
+    assert!(msg.contains("name"), "the API's own message: {msg}");
+    let msg = mcp.call_err("update_heartbeat", json!({"id": id})).await;
+    assert!(msg.contains("nothing to change"), "{msg}");
+    let msg = mcp
+        .call_err("update_heartbeat", json!({"id": id, "grace_minutes": -1}))
+        .await;
+    assert!(
+        msg.contains("invalid arguments for update_heartbeat"),
+        "{msg}"
+    );
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let msg = mcp.call_err("get_heartbeat", json!({"id": unknown})).await;
+    assert!(msg.starts_with("not_found:"), "{msg}");
+
+    let deleted = mcp.call_ok("delete_heartbeat", json!({"id": id})).await;
+    assert_eq!(deleted["deleted"], json!(id));
+    let msg = mcp.call_err("get_heartbeat", json!({"id": id})).await;
+    assert!(msg.starts_with("not_found:"), "{msg}");
+    let msg = mcp.call_err("delete_heartbeat", json!({"id": id})).await;
+    assert!(msg.starts_with("not_found:"), "{msg}");
+    let list = mcp.call_ok("list_heartbeats", json!({})).await;
+    let ids: Vec<&Value> = list["heartbeats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| &h["id"])
+        .collect();
+    assert!(!ids.contains(&&json!(id)), "deleted: {ids:?}");
+}
+
+#[tokio::test]
+async fn list_metrics_shows_each_metric_with_its_z_and_band_after_a_recompute() {
+    let app = spawn_app().await;
+    let (mut mcp, _) = McpClient::connect(&app, None).await;
+    let started = mcp
+        .call_ok("trigger_recompute", json!({"metric_ids": "all"}))
+        .await;
+    let job_id = started["job_id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = mcp.call_ok("get_job", json!({"job_id": job_id})).await;
+        match job["state"].as_str().unwrap() {
+            "succeeded" => break,
+            "failed" | "cancelled" => panic!("the recompute did not succeed: {job}"),
+            _ => {}
+        }
+        assert!(std::time::Instant::now() < deadline, "recompute too slow");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = mcp.call_ok("list_metrics", json!({})).await;
+    let metrics = metrics["metrics"].as_array().expect("a metric list");
+    assert!(!metrics.is_empty(), "the repo's metric files are listed");
+    for m in metrics {
+        for field in ["id", "latest_value", "mean", "stddev", "z", "band"] {
+            assert!(m.get(field).is_some(), "{field} missing in {m}");
+        }
+    }
+    let msg = mcp.call_err("list_metrics", json!({"all": true})).await;
+    assert!(msg.contains("unknown field `all`"), "{msg}");
+}
+
+const ADMIN: &str = "mcp-admin-key-0123456789";
+
+async fn new_project(app: &TestApp, name: &str) -> (String, String) {
+    let r = app
+        .client
+        .post(app.url("/api/projects"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": name}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let p: Value = r.json().await.unwrap();
+    (
+        p["read_write_key"].as_str().unwrap().to_string(),
+        p["read_only_key"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn keyed_mcp_needs_a_key_and_a_read_only_key_may_call_only_read_tools() {
+    let mut config = crate::helpers::test_config();
+    config.admin_key = Some(ADMIN.into());
+    config.monitor.loops = false;
+    let app = crate::helpers::spawn_app_with(config).await;
+
+    for key in [None, Some("not-a-key")] {
+        let mut req = app
+            .client
+            .post(app.url("/mcp"))
+            .header("Accept", "application/json, text/event-stream")
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+                "clientInfo": {"name": "t", "version": "0"}}}),
+            );
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 401, "key {key:?}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(crate::helpers::error_code(&body), "unauthorized");
+    }
+
+    let (rw, ro) = new_project(&app, "ops").await;
+    let (other_rw, _) = new_project(&app, "other").await;
+
+    let (mut writer, _) = McpClient::connect(&app, Some(&rw)).await;
+    let hb = writer
+        .call_ok(
+            "create_heartbeat",
+            json!({"name": "etl", "period_minutes": 15, "grace_minutes": 5}),
+        )
+        .await;
+    let id = hb["id"].as_str().unwrap().to_string();
+
+    let (mut reader, _) = McpClient::connect(&app, Some(&ro)).await;
+    let tools = reader.request("tools/list", json!({})).await.result();
+    let mut names: Vec<&str> = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "get_active_job",
+            "get_heartbeat",
+            "get_job",
+            "list_heartbeats",
+            "list_metrics"
+        ],
+        "a read-only key is shown only the read tools"
+    );
+    let list = reader.call_ok("list_heartbeats", json!({})).await;
+    assert_eq!(list["heartbeats"][0]["id"], json!(id));
+    reader.call_ok("get_heartbeat", json!({"id": id})).await;
+    reader.call_ok("get_active_job", json!({})).await;
+    for (tool, args) in [
+        (
+            "create_heartbeat",
+            json!({"name": "x", "period_minutes": 1, "grace_minutes": 1}),
+        ),
+        ("update_heartbeat", json!({"id": id, "name": "y"})),
+        ("delete_heartbeat", json!({"id": id})),
+        ("trigger_recompute", json!({})),
+    ] {
+        let msg = reader.call_err(tool, args).await;
+        assert!(msg.contains("read-only"), "{tool}: {msg}");
+    }
+    reader.call_ok("get_heartbeat", json!({"id": id})).await;
+
+    // Another project's key does not see the heartbeat at all.
+    let (mut stranger, _) = McpClient::connect(&app, Some(&other_rw)).await;
+    let msg = stranger.call_err("get_heartbeat", json!({"id": id})).await;
+    assert!(msg.starts_with("not_found:"), "{msg}");
+    let msg = stranger
+        .call_err("delete_heartbeat", json!({"id": id}))
+        .await;
+    assert!(msg.starts_with("not_found:"), "{msg}");
+    let list = stranger.call_ok("list_heartbeats", json!({})).await;
+    assert_eq!(list["heartbeats"], json!([]));
+}

@@ -1,0 +1,167 @@
+//! The job bodies the `recompute` and `benchmarks` lanes run.
+//!
+//! A recompute is phase `ingest` (every source, in config order) then phase
+//! `compute` (registry sync, then each metric in scope). Failing sources and bad
+//! metric files are named in their phase's detail as they happen; the others
+//! still run, and the job then ends failed, listing them.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use chrono::Duration;
+use futures::future::BoxFuture;
+use serde_json::json;
+
+use super::compute::{self, ComputeWindow, MetricReport};
+use super::definitions::{self, DefinitionError};
+use super::sources::{self, SourceConfig};
+use super::{Clock, RefreshConfig};
+use crate::config::Config;
+use crate::jobs::{JobBody, JobContext, JobError};
+
+/// Ingest, then compute.
+pub struct RecomputeBody {
+    sources: Vec<SourceConfig>,
+    metrics_dir: PathBuf,
+    refresh: RefreshConfig,
+    clock: Clock,
+}
+
+impl RecomputeBody {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            sources: super::effective_sources(config),
+            metrics_dir: definitions::metrics_dir(&config.definitions_dir),
+            refresh: config.refresh.clone(),
+            clock: super::system_clock(),
+        }
+    }
+
+    /// The same body reading time from `clock` (tests move time with it).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    async fn run_phases(
+        sources: Vec<SourceConfig>,
+        metrics_dir: PathBuf,
+        refresh: RefreshConfig,
+        clock: Clock,
+        ctx: JobContext,
+    ) -> Result<serde_json::Value, JobError> {
+        ctx.begin_phase("ingest", sources.len() as u64);
+        let ingest = sources::ingest_all(&ctx, &sources, clock()).await?;
+        let failed_sources: Vec<String> = ingest
+            .iter()
+            .filter(|r| r.status == "failed")
+            .map(|r| format!("{} ({})", r.source, r.error.as_deref().unwrap_or("")))
+            .collect();
+
+        let (defs, bad_files) = definitions::load_dir(&metrics_dir);
+        let on_disk: BTreeSet<String> = defs
+            .iter()
+            .map(|d| d.id.to_string())
+            .chain(bad_files.iter().filter_map(|e| {
+                let stem = e.file.strip_suffix(".sql")?;
+                definitions::MetricId::parse(stem)
+                    .ok()
+                    .map(|id| id.to_string())
+            }))
+            .collect();
+        let in_scope: Vec<_> = defs
+            .iter()
+            .filter(|d| {
+                ctx.scope()
+                    .metric_ids()
+                    .is_none_or(|ids| ids.contains(d.id.as_str()))
+            })
+            .collect();
+        ctx.begin_phase("compute", in_scope.len() as u64);
+        let mut errors: Vec<DefinitionError> = bad_files;
+        let detail = |reports: &[MetricReport], errors: &[DefinitionError], retired: &[String]| json!({ "metrics": reports, "errors": errors, "retired": retired });
+        ctx.set_phase_detail(detail(&[], &errors, &[]));
+        let retired = compute::sync_registry(&ctx, &defs, &on_disk).await?;
+        let window = ComputeWindow {
+            now: clock(),
+            history: Duration::days(i64::from(refresh.history_days)),
+            max_batch: compute::max_batch(&ctx).await?,
+            max_runs: refresh.max_runs_per_metric as usize,
+        };
+        let mut reports = Vec::new();
+        for def in in_scope {
+            ctx.check()?;
+            let report = compute::compute_metric(&ctx, def, &window).await?;
+            if let Some(e) = &report.error {
+                tracing::warn!(metric = %def.id, error = %e, "metric failed");
+                errors.push(e.clone());
+            }
+            reports.push(report);
+            ctx.advance();
+            ctx.set_phase_detail(detail(&reports, &errors, &retired));
+        }
+
+        let mut problems = Vec::new();
+        if !failed_sources.is_empty() {
+            problems.push(format!("sources failed: {}", failed_sources.join(", ")));
+        }
+        if !errors.is_empty() {
+            let files: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            problems.push(format!("metrics failed: {}", files.join("; ")));
+        }
+        if !problems.is_empty() {
+            return Err(JobError::Failed(problems.join("; ")));
+        }
+        Ok(json!({
+            "sources": ingest.len(),
+            "rows_inserted": ingest.iter().map(|r| r.rows_inserted).sum::<u64>(),
+            "metrics": reports.len(),
+            "buckets": reports.iter().map(|r| r.buckets).sum::<i64>(),
+            "retired": retired,
+        }))
+    }
+}
+
+impl JobBody for RecomputeBody {
+    fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<serde_json::Value, JobError>> {
+        Box::pin(Self::run_phases(
+            self.sources.clone(),
+            self.metrics_dir.clone(),
+            self.refresh.clone(),
+            self.clock.clone(),
+            ctx,
+        ))
+    }
+}
+
+/// μ/σ of the `rolling_stat` metrics.
+pub struct BenchmarksBody {
+    refresh: RefreshConfig,
+    clock: Clock,
+}
+
+impl BenchmarksBody {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            refresh: config.refresh.clone(),
+            clock: super::system_clock(),
+        }
+    }
+
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+impl JobBody for BenchmarksBody {
+    fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<serde_json::Value, JobError>> {
+        let now = (self.clock)();
+        let window = Duration::days(i64::from(self.refresh.benchmark_window_days));
+        let min_points = self.refresh.benchmark_min_points as i32;
+        Box::pin(async move {
+            let reports = super::benchmarks::run(&ctx, now, window, min_points).await?;
+            Ok(json!({ "metrics": reports }))
+        })
+    }
+}

@@ -1,0 +1,215 @@
+//! The cockpit API: each active metric's latest value against its benchmark, and
+//! bounded series.
+//!
+//! - `GET /api/metrics`: id, title, kind, grain, latest bucket and value, μ, σ, z
+//!   and band (null when there is no benchmark, too few points, or σ = 0).
+//! - `GET /api/metrics/{id}/values?from=&to=`: values with `from <= bucket < to`
+//!   (RFC 3339; default the last 7 days for hourly metrics, 90 days for daily). A
+//!   range that is empty, inverted or wider than `refresh.max_series_points`
+//!   buckets is 422; an unknown id is 404. Retired metrics keep their series.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::benchmarks::{band, z_score};
+use super::definitions::{Grain, MetricId};
+use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/metrics", get(list_metrics))
+        .route("/metrics/{id}/values", get(metric_values))
+}
+
+const LIST_SQL: &str = "
+SELECT r.metric_id, r.title, r.kind, r.grain, r.description,
+       r.benchmark_mean, r.benchmark_stddev, r.benchmark_points, r.computed_at,
+       v.bucket, v.value
+FROM heartbeat.metric_registry r
+LEFT JOIN LATERAL (
+    SELECT bucket, value FROM heartbeat.metric_value
+    WHERE metric_id = r.metric_id ORDER BY bucket DESC LIMIT 1
+) v ON true
+WHERE r.retired_at IS NULL
+ORDER BY r.metric_id";
+
+#[derive(Serialize)]
+pub struct MetricSummary {
+    pub id: String,
+    pub title: String,
+    pub kind: String,
+    pub grain: String,
+    pub description: String,
+    pub latest_bucket: Option<DateTime<Utc>>,
+    pub latest_value: Option<f64>,
+    pub mean: Option<f64>,
+    pub stddev: Option<f64>,
+    pub benchmark_points: Option<i32>,
+    pub z: Option<f64>,
+    pub band: Option<&'static str>,
+    pub computed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize)]
+pub struct MetricList {
+    pub metrics: Vec<MetricSummary>,
+}
+
+async fn list_metrics(State(state): State<AppState>) -> ApiResult<ApiJson<MetricList>> {
+    let client = state.pool.get().await?;
+    let rows = client.query(LIST_SQL, &[]).await?;
+    let metrics = rows
+        .iter()
+        .map(|r| {
+            let (mean, stddev, value) = (r.get(5), r.get(6), r.get(10));
+            let z = z_score(value, mean, stddev);
+            MetricSummary {
+                id: r.get(0),
+                title: r.get(1),
+                kind: r.get(2),
+                grain: r.get(3),
+                description: r.get(4),
+                mean,
+                stddev,
+                benchmark_points: r.get(7),
+                computed_at: r.get(8),
+                latest_bucket: r.get(9),
+                latest_value: value,
+                z,
+                band: band(z),
+            }
+        })
+        .collect();
+    Ok(ApiJson(MetricList { metrics }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeQuery {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize)]
+pub struct Point {
+    pub bucket: DateTime<Utc>,
+    pub value: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct Series {
+    pub metric_id: String,
+    pub grain: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub values: Vec<Point>,
+}
+
+const GRAIN_SQL: &str = "SELECT grain FROM heartbeat.metric_registry WHERE metric_id = $1";
+const VALUES_SQL: &str = "
+SELECT bucket, value FROM heartbeat.metric_value
+WHERE metric_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket";
+
+async fn metric_values(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(range): ApiQuery<RangeQuery>,
+) -> ApiResult<ApiJson<Series>> {
+    let unknown = || ApiError::not_found(format!("no metric '{id}'"));
+    let metric = MetricId::parse(&id).map_err(|_| unknown())?;
+    let client = state.pool.get().await?;
+    let grain: Grain = client
+        .query_opt(GRAIN_SQL, &[&metric.as_str()])
+        .await?
+        .ok_or_else(unknown)?
+        .get::<_, String>(0)
+        .parse()
+        .map_err(ApiError::Internal)?;
+    let (from, to) = resolve_range(
+        range,
+        grain,
+        Utc::now(),
+        state.config.refresh.max_series_points,
+    )?;
+    let values = client
+        .query(VALUES_SQL, &[&metric.as_str(), &from, &to])
+        .await?
+        .iter()
+        .map(|r| Point {
+            bucket: r.get(0),
+            value: r.get(1),
+        })
+        .collect();
+    Ok(ApiJson(Series {
+        metric_id: metric.to_string(),
+        grain: grain.as_str().to_string(),
+        from,
+        to,
+        values,
+    }))
+}
+
+/// Fills defaults and checks the range: non-empty, and at most `max_points`
+/// buckets of `grain`.
+fn resolve_range(
+    range: RangeQuery,
+    grain: Grain,
+    now: DateTime<Utc>,
+    max_points: u32,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let default_span = match grain {
+        Grain::Hour => Duration::days(7),
+        Grain::Day => Duration::days(90),
+    };
+    let to = range.to.unwrap_or(now);
+    let from = range.from.unwrap_or(to - default_span);
+    if from >= to {
+        return Err(ApiError::unprocessable(
+            "invalid_range",
+            format!("from ({from}) must be before to ({to})"),
+        ));
+    }
+    let buckets = (to - from).num_seconds() / grain.duration().num_seconds();
+    if buckets > i64::from(max_points) {
+        return Err(ApiError::unprocessable(
+            "range_too_large",
+            format!(
+                "the range spans {buckets} {} buckets; at most {max_points} are returned at once",
+                grain.as_str()
+            ),
+        ));
+    }
+    Ok((from, to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_inverted_range_is_refused() {
+        let q = RangeQuery {
+            from: Some(at("2026-01-02T00:00:00Z")),
+            to: Some(at("2026-01-01T00:00:00Z")),
+        };
+        assert!(resolve_range(q, Grain::Hour, Utc::now(), 100).is_err());
+    }
+
+    #[test]
+    fn the_point_limit_depends_on_the_grain() {
+        let q = || RangeQuery {
+            from: Some(at("2026-01-01T00:00:00Z")),
+            to: Some(at("2026-01-11T00:00:00Z")),
+        };
+        assert!(resolve_range(q(), Grain::Hour, Utc::now(), 100).is_err());
+        assert!(resolve_range(q(), Grain::Day, Utc::now(), 100).is_ok());
+    }
+}
