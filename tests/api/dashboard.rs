@@ -128,8 +128,21 @@ async fn in_chromium_an_operator_creates_a_heartbeat_sees_it_turn_green_and_runs
                 .eval("document.getElementById('created-curl').textContent")
                 .await;
             assert!(curl.as_str().unwrap().contains(&url));
-            page.wait_for("document.querySelector('tr.hb-row[data-status=\"pending\"]') !== null")
-                .await;
+            // Open mode lists every project's heartbeats, the built-in job ones too.
+            let (_, all) = app.get_json("/api/heartbeats").await;
+            let id = all["heartbeats"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|h| h["name"] == "nightly backup")
+                .and_then(|h| h["id"].as_str())
+                .expect("the created heartbeat")
+                .to_string();
+            let row = format!("tr.hb-row[data-id=\"{id}\"]");
+            page.wait_for(&format!(
+                "document.querySelector('{row}[data-status=\"pending\"] .dot.status-pending') !== null"
+            ))
+            .await;
             page.screenshot(&shots.join("02-created.png")).await;
 
             // The page shows the URL built from `monitor.public_url` (unset here, so
@@ -137,20 +150,39 @@ async fn in_chromium_an_operator_creates_a_heartbeat_sees_it_turn_green_and_runs
             // the test server really listens on.
             let path = &url[url.find("/hb/").expect("a /hb/ path")..];
             let url = app.url(path);
-            let ok = Command::new("curl")
-                .args(["-fsS", "-m", "10", "-o", "/dev/null", &url])
+            // Async: the server under test shares this runtime's thread.
+            let ok = tokio::process::Command::new("curl")
+                .args([
+                    "-fsS",
+                    "--noproxy",
+                    "*",
+                    "-m",
+                    "10",
+                    "-o",
+                    "/dev/null",
+                    &url,
+                ])
                 .status()
+                .await
                 .is_ok_and(|s| s.success());
             if !ok {
                 // No curl on this machine: the same GET another way.
                 let r = app.client.get(&url).send().await.unwrap();
                 assert_eq!(r.status(), 200);
             }
-            page.wait_for(
-                "document.querySelector('tr.hb-row[data-status=\"up\"] .dot.status-up') !== null",
-            )
+            page.wait_for(&format!(
+                "document.querySelector('{row}[data-status=\"up\"] .dot.status-up') !== null"
+            ))
             .await;
             page.screenshot(&shots.join("03-pinged-up.png")).await;
+
+            // The detail view lists the ping (kind, exit code, duration, body).
+            page.eval(&format!("document.querySelector('{row} a').click(); true"))
+                .await;
+            page.wait_for("document.querySelectorAll('#hb-pings tr').length > 0 && document.getElementById('hb-pings').textContent.includes('success')")
+                .await;
+            page.screenshot(&shots.join("03b-heartbeat-detail.png"))
+                .await;
         } else {
             eprintln!("the heartbeat API is not in this build; the page shows it as not available");
             page.wait_for("!document.getElementById('heartbeats-unavailable').hidden")
@@ -183,6 +215,27 @@ async fn in_chromium_an_operator_creates_a_heartbeat_sees_it_turn_green_and_runs
             .await;
         page.screenshot(&shots.join("06-recompute-succeeded.png"))
             .await;
+
+        // Audit cuts: after an audit run, the registry with each snapshot's age,
+        // and a snapshot as a table.
+        let (status, audit) = app.post_json("/api/jobs/audit", &json!({})).await;
+        assert_eq!(status, 202, "{audit}");
+        let audit_id = audit["job_id"].as_str().unwrap().to_string();
+        let audit_id: uuid::Uuid = audit_id.parse().unwrap();
+        app.state.jobs.wait_finished(audit_id).await;
+        page.navigate(&app.url("/#audit")).await;
+        page.wait_for("document.querySelector('#cuts-body button.window') !== null")
+            .await;
+        page.eval("document.querySelector('#cuts-body button.window').click(); true")
+            .await;
+        page.wait_for("document.querySelector('#cut-detail table') !== null")
+            .await;
+        page.screenshot(&shots.join("07-audit-cut.png")).await;
+
+        page.navigate(&app.url("/#cockpit")).await;
+        page.wait_for("document.querySelector('#metrics .metric, #metrics .empty') !== null || !document.getElementById('cockpit-unavailable').hidden")
+            .await;
+        page.screenshot(&shots.join("08-cockpit.png")).await;
         page.close();
     };
     tokio::time::timeout(Duration::from_secs(60), run)
