@@ -141,14 +141,6 @@ impl Application {
 /// Gives each lane its real work. Lanes without a line here run a no-op body.
 fn install_job_bodies(state: &AppState) {
     use crate::jobs::JobKind;
-    state.jobs.set_body(
-        JobKind::Segments,
-        Arc::new(crate::segments::SegmentsBody::from_config(&state.config)),
-    );
-    state.jobs.set_body(
-        JobKind::Audit,
-        Arc::new(crate::audit::AuditBody::from_config(&state.config)),
-    );
     use crate::refresh::{BenchmarksBody, RecomputeBody};
     let config = &state.config;
     state
@@ -157,6 +149,14 @@ fn install_job_bodies(state: &AppState) {
     state
         .jobs
         .set_body(JobKind::Benchmarks, Arc::new(BenchmarksBody::new(config)));
+    state.jobs.set_body(
+        JobKind::Segments,
+        Arc::new(crate::segments::SegmentsBody::from_config(&state.config)),
+    );
+    state.jobs.set_body(
+        JobKind::Audit,
+        Arc::new(crate::audit::AuditBody::from_config(&state.config)),
+    );
     if let Some(ms) = state.config.jobs.probe_body_ms {
         let probe = Arc::new(crate::jobs::probe::ProbeBody::new(ms));
         for kind in JobKind::ALL {

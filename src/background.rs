@@ -11,6 +11,15 @@ pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
     tasks.spawn(crate::refresh::startup::fill_an_empty_cockpit(
         state.clone(),
     ));
+    // Subscribed here, before any job can run, so no finished job is missed.
+    tasks.spawn(crate::monitor::selfcheck::follow_jobs(
+        state.clone(),
+        state.jobs.subscribe(),
+    ));
+    if state.config.monitor.loops {
+        tasks.spawn(crate::monitor::deadline::run(state.clone()));
+        tasks.spawn(crate::monitor::delivery::run(state.clone()));
+    }
     let janitor = state.clone();
     tasks.spawn(async move {
         if janitor.wait_migrated().await {
@@ -21,13 +30,4 @@ pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
                 .await;
         }
     });
-    // Subscribed here, before any job can run, so no finished job is missed.
-    tasks.spawn(crate::monitor::selfcheck::follow_jobs(
-        state.clone(),
-        state.jobs.subscribe(),
-    ));
-    if state.config.monitor.loops {
-        tasks.spawn(crate::monitor::deadline::run(state.clone()));
-        tasks.spawn(crate::monitor::delivery::run(state.clone()));
-    }
 }

@@ -87,24 +87,24 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// Load demo definitions and the demo source (on by default in embedded mode).
     pub demo: Option<bool>,
-    /// The dead man's switch (`[monitor]`, see `monitor::MonitorConfig`).
-    #[serde(default)]
-    pub monitor: crate::monitor::MonitorConfig,
     /// `[[sources]]`: where events are ingested from (see `refresh::sources`).
     pub sources: Vec<crate::refresh::sources::SourceConfig>,
     /// `[refresh]`: compute, benchmark and cockpit settings (see `refresh`).
     pub refresh: crate::refresh::RefreshConfig,
+    /// The dead man's switch (`[monitor]`, see `monitor::MonitorConfig`).
+    #[serde(default)]
+    pub monitor: crate::monitor::MonitorConfig,
     /// `[jobs]`: max runtimes, retention, node id.
     pub jobs: crate::jobs::config::JobsConfig,
+    /// `[schedule]`: the cron table's time zone and entries (seeds merged in).
+    #[serde(default)]
+    pub schedule: crate::schedule::ScheduleConfig,
     /// `[segments]`: the client tier snapshot (see `segments::SegmentsConfig`).
     #[serde(default)]
     pub segments: crate::segments::SegmentsConfig,
     /// `[audit]`: audit cuts directory and statement timeout (see `audit::AuditConfig`).
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,
-    /// `[schedule]`: the cron table's time zone and entries (seeds merged in).
-    #[serde(default)]
-    pub schedule: crate::schedule::ScheduleConfig,
 }
 
 impl Default for Config {
@@ -121,13 +121,13 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             shutdown_timeout_secs: 10,
             demo: None,
-            monitor: crate::monitor::MonitorConfig::default(),
             sources: Vec::new(),
             refresh: crate::refresh::RefreshConfig::default(),
+            monitor: crate::monitor::MonitorConfig::default(),
             jobs: Default::default(),
+            schedule: Default::default(),
             segments: Default::default(),
             audit: Default::default(),
-            schedule: Default::default(),
         }
     }
 }
@@ -215,10 +215,10 @@ impl Config {
                 "must be at least 1024",
             ));
         }
-        self.segments.validate()?;
-        self.audit.validate()?;
         crate::refresh::sources::validate(&self.sources)?;
         self.refresh.validate()?;
+        self.segments.validate()?;
+        self.audit.validate()?;
         Ok(())
     }
 

@@ -9,11 +9,11 @@
 //!   cluster used when no `DATABASE_URL` is given (shared with the test harness).
 //! - [`state`]: the handles every handler and loop shares.
 //! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts).
-//! - [`segments`]: the daily client tier snapshot (job body + API).
-//! - [`audit`]: audit-cut files → registry → JSON snapshots (job body + API).
 //! - [`schedule`]: the cron table (Vixie semantics), its tick loop and catch-up.
 //! - [`refresh`]: ingest sources, incremental metric compute, μ/σ benchmarks, and
 //!   the cockpit API over them (the `recompute` and `benchmarks` lanes' work).
+//! - [`segments`]: the daily client tier snapshot (job body + API).
+//! - [`audit`]: audit-cut files → registry → JSON snapshots (job body + API).
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
 //! - [`dashboard`]: the operator page at `/`, embedded in the binary (no CDN, no build).
 //! - [`mcp`]: the MCP server at `/mcp`: tools for AI agents over the REST API.

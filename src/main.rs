@@ -33,6 +33,9 @@ enum Command {
     /// Ask the daemon for a job and follow it: exit 0 success, 1 failed, 2 usage or
     /// connection error, 3 job vanished (daemon restarted), 4 --timeout reached.
     Refresh(RefreshCli),
+    /// Show the daemon's cron table (next fire time, last success, counters), or
+    /// with `next`, the fire times of any expression.
+    Schedule(ScheduleCli),
     /// Manage projects (needs the admin key).
     #[command(subcommand)]
     Project(ProjectCommand),
@@ -57,9 +60,36 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Show the daemon's cron table (next fire time, last success, counters), or
-    /// with `next`, the fire times of any expression.
-    Schedule(ScheduleCli),
+}
+
+#[derive(Subcommand, Debug)]
+enum ProjectCommand {
+    /// Create a project and print its read-write and read-only keys (shown once).
+    Create {
+        #[command(flatten)]
+        client: ClientArgs,
+        name: String,
+    },
+}
+
+/// Where client verbs find the daemon, and the key they present.
+#[derive(Args, Debug)]
+struct ClientArgs {
+    /// The daemon's base URL.
+    #[arg(long, env = "HEARTBEAT_URL", default_value = "http://127.0.0.1:8000")]
+    url: String,
+    /// A project key or the admin key (`HEARTBEAT_KEY`, else `HEARTBEAT_ADMIN_KEY`).
+    #[arg(long, env = "HEARTBEAT_KEY", hide_env_values = true)]
+    key: Option<String>,
+}
+
+impl ClientArgs {
+    fn key(&self) -> Option<String> {
+        self.key
+            .clone()
+            .or_else(|| std::env::var("HEARTBEAT_ADMIN_KEY").ok())
+            .filter(|k| !k.is_empty())
+    }
 }
 
 #[derive(Args, Debug)]
@@ -95,36 +125,6 @@ enum ScheduleCommand {
         #[arg(short = 'n', default_value_t = 5)]
         n: usize,
     },
-}
-
-#[derive(Subcommand, Debug)]
-enum ProjectCommand {
-    /// Create a project and print its read-write and read-only keys (shown once).
-    Create {
-        #[command(flatten)]
-        client: ClientArgs,
-        name: String,
-    },
-}
-
-/// Where client verbs find the daemon, and the key they present.
-#[derive(Args, Debug)]
-struct ClientArgs {
-    /// The daemon's base URL.
-    #[arg(long, env = "HEARTBEAT_URL", default_value = "http://127.0.0.1:8000")]
-    url: String,
-    /// A project key or the admin key (`HEARTBEAT_KEY`, else `HEARTBEAT_ADMIN_KEY`).
-    #[arg(long, env = "HEARTBEAT_KEY", hide_env_values = true)]
-    key: Option<String>,
-}
-
-impl ClientArgs {
-    fn key(&self) -> Option<String> {
-        self.key
-            .clone()
-            .or_else(|| std::env::var("HEARTBEAT_ADMIN_KEY").ok())
-            .filter(|k| !k.is_empty())
-    }
 }
 
 #[derive(Args, Debug)]

@@ -36,6 +36,9 @@ pub struct AuditConfig {
     /// How long one (cut × window) query may run before it is stopped and reported
     /// as failed, seconds.
     pub statement_timeout_secs: f64,
+    /// Most rows one snapshot may hold; a cut returning more fails (add a LIMIT or
+    /// aggregate), so one careless query cannot store a table's worth of JSON.
+    pub max_rows: u32,
 }
 
 impl Default for AuditConfig {
@@ -43,6 +46,7 @@ impl Default for AuditConfig {
         Self {
             cuts_dir: None,
             statement_timeout_secs: 30.0,
+            max_rows: 10_000,
         }
     }
 }
@@ -64,6 +68,12 @@ impl AuditConfig {
             return Err(ConfigError::new(
                 "audit.statement_timeout_secs",
                 "must be between 0.001 and 86400 seconds",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.max_rows) {
+            return Err(ConfigError::new(
+                "audit.max_rows",
+                "must be between 1 and 1000000",
             ));
         }
         Ok(())

@@ -99,14 +99,16 @@ struct CutQuery {
     window: Option<String>,
 }
 
+/// `$2` is the requested window, or '' for the cut's first.
 const GET_CUT: &str = "
 SELECT r.title, r.description, r.windows, r.content_hash,
-       s.window_label, s.window_start, s.window_end, s.columns, s.payload, s.row_count,
+       w.label, s.window_start, s.window_end, s.columns, s.payload, s.row_count,
        s.computed_at, extract(epoch FROM now() - s.computed_at)::float8,
        s.content_hash, s.duration_ms
 FROM heartbeat.audit_cut_registry r
+CROSS JOIN LATERAL (SELECT coalesce(nullif($2, ''), r.windows[1]) AS label) w
 LEFT JOIN heartbeat.audit_cut_snapshot s
-       ON s.cut_id = r.cut_id AND s.window_label = $2
+       ON s.cut_id = r.cut_id AND s.window_label = w.label
 WHERE r.cut_id = $1";
 
 async fn get_cut(
@@ -124,17 +126,7 @@ async fn get_cut(
         ));
     };
     let windows: Vec<String> = row.get(2);
-    // No window asked for: the cut's first. One more round trip only then.
-    let row = if requested.is_empty() {
-        client.query_one(GET_CUT, &[&cut_id, &windows[0]]).await?
-    } else {
-        row
-    };
-    let window = if requested.is_empty() {
-        windows[0].clone()
-    } else {
-        requested.to_string()
-    };
+    let window: String = row.get(4);
     if !windows.contains(&window) {
         return Err(ApiError::client(
             StatusCode::NOT_FOUND,
@@ -145,7 +137,7 @@ async fn get_cut(
             ),
         ));
     }
-    if row.get::<_, Option<String>>(4).is_none() {
+    if row.get::<_, Option<DateTime<Utc>>>(10).is_none() {
         return Err(ApiError::client(
             StatusCode::NOT_FOUND,
             "snapshot_pending",

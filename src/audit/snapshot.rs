@@ -26,6 +26,7 @@ use crate::jobs::{JobBody, JobContext, JobError};
 pub struct AuditBody {
     pub cuts_dir: PathBuf,
     pub statement_timeout: Duration,
+    pub max_rows: u32,
 }
 
 impl AuditBody {
@@ -33,6 +34,7 @@ impl AuditBody {
         Self {
             cuts_dir: config.audit.cuts_dir(&config.definitions_dir),
             statement_timeout: config.audit.statement_timeout(),
+            max_rows: config.audit.max_rows,
         }
     }
 }
@@ -85,7 +87,7 @@ impl AuditBody {
             let mut client = ctx.client().await?;
             for &window in &cut.windows {
                 ctx.check()?;
-                match compute(&mut client, cut, window, Utc::now(), self.statement_timeout).await {
+                match compute(&mut client, cut, window, Utc::now(), self).await {
                     Ok(done) => snapshots.computed.push(done),
                     // A statement stopped by the job's own cancel is not the cut's
                     // fault: stop here, the engine reports the cancel.
@@ -146,11 +148,11 @@ enum CutRunError {
     Connection(tokio_postgres::Error),
 }
 
-/// Wraps a cut's query so the server returns its rows as one JSON array; the
-/// newline before `)` ends a trailing `--` comment in the cut file.
-const WRAP_HEAD: &str =
-    "SELECT coalesce(jsonb_agg(to_jsonb(cut_row)), '[]'::jsonb), count(*)::int4 FROM (\n";
-const WRAP_TAIL: &str = "\n) AS cut_row";
+/// Wraps a cut's query so the server returns its rows as one JSON array, at most
+/// `$3` of them; the newline before `)` ends a trailing `--` comment in the file.
+const WRAP_HEAD: &str = "SELECT coalesce(jsonb_agg(to_jsonb(cut_row)), '[]'::jsonb), count(*)::int4
+FROM (SELECT * FROM (\n";
+const WRAP_TAIL: &str = "\n) AS cut_query LIMIT $3) AS cut_row";
 
 const UPSERT_SNAPSHOT: &str = "
 INSERT INTO heartbeat.audit_cut_snapshot
@@ -173,8 +175,9 @@ async fn compute(
     cut: &CutFile,
     window: CutWindow,
     end: DateTime<Utc>,
-    timeout: Duration,
+    limits: &AuditBody,
 ) -> Result<Computed, CutRunError> {
+    let timeout = limits.statement_timeout;
     let start = end - window.duration();
     let started = Instant::now();
     let classify = |e: tokio_postgres::Error| classify_error(e, timeout);
@@ -204,16 +207,27 @@ async fn compute(
         .collect();
     let wrapped = format!("{WRAP_HEAD}{}{WRAP_TAIL}", cut.query);
     let wrapped = tx
-        .prepare_typed(&wrapped, &params)
+        .prepare_typed(
+            &wrapped,
+            &[Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::INT8],
+        )
         .await
         .map_err(classify)?;
+    // One row past the limit tells "exactly at the limit" from "over it".
+    let probe = i64::from(limits.max_rows) + 1;
     let row = tx
-        .query_one(&wrapped, &[&start, &end])
+        .query_one(&wrapped, &[&start, &end, &probe])
         .await
         .map_err(classify)?;
     let payload: serde_json::Value = row.get(0);
     let rows: i32 = row.get(1);
     tx.commit().await.map_err(classify)?;
+    if i64::from(rows) >= probe {
+        return Err(CutRunError::Cut(format!(
+            "returned more than {} rows (audit.max_rows): add a LIMIT or aggregate",
+            limits.max_rows
+        )));
+    }
     let duration_ms = started.elapsed().as_millis() as i64;
     client
         .execute(

@@ -21,18 +21,18 @@ use crate::state::AppState;
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
-    // One auth layer over the whole `/api` nest, so every area's routes are keyed.
     let api = Router::new()
         .merge(crate::jobs::routes::routes())
+        .merge(crate::schedule::routes::routes())
+        .merge(crate::refresh::routes())
         .merge(crate::segments::routes())
         .merge(crate::audit::routes())
-        .merge(crate::schedule::routes::routes())
-        .merge(crate::monitor::routes())
-        .merge(crate::refresh::routes())
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::require_key,
-        ));
+        .merge(crate::monitor::routes());
+    // One auth layer over the whole `/api` nest, applied where it is nested so every
+    // route merged above is keyed (`/mcp` takes the same layer).
+    let require_key = middleware::from_fn_with_state(state.clone(), crate::auth::require_key);
+
+    let api = api.layer(require_key);
 
     let json_routes = Router::new()
         .route("/healthz", get(health::healthz))

@@ -164,7 +164,9 @@ impl Engine {
         let lane = self.inner.lanes[req.kind.index()].lock().unwrap();
         let running = lane.running.as_ref()?;
         let mut job = running.record.lock().unwrap();
-        if !job.scope.covers(&req.scope) {
+        // A job that has just finished stays in the lane until its runner lets go;
+        // it must not absorb new requests.
+        if job.state.is_finished() || !job.scope.covers(&req.scope) {
             return None;
         }
         job.coalesced_requests += 1;

@@ -21,8 +21,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone,
-    Timelike,
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset,
+    TimeZone, Timelike,
 };
 use serde::{Deserialize, Serialize};
 
@@ -215,6 +215,52 @@ impl CronSchedule {
     /// The first fire time strictly after `after`, in `after`'s time zone. `None`
     /// only if nothing matches within 30 years.
     pub fn next_after<Tz: TimeZone>(&self, after: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+        self.next_after_steady(after)
+            .or_else(|| self.next_after_scan(after))
+    }
+
+    /// The last fire time strictly before `before`, in `before`'s time zone.
+    pub fn prev_before<Tz: TimeZone>(&self, before: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+        self.prev_before_steady(before)
+            .or_else(|| self.prev_before_scan(before))
+    }
+
+    /// The common case, in one step: the first matching local minute after
+    /// `after`, when it exists once and no clock change near either end could
+    /// reorder wall-clock and real time (only a repeated hour can). `None` means
+    /// "ask the scan".
+    fn next_after_steady<Tz: TimeZone>(&self, after: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+        let tz = after.timezone();
+        let start = floor_minute(after.naive_local()) + Duration::minutes(1);
+        let fire = tz
+            .from_local_datetime(&self.next_naive(start, 1)?)
+            .single()?;
+        let steady = steady(after, &(after.clone() + DST_SLACK))
+            && steady(&(fire.clone() - DST_SLACK), &fire);
+        (fire > *after && steady).then_some(fire)
+    }
+
+    /// Mirror of [`Self::next_after_steady`].
+    fn prev_before_steady<Tz: TimeZone>(&self, before: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+        let tz = before.timezone();
+        let local = before.naive_local();
+        let floor = floor_minute(local);
+        let start = if floor == local {
+            floor - Duration::minutes(1)
+        } else {
+            floor
+        };
+        let fire = tz
+            .from_local_datetime(&self.next_naive(start, -1)?)
+            .single()?;
+        let steady = steady(&(before.clone() - DST_SLACK), before)
+            && steady(&fire, &(fire.clone() + DST_SLACK));
+        (fire < *before && steady).then_some(fire)
+    }
+
+    /// Examines every matching local minute within [`DST_SLACK`] of the answer and
+    /// maps each to its real instants by the DST rules.
+    fn next_after_scan<Tz: TimeZone>(&self, after: &DateTime<Tz>) -> Option<DateTime<Tz>> {
         let tz = after.timezone();
         let mut cursor = floor_minute(after.naive_local()) - DST_SLACK;
         let mut best: Option<DateTime<Tz>> = None;
@@ -234,8 +280,8 @@ impl CronSchedule {
         best
     }
 
-    /// The last fire time strictly before `before`, in `before`'s time zone.
-    pub fn prev_before<Tz: TimeZone>(&self, before: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+    /// Mirror of [`Self::next_after_scan`].
+    fn prev_before_scan<Tz: TimeZone>(&self, before: &DateTime<Tz>) -> Option<DateTime<Tz>> {
         let tz = before.timezone();
         let mut cursor = floor_minute(before.naive_local()) + DST_SLACK;
         let mut best: Option<DateTime<Tz>> = None;
@@ -356,6 +402,11 @@ impl CronSchedule {
         }
         None
     }
+}
+
+/// Whether the UTC offset is the same at both instants.
+fn steady<Tz: TimeZone>(a: &DateTime<Tz>, b: &DateTime<Tz>) -> bool {
+    a.offset().fix() == b.offset().fix()
 }
 
 fn floor_minute(t: NaiveDateTime) -> NaiveDateTime {
@@ -844,6 +895,48 @@ mod tests {
             for pair in times.windows(2) {
                 assert!(pair[0] < pair[1], "{text}: strictly increasing");
                 assert_eq!(s.prev_before(&pair[1]).as_ref(), Some(&pair[0]), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_one_step_answer_agrees_with_the_full_scan_around_clock_changes() {
+        let zones = [
+            chrono_tz::America::New_York,
+            chrono_tz::Europe::Berlin,
+            // A 30-minute change.
+            chrono_tz::Australia::Lord_Howe,
+        ];
+        let texts = [
+            "*/20 * * * *",
+            "30 2 * * *",
+            "0,30 1-3 * * *",
+            "45 * * * *",
+            "0 0 * * SUN",
+        ];
+        let days = [
+            "2026-03-07T18:00:00Z",
+            "2026-03-28T18:00:00Z",
+            "2026-04-04T10:00:00Z",
+            "2026-10-03T10:00:00Z",
+            "2026-10-24T18:00:00Z",
+            "2026-10-31T18:00:00Z",
+        ];
+        for tz in zones {
+            for text in texts {
+                let s = cron(text);
+                for day in days {
+                    let mut t = utc(day).with_timezone(&tz);
+                    for _ in 0..(36 * 60 / 7) {
+                        assert_eq!(s.next_after(&t), s.next_after_scan(&t), "{text} after {t}");
+                        assert_eq!(
+                            s.prev_before(&t),
+                            s.prev_before_scan(&t),
+                            "{text} before {t}"
+                        );
+                        t += Duration::seconds(7 * 60 + 13);
+                    }
+                }
             }
         }
     }

@@ -33,6 +33,9 @@ pub const LATE_AFTER: Duration = Duration::seconds(60);
 /// Wall time and monotonic time disagreeing by more than this over one sleep means
 /// the wall clock was stepped or the machine was suspended.
 const CLOCK_JUMP: Duration = Duration::seconds(5);
+/// How long to wait before handing a tick to the gate again after the gate
+/// failed (database unreachable): the tick is kept, not lost.
+pub const RETRY_AFTER: Duration = Duration::seconds(30);
 /// Missed fire times are counted one by one up to this many per outage.
 const MAX_COUNTED: u64 = 1000;
 
@@ -134,8 +137,11 @@ pub enum Outcome {
     CaughtUp,
     /// Overdue past the entry's catch-up window: skipped.
     Missed { ticks: u64 },
-    /// The gate refused it (the daemon is shutting down).
+    /// The gate refused it (the daemon is shutting down): counted as missed.
     Refused(String),
+    /// The gate failed (e.g. database unreachable): tried again after
+    /// [`RETRY_AFTER`], then decided by the catch-up rules.
+    Deferred(String),
 }
 
 /// One tick's record: which entry, which fire time, what happened.
@@ -158,6 +164,17 @@ struct EntryClock {
     last_success: Option<DateTime<Utc>>,
     /// Scheduled time of the last tick handed to a job (this run or a previous one).
     last_tick: Option<DateTime<Utc>>,
+    /// Ticks the gate failed to take, to try again.
+    retry: Option<Retry>,
+}
+
+/// Ticks kept for another try after the gate failed.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    first_missed: DateTime<Utc>,
+    latest: DateTime<Utc>,
+    ticks: u64,
+    at: DateTime<Utc>,
 }
 
 /// The cron table's decisions, stepped by the caller.
@@ -188,6 +205,7 @@ impl Ticker {
                 next_fire: table.next_fire(entry, just_before),
                 last_success: None,
                 last_tick: None,
+                retry: None,
             })
             .collect();
         Self {
@@ -223,7 +241,11 @@ impl Ticker {
 
     /// The earliest pending fire time across entries.
     pub fn next_wake(&self) -> Option<DateTime<Utc>> {
-        self.clocks.iter().filter_map(|c| c.next_fire).min()
+        self.clocks
+            .iter()
+            .flat_map(|c| [c.next_fire, c.retry.map(|r| r.at)])
+            .flatten()
+            .min()
     }
 
     /// On start: an entry whose last success is older than its previous fire time
@@ -259,36 +281,62 @@ impl Ticker {
         let mut fires = Vec::new();
         for i in 0..self.clocks.len() {
             let clock = &self.clocks[i];
-            let Some(first) = clock.next_fire.filter(|t| *t <= now) else {
-                continue;
+            let regular = clock
+                .next_fire
+                .filter(|t| *t <= now)
+                .map(|first| self.fires_through(&clock.entry, first, now));
+            let retry = clock.retry.filter(|r| r.at <= now || regular.is_some());
+            let (first, latest, ticks, late) = match (retry, regular) {
+                (None, None) => continue,
+                (None, Some((first, latest, ticks))) => {
+                    (first, latest, ticks, ticks > 1 || now - latest > LATE_AFTER)
+                }
+                (Some(r), None) => (r.first_missed, r.latest, r.ticks, true),
+                (Some(r), Some((_, latest, ticks))) => {
+                    (r.first_missed, latest, r.ticks + ticks, true)
+                }
             };
-            let mut latest = first;
-            let mut ticks = 1;
-            while let Some(t) = self.table.next_fire(&clock.entry, latest) {
-                if t > now {
-                    break;
-                }
-                if ticks >= MAX_COUNTED {
-                    latest = self
-                        .table
-                        .prev_fire(&clock.entry, now + Duration::nanoseconds(1))
-                        .unwrap_or(t);
-                    break;
-                }
-                latest = t;
-                ticks += 1;
-            }
             let entry = clock.entry.clone();
-            self.clocks[i].next_fire = self.table.next_fire(&entry, latest);
-            let fire = if ticks == 1 && now - latest <= LATE_AFTER {
-                let claimed = self.claim(&entry, latest).await;
-                self.claimed(i, latest, claimed, Outcome::Fired)
-            } else {
+            self.clocks[i].retry = None;
+            if regular.is_some() {
+                self.clocks[i].next_fire = self.table.next_fire(&entry, latest);
+            }
+            let fire = if late {
                 self.overdue(i, first, latest, ticks, now).await
+            } else {
+                let claimed = self.claim(&entry, latest).await;
+                self.claimed(i, (first, latest, ticks), claimed, Outcome::Fired, now)
             };
             fires.push(fire);
         }
         fires
+    }
+
+    /// From a due fire time `first`: the latest fire time at or before `now`, and
+    /// how many there are (counted up to [`MAX_COUNTED`]).
+    fn fires_through(
+        &self,
+        entry: &Entry,
+        first: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> (DateTime<Utc>, DateTime<Utc>, u64) {
+        let mut latest = first;
+        let mut ticks = 1;
+        while let Some(t) = self.table.next_fire(entry, latest) {
+            if t > now {
+                break;
+            }
+            if ticks >= MAX_COUNTED {
+                latest = self
+                    .table
+                    .prev_fire(entry, now + Duration::nanoseconds(1))
+                    .unwrap_or(t);
+                break;
+            }
+            latest = t;
+            ticks += 1;
+        }
+        (first, latest, ticks)
     }
 
     /// Claims the tick of `entry` scheduled at `scheduled_at` and hands it to the
@@ -311,14 +359,17 @@ impl Ticker {
         self.gate.submit(req).await.map(Some)
     }
 
-    /// Records what the gate said about a claimed tick.
+    /// Records what the gate said about a claimed tick; `span` is the first
+    /// missed fire time, the one claimed, and how many it stands for.
     fn claimed(
         &mut self,
         i: usize,
-        at: DateTime<Utc>,
+        span: (DateTime<Utc>, DateTime<Utc>, u64),
         claimed: Result<Option<Submitted>, ApiError>,
         fresh: Outcome,
+        now: DateTime<Utc>,
     ) -> Fire {
+        let (first_missed, at, ticks) = span;
         match claimed {
             Ok(Some(s)) => self.submitted(i, at, s, fresh),
             Ok(None) => {
@@ -329,7 +380,19 @@ impl Ticker {
                     "cron tick already claimed (another node, or before a restart)");
                 self.fire(i, at, Outcome::ClaimedElsewhere, None)
             }
-            Err(e) => self.refused(i, at, e),
+            Err(e @ ApiError::ShuttingDown) => self.refused(i, at, e),
+            Err(e) => {
+                let clock = &mut self.clocks[i];
+                clock.retry = Some(Retry {
+                    first_missed,
+                    latest: at,
+                    ticks,
+                    at: now + RETRY_AFTER,
+                });
+                tracing::warn!(entry = %clock.entry.name, scheduled_at = %at, error = %e,
+                    retry_in_s = RETRY_AFTER.num_seconds(), "the jobs gate failed; the tick is kept and tried again");
+                self.fire(i, at, Outcome::Deferred(e.to_string()), None)
+            }
         }
     }
 
@@ -354,7 +417,13 @@ impl Ticker {
             tracing::info!(entry = %entry.name, kind = %entry.kind, first_missed = %first_missed,
                 latest = %latest, missed_ticks = ticks, "catching up once for missed ticks");
             let claimed = self.claim(&entry, latest).await;
-            return self.claimed(i, latest, claimed, Outcome::CaughtUp);
+            return self.claimed(
+                i,
+                (first_missed, latest, ticks),
+                claimed,
+                Outcome::CaughtUp,
+                now,
+            );
         }
         EntryCounters::add(&clock.counters.missed, ticks);
         tracing::warn!(entry = %entry.name, kind = %entry.kind, first_missed = %first_missed,
@@ -557,6 +626,8 @@ mod tests {
         submitted: Mutex<Vec<Asked>>,
         busy: Mutex<Option<Uuid>>,
         claims: Mutex<HashSet<(JobKind, DateTime<Utc>)>>,
+        /// This many claims fail as if the database were down.
+        failing: Mutex<u32>,
         finished: broadcast::Sender<Job>,
     }
 
@@ -567,6 +638,7 @@ mod tests {
                 submitted: Mutex::default(),
                 busy: Mutex::default(),
                 claims: Mutex::default(),
+                failing: Mutex::default(),
                 finished: broadcast::channel(64).0,
             })
         }
@@ -582,6 +654,11 @@ mod tests {
             kind: JobKind,
             scheduled_at: DateTime<Utc>,
         ) -> BoxFuture<'_, Result<bool, ApiError>> {
+            let mut failing = self.failing.lock().unwrap();
+            if *failing > 0 {
+                *failing -= 1;
+                return Box::pin(async { Err(ApiError::Unavailable("database down".into())) });
+            }
             let fresh = self.claims.lock().unwrap().insert((kind, scheduled_at));
             Box::pin(async move { Ok(fresh) })
         }
@@ -726,6 +803,73 @@ enabled = false
             store.records.lock().unwrap()["recompute"].last_success_at,
             Some(utc("2026-11-23T10:02:00Z"))
         );
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    /// Tokio's clock plus a jump the test can add: a suspend moves wall time while
+    /// the monotonic clock (what sleeps measure) stands still.
+    struct JumpyClock {
+        base: TokioClock,
+        jump_s: std::sync::atomic::AtomicI64,
+    }
+
+    impl Clock for JumpyClock {
+        fn now(&self) -> DateTime<Utc> {
+            self.base.now()
+                + Duration::seconds(self.jump_s.load(std::sync::atomic::Ordering::Relaxed))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_notices_a_suspend_within_30_seconds_and_catches_up_once() {
+        let clock = Arc::new(JumpyClock {
+            base: TokioClock::starting_at(utc("2026-11-23T10:00:00Z")),
+            jump_s: 0.into(),
+        });
+        let gate = FakeGate::new(Some(clock.clone()));
+        let store = Arc::new(MemoryStore::default());
+        store.records.lock().unwrap().insert(
+            "recompute".into(),
+            EntryRecord {
+                last_success_at: Some(utc("2026-11-23T09:17:40Z")),
+                last_tick_at: Some(utc("2026-11-23T09:17:00Z")),
+            },
+        );
+        let shutdown = CancellationToken::new();
+        let counters = ScheduleCounters::default();
+        let task = tokio::spawn(run(LoopDeps {
+            table: recompute_only("17 * * * *"),
+            gate: gate.clone(),
+            counters: counters.clone(),
+            store,
+            clock: clock.clone(),
+            shutdown: shutdown.clone(),
+        }));
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        // The lid closes at 10:01 and opens at 14:41: 10:17 ... 14:17 passed.
+        clock
+            .jump_s
+            .store(4 * 3600 + 40 * 60, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        let asked = gate.submitted();
+        assert_eq!(
+            asked.len(),
+            1,
+            "one catch-up for five missed ticks: {asked:?}"
+        );
+        let noticed_at = asked[0].0.unwrap();
+        assert!(
+            noticed_at <= utc("2026-11-23T14:41:30Z"),
+            "noticed within 30 s: {noticed_at}"
+        );
+        let c = counters.entry("recompute").values();
+        assert_eq!((c.caught_up, c.fired, c.missed), (1, 0, 0));
+        // Then the regular cadence resumes at 15:17.
+        tokio::time::sleep(std::time::Duration::from_secs(40 * 60)).await;
+        let asked = gate.submitted();
+        assert_eq!(asked.len(), 2);
+        assert_eq!(asked[1].0, Some(utc("2026-11-23T15:17:00Z")));
         shutdown.cancel();
         task.await.unwrap();
     }
@@ -909,6 +1053,36 @@ enabled = false
         // The next tick is this node's to run.
         let fires = t.tick(utc("2026-11-23T06:17:00Z")).await;
         assert_eq!(fires[0].outcome, Outcome::Fired);
+    }
+
+    #[tokio::test]
+    async fn a_tick_the_gate_fails_to_take_is_kept_and_tried_again() {
+        let gate = FakeGate::new(None);
+        *gate.failing.lock().unwrap() = 2;
+        let counters = ScheduleCounters::default();
+        let mut t = ticker(
+            recompute_only("17 * * * *"),
+            &gate,
+            &counters,
+            "2026-11-23T05:00:00Z",
+        );
+        let fires = t.tick(utc("2026-11-23T05:17:00Z")).await;
+        assert!(
+            matches!(fires[0].outcome, Outcome::Deferred(_)),
+            "{fires:?}"
+        );
+        assert_eq!(t.next_wake(), Some(utc("2026-11-23T05:17:30Z")));
+        assert!(matches!(
+            t.tick(utc("2026-11-23T05:17:30Z")).await[0].outcome,
+            Outcome::Deferred(_)
+        ));
+        let fires = t.tick(utc("2026-11-23T05:18:00Z")).await;
+        assert_eq!(fires[0].outcome, Outcome::CaughtUp);
+        assert_eq!(fires[0].scheduled_at, utc("2026-11-23T05:17:00Z"));
+        assert_eq!(t.next_wake(), Some(utc("2026-11-23T06:17:00Z")));
+        let c = counters.entry("recompute").values();
+        assert_eq!((c.fired, c.caught_up, c.missed), (0, 1, 0));
+        assert_eq!(gate.submitted().len(), 1);
     }
 
     #[tokio::test]

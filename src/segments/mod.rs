@@ -40,6 +40,9 @@ pub struct SegmentsConfig {
     /// `[segments.thresholds]`: `mode = "percentile"` (shares of clients, in
     /// percent; default top 10, mid 40) or `mode = "absolute"` (minimum scores).
     pub thresholds: Thresholds,
+    /// IANA time zone whose calendar day a snapshot is filed under (a run at
+    /// 04:30 in Asia/Tokyo is still 19:30 UTC the day before). Default `UTC`.
+    pub timezone: String,
 }
 
 impl Default for SegmentsConfig {
@@ -48,6 +51,7 @@ impl Default for SegmentsConfig {
             window_days: 30,
             score: ScoreKind::Events,
             thresholds: Thresholds::default(),
+            timezone: "UTC".into(),
         }
     }
 }
@@ -60,7 +64,21 @@ impl SegmentsConfig {
                 "must be between 1 and 3660",
             ));
         }
+        self.tz()?;
         self.thresholds.validate()
+    }
+
+    /// The parsed `timezone`.
+    pub fn tz(&self) -> Result<chrono_tz::Tz, ConfigError> {
+        self.timezone.parse().map_err(|_| {
+            ConfigError::new(
+                "segments.timezone",
+                format!(
+                    "'{}' is not an IANA time zone such as UTC or Europe/Paris",
+                    self.timezone
+                ),
+            )
+        })
     }
 }
 
@@ -112,6 +130,10 @@ mod tests {
             (
                 "[audit]\nstatement_timeout_secs = 0\n",
                 "audit.statement_timeout_secs",
+            ),
+            (
+                "[segments]\ntimezone = \"Mars/Olympus\"\n",
+                "segments.timezone",
             ),
         ];
         for (text, field) in bad {

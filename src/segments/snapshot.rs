@@ -32,9 +32,14 @@ impl JobBody for SegmentsBody {
     fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<serde_json::Value, JobError>> {
         let config = self.config.clone();
         Box::pin(async move {
-            ctx.begin_phase("snapshot", 1);
+            // Two units: score every client, then replace the day.
+            ctx.begin_phase("snapshot", 2);
             let mut client = ctx.client().await?;
-            let summary = take_snapshot(&mut client, &config, Utc::now()).await?;
+            let now = Utc::now();
+            let ranked = score_clients(&client, &config, now).await?;
+            ctx.advance();
+            ctx.check()?;
+            let summary = replace_day(&mut client, &config, now, &ranked).await?;
             ctx.advance();
             let result = json!(summary);
             ctx.set_phase_detail(result.clone());
@@ -73,14 +78,12 @@ SELECT $1, c.client_id, c.tier, c.score, c.rank, $5, now()
 FROM unnest($2::text[], $3::text[], $4::float8[], $6::int4[])
      AS c (client_id, tier, score, rank)";
 
-/// Computes the snapshot for the UTC day of `now` over the window ending at `now`,
-/// replacing that day's rows in one transaction.
-pub async fn take_snapshot(
-    client: &mut Client,
+/// Every client's score over the window ending at `now`, ranked and tiered.
+pub async fn score_clients(
+    client: &Client,
     config: &SegmentsConfig,
     now: DateTime<Utc>,
-) -> Result<SnapshotSummary, tokio_postgres::Error> {
-    let date = now.date_naive();
+) -> Result<Vec<Ranked>, tokio_postgres::Error> {
     let start = now - chrono::Duration::days(i64::from(config.window_days));
     let scores: Vec<(String, f64)> = client
         .query(CLIENT_SCORES, &[&start, &now])
@@ -94,8 +97,21 @@ pub async fn take_snapshot(
             (row.get(0), score)
         })
         .collect();
-    let ranked = tiers::assign(scores, config.thresholds);
-    let summary = summarize(date, &ranked);
+    Ok(tiers::assign(scores, config.thresholds))
+}
+
+/// Replaces the day of `now` (in `segments.timezone`) with `ranked`, in one
+/// transaction.
+pub async fn replace_day(
+    client: &mut Client,
+    config: &SegmentsConfig,
+    now: DateTime<Utc>,
+    ranked: &[Ranked],
+) -> Result<SnapshotSummary, tokio_postgres::Error> {
+    // Validated at start-up; UTC is the documented default.
+    let tz = config.tz().unwrap_or(chrono_tz::UTC);
+    let date = now.with_timezone(&tz).date_naive();
+    let summary = summarize(date, ranked);
 
     let ids: Vec<&str> = ranked.iter().map(|r| r.client_id.as_str()).collect();
     let tier_names: Vec<&str> = ranked.iter().map(|r| r.tier.as_str()).collect();

@@ -35,6 +35,7 @@ async fn app_with_cuts_dir(dir: &Path) -> TestApp {
     let mut config = test_config();
     config.audit.cuts_dir = Some(dir.to_path_buf());
     config.audit.statement_timeout_secs = 0.5;
+    config.audit.max_rows = 100;
     let app = spawn_app_with(config).await;
     ensure_event_table(&app.db().await).await;
     app
@@ -201,34 +202,56 @@ async fn a_cut_with_a_sql_error_or_a_timeout_is_named_and_the_other_cuts_still_r
         "d_writer.sql",
         "-- title: Writer\n-- windows: 24h\nSELECT cut_id FROM heartbeat.audit_cut_registry FOR UPDATE",
     );
+    write(
+        dir.path(),
+        "e_huge.sql",
+        "-- title: Huge\n-- windows: 24h\nSELECT n FROM generate_series(1, 101) AS n",
+    );
+    write(
+        dir.path(),
+        "f_at_limit.sql",
+        "-- title: At the limit\n-- windows: 24h\nSELECT n FROM generate_series(1, 100) AS n ORDER BY n DESC",
+    );
     let app = app_with_cuts_dir(dir.path()).await;
 
     let job = run_job(&app, "audit").await;
     assert_eq!(job["state"], "failed", "{job}");
     let error = job["error"].as_str().unwrap();
-    assert!(error.contains("3 audit cuts failed"), "{error}");
+    assert!(error.contains("4 audit cuts failed"), "{error}");
+    assert!(
+        error.contains("e_huge/24h (returned more than 100 rows (audit.max_rows)"),
+        "{error}"
+    );
     assert!(error.contains("a_broken/7d (SQL error 42P01"), "{error}");
     assert!(error.contains("c_slow/24h (timed out"), "{error}");
     assert!(error.contains("d_writer/24h (SQL error 25006"), "{error}");
     assert!(!error.contains("b_good"), "{error}");
+    assert!(!error.contains("f_at_limit"), "{error}");
 
     let failed = job["result"]["snapshots"]["failed"].as_array().unwrap();
     let named: Vec<&str> = failed
         .iter()
         .map(|f| f["cut_id"].as_str().unwrap())
         .collect();
-    assert_eq!(named, ["a_broken", "c_slow", "d_writer"]);
+    assert_eq!(named, ["a_broken", "c_slow", "d_writer", "e_huge"]);
     assert!(failed[0]["error"]
         .as_str()
         .unwrap()
         .contains("no_such_table"));
     assert_eq!(job["phases"][1]["detail"]["failed"], json!(failed));
-    assert_eq!(job["progress"], json!({"done": 4, "total": 4}));
+    assert_eq!(job["progress"], json!({"done": 6, "total": 6}));
 
     // The good cut got its snapshot; the broken one is registered but pending.
     let (status, good) = app.get_json("/api/audit/cuts/b_good?window=30d").await;
     assert_eq!(status, 200, "{good}");
     assert_eq!(good["rows"], json!([{"one": 1, "letter": "x"}]));
+    let (_, at_limit) = app.get_json("/api/audit/cuts/f_at_limit").await;
+    assert_eq!(at_limit["row_count"], 100);
+    assert_eq!(
+        at_limit["rows"][0],
+        json!({"n": 100}),
+        "the cut's order is kept"
+    );
     let (status, pending) = app.get_json("/api/audit/cuts/a_broken?window=7d").await;
     assert_eq!(status, 404);
     assert_eq!(error_code(&pending), "snapshot_pending");
@@ -311,6 +334,7 @@ async fn a_missing_cuts_directory_fails_the_job_without_emptying_the_registry() 
     let body = heartbeat::audit::AuditBody {
         cuts_dir: dir.path().join("not-there"),
         statement_timeout: std::time::Duration::from_secs(1),
+        max_rows: 10,
     };
     let ctx = JobContext::detached(JobKind::Audit, Scope::All, app.state.pool.clone());
     let err = body.run(ctx).await.unwrap_err();

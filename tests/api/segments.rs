@@ -355,3 +355,23 @@ async fn a_client_history_lists_each_day_newest_first() {
     let (_, limited) = app.get_json("/api/segments/acme?limit=1").await;
     assert_eq!(limited["history"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_snapshot_is_filed_under_the_day_of_the_configured_time_zone() {
+    let mut config = test_config();
+    config.segments.timezone = "Pacific/Kiritimati".into(); // UTC+14
+    let app = spawn_app_with(config).await;
+    let db = app.db().await;
+    ensure_event_table(&db).await;
+    insert_events(&db, "acme", 1, 1, 1.0).await;
+
+    let job = run_job(&app, "segments").await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let expected = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Pacific::Kiritimati)
+        .date_naive()
+        .to_string();
+    assert_eq!(job["result"]["date"], expected.as_str());
+    let (_, day) = app.get_json("/api/segments").await;
+    assert_eq!(day["date"], expected.as_str());
+}
