@@ -104,7 +104,7 @@ pub async fn require_key(State(state): State<AppState>, mut req: Request, next: 
     next.run(req).await
 }
 
-async fn identify(state: &AppState, authorization: Option<&str>) -> Result<Caller, ApiError> {
+pub async fn identify(state: &AppState, authorization: Option<&str>) -> Result<Caller, ApiError> {
     let Some(admin_key) = state.config.admin_key.as_deref() else {
         return Ok(Caller {
             project_id: DEFAULT_PROJECT,

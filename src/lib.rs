@@ -15,6 +15,8 @@
 //! - [`segments`]: the daily client tier snapshot (job body + API).
 //! - [`audit`]: audit-cut files → registry → JSON snapshots (job body + API).
 //! - [`http`]: the router, assembled from each area's routes, plus the probes.
+//! - [`dashboard`]: the operator page at `/`, embedded in the binary (no CDN, no build).
+//! - [`mcp`]: the MCP server at `/mcp`: tools for AI agents over the REST API.
 //! - [`background`]: starts every background loop under one shutdown token.
 //! - [`auth`]: projects, API keys, and the `Caller` every `/api` handler is given.
 //! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
@@ -33,10 +35,12 @@ pub mod background;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod mcp;
 pub mod monitor;
 pub mod refresh;
 pub mod openapi;

@@ -30,18 +30,26 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::audit::routes())
         .merge(crate::monitor::routes());
     // One auth layer over the whole `/api` nest, applied where it is nested so every
-    // route merged above is keyed (`/mcp` takes the same layer).
+    // route merged above is keyed. `/mcp` has its own layer (every MCP call is a
+    // POST, so the method-based read/write rule cannot apply; see mcp::server).
     let require_key = middleware::from_fn_with_state(state.clone(), crate::auth::require_key);
+
+    let api = api.layer(require_key);
 
     let json_routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .nest("/api", api.layer(require_key))
+        .merge(crate::mcp::routes(
+            api.clone().with_state(state.clone()),
+            &state,
+        ))
+        .nest("/api", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(ensure_json_errors));
 
     Router::new()
+        .merge(crate::dashboard::routes())
         .merge(json_routes)
         .merge(crate::monitor::ping::routes())
         .merge(crate::ops::routes())
