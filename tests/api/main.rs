@@ -15,6 +15,7 @@ mod refresh_compute;
 mod refresh_ingest;
 mod refresh_jobs;
 mod refresh_support;
+mod reliability_crash;
 mod reliability_pg;
 mod schedule;
 mod segments;
