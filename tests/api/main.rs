@@ -16,6 +16,7 @@ mod refresh_ingest;
 mod refresh_jobs;
 mod refresh_support;
 mod reliability_crash;
+mod reliability_defs;
 mod reliability_input;
 mod reliability_pg;
 mod schedule;
