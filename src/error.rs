@@ -222,10 +222,32 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-/// `Json` that answers a malformed body with our envelope instead of axum's text.
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `Json` that answers a malformed body with our envelope instead of axum's text,
+/// and takes only a JSON object at the top level (serde would otherwise read a
+/// struct from an array, so `[]` would pass as "all defaults").
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        if !value.is_object() {
+            return Err(ApiError::unprocessable(
+                "invalid_input",
+                "the request body must be a JSON object",
+            ));
+        }
+        serde_json::from_value(value)
+            .map(ApiJson)
+            .map_err(|e| ApiError::unprocessable("invalid_input", format!("invalid body: {e}")))
+    }
+}
 
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
