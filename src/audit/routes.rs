@@ -16,6 +16,11 @@ use serde_json::json;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::state::AppState;
 
+/// This area's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_cuts, get_cut))]
+pub struct AuditApi;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/audit/cuts", get(list_cuts))
@@ -52,6 +57,7 @@ FROM heartbeat.audit_cut_registry r
 LEFT JOIN heartbeat.audit_cut_snapshot s ON s.cut_id = r.cut_id
 ORDER BY r.cut_id";
 
+#[utoipa::path(get, path = "/api/audit/cuts", tag = "audit", responses((status = 200, description = "The registry with each snapshot's age", body = Object)), security((), ("bearer" = [])))]
 async fn list_cuts(State(state): State<AppState>) -> ApiResult<ApiJson<serde_json::Value>> {
     let client = state.pool.get().await?;
     let rows = client.query(LIST_CUTS, &[]).await?;
@@ -111,6 +117,7 @@ LEFT JOIN heartbeat.audit_cut_snapshot s
        ON s.cut_id = r.cut_id AND s.window_label = w.label
 WHERE r.cut_id = $1";
 
+#[utoipa::path(get, path = "/api/audit/cuts/{cut_id}", tag = "audit", params(("cut_id" = String, Path), ("window" = Option<String>, Query)), responses((status = 200, description = "The snapshot", body = Object), (status = 404, description = "Unknown cut or window, or snapshot pending", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn get_cut(
     State(state): State<AppState>,
     Path(cut_id): Path<String>,

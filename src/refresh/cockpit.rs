@@ -19,6 +19,11 @@ use super::definitions::{Grain, MetricId};
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::state::AppState;
 
+/// This area's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_metrics, metric_values))]
+pub struct CockpitApi;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/metrics", get(list_metrics))
@@ -59,6 +64,7 @@ pub struct MetricList {
     pub metrics: Vec<MetricSummary>,
 }
 
+#[utoipa::path(get, path = "/api/metrics", tag = "cockpit", responses((status = 200, description = "Every metric with its latest value, mean, stddev, z and band", body = Object)), security((), ("bearer" = [])))]
 async fn list_metrics(State(state): State<AppState>) -> ApiResult<ApiJson<MetricList>> {
     let client = state.pool.get().await?;
     let rows = client.query(LIST_SQL, &[]).await?;
@@ -114,6 +120,7 @@ const VALUES_SQL: &str = "
 SELECT bucket, value FROM heartbeat.metric_value
 WHERE metric_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket";
 
+#[utoipa::path(get, path = "/api/metrics/{id}/values", tag = "cockpit", params(("id" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query)), responses((status = 200, description = "The series in the range", body = Object), (status = 404, description = "Unknown metric", body = crate::openapi::ErrorEnvelope), (status = 422, description = "Bad or oversized range", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn metric_values(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -17,6 +17,11 @@ use super::tiers::Tier;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::state::AppState;
 
+/// This area's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_day, client_history))]
+pub struct SegmentsApi;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/segments", get(list_day))
@@ -68,6 +73,7 @@ WHERE snapshot_date = $1 AND ($2::text IS NULL OR tier = $2)
 ORDER BY rank, client_id
 LIMIT $3 OFFSET $4";
 
+#[utoipa::path(get, path = "/api/segments", tag = "segments", params(("date" = Option<String>, Query), ("tier" = Option<String>, Query), ("limit" = Option<u32>, Query), ("offset" = Option<u32>, Query)), responses((status = 200, description = "Counts per tier and a page of clients", body = Object), (status = 404, description = "No snapshot for that day", body = crate::openapi::ErrorEnvelope), (status = 422, description = "Bad query", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn list_day(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<DayQuery>,
@@ -167,6 +173,7 @@ WHERE client_id = $1
 ORDER BY snapshot_date DESC
 LIMIT $2";
 
+#[utoipa::path(get, path = "/api/segments/{client_id}", tag = "segments", params(("client_id" = String, Path)), responses((status = 200, description = "The client's tier history, newest first", body = Object), (status = 404, description = "Unknown client", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn client_history(
     State(state): State<AppState>,
     Path(client_id): Path<String>,

@@ -268,7 +268,7 @@ fn find_chromium() -> Option<PathBuf> {
         eprintln!("installing Debian's chromium package for the dashboard end-to-end test");
         let _ = Command::new("sh")
             .arg("-c")
-            .arg("(apt-get update -q || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null")
+            .arg("(apt-get update -q || true) && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q chromium >/dev/null")
             .status();
     }
     known()

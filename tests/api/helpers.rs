@@ -77,7 +77,7 @@ fn ensure_postgres_installed() {
     eprintln!("installing Debian's postgresql package for the test cluster");
     let ok = std::process::Command::new("sh")
         .arg("-c")
-        .arg("(apt-get update -q || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null")
+        .arg("(apt-get update -q || true) && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q postgresql >/dev/null")
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "apt-get install postgresql failed");

@@ -139,11 +139,12 @@ async fn cancelling_mid_compute_leaves_each_metric_old_or_new_never_mixed() {
         .unwrap();
     assert!(matches!(outcome, Err(JobError::Cancelled)), "{outcome:?}");
 
+    // Metrics compute concurrently: a_fast may or may not have committed before the
+    // cancel, but it is whole either way.
     let new_fast = values(&app, "a_fast").await;
-    assert_eq!(
-        new_fast.len(),
-        old_fast.len() + 1,
-        "a_fast committed its new values (12:00 added)"
+    assert!(
+        new_fast == old_fast || new_fast.len() == old_fast.len() + 1,
+        "a_fast is its old values or its complete new ones: {old_fast:?} -> {new_fast:?}"
     );
     assert_eq!(
         values(&app, "b_slow").await,
