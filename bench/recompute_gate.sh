@@ -12,6 +12,7 @@ RUNS=${1:-5}
 SECS=${2:-5}
 cargo build --release --quiet
 work=$(mktemp -d)
+chmod 755 "$work"  # the embedded server runs as an unprivileged user when we are root
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$work/heartbeat.toml" <<TOML
 demo = false
