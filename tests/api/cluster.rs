@@ -1,12 +1,11 @@
 //! Many nodes, one flight: three daemon processes against one database.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::helpers::fresh_database;
+use crate::helpers::{fresh_database, spawn_daemon};
 
 /// One `heartbeat serve` process.
 struct Node {
@@ -27,43 +26,19 @@ impl Node {
             format!("[jobs]\nnode_id = \"{name}\"\nprobe_body_ms = {probe_ms}\n"),
         )
         .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(dir.path().join("node.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_heartbeat"))
-            .arg("serve")
-            .env("DATABASE_URL", database_url)
-            .env("HEARTBEAT_BIND", format!("127.0.0.1:{port}"))
-            .env("HEARTBEAT_CONFIG", &config)
-            .env("HEARTBEAT_NO_SCHEDULER", "1")
-            .env("HEARTBEAT_DEFINITIONS_DIR", dir.path())
-            .env_remove("HEARTBEAT_ADMIN_KEY")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let node = Node {
+        let (child, url) = spawn_daemon(
+            database_url,
+            dir.path(),
+            Some(&config),
+            &dir.path().join("node.log"),
+        )
+        .await;
+        Node {
             name: name.to_string(),
-            url: format!("http://127.0.0.1:{port}"),
+            url,
             child,
             _dir: dir,
-        };
-        let client = reqwest::Client::new();
-        for _ in 0..400 {
-            if let Ok(r) = client.get(format!("{}/readyz", node.url)).send().await {
-                if r.status() == 200 {
-                    return node;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("node {name} did not become ready: {}", node.log());
     }
 
     fn log(&self) -> String {

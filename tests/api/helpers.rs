@@ -246,3 +246,51 @@ pub fn error_code(body: &serde_json::Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("not the error envelope: {body}"))
 }
+
+/// A real `heartbeat serve` process on a free loopback port (no scheduler), with
+/// its log appended to `log`; returns once `/readyz` answers 200. Killed on drop.
+pub async fn spawn_daemon(
+    database_url: &str,
+    definitions: &std::path::Path,
+    config: Option<&std::path::Path>,
+    log: &std::path::Path,
+) -> (tokio::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_heartbeat"));
+    cmd.arg("serve")
+        .env("DATABASE_URL", database_url)
+        .env("HEARTBEAT_BIND", format!("127.0.0.1:{port}"))
+        .env("HEARTBEAT_NO_SCHEDULER", "1")
+        .env("HEARTBEAT_DEFINITIONS_DIR", definitions)
+        .env_remove("HEARTBEAT_ADMIN_KEY")
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true);
+    match config {
+        Some(path) => cmd.env("HEARTBEAT_CONFIG", path),
+        None => cmd.env_remove("HEARTBEAT_CONFIG"),
+    };
+    let child = cmd.spawn().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..400 {
+        if let Ok(r) = client.get(format!("{url}/readyz")).send().await {
+            if r.status() == 200 {
+                return (child, url);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the daemon on {url} did not become ready (see its log)");
+}

@@ -2,13 +2,12 @@
 //! committed values or its complete new ones (checked against counts computed in
 //! SQL), no lane stays wedged, and the next request after a restart completes.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::helpers::fresh_database;
+use crate::helpers::{fresh_database, spawn_daemon};
 
 const METRICS: usize = 4;
 const KILLS: usize = 20;
@@ -37,45 +36,8 @@ struct Daemon {
 }
 
 async fn start(database_url: &str, definitions: &std::path::Path, log: &std::path::Path) -> Daemon {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_heartbeat"))
-        .arg("serve")
-        .env("DATABASE_URL", database_url)
-        .env("HEARTBEAT_BIND", format!("127.0.0.1:{port}"))
-        .env("HEARTBEAT_NO_SCHEDULER", "1")
-        .env("HEARTBEAT_DEFINITIONS_DIR", definitions)
-        .env_remove("HEARTBEAT_CONFIG")
-        .env_remove("HEARTBEAT_ADMIN_KEY")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let daemon = Daemon {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    for _ in 0..400 {
-        if let Ok(r) = client.get(format!("{}/readyz", daemon.url)).send().await {
-            if r.status() == 200 {
-                return daemon;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the daemon did not become ready");
+    let (child, url) = spawn_daemon(database_url, definitions, None, log).await;
+    Daemon { child, url }
 }
 
 /// A metric's stored `(bucket, value)` rows.
