@@ -38,7 +38,7 @@ const MIGRATE_RETRY_FIRST: Duration = Duration::from_millis(200);
 const MIGRATE_RETRY_MAX: Duration = Duration::from_secs(10);
 
 impl Application {
-    pub async fn build(config: Config, database_url: String) -> Result<Self, StartupError> {
+    pub async fn build(mut config: Config, database_url: String) -> Result<Self, StartupError> {
         let pool = db::build_pool(&database_url, config.pool_size)?;
         let listener =
             TcpListener::bind(config.bind)
@@ -47,6 +47,11 @@ impl Application {
                     addr: config.bind,
                     source,
                 })?;
+        // With port 0 the OS picks the port: record the real one, since ping URLs
+        // and self-references are built from `config.bind`.
+        if let Ok(bound) = listener.local_addr() {
+            config.bind = bound;
+        }
         let (migrated_tx, migrated) = watch::channel(false);
         let database_url: Arc<str> = database_url.into();
         let jobs = crate::jobs::Engine::new(
