@@ -27,6 +27,7 @@ for _ in $(seq 1 240); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break;
 # The job every POST coalesces onto.
 curl -sf -XPOST -H 'content-type: application/json' -d '{"metric_ids":"all"}' "127.0.0.1:$port/api/metrics/recompute" >/dev/null
 run() { # $1 = label, rest = wrk args; prints "req/s p99_ms"
+  shift
   local out; out=$(wrk -t2 -c64 -d"${SECS}s" --latency "$@")
   local rps p99
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
