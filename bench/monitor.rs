@@ -22,6 +22,11 @@ use heartbeat::db::embedded::{EmbeddedCluster, DATABASE};
 use heartbeat::monitor::heartbeat::HeartbeatToken;
 use tokio_util::sync::CancellationToken;
 
+/// The same allocator as the `heartbeat` binary, so the daemon measured here is
+/// the one that ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const RUNS: usize = 3;
 const TOKENS: usize = 10_000;
 const DETECTION_HEARTBEATS: i64 = 100_000;

@@ -66,7 +66,7 @@ impl Application {
             config.monitor.ping_writers,
             config.monitor.pings_kept,
         );
-        let state = AppState {
+        let state = AppState::new(crate::state::StateInner {
             pings,
             jobs,
             schedule: Default::default(),
@@ -77,7 +77,7 @@ impl Application {
             metrics: crate::ops::prometheus::Metrics::new(),
             liveness: crate::ops::liveness::Liveness::new(),
             shutdown: CancellationToken::new(),
-        };
+        });
         install_job_bodies(&state);
         Ok(Self {
             listener,

@@ -11,6 +11,12 @@ use heartbeat::db::{self, embedded::EmbeddedCluster};
 use heartbeat::monitor::client as monitor_client;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of glibc malloc: the request path allocates a few dozen small
+/// objects per request, and glibc's malloc/free were ~12 % of the daemon's CPU
+/// under load (docs/benchmarks.md, gate benchmark).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "heartbeat",
