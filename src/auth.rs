@@ -63,7 +63,7 @@ pub struct Caller {
 }
 
 /// Who every caller is when no admin key is configured (loopback-only open mode).
-const OPEN_MODE_CALLER: Caller = Caller {
+pub const OPEN_MODE_CALLER: Caller = Caller {
     project_id: DEFAULT_PROJECT,
     role: Role::Admin,
 };

@@ -32,9 +32,16 @@ pub fn router(state: AppState) -> Router {
     // One auth layer over every `/api` route, applied here so every
     // route merged above is keyed. `/mcp` has its own layer (every MCP call is a
     // POST, so the method-based read/write rule cannot apply; see mcp::server).
-    let require_key = middleware::from_fn_with_state(state.clone(), crate::auth::require_key);
-
-    let api = api.layer(require_key);
+    // In open mode (no admin key) every caller is the default project's admin, so
+    // the caller is a constant extension: no middleware runs per request.
+    let api = if state.config.admin_key.is_some() {
+        api.layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_key,
+        ))
+    } else {
+        api.layer(axum::Extension(crate::auth::OPEN_MODE_CALLER))
+    };
 
     let json_routes = Router::new()
         .route("/healthz", get(health::healthz))
