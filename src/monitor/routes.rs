@@ -459,6 +459,10 @@ async fn create_webhook(
         .filter(|u| matches!(u.scheme(), "http" | "https"))
         .ok_or_else(|| invalid("url: must be an http or https URL".into()))?;
     let secret = input.secret.filter(|s| !s.is_empty());
+    if let Some(secret) = &secret {
+        // Before anything can log it: from now on it is masked in every line.
+        crate::ops::redact::register_secret(secret);
+    }
     let client = state.pool.get().await?;
     let row = client
         .query_one(
