@@ -61,7 +61,7 @@ impl Application {
             config.jobs.node(),
         );
         let pings = crate::monitor::ping::PingWriter::start(
-            pool.clone(),
+            db::build_ping_pool(&database_url, config.monitor.ping_writers.max(1))?,
             config.monitor.ping_batch_max,
             config.monitor.ping_writers,
             config.monitor.pings_kept,

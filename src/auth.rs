@@ -62,6 +62,12 @@ pub struct Caller {
     pub role: Role,
 }
 
+/// Who every caller is when no admin key is configured (loopback-only open mode).
+const OPEN_MODE_CALLER: Caller = Caller {
+    project_id: DEFAULT_PROJECT,
+    role: Role::Admin,
+};
+
 impl Caller {
     /// 403 unless the caller holds the admin key (or the daemon is in open mode).
     pub fn require_admin(&self) -> Result<(), ApiError> {
@@ -87,6 +93,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 /// unknown key with 401 and a write by a read-only key with 403, and hands the
 /// [`Caller`] to handlers through request extensions.
 pub async fn require_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    if state.config.admin_key.is_none() {
+        // Open mode: every caller is the default project's admin; nothing to look up.
+        req.extensions_mut().insert(OPEN_MODE_CALLER);
+        return next.run(req).await;
+    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -106,10 +117,7 @@ pub async fn require_key(State(state): State<AppState>, mut req: Request, next: 
 
 pub async fn identify(state: &AppState, authorization: Option<&str>) -> Result<Caller, ApiError> {
     let Some(admin_key) = state.config.admin_key.as_deref() else {
-        return Ok(Caller {
-            project_id: DEFAULT_PROJECT,
-            role: Role::Admin,
-        });
+        return Ok(OPEN_MODE_CALLER);
     };
     let presented = authorization
         .and_then(|v| v.strip_prefix("Bearer "))

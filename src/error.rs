@@ -136,9 +136,11 @@ impl IntoResponse for ApiError {
 /// Logs the hidden detail of 5xx responses, once, in one place.
 pub async fn log_internal_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // A `Uri` clone shares its bytes; the path is only formatted when logged.
+    let uri = req.uri().clone();
     let resp = next.run(req).await;
     if let Some(InternalErrorDetail(detail)) = resp.extensions().get::<InternalErrorDetail>() {
+        let path = uri.path();
         tracing::error!(%method, %path, status = resp.status().as_u16(), error = %detail, "request failed");
     }
     resp
@@ -236,14 +238,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
-        if !value.is_object() {
+        // Checked for syntax as raw text, then read straight into `T`: no
+        // intermediate `Value` tree on the request path.
+        let axum::Json(raw) =
+            axum::Json::<Box<serde_json::value::RawValue>>::from_request(req, state).await?;
+        if !raw.get().starts_with('{') {
             return Err(ApiError::unprocessable(
                 "invalid_input",
                 "the request body must be a JSON object",
             ));
         }
-        serde_json::from_value(value)
+        serde_json::from_str(raw.get())
             .map(ApiJson)
             .map_err(|e| ApiError::unprocessable("invalid_input", format!("invalid body: {e}")))
     }

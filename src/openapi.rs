@@ -106,7 +106,7 @@ pub fn document() -> Document {
 }
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(openapi_json))
+    Router::new().route("/api/openapi.json", get(openapi_json))
 }
 
 /// This document.

@@ -22,8 +22,8 @@ pub struct AuditApi;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/audit/cuts", get(list_cuts))
-        .route("/audit/cuts/{cut_id}", get(get_cut))
+        .route("/api/audit/cuts", get(list_cuts))
+        .route("/api/audit/cuts/{cut_id}", get(get_cut))
 }
 
 /// One window of a cut in the listing: its snapshot's age, or nulls while pending.

@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_metrics"),
     migration!(5, "0005_segments_audit"),
     migration!(6, "0006_cluster"),
+    migration!(7, "0007_ping_path"),
 ];
 
 /// The advisory lock key that serializes migration runners ("hbmigrat").

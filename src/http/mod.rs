@@ -29,7 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::segments::routes())
         .merge(crate::audit::routes())
         .merge(crate::monitor::routes());
-    // One auth layer over the whole `/api` nest, applied where it is nested so every
+    // One auth layer over every `/api` route, applied here so every
     // route merged above is keyed. `/mcp` has its own layer (every MCP call is a
     // POST, so the method-based read/write rule cannot apply; see mcp::server).
     let require_key = middleware::from_fn_with_state(state.clone(), crate::auth::require_key);
@@ -43,7 +43,10 @@ pub fn router(state: AppState) -> Router {
             api.clone().with_state(state.clone()),
             &state,
         ))
-        .nest("/api", api)
+        // Merged, not nested: every area declares its full `/api/...` paths, so no
+        // request pays for a prefix-stripping URI rewrite (measured in the gate
+        // benchmark, docs/benchmarks.md).
+        .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(ensure_json_errors));

@@ -49,12 +49,12 @@ pub struct JobsApi;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/metrics/recompute", post(post_recompute))
-        .route("/metrics/recompute/{id}", get(get_recompute))
-        .route("/metrics/active-job", get(active_recompute))
-        .route("/jobs", get(list_jobs))
-        .route("/jobs/{key}", get(get_job).post(post_job))
-        .route("/jobs/{id}/cancel", post(cancel_job))
+        .route("/api/metrics/recompute", post(post_recompute))
+        .route("/api/metrics/recompute/{id}", get(get_recompute))
+        .route("/api/metrics/active-job", get(active_recompute))
+        .route("/api/jobs", get(list_jobs))
+        .route("/api/jobs/{key}", get(get_job).post(post_job))
+        .route("/api/jobs/{id}/cancel", post(cancel_job))
 }
 
 /// `"all"` or a list of metric ids.

@@ -50,9 +50,7 @@ trigger_recompute returns a job_id; poll get_job until state is succeeded, faile
 
 impl McpHandler {
     pub fn new(api: Router) -> Self {
-        Self {
-            api: Router::new().nest("/api", api),
-        }
+        Self { api }
     }
 
     async fn run(

@@ -168,57 +168,142 @@ async fn write_loop(mut rx: mpsc::Receiver<Waiting>, pool: Pool, batch_max: usiz
 /// Writes a batch of pings in one statement (one transaction): updates each known
 /// heartbeat's signals and deadline, appends the pings, trims history to `kept`.
 /// Returns the tokens that named a heartbeat.
+///
+/// The per-heartbeat summary (how many pings, the last one, the last signal) and
+/// each ping's rank among its heartbeat's pings are worked out here rather than in
+/// SQL: sorting and grouping a batch costs the database more than the daemon, and
+/// the database is the bottleneck of the ping path.
 pub async fn write_batch(
     client: &deadpool_postgres::Client,
     pings: &[&PingRecord],
     kept: i64,
 ) -> Result<HashSet<String>, tokio_postgres::Error> {
-    let tokens: Vec<&str> = pings.iter().map(|p| p.token.as_str()).collect();
-    let kinds: Vec<&str> = pings.iter().map(|p| p.kind.as_str()).collect();
-    let codes: Vec<Option<i32>> = pings.iter().map(|p| p.exit_code).collect();
-    let rids: Vec<Option<Uuid>> = pings.iter().map(|p| p.rid).collect();
-    let ats: Vec<DateTime<Utc>> = pings.iter().map(|p| p.at).collect();
-    let sources: Vec<Option<&str>> = pings.iter().map(|p| p.source.as_deref()).collect();
-    let agents: Vec<Option<&str>> = pings.iter().map(|p| p.user_agent.as_deref()).collect();
-    let bodies: Vec<Option<&str>> = pings.iter().map(|p| p.body.as_deref()).collect();
+    let batch = BatchColumns::new(pings);
     let stmt = client.prepare_cached(WRITE_PINGS).await?;
     let rows = client
         .query(
             &stmt,
             &[
-                &tokens, &kinds, &codes, &rids, &ats, &sources, &agents, &bodies, &kept,
+                &batch.hb_tokens,
+                &batch.hb_counts,
+                &batch.hb_last_at,
+                &batch.hb_last_kind,
+                &batch.hb_signal_kind,
+                &batch.hb_signal_at,
+                &batch.tokens,
+                &batch.ranks,
+                &batch.kinds,
+                &batch.codes,
+                &batch.rids,
+                &batch.ats,
+                &batch.sources,
+                &batch.agents,
+                &batch.bodies,
+                &kept,
             ],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
 }
 
+/// A batch as the statement's array parameters: one row per heartbeat (`hb_*`)
+/// and one per ping.
+struct BatchColumns<'a> {
+    hb_tokens: Vec<&'a str>,
+    hb_counts: Vec<i64>,
+    hb_last_at: Vec<DateTime<Utc>>,
+    hb_last_kind: Vec<&'static str>,
+    /// The last ping that is not a `log` (the one that sets the status), if any.
+    hb_signal_kind: Vec<Option<&'static str>>,
+    hb_signal_at: Vec<Option<DateTime<Utc>>>,
+    tokens: Vec<&'a str>,
+    /// 1 for a heartbeat's first ping in the batch, 2 for its second...
+    ranks: Vec<i64>,
+    kinds: Vec<&'static str>,
+    codes: Vec<Option<i32>>,
+    rids: Vec<Option<Uuid>>,
+    ats: Vec<DateTime<Utc>>,
+    sources: Vec<Option<&'a str>>,
+    agents: Vec<Option<&'a str>>,
+    bodies: Vec<Option<&'a str>>,
+}
+
+impl<'a> BatchColumns<'a> {
+    fn new(pings: &[&'a PingRecord]) -> Self {
+        let mut by_token: std::collections::HashMap<&str, usize> = Default::default();
+        let mut b = BatchColumns {
+            hb_tokens: Vec::new(),
+            hb_counts: Vec::new(),
+            hb_last_at: Vec::new(),
+            hb_last_kind: Vec::new(),
+            hb_signal_kind: Vec::new(),
+            hb_signal_at: Vec::new(),
+            tokens: Vec::with_capacity(pings.len()),
+            ranks: Vec::with_capacity(pings.len()),
+            kinds: Vec::with_capacity(pings.len()),
+            codes: Vec::with_capacity(pings.len()),
+            rids: Vec::with_capacity(pings.len()),
+            ats: Vec::with_capacity(pings.len()),
+            sources: Vec::with_capacity(pings.len()),
+            agents: Vec::with_capacity(pings.len()),
+            bodies: Vec::with_capacity(pings.len()),
+        };
+        for p in pings {
+            let token = p.token.as_str();
+            let h = *by_token.entry(token).or_insert_with(|| {
+                b.hb_tokens.push(token);
+                b.hb_counts.push(0);
+                b.hb_last_at.push(p.at);
+                b.hb_last_kind.push(p.kind.as_str());
+                b.hb_signal_kind.push(None);
+                b.hb_signal_at.push(None);
+                b.hb_tokens.len() - 1
+            });
+            b.hb_counts[h] += 1;
+            b.hb_last_at[h] = b.hb_last_at[h].max(p.at);
+            b.hb_last_kind[h] = p.kind.as_str();
+            if p.kind != PingKind::Log {
+                b.hb_signal_kind[h] = Some(p.kind.as_str());
+                b.hb_signal_at[h] = Some(p.at);
+            }
+            b.tokens.push(token);
+            b.ranks.push(b.hb_counts[h]);
+            b.kinds.push(p.kind.as_str());
+            b.codes.push(p.exit_code);
+            b.rids.push(p.rid);
+            b.ats.push(p.at);
+            b.sources.push(p.source.as_deref());
+            b.agents.push(p.user_agent.as_deref());
+            b.bodies.push(p.body.as_deref());
+        }
+        b
+    }
+}
+
 /// The group-commit statement. All sub-statements see the same snapshot, so
 /// `old` is the heartbeat before this batch (its pending start, for durations).
 /// A failure or a ping to a down or schedule-based heartbeat sets the deadline to
 /// the ping's time, handing the flip (and its alert) to the deadline loop.
+///
+/// A success never moves the deadline earlier, so it keeps the stored one: a lower
+/// bound the deadline loop re-evaluates and pushes forward when it comes due.
+/// Rewriting the indexed `deadline` on every ping would make every ping's update
+/// non-HOT (new entries in every index); this way a heartbeat pinged every minute
+/// on an hourly period costs the loop one reschedule an hour.
+///
+/// History is trimmed through the primary key (`ctid`s found per heartbeat), never
+/// by a join the planner could turn into a scan of the whole ping table.
 const WRITE_PINGS: &str = "
-WITH input AS (
-    SELECT i.*, row_number() OVER (PARTITION BY i.token ORDER BY i.n) AS rank,
-           count(*) OVER (PARTITION BY i.token) AS cnt
-    FROM unnest($1::text[], $2::text[], $3::int4[], $4::uuid[], $5::timestamptz[],
-                $6::text[], $7::text[], $8::text[])
-         WITH ORDINALITY AS i(token, kind, exit_code, rid, at, source, user_agent, body, n)
-),
-counts AS (
-    SELECT token, count(*) AS cnt, max(at) AS last_at,
-           (array_agg(kind ORDER BY n DESC))[1] AS last_kind
-    FROM input GROUP BY token
-),
-latest AS (
-    SELECT DISTINCT ON (token) token, kind, at
-    FROM input WHERE kind <> 'log' ORDER BY token, n DESC
+WITH hbin AS (
+    SELECT * FROM unnest($1::text[], $2::int8[], $3::timestamptz[], $4::text[], $5::text[],
+                         $6::timestamptz[])
+         AS l(token, cnt, last_at, last_kind, kind, at)
 ),
 hb AS (
     UPDATE heartbeat.heartbeat h SET
-        ping_seq = h.ping_seq + c.cnt,
-        last_ping_at = c.last_at,
-        last_ping_kind = c.last_kind,
+        ping_seq = h.ping_seq + l.cnt,
+        last_ping_at = l.last_at,
+        last_ping_kind = l.last_kind,
         last_signal_at = CASE WHEN l.kind IN ('success', 'fail') THEN l.at ELSE h.last_signal_at END,
         last_signal_failed = CASE l.kind WHEN 'success' THEN false WHEN 'fail' THEN true
                                          ELSE h.last_signal_failed END,
@@ -229,16 +314,19 @@ hb AS (
             WHEN h.paused OR l.kind IS NULL THEN h.deadline
             WHEN l.kind = 'fail' OR h.status = 'down' OR h.schedule IS NOT NULL THEN l.at
             WHEN l.kind = 'start' THEN LEAST(h.deadline, l.at + make_interval(secs => h.grace_seconds))
+            WHEN h.deadline IS NOT NULL
+                 AND h.deadline <= l.at + make_interval(secs => h.period_seconds + h.grace_seconds)
+                THEN h.deadline
             ELSE l.at + make_interval(secs => h.period_seconds + h.grace_seconds)
         END
-    FROM counts c LEFT JOIN latest l ON l.token = c.token
-    WHERE h.token = c.token
-    RETURNING h.heartbeat_id, h.token, h.ping_seq
+    FROM hbin l
+    WHERE h.token = l.token
+    RETURNING h.heartbeat_id, h.token, h.ping_seq, l.cnt
 ),
 ins AS (
     INSERT INTO heartbeat.ping (heartbeat_id, seq, at, kind, exit_code, rid, duration_ms,
                                 source, user_agent, body)
-    SELECT hb.heartbeat_id, hb.ping_seq - i.cnt + i.rank, i.at, i.kind, i.exit_code, i.rid,
+    SELECT hb.heartbeat_id, hb.ping_seq - hb.cnt + i.rank, i.at, i.kind, i.exit_code, i.rid,
            CASE WHEN i.kind IN ('success', 'fail') THEN
                (extract(epoch FROM i.at - CASE WHEN i.rid IS NOT NULL THEN
                    (SELECT s.at FROM heartbeat.ping s
@@ -247,13 +335,21 @@ ins AS (
                 ELSE old.started_at END) * 1000)::bigint
            END,
            i.source, i.user_agent, i.body
-    FROM input i
+    FROM unnest($7::text[], $8::int8[], $9::text[], $10::int4[], $11::uuid[], $12::timestamptz[],
+                $13::text[], $14::text[], $15::text[])
+         AS i(token, rank, kind, exit_code, rid, at, source, user_agent, body)
     JOIN hb ON hb.token = i.token
     JOIN heartbeat.heartbeat old ON old.heartbeat_id = hb.heartbeat_id
 ),
 trimmed AS (
-    DELETE FROM heartbeat.ping p USING hb
-    WHERE p.heartbeat_id = hb.heartbeat_id AND p.seq <= hb.ping_seq - $9
+    DELETE FROM heartbeat.ping p
+    WHERE p.ctid = ANY (ARRAY(
+        SELECT o.ctid FROM hb
+        CROSS JOIN LATERAL (
+            SELECT q.ctid FROM heartbeat.ping q
+            WHERE q.heartbeat_id = hb.heartbeat_id AND q.seq <= hb.ping_seq - $16
+        ) o
+        WHERE hb.ping_seq > $16))
 )
 SELECT token FROM hb";
 

@@ -33,13 +33,16 @@ pub struct MonitorApi;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/heartbeats", get(list).post(create))
-        .route("/heartbeats/{id}", get(show).patch(update).delete(remove))
-        .route("/heartbeats/{id}/pings", get(pings))
-        .route("/heartbeats/{id}/flips", get(flips))
-        .route("/webhooks", get(list_webhooks).post(create_webhook))
-        .route("/webhooks/{id}", axum::routing::delete(remove_webhook))
-        .route("/projects", get(list_projects).post(create_project))
+        .route("/api/heartbeats", get(list).post(create))
+        .route(
+            "/api/heartbeats/{id}",
+            get(show).patch(update).delete(remove),
+        )
+        .route("/api/heartbeats/{id}/pings", get(pings))
+        .route("/api/heartbeats/{id}/flips", get(flips))
+        .route("/api/webhooks", get(list_webhooks).post(create_webhook))
+        .route("/api/webhooks/{id}", axum::routing::delete(remove_webhook))
+        .route("/api/projects", get(list_projects).post(create_project))
 }
 
 /// Longest period or grace accepted: a year.

@@ -26,8 +26,8 @@ pub struct CockpitApi;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/metrics", get(list_metrics))
-        .route("/metrics/{id}/values", get(metric_values))
+        .route("/api/metrics", get(list_metrics))
+        .route("/api/metrics/{id}/values", get(metric_values))
 }
 
 const LIST_SQL: &str = "

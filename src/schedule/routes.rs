@@ -23,7 +23,7 @@ use crate::state::AppState;
 pub struct ScheduleApi;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/schedule", get(get_schedule))
+    Router::new().route("/api/schedule", get(get_schedule))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

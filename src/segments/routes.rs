@@ -25,8 +25,8 @@ pub struct SegmentsApi;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/segments", get(list_day))
-        .route("/segments/{client_id}", get(client_history))
+        .route("/api/segments", get(list_day))
+        .route("/api/segments/{client_id}", get(client_history))
 }
 
 const DEFAULT_LIMIT: i64 = 100;

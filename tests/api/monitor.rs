@@ -485,6 +485,102 @@ async fn deleting_a_heartbeat_makes_its_pings_404() {
 }
 
 #[tokio::test]
+async fn deleting_a_heartbeat_deletes_its_ping_history() {
+    let app = quiet_app().await;
+    let hb = create(&app, json!({"name": "chatty"})).await;
+    let id: uuid::Uuid = hb["id"].as_str().unwrap().parse().unwrap();
+    for _ in 0..3 {
+        assert_eq!(ping(&app, &ping_path(&hb)).await.0, 200);
+    }
+    let db = app.state.pool.get().await.unwrap();
+    let count_sql = "SELECT count(*) FROM heartbeat.ping WHERE heartbeat_id = $1";
+    let count = db
+        .query_one(count_sql, &[&id])
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(count, 3);
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/heartbeats/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let count = db
+        .query_one(count_sql, &[&id])
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(count, 0, "no orphaned pings are left behind");
+}
+
+#[tokio::test]
+async fn a_ping_before_the_deadline_moves_it_later_without_a_flip() {
+    let app = quiet_app().await;
+    let hb = create(
+        &app,
+        json!({"name": "hourly", "period_seconds": 3600, "grace_seconds": 300}),
+    )
+    .await;
+    let id = hb["id"].as_str().unwrap();
+    let uuid: uuid::Uuid = id.parse().unwrap();
+    assert_eq!(ping(&app, &ping_path(&hb)).await.0, 200);
+    // Pretend that ping came 1,000 s ago, then ping again now.
+    let db = app.state.pool.get().await.unwrap();
+    db.execute(
+        "UPDATE heartbeat.heartbeat SET last_ping_at = last_ping_at - interval '1000 s',
+                last_signal_at = last_signal_at - interval '1000 s',
+                deadline = deadline - interval '1000 s'
+         WHERE heartbeat_id = $1",
+        &[&uuid],
+    )
+    .await
+    .unwrap();
+    let first = last_ping_at(&app, id).await;
+    assert_eq!(ping(&app, &ping_path(&hb)).await.0, 200);
+    let second = last_ping_at(&app, id).await;
+    let hb_now = get_hb(&app, id).await;
+    let shown: DateTime<Utc> = hb_now["next_deadline"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        shown,
+        second + secs(3900),
+        "the API shows the real deadline"
+    );
+
+    // The first ping's deadline passes: the loop looks, finds a newer ping, and
+    // only moves the deadline; nothing flips.
+    tick(&app, first + secs(3901)).await;
+    assert_eq!(get_hb(&app, id).await["status"], "up");
+    let stored: DateTime<Utc> = db
+        .query_one(
+            "SELECT deadline FROM heartbeat.heartbeat WHERE heartbeat_id = $1",
+            &[&uuid],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        stored,
+        second + secs(3900),
+        "the loop moved the stored deadline"
+    );
+    assert!(flips(&app, id).await.is_empty());
+    // The second ping's deadline is the one that counts.
+    tick(&app, second + secs(3900)).await;
+    assert!(flips(&app, id).await.is_empty());
+    tick(&app, second + secs(3901)).await;
+    let f = flips(&app, id).await;
+    assert_eq!(f.len(), 1);
+    let at: DateTime<Utc> = f[0]["at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        at,
+        second + secs(3900),
+        "dated at the second ping's deadline"
+    );
+}
+
+#[tokio::test]
 async fn pings_get_503_while_the_database_is_unreachable() {
     let mut config = quiet_config();
     config.database_url = Some("host=127.0.0.1 port=1 user=nobody dbname=none".into());

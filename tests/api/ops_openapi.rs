@@ -134,7 +134,7 @@ async fn every_route_in_the_router_appears_in_the_openapi_document() {
 
     let declared = declared_routes();
     assert!(
-        declared.contains(&("POST".into(), "/metrics/recompute".into())),
+        declared.contains(&("POST".into(), "/api/metrics/recompute".into())),
         "the scanner finds the jobs routes: {declared:?}"
     );
     let mut missing = Vec::new();
