@@ -169,11 +169,13 @@ fn generate_key() -> String {
 }
 
 /// A freshly created project with its keys, shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedProject {
     pub project_id: Uuid,
     pub name: String,
+    /// Bearer key that may read and write the project (stored hashed; shown once).
     pub read_write_key: String,
+    /// Bearer key that may only read the project (stored hashed; shown once).
     pub read_only_key: String,
 }
 

@@ -12,6 +12,7 @@ use serde::Serialize;
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{OpenApi, ToSchema};
 
+use crate::error::ApiQuery;
 use crate::state::AppState;
 
 /// The error envelope every JSON route answers with on failure
@@ -29,6 +30,26 @@ pub struct ErrorBody {
     pub code: String,
     /// What is wrong, in words naming the problem.
     pub message: String,
+}
+
+/// The top level of the document `GET /api/openapi.json` serves, for the spec
+/// only: the handler returns utoipa's own type, whose parts the OpenAPI 3.1
+/// specification defines.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = OpenApiDocument)]
+struct DocumentShape {
+    /// `3.1.x`.
+    openapi: String,
+    /// Title, description and this daemon's version.
+    #[schema(value_type = Object)]
+    info: (),
+    /// Every operation, by path and method.
+    #[schema(value_type = Object)]
+    paths: (),
+    /// Schemas and the `bearer` security scheme.
+    #[schema(value_type = Object)]
+    components: (),
 }
 
 /// The parts that are not an area's: info, the envelope, probes, `/metrics`, and
@@ -93,11 +114,17 @@ pub fn routes() -> Router<AppState> {
     get,
     path = "/api/openapi.json",
     tag = "probes",
-    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = DocumentShape, content_type = "application/json"))
 )]
-async fn openapi_json() -> Json<Document> {
+async fn openapi_json(ApiQuery(_): ApiQuery<NoParams>) -> Json<Document> {
     Json(document())
 }
+
+/// `GET /api/openapi.json` takes no query parameters: like every `/api` route,
+/// an unknown one is refused (422 `invalid_query`), not ignored.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
 
 /// `GET /metrics` is served by [`crate::ops::prometheus::metrics_route`]; this
 /// function only carries its annotation (the handler takes `State`, which the

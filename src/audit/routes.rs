@@ -11,7 +11,6 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::state::AppState;
@@ -28,24 +27,63 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// One window of a cut in the listing: its snapshot's age, or nulls while pending.
-#[derive(Debug, Serialize)]
-struct WindowStatus {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WindowStatus {
+    /// The window label, e.g. `7d`.
     window: String,
     computed_at: Option<DateTime<Utc>>,
+    /// Seconds since `computed_at`.
     age_seconds: Option<f64>,
     row_count: Option<i32>,
     /// True when the cut file changed after this snapshot was computed.
     stale: Option<bool>,
 }
 
-#[derive(Debug, Serialize)]
-struct CutSummary {
+/// One registered cut.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CutSummary {
     cut_id: String,
     title: String,
     description: String,
     windows: Vec<WindowStatus>,
+    /// When the cut file's content last changed.
     updated_at: DateTime<Utc>,
+    /// When the registry last read the file.
     synced_at: DateTime<Utc>,
+}
+
+/// `GET /api/audit/cuts`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CutList {
+    /// Ordered by id.
+    cuts: Vec<CutSummary>,
+}
+
+/// `GET /api/audit/cuts/{cut_id}`: one window's snapshot.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CutSnapshot {
+    cut_id: String,
+    title: String,
+    description: String,
+    /// The window shown (the first of `windows` unless `?window=` named one).
+    window: String,
+    /// Every window the cut defines.
+    windows: Vec<String>,
+    window_start: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+    /// Column names, in the order the cut's query returns them.
+    columns: Vec<String>,
+    /// The rows as the cut's query returned them.
+    #[schema(value_type = Vec<Object>)]
+    rows: serde_json::Value,
+    row_count: i32,
+    computed_at: DateTime<Utc>,
+    /// Seconds since `computed_at`.
+    age_seconds: f64,
+    /// True when the cut file changed since this snapshot was computed.
+    stale: bool,
+    /// How long the cut's query took.
+    duration_ms: i32,
 }
 
 const LIST_CUTS: &str = "
@@ -57,8 +95,8 @@ FROM heartbeat.audit_cut_registry r
 LEFT JOIN heartbeat.audit_cut_snapshot s ON s.cut_id = r.cut_id
 ORDER BY r.cut_id";
 
-#[utoipa::path(get, path = "/api/audit/cuts", tag = "audit", responses((status = 200, description = "The registry with each snapshot's age", body = Object)), security((), ("bearer" = [])))]
-async fn list_cuts(State(state): State<AppState>) -> ApiResult<ApiJson<serde_json::Value>> {
+#[utoipa::path(get, path = "/api/audit/cuts", tag = "audit", responses((status = 200, description = "The registry with each snapshot's age", body = CutList)), security((), ("bearer" = [])))]
+async fn list_cuts(State(state): State<AppState>) -> ApiResult<ApiJson<CutList>> {
     let client = state.pool.get().await?;
     let rows = client.query(LIST_CUTS, &[]).await?;
     let mut cuts: Vec<CutSummary> = Vec::new();
@@ -95,7 +133,7 @@ async fn list_cuts(State(state): State<AppState>) -> ApiResult<ApiJson<serde_jso
             w.stale = Some(row.get(10));
         }
     }
-    Ok(ApiJson(json!({ "cuts": cuts })))
+    Ok(ApiJson(CutList { cuts }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,12 +155,12 @@ LEFT JOIN heartbeat.audit_cut_snapshot s
        ON s.cut_id = r.cut_id AND s.window_label = w.label
 WHERE r.cut_id = $1";
 
-#[utoipa::path(get, path = "/api/audit/cuts/{cut_id}", tag = "audit", params(("cut_id" = String, Path), ("window" = Option<String>, Query)), responses((status = 200, description = "The snapshot", body = Object), (status = 404, description = "Unknown cut or window, or snapshot pending", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/audit/cuts/{cut_id}", tag = "audit", params(("cut_id" = String, Path), ("window" = Option<String>, Query)), responses((status = 200, description = "The snapshot", body = CutSnapshot), (status = 404, description = "Unknown cut or window, or snapshot pending", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn get_cut(
     State(state): State<AppState>,
     Path(cut_id): Path<String>,
     ApiQuery(query): ApiQuery<CutQuery>,
-) -> ApiResult<ApiJson<serde_json::Value>> {
+) -> ApiResult<ApiJson<CutSnapshot>> {
     let client = state.pool.get().await?;
     let requested = query.window.as_deref().map(str::trim).unwrap_or("");
     let Some(row) = client.query_opt(GET_CUT, &[&cut_id, &requested]).await? else {
@@ -155,20 +193,20 @@ async fn get_cut(
     }
     let registry_hash: String = row.get(3);
     let snapshot_hash: String = row.get(12);
-    Ok(ApiJson(json!({
-        "cut_id": cut_id,
-        "title": row.get::<_, String>(0),
-        "description": row.get::<_, String>(1),
-        "window": window,
-        "windows": windows,
-        "window_start": row.get::<_, DateTime<Utc>>(5),
-        "window_end": row.get::<_, DateTime<Utc>>(6),
-        "columns": row.get::<_, Vec<String>>(7),
-        "rows": row.get::<_, serde_json::Value>(8),
-        "row_count": row.get::<_, i32>(9),
-        "computed_at": row.get::<_, DateTime<Utc>>(10),
-        "age_seconds": row.get::<_, f64>(11),
-        "stale": registry_hash != snapshot_hash,
-        "duration_ms": row.get::<_, i32>(13),
-    })))
+    Ok(ApiJson(CutSnapshot {
+        cut_id,
+        title: row.get(0),
+        description: row.get(1),
+        window,
+        windows,
+        window_start: row.get(5),
+        window_end: row.get(6),
+        columns: row.get(7),
+        rows: row.get(8),
+        row_count: row.get(9),
+        computed_at: row.get(10),
+        age_seconds: row.get(11),
+        stale: registry_hash != snapshot_hash,
+        duration_ms: row.get(13),
+    }))
 }

@@ -9,24 +9,45 @@ use serde_json::json;
 use crate::db::migrate;
 use crate::state::AppState;
 
+/// `GET /healthz`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Healthy {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// `GET /readyz` when ready.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Ready {
+    /// Always `ready`.
+    #[schema(example = "ready")]
+    status: &'static str,
+    /// The newest migration applied, which is this binary's.
+    schema_version: i32,
+}
+
 /// 200 while the process runs and serves HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "probes",
-    responses((status = 200, description = "The process serves HTTP", body = Object, example = json!({"status": "ok"}))))]
+    responses((status = 200, description = "The process serves HTTP", body = Healthy)))]
 pub async fn healthz() -> Response {
-    Json(json!({"status": "ok"})).into_response()
+    Json(Healthy { status: "ok" }).into_response()
 }
 
 /// 200 only when the database answers and the schema is at this binary's version;
 /// otherwise 503 with the reason.
 #[utoipa::path(get, path = "/readyz", tag = "probes",
     responses(
-        (status = 200, description = "Database reachable and schema current", body = Object,
-            example = json!({"status": "ready", "schema_version": 1})),
+        (status = 200, description = "Database reachable and schema current", body = Ready),
         (status = 503, description = "Not ready; `reason` says why", body = crate::openapi::ErrorEnvelope),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match check(&state).await {
-        Ok(version) => Json(json!({"status": "ready", "schema_version": version})).into_response(),
+        Ok(version) => Json(Ready {
+            status: "ready",
+            schema_version: version,
+        })
+        .into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "unavailable", "reason": reason,

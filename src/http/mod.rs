@@ -58,11 +58,14 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(ensure_json_errors));
 
+    // The page and `/metrics` are not JSON routes, but a wrong method on them is
+    // still the caller's fault, answered with the envelope rather than an empty
+    // 405. Ping routes keep axum's plain 405: their protocol is plain text.
     Router::new()
-        .merge(crate::dashboard::routes())
+        .merge(crate::dashboard::routes().method_not_allowed_fallback(method_not_allowed))
         .merge(json_routes)
         .merge(crate::monitor::ping::routes())
-        .merge(crate::ops::routes())
+        .merge(crate::ops::routes().method_not_allowed_fallback(method_not_allowed))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::ops::prometheus::track_http,

@@ -16,6 +16,12 @@
 //!   and the typed arguments of each tool.
 //! - [`server`]: the `rmcp` handler: lists tools, checks the caller's role in one
 //!   place, dispatches calls.
+//!
+//! A body that is not JSON, or JSON that is not a JSON-RPC message, gets HTTP 400
+//! with a JSON-RPC error object (`-32700` parse error, `-32600` invalid request,
+//! `id: null`), as JSON-RPC 2.0 and the Streamable HTTP transport prescribe; the
+//! SDK alone would answer 415, which sends a client hunting for a content-type
+//! problem it does not have ([`jsonrpc_errors`]).
 
 pub mod server;
 pub mod tools;
@@ -23,7 +29,7 @@ pub mod tools;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -55,7 +61,60 @@ pub fn routes(api: Router, state: &AppState) -> Router<AppState> {
     );
     Router::new()
         .route_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            jsonrpc_errors,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+}
+
+/// Keeps the body the SDK reads, and when the SDK refuses it as undeserializable
+/// (its 415) although it was sent as JSON, answers what JSON-RPC says instead:
+/// 400 with `-32700` when the body is not JSON, `-32600` when it is JSON but not
+/// a JSON-RPC message.
+async fn jsonrpc_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let sent_as_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !sent_as_json {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let limit = state.config.body_limit_bytes;
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return crate::error::envelope(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!("request body exceeds {limit} bytes"),
+        );
+    };
+    let resp = next
+        .run(Request::from_parts(
+            parts,
+            axum::body::Body::from(bytes.clone()),
+        ))
+        .await;
+    if resp.status() != StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return resp;
+    }
+    let (code, message) = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Err(e) => (-32700, format!("parse error: {e}")),
+        Ok(_) => (
+            -32600,
+            "invalid request: not a JSON-RPC 2.0 request, notification or response".to_string(),
+        ),
+    };
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": {"code": code, "message": message},
+        })),
+    )
+        .into_response()
 }
 
 /// Every MCP request needs a valid key in keyed mode (401 before any JSON-RPC, as

@@ -5,6 +5,9 @@
 //! `deadline`, so several daemons can share the work. A flip is dated at the
 //! instant the status changed (the computed deadline, or the ping that changed
 //! it), never at detection time; `detected_at` keeps the latter.
+//!
+//! Every `status_count_interval_ms` the loop also counts heartbeats per status
+//! for the `heartbeat_heartbeats` gauge ([`count_statuses`]).
 
 use std::time::Duration;
 
@@ -14,6 +17,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::heartbeat::{Heartbeat, COLUMNS};
+use super::status::Status;
 use crate::state::AppState;
 
 /// Rows claimed per transaction.
@@ -44,10 +48,20 @@ pub async fn run(state: AppState) {
         "deadline",
         crate::ops::liveness::DEFAULT_MAX_SILENCE.max(ERROR_BACKOFF * 3),
     );
+    let count_every = Duration::from_millis(state.config.monitor.status_count_interval_ms.max(10));
+    let mut last_count: Option<tokio::time::Instant> = None;
     loop {
         beat.beat();
-        let wait = match run_once(&state.pool, Utc::now()).await {
-            Ok(_) => interval,
+        let mut result = run_once(&state.pool, Utc::now()).await.map(|_| ());
+        if result.is_ok() && last_count.is_none_or(|at| at.elapsed() >= count_every) {
+            // Counted right after a pass, so stored statuses are as fresh as they get.
+            result = count_statuses(&state.pool, Utc::now())
+                .await
+                .map(|counts| state.metrics.heartbeats_by_status(&counts.labelled()));
+            last_count = Some(tokio::time::Instant::now());
+        }
+        let wait = match result {
+            Ok(()) => interval,
             Err(e) => {
                 tracing::warn!(error = %e, "deadline loop failed; retrying");
                 ERROR_BACKOFF
@@ -76,6 +90,106 @@ pub async fn run_once(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineE
         if (tick.examined as i64) < BATCH {
             return Ok(total);
         }
+    }
+}
+
+/// Heartbeats per status at one instant, as the API would show them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub pending: u64,
+    pub up: u64,
+    pub late: u64,
+    pub down: u64,
+    pub paused: u64,
+}
+
+impl StatusCounts {
+    fn slot(&mut self, status: Status) -> &mut u64 {
+        match status {
+            Status::Pending => &mut self.pending,
+            Status::Up => &mut self.up,
+            Status::Late => &mut self.late,
+            Status::Down => &mut self.down,
+            Status::Paused => &mut self.paused,
+        }
+    }
+
+    /// Every status label, zeros included, so a dashboard never sees a gap.
+    pub fn labelled(&self) -> [(&'static str, u64); 5] {
+        [
+            ("pending", self.pending),
+            ("up", self.up),
+            ("late", self.late),
+            ("down", self.down),
+            ("paused", self.paused),
+        ]
+    }
+}
+
+const COUNT_STORED: &str = "SELECT status, count(*) FROM heartbeat.heartbeat GROUP BY status";
+
+/// Rows whose stored status may not be what the API shows at `$1`: a deadline
+/// already passed (the loop has not flipped it yet), or a stored `up` that may be
+/// late. Late is `now > due_at`, and the stored deadline is at most `due_at +
+/// grace`, so every late row has `deadline - grace < now`; the converse does not
+/// hold (a start ping's deadline is earlier), hence the exact evaluation after.
+const COUNT_CANDIDATES: &str = "deadline IS NOT NULL AND (deadline <= $1
+     OR (status = 'up' AND deadline - make_interval(secs => grace_seconds) < $1))";
+
+/// Counts heartbeats per status at `now`. The stored status is one `count(*)`
+/// per status; it never says `late` (late is up with a warning, not a flip), and
+/// may lag a deadline the loop has not reached yet, so the few rows that could
+/// differ ([`COUNT_CANDIDATES`]) are evaluated with [`Heartbeat::evaluate`], the
+/// function the API uses, and moved to the status it gives.
+pub async fn count_statuses(
+    pool: &Pool,
+    now: DateTime<Utc>,
+) -> Result<StatusCounts, DeadlineError> {
+    let mut client = pool.get().await?;
+    // One snapshot for both queries, so a row is never counted twice or missed.
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let stored = tx.query(COUNT_STORED, &[]).await?;
+    let candidates = tx
+        .query(
+            &format!("SELECT {COLUMNS} FROM heartbeat.heartbeat WHERE {COUNT_CANDIDATES}"),
+            &[&now],
+        )
+        .await?;
+    tx.commit().await?;
+    let mut counts = StatusCounts::default();
+    for row in &stored {
+        let n: i64 = row.get(1);
+        if let Some(status) = stored_status(row.get(0)) {
+            *counts.slot(status) += n as u64;
+        }
+    }
+    for row in &candidates {
+        let hb = Heartbeat::from_row(row);
+        let live = hb.evaluate(now).status;
+        if let Some(stored) = stored_status(&hb.stored_status) {
+            if stored != live {
+                let from = counts.slot(stored);
+                *from = from.saturating_sub(1);
+                *counts.slot(live) += 1;
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// The statuses the database stores (`late` never is).
+fn stored_status(s: &str) -> Option<Status> {
+    match s {
+        "pending" => Some(Status::Pending),
+        "up" => Some(Status::Up),
+        "down" => Some(Status::Down),
+        "paused" => Some(Status::Paused),
+        _ => None,
     }
 }
 

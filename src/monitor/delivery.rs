@@ -29,6 +29,11 @@ pub async fn run(state: AppState) {
     if !state.wait_migrated().await {
         return;
     }
+    // Webhooks created before this start (or on another node) were never seen by
+    // this process's create handler; their secrets are masked from here on.
+    if let Err(e) = register_secrets(&state.pool).await {
+        tracing::warn!(error = %e, "could not load webhook secrets for log redaction");
+    }
     let config = state.config.monitor.clone();
     let http = http_client(&config);
     let interval = Duration::from_millis(config.delivery_interval_ms.max(10));
@@ -76,6 +81,21 @@ ORDER BY a.next_attempt_at, a.alert_id
 LIMIT $2
 FOR UPDATE OF a SKIP LOCKED";
 
+/// Registers every stored webhook secret with the log redactor.
+pub async fn register_secrets(pool: &Pool) -> Result<usize, super::deadline::DeadlineError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT DISTINCT secret FROM heartbeat.webhook WHERE secret IS NOT NULL",
+            &[],
+        )
+        .await?;
+    for row in &rows {
+        crate::ops::redact::register_secret(row.get(0));
+    }
+    Ok(rows.len())
+}
+
 const RECORD: &str = "
 UPDATE heartbeat.alert SET attempts = $2, state = $3, next_attempt_at = $4,
     delivered_at = $5, last_status = $6, last_error = $7
@@ -96,6 +116,11 @@ pub async fn deliver_once(
         let payload: serde_json::Value = r.get(1);
         let url: String = r.get(3);
         let secret: Option<String> = r.get(4);
+        // A webhook created on another node since this worker started: its secret
+        // is in this process's memory now, so mask it before any line can carry it.
+        if let Some(secret) = &secret {
+            crate::ops::redact::register_secret(secret);
+        }
         async move {
             (
                 alert_id,

@@ -183,25 +183,35 @@ fn crontab_for_period(seconds: i32) -> String {
 }
 
 /// A heartbeat as the API shows it (DESIGN §5).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HeartbeatView {
     pub id: Uuid,
     pub name: String,
+    /// Computed from time at read.
     pub status: Status,
+    /// Seconds between expected pings; null when a cron schedule is used.
     pub period_seconds: Option<i32>,
+    /// Seconds past the expected time before the heartbeat is down.
     pub grace_seconds: i32,
+    /// Five-field cron expression; null when a period is used.
     pub schedule: Option<String>,
+    /// IANA time zone the schedule is read in.
     pub tz: String,
     pub paused: bool,
     pub last_ping_at: Option<DateTime<Utc>>,
+    /// `success`, `fail`, `start` or `log`.
     pub last_ping_kind: Option<String>,
     /// When the next ping is expected; after it the heartbeat is late.
     pub next_due_at: Option<DateTime<Utc>>,
     /// The deadline: after it the heartbeat is down.
     pub next_deadline: Option<DateTime<Utc>>,
+    /// When the current status began, when known.
     pub status_since: Option<DateTime<Utc>>,
+    /// Where cron jobs ping (`/hb/{token}`).
     pub ping_url: String,
+    /// A ready-to-paste curl command that pings.
     pub curl: String,
+    /// A ready-to-paste crontab line wrapping a command with `heartbeat run`.
     pub crontab: String,
     pub created_at: DateTime<Utc>,
 }

@@ -47,6 +47,10 @@ pub struct MonitorConfig {
     pub loops: bool,
     /// How often the deadline loop looks for passed deadlines, milliseconds.
     pub deadline_interval_ms: u64,
+    /// How often the deadline loop recounts heartbeats per status for the
+    /// `heartbeat_heartbeats` gauge, milliseconds. A count reads the whole table,
+    /// so it runs less often than the loop itself.
+    pub status_count_interval_ms: u64,
     /// How often the delivery worker looks for due alerts, milliseconds.
     pub delivery_interval_ms: u64,
     /// Timeout of one webhook POST, seconds.
@@ -72,6 +76,7 @@ impl Default for MonitorConfig {
             public_url: None,
             loops: true,
             deadline_interval_ms: 500,
+            status_count_interval_ms: 5000,
             delivery_interval_ms: 1000,
             webhook_timeout_secs: 10,
             retry_base_secs: 10,

@@ -413,8 +413,9 @@ fn text(status: StatusCode, body: &'static str, limit: usize) -> Response {
 
 const BAD_SUFFIX: &str = "bad suffix: expected start, fail, log or an exit code 0-255\n";
 
-/// Reads `suffix` as the kind of ping: `start`, `fail`, `log` or an exit code.
-fn parse_suffix(suffix: Option<&str>) -> Result<(PingKind, Option<i32>), &'static str> {
+/// Reads `suffix` as the kind of ping: `start`, `fail`, `log` or an exit code
+/// 0-255 (leading zeros allowed; 0 is a success). Public for the property tests.
+pub fn parse_suffix(suffix: Option<&str>) -> Result<(PingKind, Option<i32>), &'static str> {
     match suffix {
         None => Ok((PingKind::Success, None)),
         Some("start") => Ok((PingKind::Start, None)),
@@ -429,8 +430,9 @@ fn parse_suffix(suffix: Option<&str>) -> Result<(PingKind, Option<i32>), &'stati
     }
 }
 
-/// The `rid` query parameter, if any; a malformed one is an error.
-fn parse_rid(query: Option<&str>) -> Result<Option<Uuid>, &'static str> {
+/// The `rid` query parameter, if any; a malformed one is an error. Public for
+/// the property tests.
+pub fn parse_rid(query: Option<&str>) -> Result<Option<Uuid>, &'static str> {
     let Some(query) = query else { return Ok(None) };
     for pair in query.split('&') {
         if let Some(value) = pair.strip_prefix("rid=") {

@@ -11,10 +11,9 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use uuid::Uuid;
 
-use super::heartbeat::{Heartbeat, HeartbeatToken, COLUMNS};
+use super::heartbeat::{Heartbeat, HeartbeatToken, HeartbeatView, COLUMNS};
 use super::schedule::{parse_tz, HeartbeatSchedule};
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiJson, ApiResult};
@@ -78,7 +77,7 @@ fn parse_id(raw: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("no heartbeat {raw}")))
 }
 
-#[utoipa::path(get, path = "/api/heartbeats", tag = "heartbeats", responses((status = 200, description = "Heartbeats of the caller's project with their status", body = Object)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/heartbeats", tag = "heartbeats", responses((status = 200, description = "Heartbeats of the caller's project with their status", body = HeartbeatList)), security((), ("bearer" = [])))]
 async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let client = state.pool.get().await?;
     let sql = format!(
@@ -88,14 +87,21 @@ async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Respon
     let rows = client.query(&sql, &[&caller.project_id, &admin]).await?;
     let now = Utc::now();
     let base = base_url(&state);
-    let views: Vec<_> = rows
+    let heartbeats = rows
         .iter()
         .map(|r| Heartbeat::from_row(r).view(now, &base))
         .collect();
-    Ok(ApiJson(json!({ "heartbeats": views })).into_response())
+    Ok(ApiJson(HeartbeatList { heartbeats }).into_response())
 }
 
-#[utoipa::path(get, path = "/api/heartbeats/{id}", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "The heartbeat", body = Object), (status = 404, description = "Not found in the caller's project", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
+/// `GET /api/heartbeats`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HeartbeatList {
+    /// Ordered by name.
+    pub heartbeats: Vec<HeartbeatView>,
+}
+
+#[utoipa::path(get, path = "/api/heartbeats/{id}", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "The heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -108,13 +114,18 @@ async fn show(
 
 /// Fields a client may set. On create, unset fields take defaults; on update,
 /// unset fields are kept.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatInput {
+    /// 1 to 200 characters, unique in the project; required on create.
     pub name: Option<String>,
+    /// Seconds between expected pings (default a day); not with `schedule`.
     pub period_seconds: Option<i32>,
+    /// Seconds past the expected time before down (default an hour).
     pub grace_seconds: Option<i32>,
+    /// Five-field cron expression; not with `period_seconds`.
     pub schedule: Option<String>,
+    /// IANA time zone for `schedule` (default UTC).
     pub tz: Option<String>,
     pub paused: Option<bool>,
 }
@@ -191,7 +202,7 @@ INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_s
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9 THEN 'paused' ELSE 'pending' END)
 ON CONFLICT (project_id, name) DO NOTHING";
 
-#[utoipa::path(post, path = "/api/heartbeats", tag = "heartbeats", request_body(content = Object, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = Object), (status = 422, description = "Invalid field, named in the message", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/heartbeats", tag = "heartbeats", request_body(content = HeartbeatInput, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = HeartbeatView), (status = 422, description = "Invalid field, named in the message", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -273,7 +284,7 @@ UPDATE heartbeat.heartbeat SET
     deadline = now()
 WHERE heartbeat_id = $1";
 
-#[utoipa::path(patch, path = "/api/heartbeats/{id}", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = Object, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = Object), (status = 404, description = "Not found in the caller's project", body = crate::openapi::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/heartbeats/{id}", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = HeartbeatInput, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::openapi::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -333,20 +344,35 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Serialize)]
-struct PingView {
+/// One recorded ping.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PingView {
+    /// Consecutive per heartbeat.
     seq: i64,
     at: DateTime<Utc>,
+    /// `success`, `fail`, `start` or `log`.
     kind: String,
+    /// From `/hb/{token}/{exit_code}`.
     exit_code: Option<i32>,
+    /// The `?rid=` run id.
     rid: Option<Uuid>,
+    /// Time since the matching start ping, for a finish.
     duration_ms: Option<i64>,
+    /// The client's address.
     source: Option<String>,
     user_agent: Option<String>,
+    /// The POST body, truncated at the ping body limit.
     body: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/heartbeats/{id}/pings", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "Recent pings, newest first", body = Object), (status = 404, description = "Not found in the caller's project", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
+/// `GET /api/heartbeats/{id}/pings`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PingList {
+    /// Newest first.
+    pings: Vec<PingView>,
+}
+
+#[utoipa::path(get, path = "/api/heartbeats/{id}/pings", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "Recent pings, newest first", body = PingList), (status = 404, description = "Not found in the caller's project", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn pings(
     State(state): State<AppState>,
     caller: Caller,
@@ -375,18 +401,28 @@ async fn pings(
             body: r.get(8),
         })
         .collect();
-    Ok(ApiJson(json!({ "pings": pings })).into_response())
+    Ok(ApiJson(PingList { pings }).into_response())
 }
 
-#[derive(Serialize)]
-struct FlipView {
+/// One change of the stored status.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FlipView {
+    /// When the status changed (the deadline, or the ping), not when noticed.
     at: DateTime<Utc>,
     from: String,
     to: String,
+    /// When the daemon noticed.
     detected_at: DateTime<Utc>,
 }
 
-#[utoipa::path(get, path = "/api/heartbeats/{id}/flips", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "Status transitions, newest first", body = Object), (status = 404, description = "Not found in the caller's project", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
+/// `GET /api/heartbeats/{id}/flips`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FlipList {
+    /// Newest first, at most 1000.
+    flips: Vec<FlipView>,
+}
+
+#[utoipa::path(get, path = "/api/heartbeats/{id}/flips", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "Status transitions, newest first", body = FlipList), (status = 404, description = "Not found in the caller's project", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn flips(
     State(state): State<AppState>,
     caller: Caller,
@@ -410,22 +446,34 @@ async fn flips(
             detected_at: r.get(3),
         })
         .collect();
-    Ok(ApiJson(json!({ "flips": flips })).into_response())
+    Ok(ApiJson(FlipList { flips }).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/webhooks`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct WebhookInput {
+pub struct WebhookInput {
+    /// An http or https URL alerts are POSTed to.
     url: String,
+    /// Key of the `Heartbeat-Signature` HMAC-SHA256; never shown again.
     secret: Option<String>,
 }
 
-#[derive(Serialize)]
-struct WebhookView {
+/// A webhook; its secret is never shown.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WebhookView {
     id: Uuid,
     url: String,
+    /// Whether alerts are signed.
     has_secret: bool,
     created_at: DateTime<Utc>,
+}
+
+/// `GET /api/webhooks`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WebhookList {
+    /// Oldest first.
+    webhooks: Vec<WebhookView>,
 }
 
 fn webhook_view(r: &tokio_postgres::Row) -> WebhookView {
@@ -437,7 +485,7 @@ fn webhook_view(r: &tokio_postgres::Row) -> WebhookView {
     }
 }
 
-#[utoipa::path(get, path = "/api/webhooks", tag = "webhooks", responses((status = 200, description = "Webhooks of the caller's project (secrets never shown)", body = Object)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/webhooks", tag = "webhooks", responses((status = 200, description = "Webhooks of the caller's project (secrets never shown)", body = WebhookList)), security((), ("bearer" = [])))]
 async fn list_webhooks(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let client = state.pool.get().await?;
     let rows = client
@@ -447,11 +495,11 @@ async fn list_webhooks(State(state): State<AppState>, caller: Caller) -> ApiResu
             &[&caller.project_id],
         )
         .await?;
-    let hooks: Vec<_> = rows.iter().map(webhook_view).collect();
-    Ok(ApiJson(json!({ "webhooks": hooks })).into_response())
+    let webhooks = rows.iter().map(webhook_view).collect();
+    Ok(ApiJson(WebhookList { webhooks }).into_response())
 }
 
-#[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body(content = Object, description = "url and optional secret for the HMAC-SHA256 signature"), responses((status = 201, description = "Created", body = Object), (status = 422, description = "Invalid field, named in the message", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body(content = WebhookInput, description = "url and optional secret for the HMAC-SHA256 signature"), responses((status = 201, description = "Created", body = WebhookView), (status = 422, description = "Invalid field, named in the message", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create_webhook(
     State(state): State<AppState>,
     caller: Caller,
@@ -462,6 +510,10 @@ async fn create_webhook(
         .filter(|u| matches!(u.scheme(), "http" | "https"))
         .ok_or_else(|| invalid("url: must be an http or https URL".into()))?;
     let secret = input.secret.filter(|s| !s.is_empty());
+    if let Some(secret) = &secret {
+        // Before anything can log it: from now on it is masked in every line.
+        crate::ops::redact::register_secret(secret);
+    }
     let client = state.pool.get().await?;
     let row = client
         .query_one(
@@ -495,13 +547,30 @@ async fn remove_webhook(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/projects`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ProjectInput {
+pub struct ProjectInput {
+    /// 1 to 100 characters, unique.
     name: String,
 }
 
-#[utoipa::path(post, path = "/api/projects", tag = "projects", request_body(content = Object, description = "name"), responses((status = 201, description = "Created, with its keys (shown once)", body = Object), (status = 422, description = "Invalid field, named in the message", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
+/// One project, without its keys.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProjectSummary {
+    project_id: Uuid,
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+/// `GET /api/projects`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProjectList {
+    /// Ordered by name.
+    projects: Vec<ProjectSummary>,
+}
+
+#[utoipa::path(post, path = "/api/projects", tag = "projects", request_body(content = ProjectInput, description = "name"), responses((status = 201, description = "Created, with its keys (shown once)", body = crate::auth::CreatedProject), (status = 422, description = "Invalid field, named in the message", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -513,7 +582,7 @@ async fn create_project(
     Ok((StatusCode::CREATED, ApiJson(created)).into_response())
 }
 
-#[utoipa::path(get, path = "/api/projects", tag = "projects", responses((status = 200, description = "Projects (admin key)", body = Object)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/projects", tag = "projects", responses((status = 200, description = "Projects (admin key)", body = ProjectList)), security((), ("bearer" = [])))]
 async fn list_projects(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     caller.require_admin()?;
     let client = state.pool.get().await?;
@@ -523,12 +592,13 @@ async fn list_projects(State(state): State<AppState>, caller: Caller) -> ApiResu
             &[],
         )
         .await?;
-    let projects: Vec<_> = rows
+    let projects = rows
         .iter()
-        .map(|r| {
-            json!({"project_id": r.get::<_, Uuid>(0), "name": r.get::<_, String>(1),
-                   "created_at": r.get::<_, DateTime<Utc>>(2)})
+        .map(|r| ProjectSummary {
+            project_id: r.get(0),
+            name: r.get(1),
+            created_at: r.get(2),
         })
         .collect();
-    Ok(ApiJson(json!({ "projects": projects })).into_response())
+    Ok(ApiJson(ProjectList { projects }).into_response())
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::schedule::HeartbeatSchedule;
 
 /// What a heartbeat looks like to a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Never pinged.

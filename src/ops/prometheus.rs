@@ -20,7 +20,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, RawQuery, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -357,8 +357,17 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// `GET /metrics`.
-pub async fn metrics_route(State(state): State<AppState>) -> Response {
+/// `GET /metrics`. It takes no parameters, and a query string is refused (422)
+/// rather than ignored, so a scrape config's `params:` that this daemon does not
+/// understand shows up as a failing target instead of silently meaning nothing.
+pub async fn metrics_route(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    if query.is_some_and(|q| !q.is_empty()) {
+        return crate::error::envelope(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_query",
+            "GET /metrics takes no query parameters",
+        );
+    }
     let body = state.metrics.render(&state);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }

@@ -42,29 +42,42 @@ LEFT JOIN LATERAL (
 WHERE r.retired_at IS NULL
 ORDER BY r.metric_id";
 
-#[derive(Serialize)]
+/// One active metric against its benchmark.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MetricSummary {
     pub id: String,
     pub title: String,
+    /// `counter`, `gauge`, `ratio` or `rolling_stat`.
     pub kind: String,
+    /// `hour` or `day`.
     pub grain: String,
     pub description: String,
+    /// Start of the newest computed bucket.
     pub latest_bucket: Option<DateTime<Utc>>,
     pub latest_value: Option<f64>,
+    /// Benchmark mean μ over the rolling window; null without a benchmark.
     pub mean: Option<f64>,
+    /// Benchmark standard deviation σ.
     pub stddev: Option<f64>,
+    /// Points behind μ and σ.
     pub benchmark_points: Option<i32>,
+    /// (value − μ) / σ; null without a benchmark, too few points, or σ = 0.
     pub z: Option<f64>,
+    /// `normal` (|z| < 1), `amber` (< 2) or `red`.
+    #[schema(value_type = Option<String>)]
     pub band: Option<&'static str>,
+    /// When the benchmark was computed.
     pub computed_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Serialize)]
+/// `GET /api/metrics`.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MetricList {
+    /// Ordered by id.
     pub metrics: Vec<MetricSummary>,
 }
 
-#[utoipa::path(get, path = "/api/metrics", tag = "cockpit", responses((status = 200, description = "Every metric with its latest value, mean, stddev, z and band", body = Object)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/metrics", tag = "cockpit", responses((status = 200, description = "Every metric with its latest value, mean, stddev, z and band", body = MetricList)), security((), ("bearer" = [])))]
 async fn list_metrics(State(state): State<AppState>) -> ApiResult<ApiJson<MetricList>> {
     let client = state.pool.get().await?;
     let rows = client.query(LIST_SQL, &[]).await?;
@@ -100,18 +113,24 @@ pub struct RangeQuery {
     pub to: Option<DateTime<Utc>>,
 }
 
-#[derive(Serialize)]
+/// One bucket of a series.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Point {
     pub bucket: DateTime<Utc>,
     pub value: Option<f64>,
 }
 
-#[derive(Serialize)]
+/// `GET /api/metrics/{id}/values`.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Series {
     pub metric_id: String,
+    /// `hour` or `day`.
     pub grain: String,
+    /// Inclusive start of the range.
     pub from: DateTime<Utc>,
+    /// Exclusive end of the range.
     pub to: DateTime<Utc>,
+    /// Computed buckets in the range, oldest first.
     pub values: Vec<Point>,
 }
 
@@ -120,7 +139,7 @@ const VALUES_SQL: &str = "
 SELECT bucket, value FROM heartbeat.metric_value
 WHERE metric_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket";
 
-#[utoipa::path(get, path = "/api/metrics/{id}/values", tag = "cockpit", params(("id" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query)), responses((status = 200, description = "The series in the range", body = Object), (status = 404, description = "Unknown metric", body = crate::openapi::ErrorEnvelope), (status = 422, description = "Bad or oversized range", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/metrics/{id}/values", tag = "cockpit", params(("id" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query)), responses((status = 200, description = "The series in the range", body = Series), (status = 404, description = "Unknown metric", body = crate::openapi::ErrorEnvelope), (status = 422, description = "Bad or oversized range", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn metric_values(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -221,14 +221,18 @@ pub fn parse_window(text: &str) -> Result<Duration, String> {
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (num, unit) = text.split_at(split);
     let n: i64 = num.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let unit_seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(bad()),
     };
-    Ok(Duration::seconds(seconds))
+    // Checked: a long run of digits must be an error, not an overflow panic
+    // (found by the property tests in tests/api/reliability_fuzz.rs).
+    n.checked_mul(unit_seconds)
+        .and_then(Duration::try_seconds)
+        .ok_or_else(|| format!("'{text}' is too long a window"))
 }
 
 /// Formats a window the way it is configured (`6h`, `26h`, `90m`, `0`).

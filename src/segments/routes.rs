@@ -4,13 +4,14 @@
 //! The day listing reads counts and page in one REPEATABLE READ transaction, so
 //! both come from the same snapshot even while the segments job replaces the day.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tokio_postgres::IsolationLevel;
 
 use super::tiers::Tier;
@@ -73,11 +74,11 @@ WHERE snapshot_date = $1 AND ($2::text IS NULL OR tier = $2)
 ORDER BY rank, client_id
 LIMIT $3 OFFSET $4";
 
-#[utoipa::path(get, path = "/api/segments", tag = "segments", params(("date" = Option<String>, Query), ("tier" = Option<String>, Query), ("limit" = Option<u32>, Query), ("offset" = Option<u32>, Query)), responses((status = 200, description = "Counts per tier and a page of clients", body = Object), (status = 404, description = "No snapshot for that day", body = crate::openapi::ErrorEnvelope), (status = 422, description = "Bad query", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/segments", tag = "segments", params(("date" = Option<String>, Query), ("tier" = Option<String>, Query), ("limit" = Option<u32>, Query), ("offset" = Option<u32>, Query)), responses((status = 200, description = "Counts per tier and a page of clients", body = SegmentDay), (status = 404, description = "No snapshot for that day", body = crate::openapi::ErrorEnvelope), (status = 422, description = "Bad query", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn list_day(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<DayQuery>,
-) -> ApiResult<ApiJson<serde_json::Value>> {
+) -> ApiResult<ApiJson<SegmentDay>> {
     let (limit, offset) = page_bounds(query.limit, query.offset)?;
     let tier: Option<Tier> = query
         .tier
@@ -117,46 +118,96 @@ async fn list_day(
             format!("no segment snapshot for {date}"),
         ));
     }
-    let mut counts = serde_json::Map::new();
+    let mut counts = BTreeMap::new();
     for t in Tier::ALL {
-        counts.insert(t.as_str().into(), json!(0));
+        counts.insert(t.as_str().to_string(), 0);
     }
     let mut total: i64 = 0;
     let mut window_days: Option<i32> = None;
     let mut computed_at: Option<DateTime<Utc>> = None;
     for row in &counts_rows {
         let n: i64 = row.get(1);
-        counts.insert(row.get::<_, String>(0), json!(n));
+        counts.insert(row.get::<_, String>(0), n);
         total += n;
         window_days = row.get(2);
         computed_at = computed_at.max(row.get(3));
     }
     let tier_name = tier.map(Tier::as_str);
-    let clients: Vec<serde_json::Value> = tx
+    let clients = tx
         .query(DAY_PAGE, &[&date, &tier_name, &limit, &offset])
         .await?
         .iter()
-        .map(|row| {
-            json!({
-                "client_id": row.get::<_, String>(0),
-                "tier": row.get::<_, String>(1),
-                "score": row.get::<_, f64>(2),
-                "rank": row.get::<_, i32>(3),
-            })
+        .map(|row| SegmentClient {
+            client_id: row.get(0),
+            tier: row.get(1),
+            score: row.get(2),
+            rank: row.get(3),
         })
         .collect();
     tx.commit().await?;
-    Ok(ApiJson(json!({
-        "date": date,
-        "computed_at": computed_at,
-        "window_days": window_days,
-        "counts": counts,
-        "total": total,
-        "tier": tier_name,
-        "limit": limit,
-        "offset": offset,
-        "clients": clients,
-    })))
+    Ok(ApiJson(SegmentDay {
+        date,
+        computed_at,
+        window_days,
+        counts,
+        total,
+        tier: tier_name,
+        limit,
+        offset,
+        clients,
+    }))
+}
+
+/// `GET /api/segments`: one day's snapshot.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SegmentDay {
+    /// The snapshot's day (the newest when none was asked for).
+    date: NaiveDate,
+    computed_at: Option<DateTime<Utc>>,
+    /// Days of activity behind each tier.
+    window_days: Option<i32>,
+    /// Clients per tier (`top`, `mid`, `micro`), zeros included.
+    counts: BTreeMap<String, i64>,
+    /// Clients in the snapshot.
+    total: i64,
+    /// The `tier` filter, if any.
+    #[schema(value_type = Option<String>)]
+    tier: Option<&'static str>,
+    limit: i64,
+    offset: i64,
+    /// This page, by rank.
+    clients: Vec<SegmentClient>,
+}
+
+/// One client's row in a day's snapshot.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SegmentClient {
+    client_id: String,
+    /// `top`, `mid` or `micro`.
+    tier: String,
+    /// Activity over the window (events, or value sum).
+    score: f64,
+    /// 1 = most active.
+    rank: i32,
+}
+
+/// `GET /api/segments/{client_id}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ClientHistory {
+    client_id: String,
+    /// Newest first.
+    history: Vec<ClientDay>,
+}
+
+/// A client's tier on one day.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ClientDay {
+    date: NaiveDate,
+    /// `top`, `mid` or `micro`.
+    tier: String,
+    score: f64,
+    rank: i32,
+    window_days: i32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,26 +224,24 @@ WHERE client_id = $1
 ORDER BY snapshot_date DESC
 LIMIT $2";
 
-#[utoipa::path(get, path = "/api/segments/{client_id}", tag = "segments", params(("client_id" = String, Path)), responses((status = 200, description = "The client's tier history, newest first", body = Object), (status = 404, description = "Unknown client", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/segments/{client_id}", tag = "segments", params(("client_id" = String, Path)), responses((status = 200, description = "The client's tier history, newest first", body = ClientHistory), (status = 404, description = "Unknown client", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn client_history(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
-) -> ApiResult<ApiJson<serde_json::Value>> {
+) -> ApiResult<ApiJson<ClientHistory>> {
     let (limit, _) = page_bounds(Some(query.limit.unwrap_or(90)), None)?;
     let client = state.pool.get().await?;
-    let history: Vec<serde_json::Value> = client
+    let history: Vec<ClientDay> = client
         .query(CLIENT_HISTORY, &[&client_id, &limit])
         .await?
         .iter()
-        .map(|row| {
-            json!({
-                "date": row.get::<_, NaiveDate>(0),
-                "tier": row.get::<_, String>(1),
-                "score": row.get::<_, f64>(2),
-                "rank": row.get::<_, i32>(3),
-                "window_days": row.get::<_, i32>(4),
-            })
+        .map(|row| ClientDay {
+            date: row.get(0),
+            tier: row.get(1),
+            score: row.get(2),
+            rank: row.get(3),
+            window_days: row.get(4),
         })
         .collect();
     if history.is_empty() {
@@ -202,7 +251,5 @@ async fn client_history(
             format!("client '{client_id}' is in no segment snapshot"),
         ));
     }
-    Ok(ApiJson(
-        json!({ "client_id": client_id, "history": history }),
-    ))
+    Ok(ApiJson(ClientHistory { client_id, history }))
 }

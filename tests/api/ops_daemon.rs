@@ -225,9 +225,69 @@ impl std::io::Write for Captured {
     }
 }
 
-#[test]
-fn the_log_writer_masks_webhook_secrets_keys_and_dsn_passwords_in_any_field() {
+/// A webhook with `secret` inserted straight into the database, as another
+/// node (or this daemon before a restart) would have made it, and a heartbeat
+/// that has just failed, so the deadline loop writes an alert for that webhook
+/// and this daemon's delivery worker claims it. Returns once an attempt is
+/// recorded.
+async fn deliver_to_a_webhook_made_elsewhere(app: &crate::helpers::TestApp, secret: &str) {
+    let db = app.db().await;
+    db.execute(
+        "INSERT INTO heartbeat.webhook (webhook_id, project_id, url, secret)
+         SELECT gen_random_uuid(), project_id, 'http://127.0.0.1:9/hook', $1
+         FROM heartbeat.project WHERE name = 'default'",
+        &[&secret],
+    )
+    .await
+    .unwrap();
+    let (status, hb) = app
+        .post_json("/api/heartbeats", &serde_json::json!({"name": "fails"}))
+        .await;
+    assert_eq!(status, 201, "{hb}");
+    let url = hb["ping_url"].as_str().unwrap();
+    let fail = format!("{}/fail", &url[url.find("/hb/").unwrap()..]);
+    let r = app.client.get(app.url(&fail)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    for _ in 0..200 {
+        let attempts: i64 = db
+            .query_one(
+                "SELECT count(*) FROM heartbeat.alert a JOIN heartbeat.webhook w USING (webhook_id)
+                 WHERE w.secret = $1 AND a.attempts > 0",
+                &[&secret],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if attempts > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the delivery worker never tried the webhook");
+}
+
+#[tokio::test]
+async fn the_log_writer_masks_webhook_secrets_keys_and_dsn_passwords_in_any_field() {
     use heartbeat::ops::redact::{register_secret, Redacting};
+    // Webhook secrets are masked wherever they appear, not only after a
+    // `"secret":` key: one created through the API, one the delivery worker
+    // loaded from the database. Unique per run, since the registry is
+    // process-wide.
+    let created = format!("wh-created-{}", uuid::Uuid::new_v4().simple());
+    let loaded = format!("wh-loaded-{}", uuid::Uuid::new_v4().simple());
+    let mut config = test_config();
+    config.monitor.deadline_interval_ms = 50;
+    config.monitor.delivery_interval_ms = 50;
+    let app = spawn_app_with(config).await;
+    let (status, hook) = app
+        .post_json(
+            "/api/webhooks",
+            &serde_json::json!({"url": "https://hooks.example/created", "secret": created}),
+        )
+        .await;
+    assert_eq!(status, 201, "{hook}");
+    deliver_to_a_webhook_made_elsewhere(&app, &loaded).await;
+
     let out = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .json()
@@ -249,6 +309,8 @@ fn the_log_writer_masks_webhook_secrets_keys_and_dsn_passwords_in_any_field() {
         );
         tracing::info!(auth = "Bearer hbk_project_key_4242424242", "request");
         tracing::info!(dsn = "host=db user=hb password=kv-pass-888", "config");
+        tracing::info!(signing_key = %created, "signing an alert");
+        tracing::warn!(error = %format!("hmac over {loaded} failed"), "delivery");
     });
     let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
     for secret in [
@@ -256,10 +318,13 @@ fn the_log_writer_masks_webhook_secrets_keys_and_dsn_passwords_in_any_field() {
         "whsec_abcdef123",
         "hbk_project_key_4242424242",
         "kv-pass-888",
+        created.as_str(),
+        loaded.as_str(),
     ] {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
     }
     assert!(text.contains("https://hooks.example/x"), "{text}");
+    assert!(text.contains("hmac over *** failed"), "{text}");
     assert!(
         text.contains("postgres://heartbeat:***@db:5432/heartbeat"),
         "{text}"

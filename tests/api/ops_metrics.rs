@@ -314,3 +314,91 @@ async fn the_scheduler_exposes_its_tick_counters_and_beats_for_the_watchdog() {
     }
     assert!(app.state.liveness.stalled().is_empty());
 }
+
+/// Creates a heartbeat through the API and returns its id and ping path.
+async fn create_heartbeat(app: &TestApp, body: serde_json::Value) -> (String, String) {
+    let (status, hb) = app.post_json("/api/heartbeats", &body).await;
+    assert_eq!(status, 201, "{hb}");
+    let url = hb["ping_url"].as_str().unwrap();
+    let path = url[url.find("/hb/").unwrap()..].to_string();
+    (hb["id"].as_str().unwrap().to_string(), path)
+}
+
+#[tokio::test]
+async fn the_heartbeats_gauge_counts_every_status_as_the_api_shows_it() {
+    let mut config = crate::helpers::test_config();
+    config.monitor.deadline_interval_ms = 50;
+    config.monitor.status_count_interval_ms = 50;
+    let app = crate::helpers::spawn_app_with(config).await;
+    const STATUSES: [&str; 5] = ["pending", "up", "late", "down", "paused"];
+    let mut all_labelled = false;
+    for _ in 0..100 {
+        let s = scrape(&app).await;
+        if STATUSES
+            .iter()
+            .all(|st| value(&s, "heartbeat_heartbeats", &[("status", st)]).is_some())
+        {
+            all_labelled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!(
+        all_labelled,
+        "every status label is present, zeros included"
+    );
+
+    create_heartbeat(&app, json!({"name": "never pinged"})).await;
+    let (_, up) = create_heartbeat(&app, json!({"name": "pinged"})).await;
+    let (_, failed) = create_heartbeat(&app, json!({"name": "failed"})).await;
+    // Late one second after its ping, down only after an hour of grace.
+    let (late_id, late) = create_heartbeat(
+        &app,
+        json!({"name": "late", "period_seconds": 1, "grace_seconds": 3600}),
+    )
+    .await;
+    create_heartbeat(&app, json!({"name": "paused", "paused": true})).await;
+    for path in [up, late] {
+        let r = app.client.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = app
+        .client
+        .get(app.url(&format!("{failed}/fail")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, shown) = app.get_json(&format!("/api/heartbeats/{late_id}")).await;
+    assert_eq!(shown["status"], "late", "the API shows it late: {shown}");
+
+    // The daemon's own job heartbeats (never run here) are counted too.
+    let system: Vec<(String, i64)> = app
+        .db()
+        .await
+        .query(
+            "SELECT status, count(*) FROM heartbeat.heartbeat WHERE project_id = $1 GROUP BY 1",
+            &[&heartbeat::monitor::SYSTEM_PROJECT],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(!system.is_empty(), "the job heartbeats exist");
+    for status in STATUSES {
+        let own = system
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n);
+        // One of each status is this test's.
+        wait_for(
+            &app,
+            "heartbeat_heartbeats",
+            &[("status", status)],
+            (own + 1) as f64,
+        )
+        .await;
+    }
+}

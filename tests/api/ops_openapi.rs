@@ -238,3 +238,114 @@ async fn the_document_describes_request_and_response_schemas_of_jobs() {
         assert!(job[field].is_object(), "Job.{field} missing: {job}");
     }
 }
+
+/// Follows a `$ref` into `components/schemas`.
+fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(r) => {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("unexpected $ref {r}"));
+            let found = &spec["components"]["schemas"][name];
+            assert!(found.is_object(), "{r} is not in components/schemas");
+            found
+        }
+        None => schema,
+    }
+}
+
+/// A schema that says nothing about its fields: `{"type": "object"}` with no
+/// properties, and not a composition or map of something described.
+fn is_bare_object(spec: &Value, schema: &Value) -> bool {
+    let s = resolve(spec, schema);
+    let is_object = s["type"] == "object" || (s.get("type").is_none() && s.get("$ref").is_none());
+    let described = [
+        "properties",
+        "allOf",
+        "oneOf",
+        "anyOf",
+        "additionalProperties",
+    ]
+    .iter()
+    .any(|k| s.get(*k).is_some_and(|v| v != &Value::Bool(true)))
+        || s.get("enum").is_some()
+        || s.get("items").is_some();
+    is_object && !described
+}
+
+#[tokio::test]
+async fn no_route_describes_its_json_body_as_a_bare_object() {
+    let app = spawn_app().await;
+    let (_, spec) = app.get_json("/api/openapi.json").await;
+    let mut bare = Vec::new();
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in METHODS {
+            let Some(op) = item.get(method) else { continue };
+            let mut bodies = Vec::new();
+            for (status, resp) in op["responses"].as_object().unwrap() {
+                if status.starts_with('2') {
+                    bodies.push((format!("{status} response"), &resp["content"]));
+                }
+            }
+            bodies.push(("request body".to_string(), &op["requestBody"]["content"]));
+            for (what, content) in bodies {
+                let Some(content) = content.as_object() else {
+                    continue;
+                };
+                for (media, body) in content {
+                    if !media.contains("json") {
+                        continue;
+                    }
+                    checked += 1;
+                    if is_bare_object(&spec, &body["schema"]) {
+                        bare.push(format!("{} {path} {what}", method.to_uppercase()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} JSON bodies found: {spec}");
+    assert!(
+        bare.is_empty(),
+        "JSON bodies described as a bare object (give them a utoipa::ToSchema type): {bare:#?}"
+    );
+    // The monitor's, cockpit's, segments' and audit's types name their fields.
+    let schemas = &spec["components"]["schemas"];
+    for (schema, field) in [
+        ("HeartbeatView", "next_deadline"),
+        ("HeartbeatInput", "period_seconds"),
+        ("WebhookView", "has_secret"),
+        ("MetricSummary", "band"),
+        ("SegmentDay", "counts"),
+        ("CutSnapshot", "rows"),
+        ("Ready", "schema_version"),
+    ] {
+        assert!(
+            schemas[schema]["properties"][field].is_object(),
+            "{schema}.{field} missing: {}",
+            schemas[schema]
+        );
+    }
+}
+
+#[test]
+fn a_bare_object_schema_is_recognised_and_a_described_one_is_not() {
+    let spec = serde_json::json!({"components": {"schemas": {
+        "Typed": {"type": "object", "properties": {"a": {"type": "string"}}},
+        "Bare": {"type": "object"}
+    }}});
+    let bare = |s: Value| is_bare_object(&spec, &s);
+    assert!(bare(serde_json::json!({"type": "object"})));
+    assert!(bare(
+        serde_json::json!({"$ref": "#/components/schemas/Bare"})
+    ));
+    assert!(bare(serde_json::json!({})));
+    assert!(!bare(
+        serde_json::json!({"$ref": "#/components/schemas/Typed"})
+    ));
+    assert!(!bare(serde_json::json!({"type": "string"})));
+    assert!(!bare(
+        serde_json::json!({"oneOf": [{"type": "null"}, {"type": "string"}]})
+    ));
+}

@@ -1,6 +1,15 @@
 //! Bad input across every route, from one table: each answer is a 4xx (with the
-//! JSON error envelope on JSON routes; the ping protocol answers plain text by
-//! contract), never a 5xx, and no `heartbeat.*` table changes.
+//! JSON error envelope on JSON routes, the dashboard and `/metrics`; the ping
+//! protocol answers plain text by contract), never a 5xx, and no `heartbeat.*`
+//! table changes.
+//!
+//! `/mcp` answers as MCP clients expect, one of three ways per row: transport
+//! faults (no `Accept`, huge body, wrong method or content type) are a 4xx with
+//! the envelope; a body that is not a JSON-RPC message is 400 with a JSON-RPC
+//! error object (`-32700` / `-32600`, `id: null`); a well-formed message with an
+//! unknown method or mis-shaped params is HTTP 200 carrying a JSON-RPC error; a
+//! bad tool call (unknown tool, wrong arguments) is HTTP 200 carrying a tool
+//! result with `isError: true`, so the agent can read why and retry.
 
 use heartbeat::config::Config;
 use heartbeat::monitor::MonitorConfig;
@@ -142,7 +151,210 @@ fn cases() -> Vec<Case> {
         post("/api/projects", r#"{"name": 5}"#),
         post("/api/projects", r#"{"name": "p", "colour": 1}"#),
         post("/api/projects", &huge),
+        // Dashboard: wrong methods, unknown and traversing asset paths.
+        post("/", "{}"),
+        del("/"),
+        (Method::PUT, "/assets/app.js".into(), None),
+        post("/assets/style.css", "{}"),
+        get("/assets/nope.js"),
+        get("/assets/..%2F..%2FCargo.toml"),
+        get("/assets/%2e%2e/%2e%2e/etc/passwd"),
+        // Ops routes: wrong methods and query strings none of them take.
+        post("/metrics", "{}"),
+        del("/metrics"),
+        get("/metrics?x=1"),
+        get(&format!("/metrics?name={enc}")),
+        get("/metrics?%00=%FF"),
+        post("/api/openapi.json", "{}"),
+        (Method::PUT, "/api/openapi.json".into(), Some("{}".into())),
+        get("/api/openapi.json?x=1"),
+        get(&format!("/api/openapi.json?{enc}")),
+        (Method::PUT, "/healthz".into(), None),
+        post("/readyz", "{}"),
     ]
+}
+
+/// How `/mcp` must answer a row (see the module doc).
+#[derive(Debug, Clone, Copy)]
+enum McpAnswer {
+    /// A 4xx with the `{"error": {"code", "message"}}` envelope.
+    Envelope,
+    /// HTTP 400 with a JSON-RPC error object of this code and `id: null`.
+    RpcError400(i64),
+    /// HTTP 200 carrying a JSON-RPC error object.
+    RpcError200,
+    /// HTTP 200 carrying a tool result with `isError: true`.
+    ToolError,
+}
+
+/// `(what, method, body, content type, send Accept, expected answer)`.
+type McpCase = (&'static str, Method, String, &'static str, bool, McpAnswer);
+
+fn mcp_cases() -> Vec<McpCase> {
+    use McpAnswer::*;
+    let json = "application/json";
+    let rpc = |what, body: &str, answer| (what, Method::POST, body.to_string(), json, true, answer);
+    let call = |what, params: &str, answer| {
+        rpc(
+            what,
+            &format!(r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{params}}}"#),
+            answer,
+        )
+    };
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"pad":"{}"}}}}"#,
+        "a".repeat(3 * 1024 * 1024)
+    );
+    vec![
+        // Not JSON-RPC at all.
+        rpc("malformed JSON", "{", RpcError400(-32700)),
+        rpc(
+            "truncated JSON",
+            r#"{"jsonrpc":"2.0","id":1,"#,
+            RpcError400(-32700),
+        ),
+        rpc("a bare array", "[]", RpcError400(-32600)),
+        rpc("a bare number", "5", RpcError400(-32600)),
+        rpc(
+            "jsonrpc 1.0",
+            r#"{"jsonrpc":"1.0","id":1,"method":"tools/list"}"#,
+            RpcError400(-32600),
+        ),
+        rpc(
+            "a numeric method",
+            r#"{"jsonrpc":"2.0","id":1,"method":5}"#,
+            RpcError400(-32600),
+        ),
+        rpc(
+            "an object id",
+            r#"{"jsonrpc":"2.0","id":{"x":1},"method":"tools/list"}"#,
+            RpcError400(-32600),
+        ),
+        // JSON-RPC, but not a method or params this server has.
+        rpc(
+            "an unknown method",
+            r#"{"jsonrpc":"2.0","id":1,"method":"no/such/method"}"#,
+            RpcError200,
+        ),
+        call("a numeric tool name", r#"{"name":5}"#, RpcError200),
+        call(
+            "string arguments",
+            r#"{"name":"create_heartbeat","arguments":"x"}"#,
+            RpcError200,
+        ),
+        // Tool calls the API refuses.
+        call(
+            "an unknown tool",
+            r#"{"name":"make_coffee","arguments":{}}"#,
+            ToolError,
+        ),
+        call(
+            "a wrong argument type",
+            r#"{"name":"create_heartbeat","arguments":{"name":5}}"#,
+            ToolError,
+        ),
+        call(
+            "a negative period",
+            r#"{"name":"create_heartbeat","arguments":{"name":"x","period_minutes":-5}}"#,
+            ToolError,
+        ),
+        call(
+            "an unknown argument",
+            r#"{"name":"create_heartbeat","arguments":{"name":"x","colour":"red"}}"#,
+            ToolError,
+        ),
+        call(
+            "a traversing id",
+            r#"{"name":"delete_heartbeat","arguments":{"id":"../../jobs"}}"#,
+            ToolError,
+        ),
+        call(
+            "an unknown id",
+            r#"{"name":"update_heartbeat","arguments":{"id":"00000000-0000-0000-0000-000000000000","name":"y"}}"#,
+            ToolError,
+        ),
+        call(
+            "bad metric ids",
+            r#"{"name":"trigger_recompute","arguments":{"metric_ids":5}}"#,
+            ToolError,
+        ),
+        call(
+            "SQL in an id",
+            r#"{"name":"get_job","arguments":{"job_id":"x'; DROP TABLE heartbeat.heartbeat; --"}}"#,
+            ToolError,
+        ),
+        // Transport faults.
+        ("a huge body", Method::POST, huge, json, true, Envelope),
+        (
+            "no Accept header",
+            Method::POST,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.into(),
+            json,
+            false,
+            Envelope,
+        ),
+        (
+            "a text/plain body",
+            Method::POST,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.into(),
+            "text/plain",
+            true,
+            Envelope,
+        ),
+        ("GET", Method::GET, String::new(), json, true, Envelope),
+        (
+            "DELETE",
+            Method::DELETE,
+            String::new(),
+            json,
+            true,
+            Envelope,
+        ),
+        ("PUT", Method::PUT, "{}".into(), json, true, Envelope),
+    ]
+}
+
+/// Why an `/mcp` answer is not the expected one, if it is not.
+async fn check_mcp(app: &TestApp, case: &McpCase) -> Option<String> {
+    let (what, method, body, content_type, accept, answer) = case;
+    let mut req = app
+        .client
+        .request(method.clone(), app.url("/mcp"))
+        .header("content-type", *content_type);
+    if *accept {
+        req = req.header("accept", "application/json, text/event-stream");
+    }
+    if !body.is_empty() {
+        req = req.body(body.clone());
+    }
+    let r = req.send().await.expect("the daemon answers");
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let ok = match answer {
+        McpAnswer::Envelope => (400..500).contains(&status) && v["error"]["code"].is_string(),
+        McpAnswer::RpcError400(code) => {
+            status == 400
+                && v["jsonrpc"] == "2.0"
+                && v["id"].is_null()
+                && v["error"]["code"] == *code
+                && v["error"]["message"].is_string()
+        }
+        McpAnswer::RpcError200 => {
+            status == 200 && v["error"]["code"].is_i64() && v["error"]["message"].is_string()
+        }
+        McpAnswer::ToolError => {
+            status == 200
+                && v["result"]["isError"] == true
+                && v["result"]["content"][0]["text"].is_string()
+        }
+    };
+    (!ok).then(|| {
+        format!(
+            "/mcp {what}: want {answer:?}, got {status} {}",
+            &text[..text.len().min(200)]
+        )
+    })
 }
 
 /// The ping protocol: unknown or odd tokens are 4xx in plain text.
@@ -254,6 +466,9 @@ async fn bad_input_on_every_route_is_a_4xx_with_the_envelope_and_changes_nothing
                 &text[..text.len().min(200)]
             ));
         }
+    }
+    for case in mcp_cases() {
+        failures.extend(check_mcp(&app, &case).await);
     }
     for case in ping_cases() {
         let (status, text) = send(&app, &case).await;
