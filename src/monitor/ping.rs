@@ -292,7 +292,12 @@ impl<'a> BatchColumns<'a> {
 /// on an hourly period costs the loop one reschedule an hour.
 ///
 /// History is trimmed through the primary key (`ctid`s found per heartbeat), never
-/// by a join the planner could turn into a scan of the whole ping table.
+/// by a join the planner could turn into a scan of the whole ping table. Only the
+/// rows this batch pushed out of the window are looked up, a range bounded on both
+/// sides: an open-ended range would walk every deleted-but-not-yet-vacuumed entry
+/// at the start of the heartbeat's range, and a steady stream of pings makes many.
+/// (Rows older than that exist only if `pings_kept` was lowered; the list shows the
+/// newest `pings_kept` either way.)
 const WRITE_PINGS: &str = "
 WITH hbin AS (
     SELECT * FROM unnest($1::text[], $2::int8[], $3::timestamptz[], $4::text[], $5::text[],
@@ -340,6 +345,9 @@ ins AS (
          AS i(token, rank, kind, exit_code, rid, at, source, user_agent, body)
     JOIN hb ON hb.token = i.token
     JOIN heartbeat.heartbeat old ON old.heartbeat_id = hb.heartbeat_id
+    -- A burst longer than the history: its oldest pings are already out of the
+    -- window (the trim below cannot see rows this statement inserts).
+    WHERE i.rank > hb.cnt - $16
 ),
 trimmed AS (
     DELETE FROM heartbeat.ping p
@@ -347,7 +355,8 @@ trimmed AS (
         SELECT o.ctid FROM hb
         CROSS JOIN LATERAL (
             SELECT q.ctid FROM heartbeat.ping q
-            WHERE q.heartbeat_id = hb.heartbeat_id AND q.seq <= hb.ping_seq - $16
+            WHERE q.heartbeat_id = hb.heartbeat_id
+              AND q.seq > hb.ping_seq - hb.cnt - $16 AND q.seq <= hb.ping_seq - $16
         ) o
         WHERE hb.ping_seq > $16))
 )

@@ -383,8 +383,8 @@ async fn pings(
     let rows = client
         .query(
             "SELECT seq, at, kind, exit_code, rid, duration_ms, source, user_agent, body
-             FROM heartbeat.ping WHERE heartbeat_id = $1 ORDER BY seq DESC",
-            &[&hb.id],
+             FROM heartbeat.ping WHERE heartbeat_id = $1 ORDER BY seq DESC LIMIT $2",
+            &[&hb.id, &state.config.monitor.pings_kept],
         )
         .await?;
     let pings: Vec<PingView> = rows

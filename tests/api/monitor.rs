@@ -228,12 +228,34 @@ async fn pings_are_listed_with_kind_exit_code_duration_source_agent_and_a_trunca
     assert_eq!(finish["user_agent"], "cron-test/1");
     assert_eq!(finish["body"].as_str().unwrap().len(), 1024);
     assert_eq!(pings[1]["kind"], "start");
-    // Only the most recent pings are kept.
+    // Only the most recent pings are kept, in storage too: one at a time, then 20
+    // at once (several of one heartbeat's pings in one group commit).
     for _ in 0..7 {
         assert_eq!(ping(&app, &path).await.0, 200);
     }
     let (_, body) = app.get_json(&format!("/api/heartbeats/{id}/pings")).await;
     assert_eq!(body["pings"].as_array().unwrap().len(), 5, "{body}");
+    let stored = |app: &TestApp| {
+        let pool = app.state.pool.clone();
+        let id: uuid::Uuid = id.parse().unwrap();
+        async move {
+            let db = pool.get().await.unwrap();
+            let rows = db
+                .query(
+                    "SELECT seq FROM heartbeat.ping WHERE heartbeat_id = $1 ORDER BY seq",
+                    &[&id],
+                )
+                .await
+                .unwrap();
+            rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(stored(&app).await, vec![5, 6, 7, 8, 9]);
+    let burst = (0..20).map(|_| ping(&app, &path));
+    for (status, _) in futures::future::join_all(burst).await {
+        assert_eq!(status, 200);
+    }
+    assert_eq!(stored(&app).await, vec![25, 26, 27, 28, 29]);
 }
 
 #[tokio::test]
