@@ -717,7 +717,9 @@ impl Engine {
         Ok(match registry::find(&**db, id).await? {
             Some(Found::Live(job) | Found::Queued(job)) => Some(job),
             Some(Found::Ended(job)) if handed_out => Some(job),
-            _ => None,
+            // A follow-up that was queued when we looked locally may have started
+            // and finished here while we read the registry: look again.
+            _ => self.get_local(id),
         })
     }
 
