@@ -93,11 +93,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 /// unknown key with 401 and a write by a read-only key with 403, and hands the
 /// [`Caller`] to handlers through request extensions.
 pub async fn require_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if state.config.admin_key.is_none() {
-        // Open mode: every caller is the default project's admin; nothing to look up.
-        req.extensions_mut().insert(OPEN_MODE_CALLER);
-        return next.run(req).await;
-    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -731,12 +731,9 @@ enabled = false
         Ticker::new(table, gate.clone(), counters, utc(now))
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn ticks_fire_at_the_exact_second_under_paused_time() {
-        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(utc("2026-11-23T10:00:30Z")));
-        let gate = FakeGate::new(Some(clock.clone()));
-        // It succeeded after the 09:17 tick, so nothing is caught up on start.
-        let store = Arc::new(MemoryStore::default());
+    /// A store whose `recompute` entry last ticked at 09:17 and succeeded after it.
+    fn store_after_the_0917_tick() -> MemoryStore {
+        let store = MemoryStore::default();
         store.records.lock().unwrap().insert(
             "recompute".into(),
             EntryRecord {
@@ -744,6 +741,15 @@ enabled = false
                 last_tick_at: Some(utc("2026-11-23T09:17:00Z")),
             },
         );
+        store
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ticks_fire_at_the_exact_second_under_paused_time() {
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(utc("2026-11-23T10:00:30Z")));
+        let gate = FakeGate::new(Some(clock.clone()));
+        // It succeeded after the 09:17 tick, so nothing is caught up on start.
+        let store = Arc::new(store_after_the_0917_tick());
         let shutdown = CancellationToken::new();
         let counters = ScheduleCounters::default();
         let task = tokio::spawn(run(LoopDeps {
@@ -777,16 +783,8 @@ enabled = false
     async fn only_a_success_of_the_whole_lane_counts_as_the_entrys_last_success() {
         let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(utc("2026-11-23T10:00:00Z")));
         let gate = FakeGate::new(None);
-        let store = Arc::new(MemoryStore::default());
-        let before = EntryRecord {
-            last_success_at: Some(utc("2026-11-23T09:17:40Z")),
-            last_tick_at: Some(utc("2026-11-23T09:17:00Z")),
-        };
-        store
-            .records
-            .lock()
-            .unwrap()
-            .insert("recompute".into(), before);
+        let store = Arc::new(store_after_the_0917_tick());
+        let before = store.records.lock().unwrap()["recompute"];
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(run(LoopDeps {
             table: recompute_only("17 * * * *"),
@@ -837,14 +835,7 @@ enabled = false
             jump_s: 0.into(),
         });
         let gate = FakeGate::new(Some(clock.clone()));
-        let store = Arc::new(MemoryStore::default());
-        store.records.lock().unwrap().insert(
-            "recompute".into(),
-            EntryRecord {
-                last_success_at: Some(utc("2026-11-23T09:17:40Z")),
-                last_tick_at: Some(utc("2026-11-23T09:17:00Z")),
-            },
-        );
+        let store = Arc::new(store_after_the_0917_tick());
         let shutdown = CancellationToken::new();
         let counters = ScheduleCounters::default();
         let task = tokio::spawn(run(LoopDeps {
