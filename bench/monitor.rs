@@ -150,8 +150,11 @@ async fn pings(db: &tokio_postgres::Client, base: &str) {
         &script,
         format!(
             "local tokens = {{{list}}}\n\
+             local requests = {{}}\n\
+             for i, t in ipairs(tokens) do requests[i] = wrk.format(\"GET\", \"/hb/\" .. t) end\n\
+             local n = #requests\n\
              math.randomseed(os.time())\n\
-             request = function()\n  return wrk.format(\"GET\", \"/hb/\" .. tokens[math.random(#tokens)])\nend\n"
+             request = function()\n  return requests[math.random(n)]\nend\n"
         ),
     )
     .unwrap();

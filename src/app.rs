@@ -64,6 +64,7 @@ impl Application {
             db::build_ping_pool(&database_url, config.monitor.ping_writers.max(1))?,
             config.monitor.ping_batch_max,
             config.monitor.ping_writers,
+            config.monitor.ping_overlap_min,
             config.monitor.pings_kept,
         );
         let state = AppState::new(crate::state::StateInner {
@@ -183,7 +184,15 @@ async fn migrate_with_retry(state: AppState, done: watch::Sender<bool>) {
     loop {
         let attempt = async {
             let mut client = db::connect_direct(&state.database_url).await?;
-            db::migrate::run(&mut client).await
+            let applied = db::migrate::run(&mut client).await?;
+            let kept = state.config.monitor.pings_kept;
+            if crate::monitor::ring::fit(&mut client, kept).await? {
+                tracing::info!(
+                    pings_kept = kept,
+                    "ping history refitted to the configured size"
+                );
+            }
+            Ok::<_, tokio_postgres::Error>(applied)
         };
         match attempt.await {
             Ok(applied) => {

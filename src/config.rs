@@ -212,6 +212,7 @@ impl Config {
             return Err(ConfigError::new("pool_size", "must be at least 1"));
         }
         self.jobs.validate()?;
+        self.monitor.validate()?;
         self.ops.validate()?;
         self.schedule.validate()?;
         if self.body_limit_bytes < 1024 {
@@ -260,6 +261,14 @@ mod tests {
         let c = Config::from_toml("bind = \"0.0.0.0:8000\"").unwrap();
         let err = c.validate().unwrap_err();
         assert_eq!(err.field, "bind");
+    }
+
+    #[test]
+    fn a_ping_history_without_room_is_refused() {
+        let c = Config::from_toml("[monitor]\npings_kept = 0").unwrap();
+        assert_eq!(c.validate().unwrap_err().field, "monitor.pings_kept");
+        let c = Config::from_toml("[monitor]\npings_kept = 1").unwrap();
+        assert!(c.validate().is_ok());
     }
 
     #[test]

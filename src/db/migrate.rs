@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_segments_audit"),
     migration!(6, "0006_cluster"),
     migration!(7, "0007_ping_path"),
+    migration!(8, "0008_ping_ring"),
 ];
 
 /// The advisory lock key that serializes migration runners ("hbmigrat").

@@ -17,6 +17,7 @@ pub mod deadline;
 pub mod delivery;
 pub mod heartbeat;
 pub mod ping;
+pub mod ring;
 pub mod routes;
 pub mod schedule;
 pub mod selfcheck;
@@ -27,6 +28,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use routes::routes;
+
+/// Most pings a heartbeat's history may keep (`monitor.pings_kept`).
+pub const MAX_PINGS_KEPT: i64 = 100_000;
 
 /// The `[monitor]` section of the configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -63,8 +67,13 @@ pub struct MonitorConfig {
     pub max_delivery_attempts: i32,
     /// Pings written together in one statement, at most.
     pub ping_batch_max: usize,
-    /// Concurrent ping writers (each writes one batch at a time).
+    /// Ping batches written at the same time, at most (each on its own
+    /// connection). A second batch overlaps the first one's WAL flush.
     pub ping_writers: usize,
+    /// While a batch is being written, the next one starts early once this many
+    /// pings are queued (else when the first commits). Larger batches share the
+    /// statement's fixed cost among more pings.
+    pub ping_overlap_min: usize,
 }
 
 impl Default for MonitorConfig {
@@ -84,11 +93,37 @@ impl Default for MonitorConfig {
             max_delivery_attempts: 10,
             ping_batch_max: 1000,
             ping_writers: 2,
+            ping_overlap_min: 32,
         }
     }
 }
 
 impl MonitorConfig {
+    /// The ping history ring needs at least one slot, and its size is stored as a
+    /// 32-bit integer; batches and writers need at least one of each.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        use crate::config::ConfigError;
+        if !(1..=MAX_PINGS_KEPT).contains(&self.pings_kept) {
+            return Err(ConfigError::new(
+                "monitor.pings_kept",
+                format!("must be between 1 and {MAX_PINGS_KEPT}"),
+            ));
+        }
+        if self.ping_batch_max == 0 {
+            return Err(ConfigError::new(
+                "monitor.ping_batch_max",
+                "must be at least 1",
+            ));
+        }
+        if self.ping_writers == 0 {
+            return Err(ConfigError::new(
+                "monitor.ping_writers",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
     pub fn webhook_timeout(&self) -> Duration {
         Duration::from_secs(self.webhook_timeout_secs)
     }

@@ -3,13 +3,13 @@
 //!
 //! A 200 means the ping is committed. Pings that arrive together are written by
 //! one statement (one commit, one fsync), then every waiting request is answered;
-//! while one batch is being written the next one gathers. Pings are spread over
-//! `ping_writers` writers by token, so two writers never lock the same heartbeat
-//! row and cannot deadlock. When PostgreSQL is unreachable the batch fails and
-//! every ping in it gets 503, so clients (curl `--retry`) try again.
+//! while one batch is being written the next one gathers, and starts early once
+//! it is large (`PingWriter::start`). Concurrent batches take their heartbeats'
+//! row locks in token order, so they queue behind each other rather than
+//! deadlock. When PostgreSQL is unreachable the batch fails and every ping in it
+//! gets 503, so clients (curl `--retry`) try again.
 
 use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
 use axum::body::Body;
@@ -96,35 +96,57 @@ struct Waiting {
 /// Hands pings to the group-commit writers. Cheap to clone.
 #[derive(Clone)]
 pub struct PingWriter {
-    writers: std::sync::Arc<[mpsc::Sender<Waiting>]>,
+    queue: mpsc::Sender<Waiting>,
 }
 
-/// Room for pings queued per writer before new ones wait for room.
+/// Room for queued pings before new ones wait for room.
 const QUEUE_DEPTH: usize = 8192;
 
+/// What the writers share: the queue they gather batches from (one gatherer at a
+/// time) and how many batches are being written.
+struct Writers {
+    queue: tokio::sync::Mutex<mpsc::Receiver<Waiting>>,
+    in_flight: tokio::sync::watch::Sender<usize>,
+    batch_max: usize,
+    overlap_min: usize,
+    kept: i64,
+}
+
 impl PingWriter {
-    /// Starts the writers on the current runtime. They end when every handle is
-    /// dropped.
-    pub fn start(pool: Pool, batch_max: usize, writers: usize, pings_kept: i64) -> Self {
-        let senders: Vec<_> = (0..writers.max(1))
-            .map(|_| {
-                let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-                tokio::spawn(write_loop(rx, pool.clone(), batch_max.max(1), pings_kept));
-                tx
-            })
-            .collect();
-        Self {
-            writers: senders.into(),
+    /// Starts `writers` writers on the current runtime. They end when every handle
+    /// is dropped.
+    ///
+    /// One writer gathers at a time. With no batch in flight it takes whatever is
+    /// queued, so a lone ping is written at once. While another batch is being
+    /// written it keeps gathering until that batch commits or `overlap_min` pings
+    /// are queued: the next batch then runs while the previous one waits for its
+    /// WAL flush, and batches stay large enough that the statement's fixed cost
+    /// is shared by many pings.
+    pub fn start(
+        pool: Pool,
+        batch_max: usize,
+        writers: usize,
+        overlap_min: usize,
+        pings_kept: i64,
+    ) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
+        let shared = std::sync::Arc::new(Writers {
+            queue: tokio::sync::Mutex::new(rx),
+            in_flight: tokio::sync::watch::Sender::new(0),
+            batch_max: batch_max.max(1),
+            overlap_min: overlap_min.max(1),
+            kept: pings_kept,
+        });
+        for _ in 0..writers.max(1) {
+            tokio::spawn(write_loop(shared.clone(), pool.clone()));
         }
+        Self { queue }
     }
 
     /// Records one ping; returns once it is committed (or failed).
     pub async fn record(&self, ping: PingRecord) -> Result<PingOutcome, PingWriteError> {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        ping.token.hash(&mut hasher);
-        let writer = &self.writers[(hasher.finish() % self.writers.len() as u64) as usize];
         let (reply, answer) = oneshot::channel();
-        writer
+        self.queue
             .send(Waiting { ping, reply })
             .await
             .map_err(|_| PingWriteError("ping writer stopped".into()))?;
@@ -134,16 +156,39 @@ impl PingWriter {
     }
 }
 
-async fn write_loop(mut rx: mpsc::Receiver<Waiting>, pool: Pool, batch_max: usize, kept: i64) {
-    let mut batch = Vec::with_capacity(batch_max);
-    while rx.recv_many(&mut batch, batch_max).await > 0 {
+/// Takes the next batch off the queue (see `PingWriter::start`); false once every
+/// handle is gone.
+async fn gather(w: &Writers, batch: &mut Vec<Waiting>) -> bool {
+    let mut queue = w.queue.lock().await;
+    if queue.recv_many(batch, w.batch_max).await == 0 {
+        return false;
+    }
+    let mut in_flight = w.in_flight.subscribe();
+    while batch.len() < w.overlap_min.min(w.batch_max) {
+        let room = w.batch_max - batch.len();
+        tokio::select! {
+            n = queue.recv_many(batch, room) => if n == 0 { break },
+            _ = in_flight.wait_for(|n| *n == 0) => break,
+        }
+    }
+    w.in_flight.send_modify(|n| *n += 1);
+    true
+}
+
+async fn write_loop(w: std::sync::Arc<Writers>, pool: Pool) {
+    let mut batch = Vec::with_capacity(w.batch_max);
+    while gather(&w, &mut batch).await {
+        // Two batches in flight lock heartbeat rows in the same (token) order, so
+        // one waits for the other instead of deadlocking.
+        batch.sort_unstable_by(|a, b| a.ping.token.as_str().cmp(b.ping.token.as_str()));
         let pings: Vec<&PingRecord> = batch.iter().map(|w| &w.ping).collect();
         let result = match pool.get().await {
-            Ok(client) => write_batch(&client, &pings, kept)
+            Ok(client) => write_batch(&client, &pings, w.kept)
                 .await
                 .map_err(|e| PingWriteError(e.to_string())),
             Err(e) => Err(PingWriteError(e.to_string())),
         };
+        w.in_flight.send_modify(|n| *n -= 1);
         match result {
             Ok(found) => {
                 for w in batch.drain(..) {
@@ -166,7 +211,7 @@ async fn write_loop(mut rx: mpsc::Receiver<Waiting>, pool: Pool, batch_max: usiz
 }
 
 /// Writes a batch of pings in one statement (one transaction): updates each known
-/// heartbeat's signals and deadline, appends the pings, trims history to `kept`.
+/// heartbeat's signals and deadline, and writes the pings into its ring of `kept`.
 /// Returns the tokens that named a heartbeat.
 ///
 /// The per-heartbeat summary (how many pings, the last one, the last signal) and
@@ -280,8 +325,8 @@ impl<'a> BatchColumns<'a> {
     }
 }
 
-/// The group-commit statement. All sub-statements see the same snapshot, so
-/// `old` is the heartbeat before this batch (its pending start, for durations).
+/// The group-commit statement. A finish without a rid is timed from the start
+/// pending before this batch, `prev_started_at` (RETURNING sees only new values).
 /// A failure or a ping to a down or schedule-based heartbeat sets the deadline to
 /// the ping's time, handing the flip (and its alert) to the deadline loop.
 ///
@@ -291,13 +336,9 @@ impl<'a> BatchColumns<'a> {
 /// non-HOT (new entries in every index); this way a heartbeat pinged every minute
 /// on an hourly period costs the loop one reschedule an hour.
 ///
-/// History is trimmed through the primary key (`ctid`s found per heartbeat), never
-/// by a join the planner could turn into a scan of the whole ping table. Only the
-/// rows this batch pushed out of the window are looked up, a range bounded on both
-/// sides: an open-ended range would walk every deleted-but-not-yet-vacuumed entry
-/// at the start of the heartbeat's range, and a steady stream of pings makes many.
-/// (Rows older than that exist only if `pings_kept` was lowered; the list shows the
-/// newest `pings_kept` either way.)
+/// History is a ring (`monitor::ring`): ping `seq` lands in slot `seq % $16` and
+/// overwrites the ping `$16` before it, in place. Only a burst's newest `$16`
+/// pings are written, since one statement cannot write a slot twice.
 const WRITE_PINGS: &str = "
 WITH hbin AS (
     SELECT * FROM unnest($1::text[], $2::int8[], $3::timestamptz[], $4::text[], $5::text[],
@@ -314,6 +355,7 @@ hb AS (
                                          ELSE h.last_signal_failed END,
         started_at = CASE l.kind WHEN 'start' THEN l.at WHEN 'success' THEN NULL
                                  WHEN 'fail' THEN NULL ELSE h.started_at END,
+        prev_started_at = h.started_at,
         status = CASE WHEN h.status = 'pending' AND l.kind = 'success' THEN 'up' ELSE h.status END,
         deadline = CASE
             WHEN h.paused OR l.kind IS NULL THEN h.deadline
@@ -326,39 +368,30 @@ hb AS (
         END
     FROM hbin l
     WHERE h.token = l.token
-    RETURNING h.heartbeat_id, h.token, h.ping_seq, l.cnt
+    RETURNING h.heartbeat_id, h.token, h.ping_seq, l.cnt, h.prev_started_at
 ),
-ins AS (
-    INSERT INTO heartbeat.ping (heartbeat_id, seq, at, kind, exit_code, rid, duration_ms,
-                                source, user_agent, body)
-    SELECT hb.heartbeat_id, hb.ping_seq - hb.cnt + i.rank, i.at, i.kind, i.exit_code, i.rid,
+ring AS (
+    INSERT INTO heartbeat.ping AS p (heartbeat_id, slot, seq, at, kind, exit_code, rid,
+                                     duration_ms, source, user_agent, body)
+    SELECT hb.heartbeat_id, (hb.ping_seq - hb.cnt + i.rank) % $16, hb.ping_seq - hb.cnt + i.rank,
+           i.at, i.kind, i.exit_code, i.rid,
            CASE WHEN i.kind IN ('success', 'fail') THEN
                (extract(epoch FROM i.at - CASE WHEN i.rid IS NOT NULL THEN
                    (SELECT s.at FROM heartbeat.ping s
                     WHERE s.heartbeat_id = hb.heartbeat_id AND s.rid = i.rid AND s.kind = 'start'
                     ORDER BY s.seq DESC LIMIT 1)
-                ELSE old.started_at END) * 1000)::bigint
+                ELSE hb.prev_started_at END) * 1000)::bigint
            END,
            i.source, i.user_agent, i.body
     FROM unnest($7::text[], $8::int8[], $9::text[], $10::int4[], $11::uuid[], $12::timestamptz[],
                 $13::text[], $14::text[], $15::text[])
          AS i(token, rank, kind, exit_code, rid, at, source, user_agent, body)
     JOIN hb ON hb.token = i.token
-    JOIN heartbeat.heartbeat old ON old.heartbeat_id = hb.heartbeat_id
-    -- A burst longer than the history: its oldest pings are already out of the
-    -- window (the trim below cannot see rows this statement inserts).
     WHERE i.rank > hb.cnt - $16
-),
-trimmed AS (
-    DELETE FROM heartbeat.ping p
-    WHERE p.ctid = ANY (ARRAY(
-        SELECT o.ctid FROM hb
-        CROSS JOIN LATERAL (
-            SELECT q.ctid FROM heartbeat.ping q
-            WHERE q.heartbeat_id = hb.heartbeat_id
-              AND q.seq > hb.ping_seq - hb.cnt - $16 AND q.seq <= hb.ping_seq - $16
-        ) o
-        WHERE hb.ping_seq > $16))
+    ON CONFLICT (heartbeat_id, slot) DO UPDATE SET
+        seq = excluded.seq, at = excluded.at, kind = excluded.kind,
+        exit_code = excluded.exit_code, rid = excluded.rid, duration_ms = excluded.duration_ms,
+        source = excluded.source, user_agent = excluded.user_agent, body = excluded.body
 )
 SELECT token FROM hb";
 

@@ -167,8 +167,12 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(test_config()).await
 }
 
-pub async fn spawn_app_with(mut config: Config) -> TestApp {
-    let database_url = fresh_database().await;
+pub async fn spawn_app_with(config: Config) -> TestApp {
+    spawn_app_on(config, fresh_database().await).await
+}
+
+/// A daemon on an existing database (another daemon's, for restarts).
+pub async fn spawn_app_on(mut config: Config, database_url: String) -> TestApp {
     config.database_url = Some(database_url.clone());
     let app = Application::build(config, database_url.clone())
         .await

@@ -9,7 +9,7 @@ use heartbeat::config::Config;
 use heartbeat::monitor::{deadline, MonitorConfig};
 use serde_json::{json, Value};
 
-use crate::helpers::{error_code, spawn_app_with, test_config, TestApp};
+use crate::helpers::{error_code, spawn_app_on, spawn_app_with, test_config, TestApp};
 
 /// Loops off: each test drives the deadline loop and delivery itself.
 fn quiet_config() -> Config {
@@ -259,6 +259,48 @@ async fn pings_are_listed_with_kind_exit_code_duration_source_agent_and_a_trunca
 }
 
 #[tokio::test]
+async fn a_daemon_with_another_pings_kept_refits_the_history_keeping_the_newest() {
+    let mut config = quiet_config();
+    config.monitor.pings_kept = 10;
+    let first = spawn_app_with(config.clone()).await;
+    let hb = create(&first, json!({"name": "etl"})).await;
+    let id = hb["id"].as_str().unwrap();
+    let path = ping_path(&hb);
+    for _ in 0..15 {
+        assert_eq!(ping(&first, &path).await.0, 200);
+    }
+    assert_eq!(stored_seqs(&first, id).await, (6..=15).collect::<Vec<_>>());
+    first.stop.cancel();
+    let _ = first.server.await;
+
+    // Smaller: the newest 4 stay, and the next ping overwrites the oldest of them.
+    config.monitor.pings_kept = 4;
+    let second = spawn_app_on(config.clone(), first.database_url.clone()).await;
+    assert_eq!(stored_seqs(&second, id).await, vec![12, 13, 14, 15]);
+    assert_eq!(ping(&second, &path).await.0, 200);
+    assert_eq!(stored_seqs(&second, id).await, vec![13, 14, 15, 16]);
+    second.stop.cancel();
+    let _ = second.server.await;
+
+    // Larger: nothing is lost, and the history grows to the new size.
+    config.monitor.pings_kept = 6;
+    let third = spawn_app_on(config, first.database_url.clone()).await;
+    assert_eq!(stored_seqs(&third, id).await, vec![13, 14, 15, 16]);
+    for _ in 0..3 {
+        assert_eq!(ping(&third, &path).await.0, 200);
+    }
+    assert_eq!(stored_seqs(&third, id).await, (14..=19).collect::<Vec<_>>());
+    let (_, body) = third.get_json(&format!("/api/heartbeats/{id}/pings")).await;
+    let listed: Vec<i64> = body["pings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed, vec![19, 18, 17, 16, 15, 14]);
+}
+
+#[tokio::test]
 async fn a_period_heartbeat_goes_up_late_down_and_up_again_with_flips_dated_at_the_deadline() {
     let app = quiet_app().await;
     let hb = create(
@@ -504,6 +546,41 @@ async fn deleting_a_heartbeat_makes_its_pings_404() {
     assert_eq!(r.status(), 204);
     assert_eq!(ping(&app, &ping_path(&hb)).await.0, 404);
     assert_eq!(app.get_json(&format!("/api/heartbeats/{id}")).await.0, 404);
+}
+
+#[tokio::test]
+async fn overlapping_batches_on_the_same_heartbeats_commit_every_ping_once() {
+    // Two batches in flight as often as possible (the next starts as soon as one
+    // ping is queued), all of them on the same five heartbeats, in random order.
+    let mut config = quiet_config();
+    config.monitor.ping_writers = 2;
+    config.monitor.ping_overlap_min = 1;
+    config.monitor.pings_kept = 7;
+    let app = spawn_app_with(config).await;
+    let mut paths = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let hb = create(&app, json!({"name": format!("hb-{i}")})).await;
+        paths.push(ping_path(&hb));
+        ids.push(hb["id"].as_str().unwrap().to_string());
+    }
+    let sends = (0..300).map(|n| {
+        let path = paths[(n * 7 + n / 5) % 5].clone();
+        let app = &app;
+        async move { ping(app, &path).await.0 }
+    });
+    let statuses = futures::future::join_all(sends).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let mut total = 0;
+    for id in &ids {
+        let hb = get_hb(&app, id).await;
+        let seq: Vec<i64> = stored_seqs(&app, id).await;
+        let count = *seq.last().unwrap();
+        total += count;
+        // The ring holds the newest 7 of this heartbeat's pings, each once.
+        assert_eq!(seq, ((count - 6)..=count).collect::<Vec<_>>(), "{hb}");
+    }
+    assert_eq!(total, 300);
 }
 
 #[tokio::test]
