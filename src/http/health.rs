@@ -34,7 +34,9 @@ pub async fn healthz() -> Response {
     Json(Healthy { status: "ok" }).into_response()
 }
 
-/// 200 only when the database answers and the schema is at this binary's version;
+/// 200 only when this daemon has finished starting (migrations applied, ping
+/// history fitted to `pings_kept`), the database answers and the schema is at
+/// this binary's version;
 /// otherwise 503 with the reason.
 #[utoipa::path(get, path = "/readyz", tag = "probes",
     responses(
@@ -74,6 +76,11 @@ async fn check(state: &AppState) -> Result<i32, String> {
     .map_err(|_| "database did not answer within 3 s".to_string())?
     .map_err(|e| format!("database error: {e}"))?;
     match pending {
+        // This daemon's own start-up (migrations, then fitting the ping history
+        // to `pings_kept`) must be done too: another daemon may have migrated.
+        Some(p) if p.is_empty() && !*state.migrated.borrow() => {
+            Err("starting: the ping history is being fitted to pings_kept".into())
+        }
         Some(p) if p.is_empty() => Ok(migrate::latest_version()),
         Some(p) => Err(format!("migrations pending: {p:?}")),
         None => Err("migrations pending: schema missing".to_string()),
