@@ -68,7 +68,7 @@ pub struct MonitorConfig {
     /// Pings written together in one statement, at most.
     pub ping_batch_max: usize,
     /// Ping batches written at the same time, at most (each on its own
-    /// connection). A second batch overlaps the first one's WAL flush.
+    /// connection); see `ping_overlap_min` for when a second one starts.
     pub ping_writers: usize,
     /// While a batch is being written, the next one starts early once this many
     /// pings are queued (else when the first commits). Larger batches share the
@@ -99,8 +99,8 @@ impl Default for MonitorConfig {
 }
 
 impl MonitorConfig {
-    /// The ping history ring needs at least one slot, and its size is stored as a
-    /// 32-bit integer; batches and writers need at least one of each.
+    /// The ping history ring needs at least one slot (its size is stored as a
+    /// 32-bit integer); batches, writers and the overlap threshold at least one.
     pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
         use crate::config::ConfigError;
         if !(1..=MAX_PINGS_KEPT).contains(&self.pings_kept) {
@@ -118,6 +118,12 @@ impl MonitorConfig {
         if self.ping_writers == 0 {
             return Err(ConfigError::new(
                 "monitor.ping_writers",
+                "must be at least 1",
+            ));
+        }
+        if self.ping_overlap_min == 0 {
+            return Err(ConfigError::new(
+                "monitor.ping_overlap_min",
                 "must be at least 1",
             ));
         }

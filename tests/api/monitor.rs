@@ -284,7 +284,7 @@ async fn a_daemon_with_another_pings_kept_refits_the_history_keeping_the_newest(
 
     // Larger: nothing is lost, and the history grows to the new size.
     config.monitor.pings_kept = 6;
-    let third = spawn_app_on(config, first.database_url.clone()).await;
+    let third = spawn_app_on(config.clone(), first.database_url.clone()).await;
     assert_eq!(stored_seqs(&third, id).await, vec![13, 14, 15, 16]);
     for _ in 0..3 {
         assert_eq!(ping(&third, &path).await.0, 200);
@@ -298,6 +298,33 @@ async fn a_daemon_with_another_pings_kept_refits_the_history_keeping_the_newest(
         .map(|p| p["seq"].as_i64().unwrap())
         .collect();
     assert_eq!(listed, vec![19, 18, 17, 16, 15, 14]);
+    third.stop.cancel();
+    let _ = third.server.await;
+
+    // A database from before the ring, as migration 0008 leaves it: every ping in
+    // a negative slot, no recorded size. The first start places them.
+    let db = heartbeat::db::connect_direct(&first.database_url)
+        .await
+        .unwrap();
+    db.batch_execute(
+        "UPDATE heartbeat.ping SET slot = -(seq + 1); DELETE FROM heartbeat.ping_ring;",
+    )
+    .await
+    .unwrap();
+    let upgraded = spawn_app_on(config, first.database_url.clone()).await;
+    let slots: Vec<(i64, i64)> = db
+        .query("SELECT seq, slot FROM heartbeat.ping ORDER BY seq", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(slots, (14..=19).map(|s| (s, s % 6)).collect::<Vec<_>>());
+    assert_eq!(ping(&upgraded, &path).await.0, 200);
+    assert_eq!(
+        stored_seqs(&upgraded, id).await,
+        (15..=20).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
