@@ -175,12 +175,18 @@ async fn gather(w: &Writers, batch: &mut Vec<Waiting>) -> bool {
     true
 }
 
+/// Orders a batch by token. Two batches in flight then lock heartbeat rows in the
+/// same order, so one waits for the other instead of deadlocking. The sort is
+/// stable: one heartbeat's pings keep their arrival order, which gives their
+/// `seq`.
+fn lock_order(batch: &mut [Waiting]) {
+    batch.sort_by(|a, b| a.ping.token.as_str().cmp(b.ping.token.as_str()));
+}
+
 async fn write_loop(w: std::sync::Arc<Writers>, pool: Pool) {
     let mut batch = Vec::with_capacity(w.batch_max);
     while gather(&w, &mut batch).await {
-        // Two batches in flight lock heartbeat rows in the same (token) order, so
-        // one waits for the other instead of deadlocking.
-        batch.sort_unstable_by(|a, b| a.ping.token.as_str().cmp(b.ping.token.as_str()));
+        lock_order(&mut batch);
         let pings: Vec<&PingRecord> = batch.iter().map(|w| &w.ping).collect();
         let result = match pool.get().await {
             Ok(client) => write_batch(&client, &pings, w.kept)
@@ -577,6 +583,30 @@ mod tests {
         assert_eq!(parse_suffix(Some("start")), Ok((PingKind::Start, None)));
         for bad in ["256", "-1", "+1", "x", "1.0"] {
             assert!(parse_suffix(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ordering_a_batch_by_token_keeps_each_heartbeats_pings_in_arrival_order() {
+        let tokens: Vec<HeartbeatToken> = (0..3).map(|_| HeartbeatToken::generate()).collect();
+        let start = Utc::now();
+        let mut batch: Vec<Waiting> = (0..200)
+            .map(|i| {
+                let token = tokens[(i * 7 + i / 3) % 3].clone();
+                let at = start + chrono::Duration::milliseconds(i as i64);
+                Waiting {
+                    ping: PingRecord::new(token, PingKind::Success, at),
+                    reply: oneshot::channel().0,
+                }
+            })
+            .collect();
+        lock_order(&mut batch);
+        for pair in batch.windows(2) {
+            let (a, b) = (&pair[0].ping, &pair[1].ping);
+            assert!(a.token.as_str() <= b.token.as_str());
+            if a.token == b.token {
+                assert!(a.at < b.at, "one heartbeat's pings out of arrival order");
+            }
         }
     }
 
