@@ -10,9 +10,11 @@
 
 use tokio_postgres::Client;
 
-/// Makes the stored ring `size` slots per heartbeat, once, before pings are
-/// written: runs in one transaction holding an exclusive lock on the ping table,
-/// so no ping lands while slots move. Returns whether anything had to change.
+/// Makes the stored ring `size` slots per heartbeat. Runs at startup, before the
+/// daemon reports ready, in one transaction holding an exclusive lock on the ping
+/// table, so no ping lands while slots move. (A ping written between the
+/// migration and the fit uses the new slot and may overwrite one old ping still
+/// inside the new window.) Returns whether anything had to change.
 pub async fn fit(client: &mut Client, size: i64) -> Result<bool, tokio_postgres::Error> {
     const STORED: &str = "SELECT size FROM heartbeat.ping_ring";
     // The usual start: the ring already has this size; no lock, so a rolling
