@@ -11,6 +11,10 @@
 # script of bench/monitor.rs). For each run it prints requests/s and the CPU
 # time (user + system, from /proc) per request of the PostgreSQL server
 # processes, of the daemon and of wrk, plus pings per commit. Loopback only.
+#
+# NO_FLUSH_WAIT=1 is a diagnostic: the cluster's commits stop waiting for the
+# WAL flush (synchronous_commit = off, not durable), which shows what the ping
+# path reaches when only CPU and the pipeline bound it.
 set -euo pipefail
 BIN=${1:-target/release/heartbeat}
 RUNS=${2:-3}
@@ -46,6 +50,10 @@ PSQL -c "INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token,
   printf '}\nlocal requests = {}\nfor i, t in ipairs(tokens) do requests[i] = wrk.format("GET", "/hb/" .. t) end\n'
   printf 'local n = #requests\nmath.randomseed(os.time())\nrequest = function()\n  return requests[math.random(n)]\nend\n'
 } > "$DIR/ping.lua"
+if [ -n "${NO_FLUSH_WAIT:-}" ]; then
+  PSQL -c "ALTER SYSTEM SET synchronous_commit = off" -c "SELECT pg_reload_conf()" >/dev/null
+  echo "diagnostic: synchronous_commit = off (commits do not wait for the WAL flush; not durable)"
+fi
 # Fill every ring once, so the runs measure the steady state (each ping overwrites).
 wrk -t2 -c64 -d10s -s "$DIR/ping.lua" "http://127.0.0.1:$PORT/" >/dev/null
 PM=$(head -1 "$(find "$DIR/data" -name postmaster.pid | head -1)")
