@@ -265,4 +265,11 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
 
+/// The query of a route that takes no parameters: any is refused (422
+/// `invalid_query`) rather than ignored, so a mistyped filter is not silently
+/// dropped. Use as `_: ApiQuery<NoQuery>`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoQuery {}
+
 pub type ApiResult<T> = Result<T, ApiError>;

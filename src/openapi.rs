@@ -116,15 +116,9 @@ pub fn routes() -> Router<AppState> {
     tag = "probes",
     responses((status = 200, description = "The OpenAPI 3.1 document", body = DocumentShape, content_type = "application/json"))
 )]
-async fn openapi_json(ApiQuery(_): ApiQuery<NoParams>) -> Json<Document> {
+async fn openapi_json(_: ApiQuery<crate::error::NoQuery>) -> Json<Document> {
     Json(document())
 }
-
-/// `GET /api/openapi.json` takes no query parameters: like every `/api` route,
-/// an unknown one is refused (422 `invalid_query`), not ignored.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoParams {}
 
 /// `GET /metrics` is served by [`crate::ops::prometheus::metrics_route`]; this
 /// function only carries its annotation (the handler takes `State`, which the

@@ -12,6 +12,7 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::error::NoQuery;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::state::AppState;
 
@@ -96,7 +97,10 @@ LEFT JOIN heartbeat.audit_cut_snapshot s ON s.cut_id = r.cut_id
 ORDER BY r.cut_id";
 
 #[utoipa::path(get, path = "/api/audit/cuts", tag = "audit", responses((status = 200, description = "The registry with each snapshot's age", body = CutList)), security((), ("bearer" = [])))]
-async fn list_cuts(State(state): State<AppState>) -> ApiResult<ApiJson<CutList>> {
+async fn list_cuts(
+    State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<ApiJson<CutList>> {
     let client = state.pool.get().await?;
     let rows = client.query(LIST_CUTS, &[]).await?;
     let mut cuts: Vec<CutSummary> = Vec::new();

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::engine::JobRequest;
 use super::engine::Submitted;
 use super::model::{Job, JobKind, JobState, Scope, Trigger};
+use crate::error::NoQuery;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::openapi::ErrorEnvelope;
 use crate::state::AppState;
@@ -195,6 +196,7 @@ fn accepted(submitted: super::engine::Submitted) -> Response {
     security((), ("bearer" = [])))]
 async fn post_recompute(
     State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
     ApiJson(body): ApiJson<JobRequestBody>,
 ) -> ApiResult<Response> {
     let scope = metric_scope(&state, body.metric_ids)?;
@@ -222,6 +224,7 @@ async fn post_recompute(
     security((), ("bearer" = [])))]
 async fn post_job(
     State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
     Path(key): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -285,6 +288,7 @@ fn no_such_job(id: Uuid) -> ApiError {
 async fn get_recompute(
     State(state): State<AppState>,
     Path(raw): Path<String>,
+    _: ApiQuery<NoQuery>,
 ) -> ApiResult<Response> {
     let id = parse_id(&raw)?;
     match state.jobs.get(id).await? {
@@ -304,7 +308,11 @@ async fn get_recompute(
         (status = 404, description = "Unknown, expired or lost in a restart", body = ErrorEnvelope),
     ),
     security((), ("bearer" = [])))]
-async fn get_job(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult<Response> {
+async fn get_job(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<Response> {
     let id = parse_id(&key)?;
     let job = state.jobs.get(id).await?.ok_or_else(|| no_such_job(id))?;
     Ok(Json(job).into_response())
@@ -313,7 +321,10 @@ async fn get_job(State(state): State<AppState>, Path(key): Path<String>) -> ApiR
 #[utoipa::path(get, path = "/api/metrics/active-job", tag = "jobs",
     responses((status = 200, description = "The running recompute (on any node) and its follow-up", body = ActiveJob)),
     security((), ("bearer" = [])))]
-async fn active_recompute(State(state): State<AppState>) -> ApiResult<Response> {
+async fn active_recompute(
+    State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<Response> {
     Ok(Json(ActiveJob {
         job: state.jobs.active(JobKind::Recompute).await?,
         queued: state.jobs.queued(JobKind::Recompute).await?,
@@ -369,7 +380,11 @@ async fn list_jobs(
         (status = 409, description = "Already finished", body = ErrorEnvelope),
     ),
     security((), ("bearer" = [])))]
-async fn cancel_job(State(state): State<AppState>, Path(raw): Path<String>) -> ApiResult<Response> {
+async fn cancel_job(
+    State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
+    Path(raw): Path<String>,
+) -> ApiResult<Response> {
     let id = parse_id(&raw)?;
     let job = state.jobs.cancel(id).await?;
     Ok((StatusCode::ACCEPTED, Json(job)).into_response())

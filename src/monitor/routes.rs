@@ -17,6 +17,7 @@ use super::heartbeat::{Heartbeat, HeartbeatToken, HeartbeatView, COLUMNS};
 use super::schedule::{parse_tz, HeartbeatSchedule};
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiQuery, NoQuery};
 use crate::state::AppState;
 
 /// This area's part of the OpenAPI document.
@@ -78,7 +79,11 @@ fn parse_id(raw: &str) -> ApiResult<Uuid> {
 }
 
 #[utoipa::path(get, path = "/api/heartbeats", tag = "heartbeats", responses((status = 200, description = "Heartbeats of the caller's project with their status", body = HeartbeatList)), security((), ("bearer" = [])))]
-async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<Response> {
     let client = state.pool.get().await?;
     let sql = format!(
         "SELECT {COLUMNS} FROM heartbeat.heartbeat WHERE project_id = $1 OR $2 ORDER BY name, heartbeat_id"
@@ -105,6 +110,7 @@ pub struct HeartbeatList {
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let client = state.pool.get().await?;
@@ -206,6 +212,7 @@ ON CONFLICT (project_id, name) DO NOTHING";
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(input): ApiJson<HeartbeatInput>,
 ) -> ApiResult<Response> {
     let name = check_name(
@@ -288,6 +295,7 @@ WHERE heartbeat_id = $1";
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<HeartbeatInput>,
 ) -> ApiResult<Response> {
@@ -330,6 +338,7 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
@@ -377,6 +386,7 @@ async fn pings(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
 ) -> ApiResult<Response> {
     let client = state.pool.get().await?;
     let hb = fetch(&client, &caller, parse_id(&id)?).await?;
@@ -427,6 +437,7 @@ async fn flips(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
 ) -> ApiResult<Response> {
     let client = state.pool.get().await?;
     let hb = fetch(&client, &caller, parse_id(&id)?).await?;
@@ -486,7 +497,11 @@ fn webhook_view(r: &tokio_postgres::Row) -> WebhookView {
 }
 
 #[utoipa::path(get, path = "/api/webhooks", tag = "webhooks", responses((status = 200, description = "Webhooks of the caller's project (secrets never shown)", body = WebhookList)), security((), ("bearer" = [])))]
-async fn list_webhooks(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+async fn list_webhooks(
+    State(state): State<AppState>,
+    caller: Caller,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<Response> {
     let client = state.pool.get().await?;
     let rows = client
         .query(
@@ -503,6 +518,7 @@ async fn list_webhooks(State(state): State<AppState>, caller: Caller) -> ApiResu
 async fn create_webhook(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> ApiResult<Response> {
     let url = reqwest::Url::parse(&input.url)
@@ -530,6 +546,7 @@ async fn create_webhook(
 async fn remove_webhook(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let not_found = || ApiError::not_found(format!("no webhook {id}"));
@@ -574,6 +591,7 @@ pub struct ProjectList {
 async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
+    _: ApiQuery<NoQuery>,
     ApiJson(input): ApiJson<ProjectInput>,
 ) -> ApiResult<Response> {
     caller.require_admin()?;
@@ -583,7 +601,11 @@ async fn create_project(
 }
 
 #[utoipa::path(get, path = "/api/projects", tag = "projects", responses((status = 200, description = "Projects (admin key)", body = ProjectList)), security((), ("bearer" = [])))]
-async fn list_projects(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+async fn list_projects(
+    State(state): State<AppState>,
+    caller: Caller,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<Response> {
     caller.require_admin()?;
     let client = state.pool.get().await?;
     let rows = client

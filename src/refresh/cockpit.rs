@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::benchmarks::{band, z_score};
 use super::definitions::{Grain, MetricId};
+use crate::error::NoQuery;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::state::AppState;
 
@@ -78,7 +79,10 @@ pub struct MetricList {
 }
 
 #[utoipa::path(get, path = "/api/metrics", tag = "cockpit", responses((status = 200, description = "Every metric with its latest value, mean, stddev, z and band", body = MetricList)), security((), ("bearer" = [])))]
-async fn list_metrics(State(state): State<AppState>) -> ApiResult<ApiJson<MetricList>> {
+async fn list_metrics(
+    State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<ApiJson<MetricList>> {
     let client = state.pool.get().await?;
     let rows = client.query(LIST_SQL, &[]).await?;
     let metrics = rows

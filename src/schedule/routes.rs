@@ -11,6 +11,7 @@ use super::counters::CounterValues;
 use super::state::{PgStore, ScheduleStore};
 use super::table::format_window;
 use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiQuery, NoQuery};
 use crate::state::AppState;
 
 /// This area's part of the OpenAPI document.
@@ -54,7 +55,10 @@ pub struct EntryView {
         (status = 503, description = "Database unavailable", body = crate::openapi::ErrorEnvelope),
     ),
     security((), ("bearer" = [])))]
-async fn get_schedule(State(state): State<AppState>) -> ApiResult<Json<ScheduleView>> {
+async fn get_schedule(
+    State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<Json<ScheduleView>> {
     let table = state
         .config
         .schedule

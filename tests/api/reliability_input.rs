@@ -15,7 +15,7 @@ use heartbeat::config::Config;
 use heartbeat::monitor::MonitorConfig;
 use reqwest::Method;
 
-use crate::helpers::{spawn_app_with, test_config, TestApp};
+use crate::helpers::{error_code, spawn_app_with, test_config, TestApp};
 
 /// `(method, path, body)`; a body is sent as `application/json`, raw.
 type Case = (Method, String, Option<String>);
@@ -511,4 +511,84 @@ async fn a_json_array_body_is_refused_where_an_object_is_expected() {
     )
     .await;
     assert_eq!(status, 422, "{body}");
+}
+
+#[tokio::test]
+async fn routes_that_take_no_query_refuse_an_unknown_parameter_by_name() {
+    let app = spawn_app_with(test_config()).await;
+    let nil = "00000000-0000-0000-0000-000000000000";
+    let paths = [
+        "/api/heartbeats".to_string(),
+        format!("/api/heartbeats/{nil}/pings"),
+        format!("/api/heartbeats/{nil}/flips"),
+        "/api/webhooks".to_string(),
+        "/api/projects".to_string(),
+        "/api/schedule".to_string(),
+        "/api/metrics".to_string(),
+        "/api/metrics/active-job".to_string(),
+        format!("/api/metrics/recompute/{nil}"),
+        "/api/jobs/recompute".to_string(),
+        "/api/audit/cuts".to_string(),
+        "/api/openapi.json".to_string(),
+    ];
+    for path in &paths {
+        let (status, body) = app.get_json(&format!("{path}?staus=down")).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (422, "invalid_query"),
+            "{path}: {body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("staus"), "{path}: {body}");
+        // The same route without the query is not refused for it.
+        let (status, body) = app.get_json(path).await;
+        assert_ne!(status, 422, "{path}: {body}");
+    }
+    // Writes too, before they do anything.
+    let writes = [
+        (
+            Method::POST,
+            "/api/heartbeats".to_string(),
+            r#"{"name": "q"}"#,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/heartbeats/{nil}"),
+            r#"{"paused": true}"#,
+        ),
+        (Method::DELETE, format!("/api/heartbeats/{nil}"), ""),
+        (
+            Method::POST,
+            "/api/metrics/recompute".to_string(),
+            r#"{"metric_ids": "all"}"#,
+        ),
+        (Method::POST, format!("/api/jobs/{nil}/cancel"), ""),
+        (
+            Method::POST,
+            "/api/webhooks".to_string(),
+            r#"{"url": "http://127.0.0.1:9/"}"#,
+        ),
+        (Method::DELETE, format!("/api/webhooks/{nil}"), ""),
+        (
+            Method::POST,
+            "/api/projects".to_string(),
+            r#"{"name": "q"}"#,
+        ),
+    ];
+    for (method, path, body) in writes {
+        let case = (method, format!("{path}?staus=down"), Some(body.to_string()));
+        let (status, text) = send(&app, &case).await;
+        assert_eq!(status, 422, "{} {path}: {text}", case.0);
+        assert!(
+            text.contains("invalid_query") && text.contains("staus"),
+            "{text}"
+        );
+    }
+    let (_, list) = app.get_json("/api/heartbeats").await;
+    assert!(!list.to_string().contains("\"q\""), "{list}");
+    let (_, active) = app.get_json("/api/metrics/active-job").await;
+    assert!(
+        active["job"].is_null() || active.get("job").is_none(),
+        "{active}"
+    );
 }
