@@ -8,9 +8,10 @@
 //! an in-process request to the same `/api` router (with the caller's
 //! `Authorization` header), so validation, project scoping and key roles are the
 //! REST API's, exactly. What the adapter adds is the agent-facing shape: minutes
-//! instead of seconds for heartbeats, and every failure (bad arguments, unknown
-//! ids, forbidden writes) as a tool result with `isError: true` and the API's
-//! message, never a broken session.
+//! instead of seconds for heartbeats, and every failure of a known tool (bad
+//! arguments, unknown ids, forbidden writes) as a tool result with `isError:
+//! true` and the API's message, never a broken session. An unknown tool is a
+//! JSON-RPC error (`-32602`).
 //!
 //! - [`tools`]: the catalogue (names, descriptions, JSON Schemas, read or write)
 //!   and the typed arguments of each tool.

@@ -3,9 +3,10 @@
 //!
 //! Forwarding (rather than calling each area's Rust functions) keeps one
 //! definition of validation, project scoping and key roles: a tool can never allow
-//! what the API refuses. Every failure becomes a tool result with `isError: true`
-//! whose text is the API's own message, so the agent can correct itself and the
-//! session carries on.
+//! what the API refuses. Every failure of a known tool becomes a tool result with
+//! `isError: true` whose text is the API's own message, so the agent can correct
+//! itself and the session carries on; an unknown tool is a JSON-RPC error
+//! (`-32602`), as the MCP specification lists it among protocol errors.
 
 use std::net::SocketAddr;
 
@@ -293,6 +294,14 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        // An unknown tool is a protocol error (MCP 2025-06-18, tools, "Error
+        // Handling"), unlike a known tool that fails, which the model may retry.
+        if ToolName::parse(&request.name).is_none() {
+            return Err(McpError::invalid_params(
+                format!("no tool '{}'; tools/list shows the tools", request.name),
+                None,
+            ));
+        }
         let http = context.extensions.get::<Parts>();
         let args = request.arguments.map(Value::Object).unwrap_or(json!({}));
         let result = match self.run(&request.name, args, http).await {

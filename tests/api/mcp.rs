@@ -310,8 +310,21 @@ async fn bad_tool_arguments_are_tool_errors_and_the_session_carries_on() {
         .call_err("get_heartbeat", json!({"id": "../../jobs"}))
         .await;
     assert!(msg.contains("is not a heartbeat id"), "{msg}");
-    let msg = mcp.call_err("make_coffee", json!({})).await;
-    assert!(msg.contains("no tool 'make_coffee'"), "{msg}");
+    // An unknown tool is a protocol error, not a tool result.
+    match mcp
+        .request(
+            "tools/call",
+            json!({"name": "make_coffee", "arguments": {}}),
+        )
+        .await
+    {
+        Reply::Error(e) => {
+            assert_eq!(e["code"], -32602, "{e}");
+            let message = e["message"].as_str().unwrap_or_default();
+            assert!(message.contains("no tool 'make_coffee'"), "{e}");
+        }
+        Reply::Result(r) => panic!("an unknown tool answered a result: {r}"),
+    }
 
     // Still the same healthy session.
     let tools = mcp.request("tools/list", json!({})).await.result();

@@ -8,8 +8,8 @@
 //! the envelope; a body that is not a JSON-RPC message is 400 with a JSON-RPC
 //! error object (`-32700` / `-32600`, `id: null`); a well-formed message with an
 //! unknown method or mis-shaped params is HTTP 200 carrying a JSON-RPC error; a
-//! bad tool call (unknown tool, wrong arguments) is HTTP 200 carrying a tool
-//! result with `isError: true`, so the agent can read why and retry.
+//! bad call to a known tool (wrong arguments, refused write) is HTTP 200 carrying
+//! a tool result with `isError: true`, so the agent can read why and retry.
 
 use heartbeat::config::Config;
 use heartbeat::monitor::MonitorConfig;
@@ -246,7 +246,7 @@ fn mcp_cases() -> Vec<McpCase> {
         call(
             "an unknown tool",
             r#"{"name":"make_coffee","arguments":{}}"#,
-            ToolError,
+            RpcError200,
         ),
         call(
             "a wrong argument type",
