@@ -46,6 +46,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/projects", get(list_projects).post(create_project))
 }
 
+/// Shortest webhook secret accepted (the admin key's minimum too).
+const MIN_WEBHOOK_SECRET_CHARS: usize = 16;
+
 /// Longest period or grace accepted: a year.
 const MAX_SECONDS: i32 = 366 * 86_400;
 const DEFAULT_PERIOD: i32 = 86_400;
@@ -527,6 +530,13 @@ async fn create_webhook(
         .ok_or_else(|| invalid("url: must be an http or https URL".into()))?;
     let secret = input.secret.filter(|s| !s.is_empty());
     if let Some(secret) = &secret {
+        // It keys the HMAC signature, and the log redactor masks only secrets it
+        // can tell from ordinary words.
+        if secret.chars().count() < MIN_WEBHOOK_SECRET_CHARS {
+            return Err(invalid(format!(
+                "secret: at least {MIN_WEBHOOK_SECRET_CHARS} characters"
+            )));
+        }
         // Before anything can log it: from now on it is masked in every line.
         crate::ops::redact::register_secret(secret);
     }

@@ -116,7 +116,7 @@ async fn heartbeat_gone_quiet(app: &TestApp) -> (Value, DateTime<Utc>) {
 async fn a_flip_writes_one_signed_alert_per_webhook_and_delivery_posts_it() {
     let app = spawn_app_with(quiet_config()).await;
     let (receiver, url) = Receiver::start(0).await;
-    add_webhook(&app, &url, Some("s3cret")).await;
+    add_webhook(&app, &url, Some("s3cret-signing-key")).await;
     let (hb, when) = heartbeat_gone_quiet(&app).await;
     let tick = deadline::run_once(&app.state.pool, when).await.unwrap();
     assert_eq!((tick.flips, tick.alerts), (1, 1));
@@ -137,7 +137,7 @@ async fn a_flip_writes_one_signed_alert_per_webhook_and_delivery_posts_it() {
     let signature = headers[delivery::SIGNATURE_HEADER].to_str().unwrap();
     assert_eq!(
         signature,
-        format!("sha256={}", delivery::sign("s3cret", body))
+        format!("sha256={}", delivery::sign("s3cret-signing-key", body))
     );
     // Delivered once: a second pass sends nothing.
     let again = delivery::deliver_once(
@@ -274,7 +274,7 @@ async fn with_its_loops_running_the_daemon_flips_and_alerts_on_its_own() {
 #[tokio::test]
 async fn webhooks_are_listed_and_deleted() {
     let app = spawn_app_with(quiet_config()).await;
-    add_webhook(&app, "http://127.0.0.1:9/hook", Some("x")).await;
+    add_webhook(&app, "http://127.0.0.1:9/hook", Some("x-signing-key-0123")).await;
     let (_, list) = app.get_json("/api/webhooks").await;
     let hooks = list["webhooks"].as_array().unwrap();
     assert_eq!(hooks.len(), 1);
@@ -295,6 +295,18 @@ async fn webhooks_are_listed_and_deleted() {
         .post_json("/api/webhooks", &json!({"url": "ftp://x"}))
         .await;
     assert_eq!(status, 422);
+    // A secret keys the signature: a short one is refused, and nothing is made.
+    let (status, body) = app
+        .post_json(
+            "/api/webhooks",
+            &json!({"url": "http://127.0.0.1:9/hook", "secret": "s3cret"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("secret: at least 16 characters"), "{body}");
+    let (_, list) = app.get_json("/api/webhooks").await;
+    assert!(list["webhooks"].as_array().unwrap().is_empty(), "{list}");
 }
 
 async fn job_heartbeat(app: &TestApp, kind: &str) -> Value {
