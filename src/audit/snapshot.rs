@@ -128,9 +128,7 @@ fn finish(
     if failures.is_empty() {
         return Ok(result);
     }
-    // The engine keeps only the error string of a failed job; the record's result
-    // carries the structured list as well, for the job JSON.
-    ctx.record.lock().unwrap().result = result;
+    ctx.set_failed_result(result);
     Err(JobError::Failed(format!(
         "{} audit cut{} failed: {}",
         failures.len(),

@@ -222,6 +222,13 @@ impl JobContext {
         job.progress.total = total;
     }
 
+    /// Sets the job's `result` ahead of a failure: the engine keeps only the error
+    /// string of a failed body, so a body that has structured detail to show
+    /// (which parts failed, and why) records it here before returning `Err`.
+    pub fn set_failed_result(&self, result: serde_json::Value) {
+        self.record.lock().unwrap().result = result;
+    }
+
     /// Adds one unit of work done in the current phase.
     pub fn advance(&self) {
         let mut job = self.record.lock().unwrap();
