@@ -51,7 +51,7 @@ fn main() {
         };
         config.monitor.max_heartbeats_per_project = 1_000_000;
         // A short history, so the runs measure the steady state of a long-lived
-        // daemon, where every ping also trims the oldest one of its heartbeat.
+        // daemon, where every ping overwrites the oldest one of its heartbeat.
         config.monitor.pings_kept = 10;
         let app = Application::build(config, url.clone()).await.unwrap();
         let port = app.port();

@@ -198,6 +198,12 @@ pub async fn spawn_app_on(mut config: Config, database_url: String) -> TestApp {
 }
 
 impl TestApp {
+    /// Stops the daemon and waits until it has (a restart test's first half).
+    pub async fn shut_down(&mut self) {
+        self.stop.cancel();
+        let _ = (&mut self.server).await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

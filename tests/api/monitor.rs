@@ -262,7 +262,7 @@ async fn pings_are_listed_with_kind_exit_code_duration_source_agent_and_a_trunca
 async fn a_daemon_with_another_pings_kept_refits_the_history_keeping_the_newest() {
     let mut config = quiet_config();
     config.monitor.pings_kept = 10;
-    let first = spawn_app_with(config.clone()).await;
+    let mut first = spawn_app_with(config.clone()).await;
     let hb = create(&first, json!({"name": "etl"})).await;
     let id = hb["id"].as_str().unwrap();
     let path = ping_path(&hb);
@@ -270,21 +270,19 @@ async fn a_daemon_with_another_pings_kept_refits_the_history_keeping_the_newest(
         assert_eq!(ping(&first, &path).await.0, 200);
     }
     assert_eq!(stored_seqs(&first, id).await, (6..=15).collect::<Vec<_>>());
-    first.stop.cancel();
-    let _ = first.server.await;
+    first.shut_down().await;
 
     // Smaller: the newest 4 stay, and the next ping overwrites the oldest of them.
     config.monitor.pings_kept = 4;
-    let second = spawn_app_on(config.clone(), first.database_url.clone()).await;
+    let mut second = spawn_app_on(config.clone(), first.database_url.clone()).await;
     assert_eq!(stored_seqs(&second, id).await, vec![12, 13, 14, 15]);
     assert_eq!(ping(&second, &path).await.0, 200);
     assert_eq!(stored_seqs(&second, id).await, vec![13, 14, 15, 16]);
-    second.stop.cancel();
-    let _ = second.server.await;
+    second.shut_down().await;
 
     // Larger: nothing is lost, and the history grows to the new size.
     config.monitor.pings_kept = 6;
-    let third = spawn_app_on(config.clone(), first.database_url.clone()).await;
+    let mut third = spawn_app_on(config.clone(), first.database_url.clone()).await;
     assert_eq!(stored_seqs(&third, id).await, vec![13, 14, 15, 16]);
     for _ in 0..3 {
         assert_eq!(ping(&third, &path).await.0, 200);
@@ -298,8 +296,7 @@ async fn a_daemon_with_another_pings_kept_refits_the_history_keeping_the_newest(
         .map(|p| p["seq"].as_i64().unwrap())
         .collect();
     assert_eq!(listed, vec![19, 18, 17, 16, 15, 14]);
-    third.stop.cancel();
-    let _ = third.server.await;
+    third.shut_down().await;
 
     // A database from before the ring, as migration 0008 leaves it: every ping in
     // a negative slot, no recorded size. The first start places them.

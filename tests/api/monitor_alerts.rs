@@ -204,7 +204,7 @@ async fn a_receiver_that_fails_twice_gets_the_alert_on_the_third_attempt_after_b
 
 #[tokio::test]
 async fn an_alert_flipped_before_a_restart_is_delivered_after_it() {
-    let first = spawn_app_with(quiet_config()).await;
+    let mut first = spawn_app_with(quiet_config()).await;
     let (receiver, url) = Receiver::start(0).await;
     add_webhook(&first, &url, None).await;
     // Real time here: the next daemon's worker runs on the wall clock.
@@ -219,8 +219,7 @@ async fn an_alert_flipped_before_a_restart_is_delivered_after_it() {
         .await
         .unwrap();
     assert_eq!(tick.alerts, 1);
-    first.stop.cancel();
-    let _ = first.server.await;
+    first.shut_down().await;
     assert!(receiver.accepted().is_empty());
 
     // The same database, a new daemon with its loops running.

@@ -114,10 +114,9 @@ async fn a_fresh_daemon_catches_up_each_entry_once_and_records_its_success() {
 
 #[tokio::test]
 async fn a_restarted_daemon_does_not_catch_up_what_already_succeeded() {
-    let app = scheduled_app().await;
+    let mut app = scheduled_app().await;
     wait_all_succeeded(&app).await;
-    app.stop.cancel();
-    let _ = app.server.await;
+    app.shut_down().await;
 
     // A second daemon on the same database: the successes are newer than every
     // previous fire time, so nothing runs.
