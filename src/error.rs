@@ -13,6 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 use serde_json::json;
 
 /// Every way an API call can fail.
@@ -271,5 +272,22 @@ pub struct ApiQuery<T>(pub T);
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoQuery {}
+
+/// The error envelope every JSON route answers with on failure
+/// ([`envelope`] writes it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+/// The inside of [`ErrorEnvelope`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `not_found`, `invalid_input`.
+    #[schema(example = "not_found")]
+    pub code: String,
+    /// What is wrong, in words naming the problem.
+    pub message: String,
+}
 
 pub type ApiResult<T> = Result<T, ApiError>;

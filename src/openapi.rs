@@ -8,29 +8,11 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::error::ApiQuery;
 use crate::state::AppState;
-
-/// The error envelope every JSON route answers with on failure
-/// (`crate::error::envelope` writes it).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorEnvelope {
-    pub error: ErrorBody,
-}
-
-/// The inside of [`ErrorEnvelope`].
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// Stable machine-readable code, e.g. `not_found`, `invalid_input`.
-    #[schema(example = "not_found")]
-    pub code: String,
-    /// What is wrong, in words naming the problem.
-    pub message: String,
-}
 
 /// The top level of the document `GET /api/openapi.json` serves, for the spec
 /// only: the handler returns utoipa's own type, whose parts the OpenAPI 3.1
@@ -68,7 +50,7 @@ struct DocumentShape {
         metrics_doc,
         openapi_json,
     ),
-    components(schemas(ErrorEnvelope, ErrorBody)),
+    components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody)),
     modifiers(&BearerAuth),
     tags(
         (name = "probes", description = "Liveness, readiness and Prometheus metrics; never need a key."),
@@ -150,8 +132,8 @@ mod tests {
         let resp = crate::error::envelope(axum::http::StatusCode::NOT_FOUND, "not_found", "x");
         let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let typed = serde_json::to_value(ErrorEnvelope {
-            error: ErrorBody {
+        let typed = serde_json::to_value(crate::error::ErrorEnvelope {
+            error: crate::error::ErrorBody {
                 code: "not_found".into(),
                 message: "x".into(),
             },

@@ -159,7 +159,7 @@ LEFT JOIN heartbeat.audit_cut_snapshot s
        ON s.cut_id = r.cut_id AND s.window_label = w.label
 WHERE r.cut_id = $1";
 
-#[utoipa::path(get, path = "/api/audit/cuts/{cut_id}", tag = "audit", params(("cut_id" = String, Path), ("window" = Option<String>, Query)), responses((status = 200, description = "The snapshot", body = CutSnapshot), (status = 404, description = "Unknown cut or window, or snapshot pending", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/audit/cuts/{cut_id}", tag = "audit", params(("cut_id" = String, Path), ("window" = Option<String>, Query)), responses((status = 200, description = "The snapshot", body = CutSnapshot), (status = 404, description = "Unknown cut or window, or snapshot pending", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn get_cut(
     State(state): State<AppState>,
     Path(cut_id): Path<String>,

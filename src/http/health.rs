@@ -41,7 +41,7 @@ pub async fn healthz() -> Response {
 #[utoipa::path(get, path = "/readyz", tag = "probes",
     responses(
         (status = 200, description = "Database reachable and schema current", body = Ready),
-        (status = 503, description = "Not ready; `reason` says why", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "Not ready; `reason` says why", body = crate::error::ErrorEnvelope),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match check(&state).await {

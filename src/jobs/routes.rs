@@ -16,7 +16,7 @@ use super::engine::Submitted;
 use super::model::{Job, JobKind, JobState, Scope, Trigger};
 use crate::error::NoQuery;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::openapi::ErrorEnvelope;
+use crate::error::ErrorEnvelope;
 use crate::state::AppState;
 
 /// More ids than this in one request is a mistake, not a scope.

@@ -38,9 +38,6 @@ pub struct Tick {
 
 /// Runs the loop until shutdown.
 pub async fn run(state: AppState) {
-    if !state.wait_migrated().await {
-        return;
-    }
     let interval = Duration::from_millis(state.config.monitor.deadline_interval_ms.max(10));
     // A pass stuck on the database stops the beats: the watchdog and the
     // self-ping then report the daemon unhealthy.

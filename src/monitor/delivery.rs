@@ -26,9 +26,6 @@ pub const SIGNATURE_HEADER: &str = "heartbeat-signature";
 
 /// Runs the worker until shutdown.
 pub async fn run(state: AppState) {
-    if !state.wait_migrated().await {
-        return;
-    }
     // Webhooks created before this start (or on another node) were never seen by
     // this process's create handler; their secrets are masked from here on.
     if let Err(e) = register_secrets(&state.pool).await {

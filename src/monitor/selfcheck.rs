@@ -138,9 +138,6 @@ pub async fn follow_jobs(
 ) {
     use crate::jobs::JobState;
     use tokio::sync::broadcast::error::RecvError;
-    if !state.wait_migrated().await {
-        return;
-    }
     let (schedules, tz) = configured_schedules(&state.config);
     let tokens = loop {
         match ensure_job_heartbeats(&state.pool, &schedules, &tz).await {

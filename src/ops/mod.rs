@@ -72,11 +72,12 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Starts the job-metrics observer, the systemd notifier and the self-ping.
-pub fn spawn_loops(state: &AppState, tasks: &TaskTracker) {
-    tasks.spawn(prometheus::observe_jobs(
-        state.clone(),
-        state.jobs.subscribe(),
-    ));
+pub fn spawn_loops(
+    state: &AppState,
+    tasks: &TaskTracker,
+    finished: tokio::sync::broadcast::Receiver<crate::jobs::Job>,
+) {
+    tasks.spawn(prometheus::observe_jobs(state.clone(), finished));
     tasks.spawn(sd_notify::run(state.clone()));
     if let Some(url) = &state.config.ops.self_ping_url {
         match reqwest::Url::parse(url) {

@@ -1,5 +1,5 @@
 //! systemd integration for `Type=notify` units: READY=1 once the schema is
-//! migrated (the listener is bound before this loop starts), WATCHDOG=1 at half the
+//! migrated (this loop is started then, by `background`, after the listener is bound), WATCHDOG=1 at half the
 //! unit's `WatchdogSec` but only while every watched loop is alive, STOPPING=1 when
 //! shutdown begins.
 //!
@@ -23,10 +23,6 @@ fn send(states: &[NotifyState]) {
 
 /// Runs for the daemon's lifetime.
 pub async fn run(state: AppState) {
-    if !state.wait_migrated().await {
-        send(&[NotifyState::Stopping]);
-        return;
-    }
     send(&[NotifyState::Ready, NotifyState::Status("serving")]);
     tracing::info!("ready");
     let Some(timeout) = sd_notify::watchdog_enabled() else {

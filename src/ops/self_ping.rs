@@ -15,9 +15,6 @@ const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs until shutdown when `ops.self_ping_url` is set.
 pub async fn run(state: AppState, url: reqwest::Url, every: Duration) {
-    if !state.wait_migrated().await {
-        return;
-    }
     let client = match reqwest::Client::builder()
         .timeout(PING_TIMEOUT)
         .user_agent(concat!(

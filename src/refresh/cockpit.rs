@@ -143,7 +143,7 @@ const VALUES_SQL: &str = "
 SELECT bucket, value FROM heartbeat.metric_value
 WHERE metric_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket";
 
-#[utoipa::path(get, path = "/api/metrics/{id}/values", tag = "cockpit", params(("id" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query)), responses((status = 200, description = "The series in the range", body = Series), (status = 404, description = "Unknown metric", body = crate::openapi::ErrorEnvelope), (status = 422, description = "Bad or oversized range", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/metrics/{id}/values", tag = "cockpit", params(("id" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query)), responses((status = 200, description = "The series in the range", body = Series), (status = 404, description = "Unknown metric", body = crate::error::ErrorEnvelope), (status = 422, description = "Bad or oversized range", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn metric_values(
     State(state): State<AppState>,
     Path(id): Path<String>,

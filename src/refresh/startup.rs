@@ -12,7 +12,7 @@ use crate::state::AppState;
 const EMPTY_SQL: &str = "SELECT NOT EXISTS (SELECT 1 FROM heartbeat.metric_value)";
 
 pub async fn fill_an_empty_cockpit(state: AppState) {
-    if !state.config.demo_enabled() || !state.wait_migrated().await {
+    if !state.config.demo_enabled() {
         return;
     }
     let empty = async {

@@ -46,9 +46,6 @@ pub fn spawn(state: &AppState, tasks: &TaskTracker) {
     };
     let state = state.clone();
     tasks.spawn(async move {
-        if !state.wait_migrated().await {
-            return;
-        }
         // The catch-up before the first wake may take a while: allow for it.
         let beat = state.liveness.register("scheduler", SCHEDULER_MAX_SILENCE);
         ticker::run(ticker::LoopDeps {

@@ -52,7 +52,7 @@ pub struct EntryView {
 #[utoipa::path(get, path = "/api/schedule", tag = "schedule",
     responses(
         (status = 200, description = "Entries with next fire time, last success and tick counters", body = ScheduleView),
-        (status = 503, description = "Database unavailable", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "Database unavailable", body = crate::error::ErrorEnvelope),
     ),
     security((), ("bearer" = [])))]
 async fn get_schedule(

@@ -74,7 +74,7 @@ WHERE snapshot_date = $1 AND ($2::text IS NULL OR tier = $2)
 ORDER BY rank, client_id
 LIMIT $3 OFFSET $4";
 
-#[utoipa::path(get, path = "/api/segments", tag = "segments", params(("date" = Option<String>, Query), ("tier" = Option<String>, Query), ("limit" = Option<u32>, Query), ("offset" = Option<u32>, Query)), responses((status = 200, description = "Counts per tier and a page of clients", body = SegmentDay), (status = 404, description = "No snapshot for that day", body = crate::openapi::ErrorEnvelope), (status = 422, description = "Bad query", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/segments", tag = "segments", params(("date" = Option<String>, Query), ("tier" = Option<String>, Query), ("limit" = Option<u32>, Query), ("offset" = Option<u32>, Query)), responses((status = 200, description = "Counts per tier and a page of clients", body = SegmentDay), (status = 404, description = "No snapshot for that day", body = crate::error::ErrorEnvelope), (status = 422, description = "Bad query", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn list_day(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<DayQuery>,
@@ -224,7 +224,7 @@ WHERE client_id = $1
 ORDER BY snapshot_date DESC
 LIMIT $2";
 
-#[utoipa::path(get, path = "/api/segments/{client_id}", tag = "segments", params(("client_id" = String, Path)), responses((status = 200, description = "The client's tier history, newest first", body = ClientHistory), (status = 404, description = "Unknown client", body = crate::openapi::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/segments/{client_id}", tag = "segments", params(("client_id" = String, Path)), responses((status = 200, description = "The client's tier history, newest first", body = ClientHistory), (status = 404, description = "Unknown client", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn client_history(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
