@@ -84,17 +84,44 @@ struct ClientArgs {
     /// The daemon's base URL.
     #[arg(long, env = "HEARTBEAT_URL", default_value = "http://127.0.0.1:8000")]
     url: String,
-    /// A project key or the admin key (`HEARTBEAT_KEY`, else `HEARTBEAT_ADMIN_KEY`).
+    /// A project key or the admin key (`HEARTBEAT_KEY`, else `HEARTBEAT_ADMIN_KEY`;
+    /// an empty value counts as unset).
     #[arg(long, env = "HEARTBEAT_KEY", hide_env_values = true)]
     key: Option<String>,
 }
 
-impl ClientArgs {
-    fn key(&self) -> Option<String> {
-        self.key
-            .clone()
-            .or_else(|| std::env::var("HEARTBEAT_ADMIN_KEY").ok())
-            .filter(|k| !k.is_empty())
+/// The environment variable holding the admin key, read by [`admin_key_env`] only.
+const ADMIN_KEY_ENV: &str = "HEARTBEAT_ADMIN_KEY";
+
+/// `HEARTBEAT_ADMIN_KEY` as the process sees it.
+fn admin_key_env() -> Option<String> {
+    std::env::var(ADMIN_KEY_ENV).ok()
+}
+
+/// The one resolution of a command's key, so `serve` and every client verb agree
+/// on what a setting means: the key `given` on the command line (`--admin-key` for
+/// the daemon, `--key`/`HEARTBEAT_KEY` for client verbs) wins, else the admin key
+/// from the environment. An empty value is unset at each step, so
+/// `HEARTBEAT_ADMIN_KEY=` means open mode for `serve` and no key for every verb.
+fn resolve_key(given: Option<String>, admin_env: Option<String>) -> Option<String> {
+    let present = |k: &String| !k.is_empty();
+    given.filter(present).or_else(|| admin_env.filter(present))
+}
+
+impl Command {
+    /// The key this command uses, resolved by [`resolve_key`]: for `serve` and
+    /// `migrate` the admin key the daemon requires, for client verbs the key they
+    /// present; `None` for commands that use no key.
+    fn key(&self, admin_env: Option<String>) -> Option<String> {
+        let given = match self {
+            Command::Serve(args) | Command::Migrate(args) => args.admin_key.clone(),
+            Command::Project(ProjectCommand::Create { client, .. })
+            | Command::Status { client, .. } => client.key.clone(),
+            Command::Refresh(cli) => cli.client.key.clone(),
+            Command::Schedule(cli) => cli.client.key.clone(),
+            Command::Version | Command::Run { .. } => return None,
+        };
+        resolve_key(given, admin_env)
     }
 }
 
@@ -103,12 +130,8 @@ impl ClientArgs {
 struct ScheduleCli {
     #[command(subcommand)]
     command: Option<ScheduleCommand>,
-    /// Where the daemon is.
-    #[arg(long, env = "HEARTBEAT_URL", default_value = "http://127.0.0.1:8000")]
-    url: String,
-    /// Bearer key for a keyed daemon.
-    #[arg(long, env = "HEARTBEAT_KEY", hide_env_values = true)]
-    key: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
     /// Print the daemon's JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -143,12 +166,8 @@ struct RefreshCli {
     /// cron | user | deploy | api
     #[arg(long, default_value = "api", value_parser = ["cron", "user", "deploy", "api"])]
     trigger: String,
-    /// Where the daemon is.
-    #[arg(long, env = "HEARTBEAT_URL", default_value = "http://127.0.0.1:8000")]
-    url: String,
-    /// Bearer key (admin or read-write project key) for a keyed daemon.
-    #[arg(long, env = "HEARTBEAT_KEY", hide_env_values = true)]
-    key: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
     /// Give up waiting after this long (30s, 10m, 1h); the job goes on.
     #[arg(long, value_parser = heartbeat::cli::refresh::parse_duration)]
     timeout: Option<std::time::Duration>,
@@ -171,8 +190,9 @@ struct ConfigArgs {
     /// Directory of the embedded cluster.
     #[arg(long, env = "HEARTBEAT_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Admin bearer key; unset means open, loopback-only mode.
-    #[arg(long, env = "HEARTBEAT_ADMIN_KEY", hide_env_values = true)]
+    /// Admin bearer key (else `HEARTBEAT_ADMIN_KEY`); unset or empty means open,
+    /// loopback-only mode.
+    #[arg(long)]
     admin_key: Option<String>,
     /// `text` or `json`.
     #[arg(long, env = "HEARTBEAT_LOG_FORMAT")]
@@ -191,8 +211,9 @@ struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    /// File, then environment and flags on top, then validation.
-    fn load(self) -> Result<Config, ConfigError> {
+    /// File, then environment and flags on top, then validation. `admin_key` is the
+    /// command's key as [`Command::key`] resolved it.
+    fn load(self, admin_key: Option<String>) -> Result<Config, ConfigError> {
         let mut config = match &self.config {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
@@ -211,7 +232,7 @@ impl ConfigArgs {
         if let Some(dir) = self.data_dir {
             config.data_dir = dir;
         }
-        if let Some(key) = self.admin_key.filter(|k| !k.is_empty()) {
+        if let Some(key) = admin_key {
             config.admin_key = Some(key);
         }
         if let Some(format) = self.log_format {
@@ -235,15 +256,17 @@ impl ConfigArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let key = cli.command.key(admin_key_env());
     match cli.command {
         Command::Version => {
             println!("heartbeat {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Serve(args) => with_config(args, |config| runtime().block_on(serve(config))),
-        Command::Migrate(args) => with_config(args, |config| runtime().block_on(migrate(config))),
+        Command::Serve(args) => with_config(args, key, |config| runtime().block_on(serve(config))),
+        Command::Migrate(args) => {
+            with_config(args, key, |config| runtime().block_on(migrate(config)))
+        }
         Command::Project(ProjectCommand::Create { client, name }) => {
-            let key = client.key();
             match runtime().block_on(monitor_client::create_project(
                 &client.url,
                 key.as_deref(),
@@ -276,17 +299,14 @@ fn main() -> ExitCode {
             client,
             json,
             fail_on_down,
-        } => {
-            let key = client.key();
-            match runtime().block_on(monitor_client::status(&client.url, key.as_deref(), json)) {
-                Ok(true) if fail_on_down => ExitCode::FAILURE,
-                Ok(_) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("heartbeat: {e}");
-                    ExitCode::from(2)
-                }
+        } => match runtime().block_on(monitor_client::status(&client.url, key.as_deref(), json)) {
+            Ok(true) if fail_on_down => ExitCode::FAILURE,
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("heartbeat: {e}");
+                ExitCode::from(2)
             }
-        }
+        },
         Command::Run { ping_url, command } => {
             let code = runtime().block_on(monitor_client::run(&ping_url, &command));
             ExitCode::from(code.clamp(0, 255) as u8)
@@ -296,19 +316,17 @@ fn main() -> ExitCode {
                 what: cli.what,
                 metrics: cli.metrics,
                 trigger: cli.trigger,
-                url: cli.url,
-                key: cli
-                    .key
-                    .or_else(|| std::env::var("HEARTBEAT_ADMIN_KEY").ok()),
+                url: cli.client.url,
+                key,
                 timeout: cli.timeout,
             };
             ExitCode::from(runtime().block_on(heartbeat::cli::refresh::run(args)))
         }
-        Command::Schedule(cli) => schedule(cli),
+        Command::Schedule(cli) => schedule(cli, key),
     }
 }
 
-fn schedule(cli: ScheduleCli) -> ExitCode {
+fn schedule(cli: ScheduleCli, key: Option<String>) -> ExitCode {
     use heartbeat::cli::schedule::{exit, next, show};
     match cli.command {
         Some(ScheduleCommand::Next { expr, tz, after, n }) => {
@@ -325,12 +343,7 @@ fn schedule(cli: ScheduleCli) -> ExitCode {
                 }
             }
         }
-        None => {
-            let key = cli
-                .key
-                .or_else(|| std::env::var("HEARTBEAT_ADMIN_KEY").ok());
-            ExitCode::from(runtime().block_on(show(&cli.url, key.as_deref(), cli.json)))
-        }
+        None => ExitCode::from(runtime().block_on(show(&cli.client.url, key.as_deref(), cli.json))),
     }
 }
 
@@ -345,9 +358,10 @@ fn runtime() -> tokio::runtime::Runtime {
 /// and runs `body`; an error from `body` is printed and exits 1.
 fn with_config(
     args: ConfigArgs,
+    admin_key: Option<String>,
     body: impl FnOnce(Config) -> anyhow::Result<ExitCode>,
 ) -> ExitCode {
-    let config = match args.load() {
+    let config = match args.load(admin_key) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("heartbeat: invalid configuration: {e}");
@@ -442,5 +456,82 @@ mod tests {
     #[test]
     fn the_cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    /// Every command that takes a key, parsed from `extra` flags, with the key each
+    /// resolves when `HEARTBEAT_ADMIN_KEY` is `admin_env`.
+    fn keys(extra: &[&str], admin_env: Option<&str>) -> Vec<(String, Option<String>)> {
+        let commands: [&[&str]; 6] = [
+            &["serve"],
+            &["migrate"],
+            &["project", "create", "p"],
+            &["status"],
+            &["refresh", "all"],
+            &["schedule"],
+        ];
+        commands
+            .iter()
+            .map(|words| {
+                let mut argv = vec!["heartbeat"];
+                argv.extend_from_slice(words);
+                // The daemon's flag is --admin-key, a client verb's --key.
+                let daemon = matches!(words[0], "serve" | "migrate");
+                for flag in extra {
+                    argv.push(if daemon {
+                        flag.strip_prefix("--key").map_or(*flag, |_| "--admin-key")
+                    } else {
+                        flag
+                    });
+                }
+                let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+                let key = cli.command.key(admin_env.map(str::to_string));
+                (words.join(" "), key)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_command_resolves_the_admin_key_the_same_way() {
+        let admin = "an-admin-key-of-some-length";
+        let given = "a-given-key-of-some-length";
+        // (flags, HEARTBEAT_ADMIN_KEY, the key every command must resolve)
+        let cases: [(&[&str], Option<&str>, Option<&str>); 6] = [
+            (&["--key", ""], None, None),
+            (&["--key", ""], Some(""), None),
+            (&["--key", ""], Some(admin), Some(admin)),
+            (&["--key", given], Some(admin), Some(given)),
+            (&["--key", given], Some(""), Some(given)),
+            (&["--key", given], None, Some(given)),
+        ];
+        for (flags, env, want) in cases {
+            for (command, key) in keys(flags, env) {
+                assert_eq!(
+                    key.as_deref(),
+                    want,
+                    "heartbeat {command} {flags:?} with HEARTBEAT_ADMIN_KEY={env:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn commands_without_a_key_resolve_none() {
+        for argv in [
+            &["heartbeat", "version"][..],
+            &[
+                "heartbeat",
+                "run",
+                "--ping-url",
+                "http://x/hb/t",
+                "--",
+                "true",
+            ],
+        ] {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            assert_eq!(
+                cli.command.key(Some("an-admin-key-of-some-length".into())),
+                None
+            );
+        }
     }
 }

@@ -28,7 +28,7 @@ pub use cut_file::{CutFile, CutId, CutWindow};
 pub use routes::routes;
 pub use snapshot::AuditBody;
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 
 /// The `[audit]` configuration section.
 #[derive(Debug, Clone, Deserialize)]

@@ -37,7 +37,7 @@ pub fn router(state: AppState) -> Router {
     let api = if state.config.admin_key.is_some() {
         api.layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::auth::require_key,
+            crate::auth::routes::require_key,
         ))
     } else {
         api.layer(axum::Extension(crate::auth::OPEN_MODE_CALLER))

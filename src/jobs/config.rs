@@ -80,17 +80,17 @@ impl JobsConfig {
         format!("{host}:{}", std::process::id())
     }
 
-    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+    pub fn validate(&self) -> Result<(), crate::config::error::ConfigError> {
         for kind in JobKind::ALL {
             if self.max_runtime(kind).is_zero() {
-                return Err(crate::config::ConfigError::new(
+                return Err(crate::config::error::ConfigError::new(
                     format!("jobs.max_runtime_secs.{kind}"),
                     "must be at least 1",
                 ));
             }
         }
         if self.retain_count == 0 {
-            return Err(crate::config::ConfigError::new(
+            return Err(crate::config::error::ConfigError::new(
                 "jobs.retain_count",
                 "must be at least 1",
             ));

@@ -123,12 +123,7 @@ async fn jsonrpc_errors(State(state): State<AppState>, req: Request, next: Next)
 /// every MCP call is a POST: the role is judged per tool by the handler, from the
 /// [`crate::auth::Caller`] left in the request's extensions here.
 async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    match crate::auth::identify(&state, presented.as_deref()).await {
+    match crate::auth::routes::identify(&state, req.headers()).await {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
             next.run(req).await

@@ -101,8 +101,8 @@ impl Default for MonitorConfig {
 impl MonitorConfig {
     /// The ping history ring needs at least one slot (its size is stored as a
     /// 32-bit integer); batches, writers and the overlap threshold at least one.
-    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
-        use crate::config::ConfigError;
+    pub fn validate(&self) -> Result<(), crate::config::error::ConfigError> {
+        use crate::config::error::ConfigError;
         if !(1..=MAX_PINGS_KEPT).contains(&self.pings_kept) {
             return Err(ConfigError::new(
                 "monitor.pings_kept",

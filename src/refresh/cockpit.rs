@@ -1,34 +1,49 @@
-//! The cockpit API: each active metric's latest value against its benchmark, and
-//! bounded series.
+//! The cockpit: each active metric's latest value against its benchmark, and
+//! bounded series of its values. These are the queries; the HTTP handlers that
+//! serve them (`GET /api/metrics`, `GET /api/metrics/{id}/values`) are in
+//! [`super::routes`].
 //!
-//! - `GET /api/metrics`: id, title, kind, grain, latest bucket and value, μ, σ, z
-//!   and band (null when there is no benchmark, too few points, or σ = 0).
-//! - `GET /api/metrics/{id}/values?from=&to=`: values with `from <= bucket < to`
-//!   (RFC 3339; default the last 7 days for hourly metrics, 90 days for daily). A
-//!   range that is empty, inverted or wider than `refresh.max_series_points`
-//!   buckets is 422; an unknown id is 404. Retired metrics keep their series.
+//! - [`list_metrics`]: id, title, kind, grain, latest bucket and value, μ, σ, z and
+//!   band (null when there is no benchmark, too few points, or σ = 0).
+//! - [`metric_values`]: values with `from <= bucket < to` (default the last 7 days
+//!   for hourly metrics, 90 days for daily). A range that is empty, inverted or
+//!   wider than `refresh.max_series_points` buckets is refused; so is an unknown
+//!   id. Retired metrics keep their series.
 
-use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Duration, Utc};
+use deadpool_postgres::Pool;
 use serde::{Deserialize, Serialize};
 
 use super::benchmarks::{band, z_score};
 use super::definitions::{Grain, MetricId};
-use crate::error::NoQuery;
-use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::state::AppState;
 
-/// This area's part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(list_metrics, metric_values))]
-pub struct CockpitApi;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/metrics", get(list_metrics))
-        .route("/api/metrics/{id}/values", get(metric_values))
+/// Why a cockpit read was refused or failed. Mapped to HTTP statuses by one `From`
+/// impl in [`super::routes`].
+#[derive(Debug, thiserror::Error)]
+pub enum CockpitError {
+    /// No metric with this id (or not a valid id at all).
+    #[error("no metric '{0}'")]
+    UnknownMetric(String),
+    /// `from` is not before `to`.
+    #[error("from ({from}) must be before to ({to})")]
+    EmptyRange {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    },
+    /// More buckets than `refresh.max_series_points`.
+    #[error("the range spans {buckets} {} buckets; at most {max_points} are returned at once", grain.as_str())]
+    RangeTooLarge {
+        buckets: i64,
+        grain: Grain,
+        max_points: u32,
+    },
+    /// The registry holds a grain this build does not know.
+    #[error("{0}")]
+    BadGrain(String),
+    #[error(transparent)]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
 }
 
 const LIST_SQL: &str = "
@@ -78,12 +93,9 @@ pub struct MetricList {
     pub metrics: Vec<MetricSummary>,
 }
 
-#[utoipa::path(get, path = "/api/metrics", tag = "cockpit", responses((status = 200, description = "Every metric with its latest value, mean, stddev, z and band", body = MetricList)), security((), ("bearer" = [])))]
-async fn list_metrics(
-    State(state): State<AppState>,
-    _: ApiQuery<NoQuery>,
-) -> ApiResult<ApiJson<MetricList>> {
-    let client = state.pool.get().await?;
+/// Every active metric with its latest value against its benchmark, by id.
+pub async fn list_metrics(pool: &Pool) -> Result<MetricList, CockpitError> {
+    let client = pool.get().await?;
     let rows = client.query(LIST_SQL, &[]).await?;
     let metrics = rows
         .iter()
@@ -107,9 +119,10 @@ async fn list_metrics(
             }
         })
         .collect();
-    Ok(ApiJson(MetricList { metrics }))
+    Ok(MetricList { metrics })
 }
 
+/// The range a series is asked for; either end may be left to its default.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RangeQuery {
@@ -143,28 +156,26 @@ const VALUES_SQL: &str = "
 SELECT bucket, value FROM heartbeat.metric_value
 WHERE metric_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket";
 
-#[utoipa::path(get, path = "/api/metrics/{id}/values", tag = "cockpit", params(("id" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query)), responses((status = 200, description = "The series in the range", body = Series), (status = 404, description = "Unknown metric", body = crate::error::ErrorEnvelope), (status = 422, description = "Bad or oversized range", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
-async fn metric_values(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ApiQuery(range): ApiQuery<RangeQuery>,
-) -> ApiResult<ApiJson<Series>> {
-    let unknown = || ApiError::not_found(format!("no metric '{id}'"));
-    let metric = MetricId::parse(&id).map_err(|_| unknown())?;
-    let client = state.pool.get().await?;
+/// The series of metric `id` over `range`, at most `max_points` buckets, with
+/// defaults counted back from `now`.
+pub async fn metric_values(
+    pool: &Pool,
+    id: &str,
+    range: RangeQuery,
+    now: DateTime<Utc>,
+    max_points: u32,
+) -> Result<Series, CockpitError> {
+    let unknown = || CockpitError::UnknownMetric(id.to_string());
+    let metric = MetricId::parse(id).map_err(|_| unknown())?;
+    let client = pool.get().await?;
     let grain: Grain = client
         .query_opt(GRAIN_SQL, &[&metric.as_str()])
         .await?
         .ok_or_else(unknown)?
         .get::<_, String>(0)
         .parse()
-        .map_err(ApiError::Internal)?;
-    let (from, to) = resolve_range(
-        range,
-        grain,
-        Utc::now(),
-        state.config.refresh.max_series_points,
-    )?;
+        .map_err(CockpitError::BadGrain)?;
+    let (from, to) = resolve_range(range, grain, now, max_points)?;
     let values = client
         .query(VALUES_SQL, &[&metric.as_str(), &from, &to])
         .await?
@@ -174,13 +185,13 @@ async fn metric_values(
             value: r.get(1),
         })
         .collect();
-    Ok(ApiJson(Series {
+    Ok(Series {
         metric_id: metric.to_string(),
         grain: grain.as_str().to_string(),
         from,
         to,
         values,
-    }))
+    })
 }
 
 /// Fills defaults and checks the range: non-empty, and at most `max_points`
@@ -190,7 +201,7 @@ fn resolve_range(
     grain: Grain,
     now: DateTime<Utc>,
     max_points: u32,
-) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+) -> Result<(DateTime<Utc>, DateTime<Utc>), CockpitError> {
     let default_span = match grain {
         Grain::Hour => Duration::days(7),
         Grain::Day => Duration::days(90),
@@ -198,20 +209,15 @@ fn resolve_range(
     let to = range.to.unwrap_or(now);
     let from = range.from.unwrap_or(to - default_span);
     if from >= to {
-        return Err(ApiError::unprocessable(
-            "invalid_range",
-            format!("from ({from}) must be before to ({to})"),
-        ));
+        return Err(CockpitError::EmptyRange { from, to });
     }
     let buckets = (to - from).num_seconds() / grain.duration().num_seconds();
     if buckets > i64::from(max_points) {
-        return Err(ApiError::unprocessable(
-            "range_too_large",
-            format!(
-                "the range spans {buckets} {} buckets; at most {max_points} are returned at once",
-                grain.as_str()
-            ),
-        ));
+        return Err(CockpitError::RangeTooLarge {
+            buckets,
+            grain,
+            max_points,
+        });
     }
     Ok((from, to))
 }

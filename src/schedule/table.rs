@@ -27,7 +27,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer};
 
 use super::cron::CronSchedule;
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 use crate::jobs::JobKind;
 
 /// The seed table: (entry name, job, cron).

@@ -16,7 +16,7 @@ pub use routes::routes;
 pub use snapshot::SegmentsBody;
 pub use tiers::{Thresholds, Tier};
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 
 /// What a client's activity score counts over the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{insert_page, load_cursor, Event, SourceError, SourceReport};
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 use crate::jobs::{JobContext, JobError};
 
 /// `kind = "http_json"`.

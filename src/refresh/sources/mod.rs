@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::GenericClient;
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 use crate::jobs::{JobContext, JobError};
 
 /// One `[[sources]]` entry; `kind` selects the variant.

@@ -18,7 +18,7 @@ use futures::{pin_mut, TryStreamExt};
 use serde::Deserialize;
 
 use super::{insert_page, load_cursor, Event, SourceError, SourceReport};
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 use crate::jobs::{JobContext, JobError};
 
 /// `kind = "postgres"`.

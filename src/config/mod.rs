@@ -2,8 +2,15 @@
 //!
 //! Flags override environment variables (clap reads both, see `main.rs`), which
 //! override the optional TOML file (`--config` / `HEARTBEAT_CONFIG`), which overrides
-//! the defaults declared here. Every field is documented where it is declared so
-//! `docs/configuration.md` and the README table have one source to copy from.
+//! the defaults declared here. Every field is documented where it is declared;
+//! `docs/configuration.md` is the reference built from those comments, and a test
+//! here fails when a key has no row there (or a row names no key).
+//!
+//! Each area declares its own section beside its code and names only [`error`] of
+//! this module, so the sections are gathered here without an import cycle. Where an
+//! area's `mod.rs` reaches the daemon's state (which holds this config), its section
+//! lives in a file of its own (`refresh/config.rs`, `ops/config.rs`,
+//! `jobs/config.rs`, `schedule/table.rs`) and this module imports that file.
 //!
 //! Validation happens once, in [`Config::validate`], and reports the first bad field
 //! as a [`ConfigError`] naming it; the binary prints that line and exits with status 2.
@@ -14,24 +21,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// A configuration problem, always naming the field at fault.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{field}: {problem}")]
-pub struct ConfigError {
-    /// The field's name as written in the TOML file (dotted for nested sections).
-    pub field: String,
-    /// What is wrong with it, in words a user can act on.
-    pub problem: String,
-}
+pub mod error;
 
-impl ConfigError {
-    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            problem: problem.into(),
-        }
-    }
-}
+pub use error::ConfigError;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -90,7 +82,7 @@ pub struct Config {
     /// `[[sources]]`: where events are ingested from (see `refresh::sources`).
     pub sources: Vec<crate::refresh::sources::SourceConfig>,
     /// `[refresh]`: compute, benchmark and cockpit settings (see `refresh`).
-    pub refresh: crate::refresh::RefreshConfig,
+    pub refresh: crate::refresh::config::RefreshConfig,
     /// The dead man's switch (`[monitor]`, see `monitor::MonitorConfig`).
     #[serde(default)]
     pub monitor: crate::monitor::MonitorConfig,
@@ -98,10 +90,10 @@ pub struct Config {
     pub jobs: crate::jobs::config::JobsConfig,
     /// `[ops]`: self-ping URL and interval.
     #[serde(default)]
-    pub ops: crate::ops::OpsConfig,
+    pub ops: crate::ops::config::OpsConfig,
     /// `[schedule]`: the cron table's time zone and entries (seeds merged in).
     #[serde(default)]
-    pub schedule: crate::schedule::ScheduleConfig,
+    pub schedule: crate::schedule::table::ScheduleConfig,
     /// `[segments]`: the client tier snapshot (see `segments::SegmentsConfig`).
     #[serde(default)]
     pub segments: crate::segments::SegmentsConfig,
@@ -125,7 +117,7 @@ impl Default for Config {
             shutdown_timeout_secs: 10,
             demo: None,
             sources: Vec::new(),
-            refresh: crate::refresh::RefreshConfig::default(),
+            refresh: crate::refresh::config::RefreshConfig::default(),
             monitor: crate::monitor::MonitorConfig::default(),
             jobs: Default::default(),
             ops: Default::default(),
@@ -269,6 +261,158 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().field, "monitor.pings_kept");
         let c = Config::from_toml("[monitor]\npings_kept = 1").unwrap();
         assert!(c.validate().is_ok());
+    }
+
+    /// One step from a table to a value inside it, as [`keys_of`] walks the struct.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// `key = { ... }`: a nested table.
+        Table(String),
+        /// `key = [{ ... }]`: an array of tables.
+        Array(String),
+        /// `key = { <name> = { ... } }`: tables by a name the user chooses.
+        Map(String),
+        /// `tag = "variant"` inside the table: one variant of a tagged enum.
+        Variant(String, String),
+    }
+
+    /// The TOML text putting the `pairs` (`k = v, ...`) at `path`.
+    fn toml_at(path: &[Step], pairs: &str) -> String {
+        let mut body = pairs.to_string();
+        for step in path.iter().rev() {
+            body = match step {
+                Step::Table(k) => format!("{k} = {{ {body} }}"),
+                Step::Array(k) => format!("{k} = [{{ {body} }}]"),
+                Step::Map(k) => format!("{k} = {{ name = {{ {body} }} }}"),
+                Step::Variant(tag, v) => format!("{tag} = \"{v}\", {body}"),
+            };
+        }
+        body
+    }
+
+    /// How a key at `path` is written in docs/configuration.md: dotted, `[]` for
+    /// an array element, `<name>` for a map key, `[variant]` for a tagged variant.
+    fn dotted(path: &[Step], key: &str) -> String {
+        let mut out = String::new();
+        for step in path {
+            match step {
+                Step::Table(k) => out += &format!(".{k}"),
+                Step::Array(k) => out += &format!(".{k}[]"),
+                Step::Map(k) => out += &format!(".{k}.<name>"),
+                Step::Variant(_, v) => {
+                    if out.ends_with("[]") {
+                        out.truncate(out.len() - 2);
+                    }
+                    out += &format!("[{v}]");
+                }
+            }
+        }
+        out += &format!(".{key}");
+        out.trim_start_matches('.').to_string()
+    }
+
+    /// The parse error of `text`, which must not parse.
+    fn refusal(text: &str) -> String {
+        match toml::from_str::<Config>(text) {
+            Ok(_) => panic!("{text} parsed"),
+            Err(e) => e.message().to_string(),
+        }
+    }
+
+    /// The names serde lists after `expected` in `message`.
+    fn expected_names(message: &str) -> Vec<String> {
+        let Some((_, list)) = message.split_once("expected") else {
+            return Vec::new();
+        };
+        list.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Every key the config structs accept, found by asking serde: an unknown key
+    /// in a table is refused with the list of known ones (every section denies
+    /// unknown fields), and probing each key with a table tells a nested table,
+    /// a map of tables, an array of tables or a tagged enum from a plain value.
+    /// So the list follows the structs without any of them having to serialize.
+    fn keys_of(path: &[Step], out: &mut Vec<String>) {
+        let message = refusal(&toml_at(path, "zzz = 1"));
+        assert!(
+            message.contains("unknown field `zzz`"),
+            "{path:?}: {message}"
+        );
+        for field in expected_names(&message) {
+            let mut here = path.to_vec();
+            let probe = refusal(&toml_at(path, &format!("{field} = {{ zzz = 1 }}")));
+            if probe.contains("unknown field `zzz`") {
+                here.push(Step::Table(field));
+                keys_of(&here, out);
+            } else if let Some(tag) = missing_field(&probe) {
+                here.push(Step::Table(field));
+                tagged(&here, &tag, out);
+            } else if probe.contains("invalid type: integer `1`, expected struct") {
+                here.push(Step::Map(field));
+                keys_of(&here, out);
+            } else if probe.contains("expected a sequence") {
+                let element = refusal(&toml_at(path, &format!("{field} = [{{ zzz = 1 }}]")));
+                here.push(Step::Array(field));
+                match missing_field(&element) {
+                    Some(tag) => tagged(&here, &tag, out),
+                    None => keys_of(&here, out),
+                }
+            } else {
+                out.push(dotted(path, &field));
+            }
+        }
+    }
+
+    fn missing_field(message: &str) -> Option<String> {
+        let rest = message.strip_prefix("missing field `")?;
+        Some(rest.split('`').next()?.to_string())
+    }
+
+    /// The keys of a tagged enum at `path`: its tag, then each variant's fields.
+    fn tagged(path: &[Step], tag: &str, out: &mut Vec<String>) {
+        out.push(dotted(path, tag));
+        let message = refusal(&toml_at(path, &format!("{tag} = \"zzz\"")));
+        let variants = expected_names(&message);
+        assert!(!variants.is_empty(), "{path:?}: {message}");
+        for variant in variants {
+            let mut here = path.to_vec();
+            here.push(Step::Variant(tag.to_string(), variant));
+            keys_of(&here, out);
+        }
+    }
+
+    /// The keys docs/configuration.md documents: the first cell of each table row,
+    /// when it is one backticked key.
+    fn documented_keys() -> Vec<String> {
+        let doc = include_str!("../../docs/configuration.md");
+        doc.lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split_once('`'))
+            .filter(|(_, after)| after.trim_start().starts_with('|'))
+            .map(|(key, _)| key.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn every_config_key_is_documented_and_every_documented_key_exists() {
+        let mut keys = Vec::new();
+        keys_of(&[], &mut keys);
+        assert!(keys.len() > 50, "too few keys found: {keys:?}");
+        let documented = documented_keys();
+        let undocumented: Vec<_> = keys.iter().filter(|k| !documented.contains(k)).collect();
+        assert!(
+            undocumented.is_empty(),
+            "keys without a row in docs/configuration.md: {undocumented:?}"
+        );
+        let unknown: Vec<_> = documented.iter().filter(|k| !keys.contains(k)).collect();
+        assert!(
+            unknown.is_empty(),
+            "docs/configuration.md documents keys the config does not have: {unknown:?}"
+        );
     }
 
     #[test]

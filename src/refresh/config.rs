@@ -1,0 +1,67 @@
+//! The `[refresh]` configuration section, in a file of its own so the whole-daemon
+//! [`Config`](crate::config::Config) can hold it without importing the refresh
+//! module (whose jobs and cockpit import the daemon's state, which holds the config).
+
+use serde::Deserialize;
+
+use crate::config::error::ConfigError;
+
+/// The `[refresh]` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RefreshConfig {
+    /// How far back compute ever reaches, days: a new or changed metric is computed
+    /// from its first event but not before this horizon.
+    pub history_days: u32,
+    /// The rolling window μ and σ are taken over, days.
+    pub benchmark_window_days: u32,
+    /// Fewer non-null points than this in the window: μ, σ, z and band are null.
+    pub benchmark_min_points: u32,
+    /// Largest series `GET /api/metrics/{id}/values` returns, in buckets; a wider
+    /// range is refused with 422.
+    pub max_series_points: u32,
+    /// More separate runs of buckets than this in one compute are merged into one
+    /// span (recomputing the untouched buckets between them, harmlessly), so late
+    /// events scattered over months cost one query, not thousands.
+    pub max_runs_per_metric: u32,
+    /// Metrics computed at once (each on its own connection and transaction).
+    pub compute_concurrency: u32,
+}
+
+impl Default for RefreshConfig {
+    fn default() -> Self {
+        Self {
+            history_days: 400,
+            benchmark_window_days: 28,
+            benchmark_min_points: 8,
+            max_series_points: 5000,
+            max_runs_per_metric: 64,
+            compute_concurrency: 4,
+        }
+    }
+}
+
+impl RefreshConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("refresh.history_days", self.history_days),
+            ("refresh.benchmark_window_days", self.benchmark_window_days),
+            ("refresh.benchmark_min_points", self.benchmark_min_points),
+            ("refresh.max_series_points", self.max_series_points),
+            ("refresh.max_runs_per_metric", self.max_runs_per_metric),
+            ("refresh.compute_concurrency", self.compute_concurrency),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::new(field, "must be at least 1"));
+            }
+        }
+        if self.benchmark_min_points < 2 {
+            return Err(ConfigError::new(
+                "refresh.benchmark_min_points",
+                "must be at least 2 (σ needs two points)",
+            ));
+        }
+        Ok(())
+    }
+}
