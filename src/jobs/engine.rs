@@ -31,10 +31,10 @@ use uuid::Uuid;
 
 use super::body::{JobBodies, JobBody, JobContext, JobError};
 use super::config::JobsConfig;
+use super::error::EngineError;
 use super::model::{Job, JobKind, JobState, Scope, Trigger};
 use crate::cluster::registry::{self, Found};
 use crate::cluster::LaneLock;
-use crate::error::ApiError;
 
 /// How long a cancelled body gets to notice and roll back before it is dropped.
 const CANCEL_GRACE: Duration = Duration::from_secs(3);
@@ -213,7 +213,7 @@ impl Engine {
 
     /// The gate. Joins the running job (on any node), starts one, or merges the
     /// request into the lane's follow-up.
-    pub async fn submit(&self, req: JobRequest) -> Result<Submitted, ApiError> {
+    pub async fn submit(&self, req: JobRequest) -> Result<Submitted, EngineError> {
         let counters = &self.inner.counters[req.kind.index()];
         let submitted = self.submit_once(req).await?;
         if submitted.coalesced {
@@ -234,9 +234,9 @@ impl Engine {
         }
     }
 
-    async fn submit_once(&self, req: JobRequest) -> Result<Submitted, ApiError> {
+    async fn submit_once(&self, req: JobRequest) -> Result<Submitted, EngineError> {
         if self.inner.closing.is_cancelled() {
-            return Err(ApiError::ShuttingDown);
+            return Err(EngineError::ShuttingDown);
         }
         if let Some(s) = self.join_local(&req) {
             return Ok(s);
@@ -287,7 +287,7 @@ impl Engine {
             drop(gate);
             // Locked by a node that has not published its job yet, or is letting go.
             if tokio::time::Instant::now() > deadline {
-                return Err(ApiError::Unavailable(format!(
+                return Err(EngineError::Unavailable(format!(
                     "lane {kind} is locked but its job is not visible"
                 )));
             }
@@ -297,7 +297,7 @@ impl Engine {
 
     /// Joins a job running on another live node, or merges into the follow-up when
     /// it does not cover the request. None when no live node runs the lane.
-    async fn join_remote(&self, req: &JobRequest) -> Result<Option<Submitted>, ApiError> {
+    async fn join_remote(&self, req: &JobRequest) -> Result<Option<Submitted>, EngineError> {
         let kind = req.kind;
         let db = self.inner.pool.get().await?;
         let Some(remote) = registry::running(&**db, kind).await? else {
@@ -321,14 +321,14 @@ impl Engine {
         Ok(Some(submitted))
     }
 
-    async fn acquire(&self, kind: JobKind) -> Result<Option<LaneLock>, ApiError> {
+    async fn acquire(&self, kind: JobKind) -> Result<Option<LaneLock>, EngineError> {
         LaneLock::try_acquire(&self.inner.database_url, kind, &self.inner.node)
             .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))
+            .map_err(|e| EngineError::Unavailable(e.to_string()))
     }
 
     /// Merges the request into the lane's shared follow-up.
-    async fn enqueue(&self, req: &JobRequest) -> Result<Submitted, ApiError> {
+    async fn enqueue(&self, req: &JobRequest) -> Result<Submitted, EngineError> {
         let db = self.inner.pool.get().await?;
         let (job_id, merged) =
             registry::enqueue(&**db, req.kind, &req.scope, req.trigger, Uuid::now_v7()).await?;
@@ -358,7 +358,7 @@ impl Engine {
         });
     }
 
-    async fn start_queued(&self, kind: JobKind) -> Result<(), ApiError> {
+    async fn start_queued(&self, kind: JobKind) -> Result<(), EngineError> {
         if self.inner.closing.is_cancelled() {
             return Ok(());
         }
@@ -393,7 +393,7 @@ impl Engine {
         &self,
         kind: JobKind,
         merge: Option<&JobRequest>,
-    ) -> Result<Option<Job>, ApiError> {
+    ) -> Result<Option<Job>, EngineError> {
         let mut db = self.inner.pool.get().await?;
         let tx = db.transaction().await?;
         let Some(q) = registry::take_queued(&*tx, kind).await? else {
@@ -412,7 +412,7 @@ impl Engine {
     }
 
     /// One janitor pass: forget dead nodes' rows, start orphaned follow-ups.
-    pub async fn janitor_pass(&self) -> Result<(), ApiError> {
+    pub async fn janitor_pass(&self) -> Result<(), EngineError> {
         let db = self.inner.pool.get().await?;
         registry::clean_stale(&**db, self.inner.config.retain_secs as i64).await?;
         for kind in registry::queued_lanes(&**db).await? {
@@ -496,13 +496,15 @@ impl Engine {
         mut job: Job,
         lock: LaneLock,
         published: bool,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         if !published {
             job.state = JobState::Running;
             job.started_at = Some(Utc::now());
             job.node = self.inner.node.clone();
             let published = match self.inner.pool.get().await {
-                Ok(db) => registry::publish(&**db, &job).await.map_err(ApiError::from),
+                Ok(db) => registry::publish(&**db, &job)
+                    .await
+                    .map_err(EngineError::from),
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = published {
@@ -702,7 +704,7 @@ impl Engine {
 
     /// A job by id: this node's, one running on any live node, a queued follow-up,
     /// or a finished remote job this node handed out.
-    pub async fn get(&self, id: Uuid) -> Result<Option<Job>, ApiError> {
+    pub async fn get(&self, id: Uuid) -> Result<Option<Job>, EngineError> {
         if let Some(job) = self.get_local(id) {
             return Ok(Some(job));
         }
@@ -724,7 +726,7 @@ impl Engine {
     }
 
     /// The lane's running job, on whichever node runs it.
-    pub async fn active(&self, kind: JobKind) -> Result<Option<Job>, ApiError> {
+    pub async fn active(&self, kind: JobKind) -> Result<Option<Job>, EngineError> {
         let local = {
             let lane = self.inner.lanes[kind.index()].lock().unwrap();
             lane.running
@@ -739,13 +741,13 @@ impl Engine {
     }
 
     /// The lane's queued follow-up.
-    pub async fn queued(&self, kind: JobKind) -> Result<Option<Job>, ApiError> {
+    pub async fn queued(&self, kind: JobKind) -> Result<Option<Job>, EngineError> {
         let db = self.inner.pool.get().await?;
         Ok(registry::peek_queued(&**db, kind).await?)
     }
 
     /// This node's retained jobs plus those running elsewhere, newest first.
-    pub async fn recent(&self) -> Result<Vec<Job>, ApiError> {
+    pub async fn recent(&self) -> Result<Vec<Job>, EngineError> {
         let mut jobs: Vec<Job> = {
             let mut ret = self.inner.retention.lock().unwrap();
             self.prune(&mut ret);
@@ -768,16 +770,13 @@ impl Engine {
 
     /// Cancels a running or queued job, wherever it is. Returns the job as it is
     /// now; a running job reaches `cancelled` moments later, once rolled back.
-    pub async fn cancel(&self, id: Uuid) -> Result<Job, ApiError> {
-        let job = self
-            .get(id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
+    pub async fn cancel(&self, id: Uuid) -> Result<Job, EngineError> {
+        let job = self.get(id).await?.ok_or(EngineError::NotFound(id))?;
         if job.state.is_finished() {
-            return Err(ApiError::conflict(format!(
-                "job {id} already finished ({:?})",
-                job.state
-            )));
+            return Err(EngineError::AlreadyFinished {
+                id,
+                state: job.state,
+            });
         }
         if self.cancel_with(job.kind, id, CancelReason::Requested) {
             return Ok(self.get_local(id).unwrap_or(job));
@@ -796,7 +795,7 @@ impl Engine {
         if registry::request_cancel(&**db, id).await? {
             return Ok(job);
         }
-        Err(ApiError::conflict(format!("job {id} is no longer running")))
+        Err(EngineError::NoLongerRunning(id))
     }
 
     /// Cancels this node's running job `id` of lane `kind` for `reason`; false if

@@ -13,10 +13,11 @@ use uuid::Uuid;
 
 use super::engine::JobRequest;
 use super::engine::Submitted;
+use super::error::EngineError;
 use super::model::{Job, JobKind, JobState, Scope, Trigger};
+use crate::error::ErrorEnvelope;
 use crate::error::NoQuery;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::error::ErrorEnvelope;
 use crate::state::AppState;
 
 /// More ids than this in one request is a mistake, not a scope.
@@ -179,6 +180,22 @@ pub fn is_metric_id(s: &str) -> bool {
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The one mapping of the engine's errors to HTTP.
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::ShuttingDown => ApiError::ShuttingDown,
+            EngineError::Unavailable(msg) => ApiError::Unavailable(msg),
+            EngineError::NotFound(_) => ApiError::not_found(e.to_string()),
+            EngineError::AlreadyFinished { .. } | EngineError::NoLongerRunning(_) => {
+                ApiError::conflict(e.to_string())
+            }
+            EngineError::Pool(e) => ApiError::Pool(e),
+            EngineError::Db(e) => ApiError::Db(e),
+        }
+    }
 }
 
 fn accepted(submitted: super::engine::Submitted) -> Response {

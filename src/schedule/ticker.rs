@@ -22,8 +22,9 @@ use uuid::Uuid;
 use super::counters::{EntryCounters, ScheduleCounters};
 use super::state::{EntryRecord, ScheduleStore};
 use super::table::{Entry, Table};
-use crate::error::ApiError;
-use crate::jobs::{Engine, Job, JobKind, JobRequest, JobState, Scope, Submitted, Trigger};
+use crate::jobs::{
+    Engine, EngineError, Job, JobKind, JobRequest, JobState, Scope, Submitted, Trigger,
+};
 
 /// Longest single sleep: bounds how late a suspend or a wall-clock step is noticed.
 pub const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(30);
@@ -85,9 +86,9 @@ pub trait TickGate: Send + Sync + 'static {
         &self,
         kind: JobKind,
         scheduled_at: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<bool, ApiError>>;
+    ) -> BoxFuture<'_, Result<bool, EngineError>>;
     /// The engine's gate (`Engine::submit`).
-    fn submit(&self, req: JobRequest) -> BoxFuture<'_, Result<Submitted, ApiError>>;
+    fn submit(&self, req: JobRequest) -> BoxFuture<'_, Result<Submitted, EngineError>>;
     /// Every job that finishes (`Engine::subscribe`).
     fn subscribe(&self) -> broadcast::Receiver<Job>;
 }
@@ -103,7 +104,7 @@ impl TickGate for EngineGate {
         &self,
         kind: JobKind,
         scheduled_at: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<bool, ApiError>> {
+    ) -> BoxFuture<'_, Result<bool, EngineError>> {
         Box::pin(async move {
             let db = self.pool.get().await?;
             Ok(
@@ -113,7 +114,7 @@ impl TickGate for EngineGate {
         })
     }
 
-    fn submit(&self, req: JobRequest) -> BoxFuture<'_, Result<Submitted, ApiError>> {
+    fn submit(&self, req: JobRequest) -> BoxFuture<'_, Result<Submitted, EngineError>> {
         Box::pin(self.engine.submit(req))
     }
 
@@ -347,7 +348,7 @@ impl Ticker {
         &self,
         entry: &Entry,
         scheduled_at: DateTime<Utc>,
-    ) -> Result<Option<Submitted>, ApiError> {
+    ) -> Result<Option<Submitted>, EngineError> {
         if !self.gate.claim(entry.kind, scheduled_at).await? {
             return Ok(None);
         }
@@ -365,7 +366,7 @@ impl Ticker {
         &mut self,
         i: usize,
         span: (DateTime<Utc>, DateTime<Utc>, u64),
-        claimed: Result<Option<Submitted>, ApiError>,
+        claimed: Result<Option<Submitted>, EngineError>,
         fresh: Outcome,
         now: DateTime<Utc>,
     ) -> Fire {
@@ -380,7 +381,7 @@ impl Ticker {
                     "cron tick already claimed (another node, or before a restart)");
                 self.fire(i, at, Outcome::ClaimedElsewhere, None)
             }
-            Err(e @ ApiError::ShuttingDown) => self.refused(i, at, e),
+            Err(e @ EngineError::ShuttingDown) => self.refused(i, at, e),
             Err(e) => {
                 let clock = &mut self.clocks[i];
                 clock.retry = Some(Retry {
@@ -456,7 +457,7 @@ impl Ticker {
         self.fire(i, at, outcome, Some(s.job_id))
     }
 
-    fn refused(&mut self, i: usize, at: DateTime<Utc>, e: ApiError) -> Fire {
+    fn refused(&mut self, i: usize, at: DateTime<Utc>, e: EngineError) -> Fire {
         let clock = &self.clocks[i];
         EntryCounters::add(&clock.counters.missed, 1);
         tracing::warn!(entry = %clock.entry.name, scheduled_at = %at, error = %e, "cron tick refused by the jobs gate");
@@ -660,17 +661,17 @@ mod tests {
             &self,
             kind: JobKind,
             scheduled_at: DateTime<Utc>,
-        ) -> BoxFuture<'_, Result<bool, ApiError>> {
+        ) -> BoxFuture<'_, Result<bool, EngineError>> {
             let mut failing = self.failing.lock().unwrap();
             if *failing > 0 {
                 *failing -= 1;
-                return Box::pin(async { Err(ApiError::Unavailable("database down".into())) });
+                return Box::pin(async { Err(EngineError::Unavailable("database down".into())) });
             }
             let fresh = self.claims.lock().unwrap().insert((kind, scheduled_at));
             Box::pin(async move { Ok(fresh) })
         }
 
-        fn submit(&self, req: JobRequest) -> BoxFuture<'_, Result<Submitted, ApiError>> {
+        fn submit(&self, req: JobRequest) -> BoxFuture<'_, Result<Submitted, EngineError>> {
             let answer = match *self.busy.lock().unwrap() {
                 Some(job_id) => Submitted {
                     job_id,

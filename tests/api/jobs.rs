@@ -494,5 +494,5 @@ async fn on_shutdown_new_requests_get_503_and_the_running_job_is_cancelled() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(err, heartbeat::error::ApiError::ShuttingDown));
+    assert!(matches!(err, heartbeat::jobs::EngineError::ShuttingDown));
 }
