@@ -8,7 +8,8 @@
 //! - [`db`]: the connection pool, versioned migrations, and the embedded PostgreSQL
 //!   cluster used when no `DATABASE_URL` is given (shared with the test harness).
 //! - [`state`]: the handles every handler and loop shares.
-//! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts).
+//! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts),
+//!   and the PostgreSQL coordination that makes it single-flight across nodes.
 //! - [`schedule`]: the cron table (Vixie semantics), its tick loop and catch-up.
 //! - [`refresh`]: ingest sources, incremental metric compute, μ/σ benchmarks, and
 //!   the cockpit API over them (the `recompute` and `benchmarks` lanes' work).
@@ -22,7 +23,6 @@
 //! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
 //! - [`cli`]: client verbs of the binary (`refresh`) that talk to a daemon.
-//! - [`cluster`]: lane advisory locks, the fence, shared job tables, tick claims.
 //! - [`telemetry`]: log setup (text or JSON), written through the secret redactor.
 //! - [`ops`]: Prometheus `/metrics`, systemd notify + watchdog, self-ping, log
 //!   redaction, loop liveness.
@@ -33,7 +33,6 @@ pub mod audit;
 pub mod auth;
 pub mod background;
 pub mod cli;
-pub mod cluster;
 pub mod config;
 pub mod dashboard;
 pub mod db;

@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -29,12 +29,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use super::body::{JobBodies, JobBody, JobContext, JobError};
+use super::body::{JobBodies, JobContext, JobError};
+use super::cluster::registry::{self, Found};
+use super::cluster::LaneLock;
 use super::config::JobsConfig;
 use super::error::EngineError;
 use super::model::{Job, JobKind, JobState, Scope, Trigger};
-use crate::cluster::registry::{self, Found};
-use crate::cluster::LaneLock;
 
 /// How long a cancelled body gets to notice and roll back before it is dropped.
 const CANCEL_GRACE: Duration = Duration::from_secs(3);
@@ -124,8 +124,8 @@ struct Inner {
     /// the database); joins onto a running job never take it.
     gates: [tokio::sync::Mutex<()>; 4],
     retention: Mutex<Retention>,
-    /// Swappable so the refresh work can plug its bodies in after the state exists.
-    bodies: RwLock<JobBodies>,
+    /// Each lane's work, fixed at construction.
+    bodies: JobBodies,
     pool: Pool,
     database_url: Arc<str>,
     config: JobsConfig,
@@ -151,7 +151,13 @@ const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 pub const JANITOR_EVERY: Duration = Duration::from_secs(1);
 
 impl Engine {
-    pub fn new(pool: Pool, database_url: Arc<str>, config: JobsConfig, node: String) -> Self {
+    pub fn new(
+        pool: Pool,
+        database_url: Arc<str>,
+        config: JobsConfig,
+        node: String,
+        bodies: JobBodies,
+    ) -> Self {
         let (finished, _) = broadcast::channel(1024);
         Engine {
             inner: Arc::new(Inner {
@@ -159,7 +165,7 @@ impl Engine {
                 counters: Default::default(),
                 gates: Default::default(),
                 retention: Mutex::new(Retention::default()),
-                bodies: RwLock::new(JobBodies::default()),
+                bodies,
                 pool,
                 database_url,
                 config,
@@ -174,11 +180,6 @@ impl Engine {
     /// This node's id, as shown in job JSON.
     pub fn node(&self) -> &str {
         &self.inner.node
-    }
-
-    /// Plugs in the work a lane runs.
-    pub fn set_body(&self, kind: JobKind, body: Arc<dyn JobBody>) {
-        self.inner.bodies.write().unwrap().set(kind, body);
     }
 
     /// Joins the lane's local running job if it covers the request.
@@ -583,7 +584,7 @@ impl Engine {
     ) {
         let ctx = JobContext::new(record.clone(), cancel.clone(), self.inner.pool.clone())
             .with_fence(kind, lock.backend_pid());
-        let body = self.inner.bodies.read().unwrap().get(kind);
+        let body = self.inner.bodies.get(kind);
         let max_runtime = self.inner.config.max_runtime(kind);
         let mut task = tokio::spawn(body.run(ctx.clone()));
         let deadline = tokio::time::sleep(max_runtime);

@@ -6,9 +6,11 @@
 //! - [`table`]: the `[schedule]` config section and the validated entries.
 //! - [`ticker`]: the tick decisions (fire, absorb, catch up, miss) and the loop.
 //! - [`state`]: `heartbeat.schedule_state`, each entry's last success and tick.
+//! - [`claim`]: the once-only `(lane, scheduled_at)` tick claim across nodes.
 //! - [`counters`]: per-entry fired / absorbed / missed / caught-up counts.
 //! - [`routes`]: `GET /api/schedule`, what `heartbeat schedule` prints.
 
+pub mod claim;
 pub mod counters;
 pub mod cron;
 pub mod routes;

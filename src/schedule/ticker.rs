@@ -107,10 +107,7 @@ impl TickGate for EngineGate {
     ) -> BoxFuture<'_, Result<bool, EngineError>> {
         Box::pin(async move {
             let db = self.pool.get().await?;
-            Ok(
-                crate::cluster::registry::claim_tick(&**db, kind, scheduled_at, self.engine.node())
-                    .await?,
-            )
+            Ok(super::claim::claim_tick(&**db, kind, scheduled_at, self.engine.node()).await?)
         })
     }
 
