@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::db;
 use crate::jobs::{JobBodies, JobBody};
+use crate::refresh::definitions::MetricCatalog;
 use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +66,8 @@ impl Application {
         }
         let (migrated_tx, migrated) = watch::channel(false);
         let database_url: Arc<str> = database_url.into();
-        let mut bodies = job_bodies(&config);
+        let metric_catalog = MetricCatalog::load(&config.definitions_dir);
+        let mut bodies = job_bodies(&config, &metric_catalog);
         adjust(&mut bodies);
         let jobs = crate::jobs::Engine::new(
             pool.clone(),
@@ -84,6 +86,7 @@ impl Application {
         let state = AppState::new(crate::state::StateInner {
             pings,
             jobs,
+            metric_catalog,
             schedule: Default::default(),
             pool,
             database_url,
@@ -161,7 +164,7 @@ impl Application {
 
 /// Each lane's real work; with `jobs.probe_body_ms` set, every lane runs the
 /// diagnostic probe body instead.
-fn job_bodies(config: &Config) -> JobBodies {
+fn job_bodies(config: &Config, catalog: &MetricCatalog) -> JobBodies {
     use crate::refresh::{BenchmarksBody, RecomputeBody};
     if let Some(ms) = config.jobs.probe_body_ms {
         tracing::warn!(
@@ -172,7 +175,7 @@ fn job_bodies(config: &Config) -> JobBodies {
         return JobBodies::new(probe.clone(), probe.clone(), probe.clone(), probe);
     }
     JobBodies::new(
-        Arc::new(RecomputeBody::new(config)),
+        Arc::new(RecomputeBody::new(config).with_catalog(catalog.clone())),
         Arc::new(BenchmarksBody::new(config)),
         Arc::new(crate::segments::SegmentsBody::from_config(config)),
         Arc::new(crate::audit::AuditBody::from_config(config)),

@@ -134,12 +134,7 @@ fn metric_scope(state: &AppState, ids: MetricIds) -> ApiResult<Scope> {
             ),
         ));
     }
-    let known = known_metric_ids(state);
-    let unknown: Vec<&str> = ids
-        .iter()
-        .filter(|id| !known.contains(*id))
-        .map(String::as_str)
-        .collect();
+    let unknown = state.metric_catalog.unknown(&ids);
     if !unknown.is_empty() {
         let shown: Vec<String> = unknown.iter().take(20).map(|s| format!("'{s}'")).collect();
         let more = unknown.len().saturating_sub(20);
@@ -157,29 +152,6 @@ fn metric_scope(state: &AppState, ids: MetricIds) -> ApiResult<Scope> {
         ));
     }
     Ok(Scope::Metrics(ids))
-}
-
-/// Metric ids are the stems of `<definitions_dir>/metrics/*.sql` files.
-fn known_metric_ids(state: &AppState) -> BTreeSet<String> {
-    let dir = state.config.definitions_dir.join("metrics");
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let stem = name.strip_suffix(".sql")?;
-            is_metric_id(stem).then(|| stem.to_string())
-        })
-        .collect()
-}
-
-/// `^[a-z0-9_]{1,64}$`
-pub fn is_metric_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// The one mapping of the engine's errors to HTTP.
@@ -421,13 +393,5 @@ mod tests {
         assert!(serde_json::from_str::<JobRequestBody>(r#"{"metric_ids":[1]}"#).is_err());
         assert!(serde_json::from_str::<JobRequestBody>(r#"{"trigger":"boss"}"#).is_err());
         assert!(serde_json::from_str::<JobRequestBody>(r#"{"extra":1}"#).is_err());
-    }
-
-    #[test]
-    fn metric_ids_are_lowercase_words() {
-        assert!(is_metric_id("orders_per_hour"));
-        assert!(!is_metric_id("../etc"));
-        assert!(!is_metric_id("Orders"));
-        assert!(!is_metric_id(""));
     }
 }

@@ -14,7 +14,7 @@ use futures::stream::{self, StreamExt};
 use serde_json::json;
 
 use super::compute::{self, ComputeWindow, MetricReport};
-use super::definitions::{self, DefinitionError, MetricId};
+use super::definitions::{self, DefinitionError, MetricCatalog, MetricId};
 use super::sources::{self, SourceConfig};
 use super::{Clock, RefreshConfig};
 use crate::config::Config;
@@ -26,6 +26,9 @@ pub struct RecomputeBody {
     metrics_dir: PathBuf,
     refresh: RefreshConfig,
     clock: Clock,
+    /// Told the ids found each time the definitions are loaded, so request
+    /// validation sees what compute sees.
+    catalog: Option<MetricCatalog>,
 }
 
 impl RecomputeBody {
@@ -35,6 +38,7 @@ impl RecomputeBody {
             metrics_dir: definitions::metrics_dir(&config.definitions_dir),
             refresh: config.refresh.clone(),
             clock: super::system_clock(),
+            catalog: None,
         }
     }
 
@@ -44,11 +48,18 @@ impl RecomputeBody {
         self
     }
 
+    /// The same body keeping `catalog` up to date with every load of the definitions.
+    pub fn with_catalog(mut self, catalog: MetricCatalog) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
     async fn run_phases(
         sources: Vec<SourceConfig>,
         metrics_dir: PathBuf,
         refresh: RefreshConfig,
         clock: Clock,
+        catalog: Option<MetricCatalog>,
         ctx: JobContext,
     ) -> Result<serde_json::Value, JobError> {
         ctx.begin_phase("ingest", sources.len() as u64);
@@ -70,6 +81,9 @@ impl RecomputeBody {
                     .map(|id| id.to_string())
             }))
             .collect();
+        if let Some(catalog) = &catalog {
+            catalog.replace(on_disk.clone());
+        }
         let in_scope: Vec<_> = defs
             .iter()
             .filter(|d| {
@@ -145,6 +159,7 @@ impl JobBody for RecomputeBody {
             self.metrics_dir.clone(),
             self.refresh.clone(),
             self.clock.clone(),
+            self.catalog.clone(),
             ctx,
         ))
     }
