@@ -19,6 +19,7 @@
 //! - [`dashboard`]: the operator page at `/`, embedded in the binary (no CDN, no build).
 //! - [`mcp`]: the MCP server at `/mcp`: tools for AI agents over the REST API.
 //! - [`background`]: starts every background loop under one shutdown token.
+//! - [`demo`]: in demo mode, fills the cockpit, tiers and audit cuts at start-up.
 //! - [`auth`]: projects, API keys, and the `Caller` every `/api` handler is given.
 //! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
@@ -36,6 +37,7 @@ pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod db;
+pub mod demo;
 pub mod error;
 pub mod http;
 pub mod jobs;

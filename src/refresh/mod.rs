@@ -7,7 +7,6 @@
 //! - [`benchmarks`]: μ/σ of `rolling_stat` metrics over a rolling window.
 //! - [`bodies`]: the [`crate::jobs::JobBody`] implementations the lanes run.
 //! - [`cockpit`]: `GET /api/metrics` and `GET /api/metrics/{id}/values`.
-//! - [`startup`]: in demo mode, fill an empty cockpit right after start-up.
 
 pub mod benchmarks;
 pub mod bodies;
@@ -15,7 +14,6 @@ pub mod cockpit;
 pub mod compute;
 pub mod definitions;
 pub mod sources;
-pub mod startup;
 
 use std::sync::Arc;
 
