@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //!
+//! - [`clock`]: the one wall-clock trait, injectable so tests move time.
 //! - [`config`]: the one configuration struct; flags over env over TOML.
 //! - [`error`]: the API error type and its single mapping to HTTP + JSON envelope.
 //! - [`db`]: the connection pool, versioned migrations, and the embedded PostgreSQL
@@ -27,6 +28,7 @@
 //! - [`telemetry`]: log setup (text or JSON), written through the secret redactor.
 //! - [`ops`]: Prometheus `/metrics`, systemd notify + watchdog, self-ping, log
 //!   redaction, loop liveness.
+//! - [`panic`]: what a caught panic said (HTTP handlers and job bodies).
 //! - [`openapi`]: the OpenAPI 3.1 document at `/api/openapi.json`.
 
 pub mod app;
@@ -34,6 +36,7 @@ pub mod audit;
 pub mod auth;
 pub mod background;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod dashboard;
 pub mod db;
@@ -45,6 +48,7 @@ pub mod mcp;
 pub mod monitor;
 pub mod openapi;
 pub mod ops;
+pub mod panic;
 pub mod refresh;
 pub mod schedule;
 pub mod segments;

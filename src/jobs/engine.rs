@@ -865,12 +865,7 @@ fn joined_outcome(
         Ok(Ok(result)) => Ok(result),
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) if e.is_panic() => {
-            let payload = e.into_panic();
-            let msg = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
+            let msg = crate::panic::message(&*e.into_panic());
             Err(format!("the job panicked: {msg}"))
         }
         Err(_) => Err("the job's task was aborted".into()),

@@ -1,14 +1,12 @@
 //! HTTP routes of the jobs engine (DESIGN §7).
 
-use std::collections::BTreeSet;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::engine::JobRequest;
@@ -59,31 +57,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/jobs/{id}/cancel", post(cancel_job))
 }
 
-/// `"all"` or a list of metric ids.
-#[derive(Debug, Clone, Default, utoipa::ToSchema)]
-#[schema(value_type = Scope)]
-pub struct MetricIds(pub Option<BTreeSet<String>>);
-
-impl<'de> Deserialize<'de> for MetricIds {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Word(String),
-            List(Vec<String>),
-        }
-        match Raw::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("metric_ids must be \"all\" or a list of metric ids")
-        })? {
-            Raw::Word(w) if w == "all" => Ok(MetricIds(None)),
-            Raw::Word(w) => Err(serde::de::Error::custom(format!(
-                "metric_ids must be \"all\" or a list of metric ids, not \"{w}\""
-            ))),
-            Raw::List(ids) => Ok(MetricIds(Some(ids.into_iter().collect()))),
-        }
-    }
-}
-
 /// Body of `POST /api/metrics/recompute` and (optionally) `POST /api/jobs/{kind}`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -91,7 +64,7 @@ pub struct JobRequestBody {
     /// `"all"` (default) or a list of metric ids; only for recompute.
     #[serde(default)]
     #[schema(value_type = Option<Scope>)]
-    pub metric_ids: MetricIds,
+    pub metric_ids: Scope,
     /// Who asks; default `api`.
     #[serde(default)]
     #[schema(value_type = Option<Trigger>)]
@@ -115,8 +88,8 @@ pub struct JobList {
 }
 
 /// Turns a metric id list into a scope, rejecting empty, oversized or unknown lists.
-fn metric_scope(state: &AppState, ids: MetricIds) -> ApiResult<Scope> {
-    let Some(ids) = ids.0 else {
+fn metric_scope(state: &AppState, scope: Scope) -> ApiResult<Scope> {
+    let Scope::Metrics(ids) = scope else {
         return Ok(Scope::All);
     };
     if ids.is_empty() {
@@ -237,7 +210,7 @@ async fn post_job(
     };
     let scope = match kind {
         JobKind::Recompute => metric_scope(&state, body.metric_ids)?,
-        _ if body.metric_ids.0.is_some() => {
+        _ if body.metric_ids != Scope::All => {
             return Err(ApiError::unprocessable(
                 "invalid_input",
                 format!("metric_ids applies only to recompute, not {kind}"),
@@ -386,9 +359,9 @@ mod tests {
     #[test]
     fn metric_ids_accept_all_or_a_list_only() {
         let b: JobRequestBody = serde_json::from_str(r#"{"metric_ids":"all"}"#).unwrap();
-        assert!(b.metric_ids.0.is_none());
+        assert_eq!(b.metric_ids, Scope::All);
         let b: JobRequestBody = serde_json::from_str(r#"{"metric_ids":["a","b"]}"#).unwrap();
-        assert_eq!(b.metric_ids.0.unwrap().len(), 2);
+        assert!(matches!(b.metric_ids, Scope::Metrics(ids) if ids.len() == 2));
         assert!(serde_json::from_str::<JobRequestBody>(r#"{"metric_ids":"some"}"#).is_err());
         assert!(serde_json::from_str::<JobRequestBody>(r#"{"metric_ids":[1]}"#).is_err());
         assert!(serde_json::from_str::<JobRequestBody>(r#"{"trigger":"boss"}"#).is_err());

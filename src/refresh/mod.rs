@@ -15,9 +15,6 @@ pub mod compute;
 pub mod definitions;
 pub mod sources;
 
-use std::sync::Arc;
-
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 pub use bodies::{BenchmarksBody, RecomputeBody};
@@ -83,14 +80,6 @@ impl RefreshConfig {
         }
         Ok(())
     }
-}
-
-/// Where "now" comes from, injectable so tests can move time (backfill after a
-/// gap) without sleeping.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(Utc::now)
 }
 
 /// The sources a recompute ingests: the configured ones, plus the implicit `demo`

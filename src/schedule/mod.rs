@@ -60,7 +60,7 @@ pub fn spawn(state: &AppState, tasks: &TaskTracker) {
             store: Arc::new(state::PgStore {
                 pool: state.pool.clone(),
             }),
-            clock: Arc::new(ticker::SystemClock),
+            clock: crate::clock::system(),
             shutdown: state.shutdown.clone(),
             beat: Some(beat),
         })

@@ -22,6 +22,7 @@ use uuid::Uuid;
 use super::counters::{EntryCounters, ScheduleCounters};
 use super::state::{EntryRecord, ScheduleStore};
 use super::table::{Entry, Table};
+use crate::clock::SharedClock;
 use crate::jobs::{
     Engine, EngineError, Job, JobKind, JobRequest, JobState, Scope, Submitted, Trigger,
 };
@@ -39,43 +40,6 @@ const CLOCK_JUMP: Duration = Duration::seconds(5);
 pub const RETRY_AFTER: Duration = Duration::seconds(30);
 /// Missed fire times are counted one by one up to this many per outage.
 const MAX_COUNTED: u64 = 1000;
-
-/// Where the loop reads the wall clock.
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The system's wall clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// Wall time that advances with tokio's clock from a fixed start, so under
-/// `tokio::time::pause` the loop sees exactly the time the test advanced.
-pub struct TokioClock {
-    start_wall: DateTime<Utc>,
-    start: tokio::time::Instant,
-}
-
-impl TokioClock {
-    pub fn starting_at(start_wall: DateTime<Utc>) -> Self {
-        Self {
-            start_wall,
-            start: tokio::time::Instant::now(),
-        }
-    }
-}
-
-impl Clock for TokioClock {
-    fn now(&self) -> DateTime<Utc> {
-        let elapsed = tokio::time::Instant::now() - self.start;
-        self.start_wall + Duration::from_std(elapsed).expect("elapsed time fits")
-    }
-}
 
 /// The jobs engine as the tick loop sees it. A trait so the loop's decisions can
 /// be stepped in tests without a database (the engine needs one for its locks).
@@ -495,7 +459,7 @@ pub struct LoopDeps {
     pub gate: Arc<dyn TickGate>,
     pub counters: ScheduleCounters,
     pub store: Arc<dyn ScheduleStore>,
-    pub clock: Arc<dyn Clock>,
+    pub clock: SharedClock,
     pub shutdown: CancellationToken,
     /// Beaten on every wake-up (at least every [`MAX_SLEEP`]), so the systemd
     /// watchdog and the self-ping notice a wedged loop. None in unit tests.
@@ -608,6 +572,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::clock::{Clock, TokioClock};
     use crate::config::Config;
     use crate::schedule::state::MemoryStore;
     use crate::schedule::ScheduleConfig;
