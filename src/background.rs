@@ -24,7 +24,17 @@ pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
             return;
         }
         let tasks = &spawner;
-        crate::schedule::spawn(&state, tasks);
+        crate::schedule::spawn(
+            &state.config,
+            crate::schedule::SchedulerDeps {
+                engine: state.jobs.clone(),
+                pool: state.pool.clone(),
+                counters: state.schedule.clone(),
+                liveness: state.liveness.clone(),
+                shutdown: state.shutdown.clone(),
+            },
+            tasks,
+        );
         if let Some(finished) = for_demo {
             tasks.spawn(crate::demo::fill(crate::demo::DemoDeps {
                 engine: state.jobs.clone(),

@@ -26,19 +26,33 @@ pub use counters::ScheduleCounters;
 pub use cron::{CronError, CronSchedule};
 pub use table::{ScheduleConfig, Table};
 
-use crate::state::AppState;
+use crate::config::Config;
+use crate::jobs::Engine;
+use crate::ops::liveness::Liveness;
 
-/// Starts the cron table unless `no_scheduler` is set (hosts driven by crontab).
+/// What the cron table needs from the daemon.
+pub struct SchedulerDeps {
+    /// The gate every tick goes through.
+    pub engine: Engine,
+    /// For the tick claims and `heartbeat.schedule_state`.
+    pub pool: deadpool_postgres::Pool,
+    pub counters: ScheduleCounters,
+    /// Where the tick loop registers its beat for the watchdog.
+    pub liveness: Liveness,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
 /// How long the tick loop may go without waking before the watchdog counts it
 /// stalled: its longest sleep, plus room for a slow tick or catch-up.
 const SCHEDULER_MAX_SILENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
-pub fn spawn(state: &AppState, tasks: &TaskTracker) {
-    if state.config.no_scheduler {
+/// Starts the cron table unless `no_scheduler` is set (hosts driven by crontab).
+pub fn spawn(config: &Config, deps: SchedulerDeps, tasks: &TaskTracker) {
+    if config.no_scheduler {
         tracing::info!("internal cron table off (--no-scheduler): jobs run only on request");
         return;
     }
-    let table = match state.config.schedule.table() {
+    let table = match config.schedule.table() {
         Ok(t) => t,
         Err(e) => {
             // Config::validate already refused this; keep the daemon up regardless.
@@ -46,22 +60,26 @@ pub fn spawn(state: &AppState, tasks: &TaskTracker) {
             return;
         }
     };
-    let state = state.clone();
+    let SchedulerDeps {
+        engine,
+        pool,
+        counters,
+        liveness,
+        shutdown,
+    } = deps;
     tasks.spawn(async move {
         // The catch-up before the first wake may take a while: allow for it.
-        let beat = state.liveness.register("scheduler", SCHEDULER_MAX_SILENCE);
+        let beat = liveness.register("scheduler", SCHEDULER_MAX_SILENCE);
         ticker::run(ticker::LoopDeps {
             table,
             gate: Arc::new(ticker::EngineGate {
-                engine: state.jobs.clone(),
-                pool: state.pool.clone(),
+                engine,
+                pool: pool.clone(),
             }),
-            counters: state.schedule.clone(),
-            store: Arc::new(state::PgStore {
-                pool: state.pool.clone(),
-            }),
+            counters,
+            store: Arc::new(state::PgStore { pool }),
             clock: crate::clock::system(),
-            shutdown: state.shutdown.clone(),
+            shutdown,
             beat: Some(beat),
         })
         .await;
