@@ -5,7 +5,7 @@
 //! the follow-up, which starts the moment the running job ends. So nothing asked
 //! for is dropped and a lane never holds more than two jobs.
 //!
-//! Cluster-wide (DESIGN §6): a lane's job runs on the node holding the lane's
+//! Cluster-wide (docs/operations/cluster.md): a lane's job runs on the node holding the lane's
 //! advisory lock; it is published so other nodes coalesce onto it and answer its
 //! status, and the follow-up lives in PostgreSQL so any node can merge into it and
 //! whoever holds the lock when the job ends runs it. On one node this is the same

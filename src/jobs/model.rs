@@ -1,5 +1,5 @@
 //! The job vocabulary: kinds, scopes, triggers, states, and the job record whose
-//! JSON is the API contract (DESIGN §7).
+//! JSON is the API contract (docs/api.md).
 
 use std::collections::BTreeSet;
 use std::fmt;

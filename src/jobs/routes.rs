@@ -1,4 +1,4 @@
-//! HTTP routes of the jobs engine (DESIGN §7).
+//! HTTP routes of the jobs engine (docs/api.md, "Jobs").
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};

@@ -1,5 +1,5 @@
 //! The refresh work behind the `recompute` and `benchmarks` lanes, and the cockpit
-//! API that reads its results (DESIGN §4).
+//! API that reads its results (docs/refresh.md).
 //!
 //! - [`sources`]: ingest from `[[sources]]` into `heartbeat.event`, cursor by cursor.
 //! - [`definitions`]: `sql/metrics/<id>.sql` files and their metadata header.

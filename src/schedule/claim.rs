@@ -1,6 +1,6 @@
 //! The once-only tick claim: every node fires every tick, and the row
 //! `(lane, scheduled_at)` in `heartbeat.tick_claim` lets exactly one of them hand
-//! it to the jobs engine, across clock skew and restarts (docs/architecture.md).
+//! it to the jobs engine, across clock skew and restarts (docs/operations/cluster.md).
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;

@@ -1,6 +1,6 @@
 //! The internal clock: a cron table whose ticks go through the jobs engine's gate
 //! with `trigger: "cron"`, so a tick and a user's request for the same lane
-//! coalesce like any two requests (DESIGN §3).
+//! coalesce like any two requests (docs/operations/cron.md).
 //!
 //! - [`cron`]: `CronSchedule`, a crontab expression with exact Vixie semantics.
 //! - [`table`]: the `[schedule]` config section and the validated entries.

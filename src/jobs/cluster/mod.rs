@@ -1,5 +1,5 @@
 //! Many nodes, one flight: PostgreSQL coordinates the engine's replicas
-//! (docs/architecture.md, "Many nodes"). Part of `jobs` because only the engine
+//! (docs/operations/cluster.md). Part of `jobs` because only the engine
 //! uses it; the scheduler's tick claim lives in `schedule::claim`.
 //!
 //! - [`lane_lock`]: a session advisory lock per lane on a dedicated connection,
