@@ -25,7 +25,8 @@ pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
         }
         let tasks = &spawner;
         crate::schedule::spawn(
-            &state.config,
+            &state.config.schedule,
+            state.config.no_scheduler,
             crate::schedule::SchedulerDeps {
                 engine: state.jobs.clone(),
                 pool: state.pool.clone(),

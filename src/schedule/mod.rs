@@ -26,7 +26,6 @@ pub use counters::ScheduleCounters;
 pub use cron::{CronError, CronSchedule};
 pub use table::{ScheduleConfig, Table};
 
-use crate::config::Config;
 use crate::jobs::Engine;
 use crate::ops::liveness::Liveness;
 
@@ -47,12 +46,19 @@ pub struct SchedulerDeps {
 const SCHEDULER_MAX_SILENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Starts the cron table unless `no_scheduler` is set (hosts driven by crontab).
-pub fn spawn(config: &Config, deps: SchedulerDeps, tasks: &TaskTracker) {
-    if config.no_scheduler {
+/// Takes its own config section, not the whole `Config`, so this module does not
+/// depend on the module that holds it.
+pub fn spawn(
+    schedule: &ScheduleConfig,
+    no_scheduler: bool,
+    deps: SchedulerDeps,
+    tasks: &TaskTracker,
+) {
+    if no_scheduler {
         tracing::info!("internal cron table off (--no-scheduler): jobs run only on request");
         return;
     }
-    let table = match config.schedule.table() {
+    let table = match schedule.table() {
         Ok(t) => t,
         Err(e) => {
             // Config::validate already refused this; keep the daemon up regardless.
