@@ -14,6 +14,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::db;
+use crate::jobs::{JobBodies, JobBody};
+use crate::refresh::definitions::MetricCatalog;
 use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +40,17 @@ const MIGRATE_RETRY_FIRST: Duration = Duration::from_millis(200);
 const MIGRATE_RETRY_MAX: Duration = Duration::from_secs(10);
 
 impl Application {
-    pub async fn build(mut config: Config, database_url: String) -> Result<Self, StartupError> {
+    pub async fn build(config: Config, database_url: String) -> Result<Self, StartupError> {
+        Self::build_with_bodies(config, database_url, |_| {}).await
+    }
+
+    /// Like [`Application::build`], with `adjust` changing lanes' work before the
+    /// engine takes it (tests plug in bodies that block, fail or panic).
+    pub async fn build_with_bodies(
+        mut config: Config,
+        database_url: String,
+        adjust: impl FnOnce(&mut JobBodies),
+    ) -> Result<Self, StartupError> {
         let pool = db::build_pool(&database_url, config.pool_size)?;
         let listener =
             TcpListener::bind(config.bind)
@@ -54,11 +66,15 @@ impl Application {
         }
         let (migrated_tx, migrated) = watch::channel(false);
         let database_url: Arc<str> = database_url.into();
+        let metric_catalog = MetricCatalog::load(&config.definitions_dir);
+        let mut bodies = job_bodies(&config, &metric_catalog);
+        adjust(&mut bodies);
         let jobs = crate::jobs::Engine::new(
             pool.clone(),
             database_url.clone(),
             config.jobs.clone(),
             config.jobs.node(),
+            bodies,
         );
         let pings = crate::monitor::ping::PingWriter::start(
             db::build_ping_pool(&database_url, config.monitor.ping_writers.max(1))?,
@@ -70,6 +86,7 @@ impl Application {
         let state = AppState::new(crate::state::StateInner {
             pings,
             jobs,
+            metric_catalog,
             schedule: Default::default(),
             pool,
             database_url,
@@ -79,7 +96,6 @@ impl Application {
             liveness: crate::ops::liveness::Liveness::new(),
             shutdown: CancellationToken::new(),
         });
-        install_job_bodies(&state);
         Ok(Self {
             listener,
             state,
@@ -146,35 +162,24 @@ impl Application {
     }
 }
 
-/// Gives each lane its real work. Lanes without a line here run a no-op body.
-fn install_job_bodies(state: &AppState) {
-    use crate::jobs::JobKind;
+/// Each lane's real work; with `jobs.probe_body_ms` set, every lane runs the
+/// diagnostic probe body instead.
+fn job_bodies(config: &Config, catalog: &MetricCatalog) -> JobBodies {
     use crate::refresh::{BenchmarksBody, RecomputeBody};
-    let config = &state.config;
-    state
-        .jobs
-        .set_body(JobKind::Recompute, Arc::new(RecomputeBody::new(config)));
-    state
-        .jobs
-        .set_body(JobKind::Benchmarks, Arc::new(BenchmarksBody::new(config)));
-    state.jobs.set_body(
-        JobKind::Segments,
-        Arc::new(crate::segments::SegmentsBody::from_config(&state.config)),
-    );
-    state.jobs.set_body(
-        JobKind::Audit,
-        Arc::new(crate::audit::AuditBody::from_config(&state.config)),
-    );
-    if let Some(ms) = state.config.jobs.probe_body_ms {
-        let probe = Arc::new(crate::jobs::probe::ProbeBody::new(ms));
-        for kind in JobKind::ALL {
-            state.jobs.set_body(kind, probe.clone());
-        }
+    if let Some(ms) = config.jobs.probe_body_ms {
         tracing::warn!(
             ms,
             "jobs.probe_body_ms is set: every lane runs the diagnostic probe body"
         );
+        let probe: Arc<dyn JobBody> = Arc::new(crate::jobs::probe::ProbeBody::new(ms));
+        return JobBodies::new(probe.clone(), probe.clone(), probe.clone(), probe);
     }
+    JobBodies::new(
+        Arc::new(RecomputeBody::new(config).with_catalog(catalog.clone())),
+        Arc::new(BenchmarksBody::new(config)),
+        Arc::new(crate::segments::SegmentsBody::from_config(config)),
+        Arc::new(crate::audit::AuditBody::from_config(config)),
+    )
 }
 
 /// Applies migrations, retrying with backoff while the database is unreachable, so

@@ -14,8 +14,8 @@ pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
     // Subscribed here, before any job can run, so no finished job is missed.
     let for_selfcheck = state.jobs.subscribe();
     let for_metrics = state.jobs.subscribe();
-    // The first fill listens from the start for the first successful recompute.
-    tasks.spawn(crate::audit::first_fill::fill_demo_snapshots(state.clone()));
+    // The demo fill listens from the start for the first successful recompute.
+    let for_demo = state.config.demo_enabled().then(|| state.jobs.subscribe());
     let state = state.clone();
     let spawner = tasks.clone();
     tasks.spawn(async move {
@@ -24,10 +24,26 @@ pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
             return;
         }
         let tasks = &spawner;
-        crate::schedule::spawn(&state, tasks);
-        tasks.spawn(crate::refresh::startup::fill_an_empty_cockpit(
-            state.clone(),
-        ));
+        crate::schedule::spawn(
+            &state.config.schedule,
+            state.config.no_scheduler,
+            crate::schedule::SchedulerDeps {
+                engine: state.jobs.clone(),
+                pool: state.pool.clone(),
+                counters: state.schedule.clone(),
+                liveness: state.liveness.clone(),
+                shutdown: state.shutdown.clone(),
+            },
+            tasks,
+        );
+        if let Some(finished) = for_demo {
+            tasks.spawn(crate::demo::fill(crate::demo::DemoDeps {
+                engine: state.jobs.clone(),
+                pool: state.pool.clone(),
+                shutdown: state.shutdown.clone(),
+                finished,
+            }));
+        }
         tasks.spawn(crate::monitor::selfcheck::follow_jobs(
             state.clone(),
             for_selfcheck,

@@ -39,6 +39,9 @@ pub struct StateInner {
     pub config: Arc<Config>,
     /// The single-flight jobs engine: the one gate for every job request.
     pub jobs: crate::jobs::Engine,
+    /// The deployed metric ids, so a recompute request is validated without
+    /// reading the definitions directory each time.
+    pub metric_catalog: crate::refresh::definitions::MetricCatalog,
     /// The cron table's per-entry counters (fired, absorbed, missed, caught up).
     pub schedule: crate::schedule::ScheduleCounters,
     /// Flips to true once migrations are applied; background loops wait on it so a

@@ -10,11 +10,8 @@
 //! - [`registry`]: the `sync` phase.
 //! - [`snapshot`]: the `snapshots` phase and the lane's [`AuditBody`].
 //! - [`routes`]: `GET /api/audit/cuts`, `GET /api/audit/cuts/{cut_id}`.
-//! - [`first_fill`]: in demo mode, segments and audit run right after the first
-//!   recompute brings demo data.
 
 pub mod cut_file;
-pub mod first_fill;
 pub mod registry;
 pub mod routes;
 pub mod snapshot;

@@ -90,11 +90,7 @@ async fn method_not_allowed() -> Response {
 }
 
 fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let detail = err
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".into());
+    let detail = crate::panic::message(&*err);
     tracing::error!(panic = %detail, "handler panicked");
     envelope(
         StatusCode::INTERNAL_SERVER_ERROR,

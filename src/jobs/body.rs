@@ -136,7 +136,7 @@ impl JobContext {
         let Some((kind, pid)) = self.fence else {
             return Ok(());
         };
-        if crate::cluster::lane_lock::enter_fence(tx, kind, pid).await? {
+        if super::cluster::lane_lock::enter_fence(tx, kind, pid).await? {
             Ok(())
         } else {
             Err(JobError::Failed(format!(

@@ -5,7 +5,7 @@
 //! the follow-up, which starts the moment the running job ends. So nothing asked
 //! for is dropped and a lane never holds more than two jobs.
 //!
-//! Cluster-wide (DESIGN §6): a lane's job runs on the node holding the lane's
+//! Cluster-wide (docs/operations/cluster.md): a lane's job runs on the node holding the lane's
 //! advisory lock; it is published so other nodes coalesce onto it and answer its
 //! status, and the follow-up lives in PostgreSQL so any node can merge into it and
 //! whoever holds the lock when the job ends runs it. On one node this is the same
@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -29,12 +29,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use super::body::{JobBodies, JobBody, JobContext, JobError};
+use super::body::{JobBodies, JobContext, JobError};
+use super::cluster::registry::{self, Found};
+use super::cluster::LaneLock;
 use super::config::JobsConfig;
+use super::error::EngineError;
 use super::model::{Job, JobKind, JobState, Scope, Trigger};
-use crate::cluster::registry::{self, Found};
-use crate::cluster::LaneLock;
-use crate::error::ApiError;
 
 /// How long a cancelled body gets to notice and roll back before it is dropped.
 const CANCEL_GRACE: Duration = Duration::from_secs(3);
@@ -124,8 +124,8 @@ struct Inner {
     /// the database); joins onto a running job never take it.
     gates: [tokio::sync::Mutex<()>; 4],
     retention: Mutex<Retention>,
-    /// Swappable so the refresh work can plug its bodies in after the state exists.
-    bodies: RwLock<JobBodies>,
+    /// Each lane's work, fixed at construction.
+    bodies: JobBodies,
     pool: Pool,
     database_url: Arc<str>,
     config: JobsConfig,
@@ -151,7 +151,13 @@ const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 pub const JANITOR_EVERY: Duration = Duration::from_secs(1);
 
 impl Engine {
-    pub fn new(pool: Pool, database_url: Arc<str>, config: JobsConfig, node: String) -> Self {
+    pub fn new(
+        pool: Pool,
+        database_url: Arc<str>,
+        config: JobsConfig,
+        node: String,
+        bodies: JobBodies,
+    ) -> Self {
         let (finished, _) = broadcast::channel(1024);
         Engine {
             inner: Arc::new(Inner {
@@ -159,7 +165,7 @@ impl Engine {
                 counters: Default::default(),
                 gates: Default::default(),
                 retention: Mutex::new(Retention::default()),
-                bodies: RwLock::new(JobBodies::default()),
+                bodies,
                 pool,
                 database_url,
                 config,
@@ -174,11 +180,6 @@ impl Engine {
     /// This node's id, as shown in job JSON.
     pub fn node(&self) -> &str {
         &self.inner.node
-    }
-
-    /// Plugs in the work a lane runs.
-    pub fn set_body(&self, kind: JobKind, body: Arc<dyn JobBody>) {
-        self.inner.bodies.write().unwrap().set(kind, body);
     }
 
     /// Joins the lane's local running job if it covers the request.
@@ -213,7 +214,7 @@ impl Engine {
 
     /// The gate. Joins the running job (on any node), starts one, or merges the
     /// request into the lane's follow-up.
-    pub async fn submit(&self, req: JobRequest) -> Result<Submitted, ApiError> {
+    pub async fn submit(&self, req: JobRequest) -> Result<Submitted, EngineError> {
         let counters = &self.inner.counters[req.kind.index()];
         let submitted = self.submit_once(req).await?;
         if submitted.coalesced {
@@ -234,9 +235,9 @@ impl Engine {
         }
     }
 
-    async fn submit_once(&self, req: JobRequest) -> Result<Submitted, ApiError> {
+    async fn submit_once(&self, req: JobRequest) -> Result<Submitted, EngineError> {
         if self.inner.closing.is_cancelled() {
-            return Err(ApiError::ShuttingDown);
+            return Err(EngineError::ShuttingDown);
         }
         if let Some(s) = self.join_local(&req) {
             return Ok(s);
@@ -287,7 +288,7 @@ impl Engine {
             drop(gate);
             // Locked by a node that has not published its job yet, or is letting go.
             if tokio::time::Instant::now() > deadline {
-                return Err(ApiError::Unavailable(format!(
+                return Err(EngineError::Unavailable(format!(
                     "lane {kind} is locked but its job is not visible"
                 )));
             }
@@ -297,7 +298,7 @@ impl Engine {
 
     /// Joins a job running on another live node, or merges into the follow-up when
     /// it does not cover the request. None when no live node runs the lane.
-    async fn join_remote(&self, req: &JobRequest) -> Result<Option<Submitted>, ApiError> {
+    async fn join_remote(&self, req: &JobRequest) -> Result<Option<Submitted>, EngineError> {
         let kind = req.kind;
         let db = self.inner.pool.get().await?;
         let Some(remote) = registry::running(&**db, kind).await? else {
@@ -321,14 +322,14 @@ impl Engine {
         Ok(Some(submitted))
     }
 
-    async fn acquire(&self, kind: JobKind) -> Result<Option<LaneLock>, ApiError> {
+    async fn acquire(&self, kind: JobKind) -> Result<Option<LaneLock>, EngineError> {
         LaneLock::try_acquire(&self.inner.database_url, kind, &self.inner.node)
             .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))
+            .map_err(|e| EngineError::Unavailable(e.to_string()))
     }
 
     /// Merges the request into the lane's shared follow-up.
-    async fn enqueue(&self, req: &JobRequest) -> Result<Submitted, ApiError> {
+    async fn enqueue(&self, req: &JobRequest) -> Result<Submitted, EngineError> {
         let db = self.inner.pool.get().await?;
         let (job_id, merged) =
             registry::enqueue(&**db, req.kind, &req.scope, req.trigger, Uuid::now_v7()).await?;
@@ -358,7 +359,7 @@ impl Engine {
         });
     }
 
-    async fn start_queued(&self, kind: JobKind) -> Result<(), ApiError> {
+    async fn start_queued(&self, kind: JobKind) -> Result<(), EngineError> {
         if self.inner.closing.is_cancelled() {
             return Ok(());
         }
@@ -393,7 +394,7 @@ impl Engine {
         &self,
         kind: JobKind,
         merge: Option<&JobRequest>,
-    ) -> Result<Option<Job>, ApiError> {
+    ) -> Result<Option<Job>, EngineError> {
         let mut db = self.inner.pool.get().await?;
         let tx = db.transaction().await?;
         let Some(q) = registry::take_queued(&*tx, kind).await? else {
@@ -412,7 +413,7 @@ impl Engine {
     }
 
     /// One janitor pass: forget dead nodes' rows, start orphaned follow-ups.
-    pub async fn janitor_pass(&self) -> Result<(), ApiError> {
+    pub async fn janitor_pass(&self) -> Result<(), EngineError> {
         let db = self.inner.pool.get().await?;
         registry::clean_stale(&**db, self.inner.config.retain_secs as i64).await?;
         for kind in registry::queued_lanes(&**db).await? {
@@ -496,13 +497,15 @@ impl Engine {
         mut job: Job,
         lock: LaneLock,
         published: bool,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         if !published {
             job.state = JobState::Running;
             job.started_at = Some(Utc::now());
             job.node = self.inner.node.clone();
             let published = match self.inner.pool.get().await {
-                Ok(db) => registry::publish(&**db, &job).await.map_err(ApiError::from),
+                Ok(db) => registry::publish(&**db, &job)
+                    .await
+                    .map_err(EngineError::from),
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = published {
@@ -581,7 +584,7 @@ impl Engine {
     ) {
         let ctx = JobContext::new(record.clone(), cancel.clone(), self.inner.pool.clone())
             .with_fence(kind, lock.backend_pid());
-        let body = self.inner.bodies.read().unwrap().get(kind);
+        let body = self.inner.bodies.get(kind);
         let max_runtime = self.inner.config.max_runtime(kind);
         let mut task = tokio::spawn(body.run(ctx.clone()));
         let deadline = tokio::time::sleep(max_runtime);
@@ -702,7 +705,7 @@ impl Engine {
 
     /// A job by id: this node's, one running on any live node, a queued follow-up,
     /// or a finished remote job this node handed out.
-    pub async fn get(&self, id: Uuid) -> Result<Option<Job>, ApiError> {
+    pub async fn get(&self, id: Uuid) -> Result<Option<Job>, EngineError> {
         if let Some(job) = self.get_local(id) {
             return Ok(Some(job));
         }
@@ -724,7 +727,7 @@ impl Engine {
     }
 
     /// The lane's running job, on whichever node runs it.
-    pub async fn active(&self, kind: JobKind) -> Result<Option<Job>, ApiError> {
+    pub async fn active(&self, kind: JobKind) -> Result<Option<Job>, EngineError> {
         let local = {
             let lane = self.inner.lanes[kind.index()].lock().unwrap();
             lane.running
@@ -739,13 +742,13 @@ impl Engine {
     }
 
     /// The lane's queued follow-up.
-    pub async fn queued(&self, kind: JobKind) -> Result<Option<Job>, ApiError> {
+    pub async fn queued(&self, kind: JobKind) -> Result<Option<Job>, EngineError> {
         let db = self.inner.pool.get().await?;
         Ok(registry::peek_queued(&**db, kind).await?)
     }
 
     /// This node's retained jobs plus those running elsewhere, newest first.
-    pub async fn recent(&self) -> Result<Vec<Job>, ApiError> {
+    pub async fn recent(&self) -> Result<Vec<Job>, EngineError> {
         let mut jobs: Vec<Job> = {
             let mut ret = self.inner.retention.lock().unwrap();
             self.prune(&mut ret);
@@ -768,16 +771,13 @@ impl Engine {
 
     /// Cancels a running or queued job, wherever it is. Returns the job as it is
     /// now; a running job reaches `cancelled` moments later, once rolled back.
-    pub async fn cancel(&self, id: Uuid) -> Result<Job, ApiError> {
-        let job = self
-            .get(id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
+    pub async fn cancel(&self, id: Uuid) -> Result<Job, EngineError> {
+        let job = self.get(id).await?.ok_or(EngineError::NotFound(id))?;
         if job.state.is_finished() {
-            return Err(ApiError::conflict(format!(
-                "job {id} already finished ({:?})",
-                job.state
-            )));
+            return Err(EngineError::AlreadyFinished {
+                id,
+                state: job.state,
+            });
         }
         if self.cancel_with(job.kind, id, CancelReason::Requested) {
             return Ok(self.get_local(id).unwrap_or(job));
@@ -796,7 +796,7 @@ impl Engine {
         if registry::request_cancel(&**db, id).await? {
             return Ok(job);
         }
-        Err(ApiError::conflict(format!("job {id} is no longer running")))
+        Err(EngineError::NoLongerRunning(id))
     }
 
     /// Cancels this node's running job `id` of lane `kind` for `reason`; false if
@@ -865,12 +865,7 @@ fn joined_outcome(
         Ok(Ok(result)) => Ok(result),
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) if e.is_panic() => {
-            let payload = e.into_panic();
-            let msg = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
+            let msg = crate::panic::message(&*e.into_panic());
             Err(format!("the job panicked: {msg}"))
         }
         Err(_) => Err("the job's task was aborted".into()),

@@ -3,17 +3,22 @@
 //! - [`model`]: kinds, scopes, triggers, the job record (the API's job JSON).
 //! - [`body`]: the pluggable work a lane runs, and the context it reports through.
 //! - [`engine`]: the gate: lanes, coalescing, follow-ups, timeouts, retention.
+//! - [`error`]: why the engine refused or could not answer a request.
+//! - [`cluster`]: lane advisory locks, the fence, the shared job tables (many nodes).
 //! - [`config`]: the `[jobs]` section (max runtimes, retention, node id).
 //! - [`probe`]: a diagnostic body that records its interval (overlap detector).
 //! - [`routes`]: `/api/metrics/recompute*`, `/api/metrics/active-job`, `/api/jobs*`.
 
 pub mod body;
+pub mod cluster;
 pub mod config;
 pub mod engine;
+pub mod error;
 pub mod model;
 pub mod probe;
 pub mod routes;
 
 pub use body::{JobBodies, JobBody, JobContext, JobError};
 pub use engine::{Engine, JobRequest, LaneStats, Submitted};
+pub use error::EngineError;
 pub use model::{Job, JobKind, JobState, Scope, Trigger};

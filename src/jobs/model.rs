@@ -1,5 +1,5 @@
 //! The job vocabulary: kinds, scopes, triggers, states, and the job record whose
-//! JSON is the API contract (DESIGN §7).
+//! JSON is the API contract (docs/api.md).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -66,8 +66,11 @@ impl FromStr for JobKind {
 }
 
 /// What a job covers. `All` covers everything; a metric list covers its subsets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// In JSON `"all"` or a list of metric ids, read by this one `Deserialize` for the
+/// API body, the MCP tool and the shared job tables alike.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Scope {
+    #[default]
     All,
     Metrics(BTreeSet<String>),
 }
@@ -125,9 +128,13 @@ impl<'de> Deserialize<'de> for Scope {
             Word(String),
             List(BTreeSet<String>),
         }
-        match Raw::deserialize(d)? {
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("metric_ids must be \"all\" or a list of metric ids")
+        })? {
             Raw::Word(w) if w == "all" => Ok(Scope::All),
-            Raw::Word(w) => Err(serde::de::Error::custom(format!("bad scope '{w}'"))),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "metric_ids must be \"all\" or a list of metric ids, not \"{w}\""
+            ))),
             Raw::List(ids) => Ok(Scope::Metrics(ids)),
         }
     }

@@ -1,6 +1,4 @@
-//! HTTP routes of the jobs engine (DESIGN §7).
-
-use std::collections::BTreeSet;
+//! HTTP routes of the jobs engine (docs/api.md, "Jobs").
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -8,15 +6,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::engine::JobRequest;
 use super::engine::Submitted;
+use super::error::EngineError;
 use super::model::{Job, JobKind, JobState, Scope, Trigger};
+use crate::error::ErrorEnvelope;
 use crate::error::NoQuery;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::error::ErrorEnvelope;
 use crate::state::AppState;
 
 /// More ids than this in one request is a mistake, not a scope.
@@ -58,31 +57,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/jobs/{id}/cancel", post(cancel_job))
 }
 
-/// `"all"` or a list of metric ids.
-#[derive(Debug, Clone, Default, utoipa::ToSchema)]
-#[schema(value_type = Scope)]
-pub struct MetricIds(pub Option<BTreeSet<String>>);
-
-impl<'de> Deserialize<'de> for MetricIds {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Word(String),
-            List(Vec<String>),
-        }
-        match Raw::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("metric_ids must be \"all\" or a list of metric ids")
-        })? {
-            Raw::Word(w) if w == "all" => Ok(MetricIds(None)),
-            Raw::Word(w) => Err(serde::de::Error::custom(format!(
-                "metric_ids must be \"all\" or a list of metric ids, not \"{w}\""
-            ))),
-            Raw::List(ids) => Ok(MetricIds(Some(ids.into_iter().collect()))),
-        }
-    }
-}
-
 /// Body of `POST /api/metrics/recompute` and (optionally) `POST /api/jobs/{kind}`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -90,7 +64,7 @@ pub struct JobRequestBody {
     /// `"all"` (default) or a list of metric ids; only for recompute.
     #[serde(default)]
     #[schema(value_type = Option<Scope>)]
-    pub metric_ids: MetricIds,
+    pub metric_ids: Scope,
     /// Who asks; default `api`.
     #[serde(default)]
     #[schema(value_type = Option<Trigger>)]
@@ -114,8 +88,8 @@ pub struct JobList {
 }
 
 /// Turns a metric id list into a scope, rejecting empty, oversized or unknown lists.
-fn metric_scope(state: &AppState, ids: MetricIds) -> ApiResult<Scope> {
-    let Some(ids) = ids.0 else {
+fn metric_scope(state: &AppState, scope: Scope) -> ApiResult<Scope> {
+    let Scope::Metrics(ids) = scope else {
         return Ok(Scope::All);
     };
     if ids.is_empty() {
@@ -133,12 +107,7 @@ fn metric_scope(state: &AppState, ids: MetricIds) -> ApiResult<Scope> {
             ),
         ));
     }
-    let known = known_metric_ids(state);
-    let unknown: Vec<&str> = ids
-        .iter()
-        .filter(|id| !known.contains(*id))
-        .map(String::as_str)
-        .collect();
+    let unknown = state.metric_catalog.unknown(&ids);
     if !unknown.is_empty() {
         let shown: Vec<String> = unknown.iter().take(20).map(|s| format!("'{s}'")).collect();
         let more = unknown.len().saturating_sub(20);
@@ -158,27 +127,20 @@ fn metric_scope(state: &AppState, ids: MetricIds) -> ApiResult<Scope> {
     Ok(Scope::Metrics(ids))
 }
 
-/// Metric ids are the stems of `<definitions_dir>/metrics/*.sql` files.
-fn known_metric_ids(state: &AppState) -> BTreeSet<String> {
-    let dir = state.config.definitions_dir.join("metrics");
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let stem = name.strip_suffix(".sql")?;
-            is_metric_id(stem).then(|| stem.to_string())
-        })
-        .collect()
-}
-
-/// `^[a-z0-9_]{1,64}$`
-pub fn is_metric_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+/// The one mapping of the engine's errors to HTTP.
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::ShuttingDown => ApiError::ShuttingDown,
+            EngineError::Unavailable(msg) => ApiError::Unavailable(msg),
+            EngineError::NotFound(_) => ApiError::not_found(e.to_string()),
+            EngineError::AlreadyFinished { .. } | EngineError::NoLongerRunning(_) => {
+                ApiError::conflict(e.to_string())
+            }
+            EngineError::Pool(e) => ApiError::Pool(e),
+            EngineError::Db(e) => ApiError::Db(e),
+        }
+    }
 }
 
 fn accepted(submitted: super::engine::Submitted) -> Response {
@@ -248,7 +210,7 @@ async fn post_job(
     };
     let scope = match kind {
         JobKind::Recompute => metric_scope(&state, body.metric_ids)?,
-        _ if body.metric_ids.0.is_some() => {
+        _ if body.metric_ids != Scope::All => {
             return Err(ApiError::unprocessable(
                 "invalid_input",
                 format!("metric_ids applies only to recompute, not {kind}"),
@@ -397,20 +359,12 @@ mod tests {
     #[test]
     fn metric_ids_accept_all_or_a_list_only() {
         let b: JobRequestBody = serde_json::from_str(r#"{"metric_ids":"all"}"#).unwrap();
-        assert!(b.metric_ids.0.is_none());
+        assert_eq!(b.metric_ids, Scope::All);
         let b: JobRequestBody = serde_json::from_str(r#"{"metric_ids":["a","b"]}"#).unwrap();
-        assert_eq!(b.metric_ids.0.unwrap().len(), 2);
+        assert!(matches!(b.metric_ids, Scope::Metrics(ids) if ids.len() == 2));
         assert!(serde_json::from_str::<JobRequestBody>(r#"{"metric_ids":"some"}"#).is_err());
         assert!(serde_json::from_str::<JobRequestBody>(r#"{"metric_ids":[1]}"#).is_err());
         assert!(serde_json::from_str::<JobRequestBody>(r#"{"trigger":"boss"}"#).is_err());
         assert!(serde_json::from_str::<JobRequestBody>(r#"{"extra":1}"#).is_err());
-    }
-
-    #[test]
-    fn metric_ids_are_lowercase_words() {
-        assert!(is_metric_id("orders_per_hour"));
-        assert!(!is_metric_id("../etc"));
-        assert!(!is_metric_id("Orders"));
-        assert!(!is_metric_id(""));
     }
 }

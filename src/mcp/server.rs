@@ -131,11 +131,7 @@ impl McpHandler {
             }
             ToolName::TriggerRecompute => {
                 let a: tools::TriggerRecompute = parse(tool, args)?;
-                let metric_ids = match a.metric_ids.0 {
-                    None => json!("all"),
-                    Some(ids) => json!(ids),
-                };
-                let body = json!({ "metric_ids": metric_ids, "trigger": "api" });
+                let body = json!({ "metric_ids": a.metric_ids, "trigger": "api" });
                 self.call(http, Method::POST, "/api/metrics/recompute", Some(body))
                     .await
             }

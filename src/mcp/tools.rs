@@ -11,7 +11,7 @@ use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::jobs::routes::MetricIds;
+use crate::jobs::Scope;
 
 /// Whether a tool only reads. A read-only key may call only `Read` tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,7 +227,7 @@ pub struct UpdateHeartbeat {
 #[serde(deny_unknown_fields)]
 pub struct TriggerRecompute {
     #[serde(default)]
-    pub metric_ids: MetricIds,
+    pub metric_ids: Scope,
 }
 
 #[derive(Debug, Deserialize)]

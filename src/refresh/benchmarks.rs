@@ -88,7 +88,7 @@ pub fn z_score(value: Option<f64>, mean: Option<f64>, stddev: Option<f64>) -> Op
     Some((v - m) / s)
 }
 
-/// `normal` |z| < 1, `amber` 1 ≤ |z| < 2, `red` |z| ≥ 2 (DESIGN §4).
+/// `normal` |z| < 1, `amber` 1 ≤ |z| < 2, `red` |z| ≥ 2 (docs/refresh.md).
 pub fn band(z: Option<f64>) -> Option<&'static str> {
     let a = z?.abs();
     Some(if a < 1.0 {

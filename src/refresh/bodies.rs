@@ -14,9 +14,10 @@ use futures::stream::{self, StreamExt};
 use serde_json::json;
 
 use super::compute::{self, ComputeWindow, MetricReport};
-use super::definitions::{self, DefinitionError, MetricId};
+use super::definitions::{self, DefinitionError, MetricCatalog, MetricId};
 use super::sources::{self, SourceConfig};
-use super::{Clock, RefreshConfig};
+use super::RefreshConfig;
+use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::jobs::{JobBody, JobContext, JobError};
 
@@ -25,7 +26,10 @@ pub struct RecomputeBody {
     sources: Vec<SourceConfig>,
     metrics_dir: PathBuf,
     refresh: RefreshConfig,
-    clock: Clock,
+    clock: SharedClock,
+    /// Told the ids found each time the definitions are loaded, so request
+    /// validation sees what compute sees.
+    catalog: Option<MetricCatalog>,
 }
 
 impl RecomputeBody {
@@ -34,13 +38,20 @@ impl RecomputeBody {
             sources: super::effective_sources(config),
             metrics_dir: definitions::metrics_dir(&config.definitions_dir),
             refresh: config.refresh.clone(),
-            clock: super::system_clock(),
+            clock: crate::clock::system(),
+            catalog: None,
         }
     }
 
     /// The same body reading time from `clock` (tests move time with it).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// The same body keeping `catalog` up to date with every load of the definitions.
+    pub fn with_catalog(mut self, catalog: MetricCatalog) -> Self {
+        self.catalog = Some(catalog);
         self
     }
 
@@ -48,11 +59,12 @@ impl RecomputeBody {
         sources: Vec<SourceConfig>,
         metrics_dir: PathBuf,
         refresh: RefreshConfig,
-        clock: Clock,
+        clock: SharedClock,
+        catalog: Option<MetricCatalog>,
         ctx: JobContext,
     ) -> Result<serde_json::Value, JobError> {
         ctx.begin_phase("ingest", sources.len() as u64);
-        let ingest = sources::ingest_all(&ctx, &sources, clock()).await?;
+        let ingest = sources::ingest_all(&ctx, &sources, clock.now()).await?;
         let failed_sources: Vec<String> = ingest
             .iter()
             .filter(|r| r.status == "failed")
@@ -70,6 +82,9 @@ impl RecomputeBody {
                     .map(|id| id.to_string())
             }))
             .collect();
+        if let Some(catalog) = &catalog {
+            catalog.replace(on_disk.clone());
+        }
         let in_scope: Vec<_> = defs
             .iter()
             .filter(|d| {
@@ -84,7 +99,7 @@ impl RecomputeBody {
         ctx.set_phase_detail(detail(&[], &errors, &[]));
         let retired = compute::sync_registry(&ctx, &defs, &on_disk).await?;
         let window = ComputeWindow {
-            now: clock(),
+            now: clock.now(),
             history: Duration::days(i64::from(refresh.history_days)),
             max_batch: compute::max_batch(&ctx).await?,
             max_runs: refresh.max_runs_per_metric as usize,
@@ -145,6 +160,7 @@ impl JobBody for RecomputeBody {
             self.metrics_dir.clone(),
             self.refresh.clone(),
             self.clock.clone(),
+            self.catalog.clone(),
             ctx,
         ))
     }
@@ -153,18 +169,18 @@ impl JobBody for RecomputeBody {
 /// μ/σ of the `rolling_stat` metrics.
 pub struct BenchmarksBody {
     refresh: RefreshConfig,
-    clock: Clock,
+    clock: SharedClock,
 }
 
 impl BenchmarksBody {
     pub fn new(config: &Config) -> Self {
         Self {
             refresh: config.refresh.clone(),
-            clock: super::system_clock(),
+            clock: crate::clock::system(),
         }
     }
 
-    pub fn with_clock(mut self, clock: Clock) -> Self {
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
     }
@@ -172,7 +188,7 @@ impl BenchmarksBody {
 
 impl JobBody for BenchmarksBody {
     fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<serde_json::Value, JobError>> {
-        let now = (self.clock)();
+        let now = self.clock.now();
         let window = Duration::days(i64::from(self.refresh.benchmark_window_days));
         let min_points = self.refresh.benchmark_min_points as i32;
         Box::pin(async move {

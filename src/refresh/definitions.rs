@@ -22,9 +22,11 @@
 //! [`MetricDefinition`] whose id, kind and grain are valid. A bad file becomes a
 //! [`DefinitionError`] naming the file and the line.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -304,8 +306,93 @@ pub fn parse(path: &Path, text: &str) -> Result<MetricDefinition, DefinitionErro
     })
 }
 
+/// The metric ids deployed, known without reading the directory per request: the
+/// stems of `<definitions_dir>/metrics/*.sql` that are metric ids (a file that does
+/// not parse still names a metric, which its job then reports).
+///
+/// Loaded at start and replaced whenever a recompute loads the definitions. An id
+/// it does not hold triggers one re-scan before it is called unknown, so a metric
+/// file deployed since the last load is accepted at once. Cheap to clone: clones
+/// share the set.
+#[derive(Clone)]
+pub struct MetricCatalog {
+    dir: PathBuf,
+    /// Read on every recompute request, written on a load: a read-mostly lock.
+    ids: Arc<RwLock<BTreeSet<String>>>,
+}
+
+impl MetricCatalog {
+    /// Scans `<definitions_dir>/metrics` once.
+    pub fn load(definitions_dir: &Path) -> Self {
+        let catalog = Self {
+            dir: metrics_dir(definitions_dir),
+            ids: Arc::default(),
+        };
+        catalog.rescan();
+        catalog
+    }
+
+    /// Reads the directory again.
+    pub fn rescan(&self) {
+        let ids = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let stem = name.strip_suffix(".sql")?;
+                MetricId::parse(stem).ok().map(|id| id.0)
+            })
+            .collect();
+        self.replace(ids);
+    }
+
+    /// Takes the ids a load of the directory just found.
+    pub fn replace(&self, ids: BTreeSet<String>) {
+        *self.ids.write().unwrap() = ids;
+    }
+
+    /// The ids of `wanted` that name no deployed metric, in order, after one
+    /// re-scan if the cached set lacks any.
+    pub fn unknown<'a>(&self, wanted: &'a BTreeSet<String>) -> Vec<&'a str> {
+        let missing = |ids: &BTreeSet<String>| -> Vec<&'a str> {
+            wanted
+                .iter()
+                .filter(|id| !ids.contains(*id))
+                .map(String::as_str)
+                .collect()
+        };
+        if missing(&self.ids.read().unwrap()).is_empty() {
+            return Vec::new();
+        }
+        self.rescan();
+        let ids = self.ids.read().unwrap();
+        missing(&ids)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn metric_ids_are_lowercase_words() {
+        assert!(MetricId::parse("orders_per_hour").is_ok());
+        assert!(MetricId::parse("../etc").is_err());
+        assert!(MetricId::parse("Orders").is_err());
+        assert!(MetricId::parse("").is_err());
+    }
+
+    #[test]
+    fn the_catalog_rescans_once_for_an_id_it_does_not_hold() {
+        let defs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(defs.path().join("metrics")).unwrap();
+        std::fs::write(defs.path().join("metrics/a.sql"), "-- a").unwrap();
+        let catalog = MetricCatalog::load(defs.path());
+        let wanted: BTreeSet<String> = ["a", "b"].map(String::from).into();
+        assert_eq!(catalog.unknown(&wanted), ["b"]);
+        std::fs::write(defs.path().join("metrics/b.sql"), "-- b").unwrap();
+        assert!(catalog.unknown(&wanted).is_empty());
+    }
+
     use super::*;
 
     const GOOD: &str = "-- title: Orders\n-- kind: counter\n-- grain: hour\n\nSELECT $1::timestamptz AS bucket, 1.0 AS value;\n";

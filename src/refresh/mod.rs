@@ -9,7 +9,6 @@
 //! - [`bodies`]: the [`crate::jobs::JobBody`] implementations the lanes run.
 //! - [`cockpit`]: the queries behind the cockpit API.
 //! - [`routes`]: `GET /api/metrics` and `GET /api/metrics/{id}/values`.
-//! - [`startup`]: in demo mode, fill an empty cockpit right after start-up.
 
 pub mod benchmarks;
 pub mod bodies;
@@ -19,23 +18,10 @@ pub mod config;
 pub mod definitions;
 pub mod routes;
 pub mod sources;
-pub mod startup;
-
-use std::sync::Arc;
-
-use chrono::{DateTime, Utc};
 
 pub use bodies::{BenchmarksBody, RecomputeBody};
 pub use config::RefreshConfig;
 pub use routes::routes;
-
-/// Where "now" comes from, injectable so tests can move time (backfill after a
-/// gap) without sleeping.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(Utc::now)
-}
 
 /// The sources a recompute ingests: the configured ones, plus the implicit `demo`
 /// source in demo mode (unless one is declared already).

@@ -47,7 +47,7 @@ impl EntryCounters {
 }
 
 /// Every entry's counters by entry name. Cheap to clone (a handle); lives in
-/// `AppState` so readers need not reach into the tick loop.
+/// the daemon's shared state so readers (the API, `/metrics`) need not reach into the tick loop.
 #[derive(Debug, Clone, Default)]
 pub struct ScheduleCounters {
     /// A std mutex: it is taken once per entry when the loop starts and per read,

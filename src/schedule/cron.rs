@@ -2,7 +2,7 @@
 //! parsed once so the rest of the code never sees a bad one.
 //!
 //! The grammar and the matching rule follow Vixie/ISC cron's `entry.c` and
-//! `cron.c` exactly (DESIGN §3): lists, ranges and steps (a step only after `*` or
+//! `cron.c` exactly (docs/operations/cron.md): lists, ranges and steps (a step only after `*` or
 //! a range), month and day names, day-of-week 0–7 with 0 and 7 both Sunday, the
 //! five `@` macros, and the day rule: when both day fields are restricted a day
 //! matches if either matches, where a field whose text starts with `*` (such as

@@ -1,14 +1,16 @@
 //! The internal clock: a cron table whose ticks go through the jobs engine's gate
 //! with `trigger: "cron"`, so a tick and a user's request for the same lane
-//! coalesce like any two requests (DESIGN §3).
+//! coalesce like any two requests (docs/operations/cron.md).
 //!
 //! - [`cron`]: `CronSchedule`, a crontab expression with exact Vixie semantics.
 //! - [`table`]: the `[schedule]` config section and the validated entries.
 //! - [`ticker`]: the tick decisions (fire, absorb, catch up, miss) and the loop.
 //! - [`state`]: `heartbeat.schedule_state`, each entry's last success and tick.
+//! - [`claim`]: the once-only `(lane, scheduled_at)` tick claim across nodes.
 //! - [`counters`]: per-entry fired / absorbed / missed / caught-up counts.
 //! - [`routes`]: `GET /api/schedule`, what `heartbeat schedule` prints.
 
+pub mod claim;
 pub mod counters;
 pub mod cron;
 pub mod routes;
@@ -24,19 +26,39 @@ pub use counters::ScheduleCounters;
 pub use cron::{CronError, CronSchedule};
 pub use table::{ScheduleConfig, Table};
 
-use crate::state::AppState;
+use crate::jobs::Engine;
+use crate::ops::liveness::Liveness;
 
-/// Starts the cron table unless `no_scheduler` is set (hosts driven by crontab).
+/// What the cron table needs from the daemon.
+pub struct SchedulerDeps {
+    /// The gate every tick goes through.
+    pub engine: Engine,
+    /// For the tick claims and `heartbeat.schedule_state`.
+    pub pool: deadpool_postgres::Pool,
+    pub counters: ScheduleCounters,
+    /// Where the tick loop registers its beat for the watchdog.
+    pub liveness: Liveness,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
 /// How long the tick loop may go without waking before the watchdog counts it
 /// stalled: its longest sleep, plus room for a slow tick or catch-up.
 const SCHEDULER_MAX_SILENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
-pub fn spawn(state: &AppState, tasks: &TaskTracker) {
-    if state.config.no_scheduler {
+/// Starts the cron table unless `no_scheduler` is set (hosts driven by crontab).
+/// Takes its own config section, not the whole `Config`, so this module does not
+/// depend on the module that holds it.
+pub fn spawn(
+    schedule: &ScheduleConfig,
+    no_scheduler: bool,
+    deps: SchedulerDeps,
+    tasks: &TaskTracker,
+) {
+    if no_scheduler {
         tracing::info!("internal cron table off (--no-scheduler): jobs run only on request");
         return;
     }
-    let table = match state.config.schedule.table() {
+    let table = match schedule.table() {
         Ok(t) => t,
         Err(e) => {
             // Config::validate already refused this; keep the daemon up regardless.
@@ -44,22 +66,26 @@ pub fn spawn(state: &AppState, tasks: &TaskTracker) {
             return;
         }
     };
-    let state = state.clone();
+    let SchedulerDeps {
+        engine,
+        pool,
+        counters,
+        liveness,
+        shutdown,
+    } = deps;
     tasks.spawn(async move {
         // The catch-up before the first wake may take a while: allow for it.
-        let beat = state.liveness.register("scheduler", SCHEDULER_MAX_SILENCE);
+        let beat = liveness.register("scheduler", SCHEDULER_MAX_SILENCE);
         ticker::run(ticker::LoopDeps {
             table,
             gate: Arc::new(ticker::EngineGate {
-                engine: state.jobs.clone(),
-                pool: state.pool.clone(),
+                engine,
+                pool: pool.clone(),
             }),
-            counters: state.schedule.clone(),
-            store: Arc::new(state::PgStore {
-                pool: state.pool.clone(),
-            }),
-            clock: Arc::new(ticker::SystemClock),
-            shutdown: state.shutdown.clone(),
+            counters,
+            store: Arc::new(state::PgStore { pool }),
+            clock: crate::clock::system(),
+            shutdown,
             beat: Some(beat),
         })
         .await;

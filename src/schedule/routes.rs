@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::counters::CounterValues;
-use super::state::{PgStore, ScheduleStore};
+use super::state::{PgStore, ScheduleStore, StoreError};
 use super::table::format_window;
 use crate::error::{ApiError, ApiResult};
 use crate::error::{ApiQuery, NoQuery};
@@ -25,6 +25,16 @@ pub struct ScheduleApi;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/schedule", get(get_schedule))
+}
+
+/// The one mapping of the schedule store's errors to HTTP.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Db(e) => Self::Db(e),
+            StoreError::Pool(e) => Self::Pool(e),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

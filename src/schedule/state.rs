@@ -19,15 +19,6 @@ pub enum StoreError {
     Pool(#[from] deadpool_postgres::PoolError),
 }
 
-impl From<StoreError> for crate::error::ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Db(e) => Self::Db(e),
-            StoreError::Pool(e) => Self::Pool(e),
-        }
-    }
-}
-
 /// What is remembered of one entry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EntryRecord {

@@ -1,7 +1,7 @@
 //! The cron table: the `[schedule]` configuration section and the validated
 //! entries the tick loop runs.
 //!
-//! Entries are keyed by name and merged over the four seed entries (DESIGN §3), so
+//! Entries are keyed by name and merged over the four seed entries (docs/operations/cron.md), so
 //! switching one off or moving it is a two-line config change:
 //!
 //! ```toml

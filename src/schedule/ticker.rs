@@ -22,8 +22,10 @@ use uuid::Uuid;
 use super::counters::{EntryCounters, ScheduleCounters};
 use super::state::{EntryRecord, ScheduleStore};
 use super::table::{Entry, Table};
-use crate::error::ApiError;
-use crate::jobs::{Engine, Job, JobKind, JobRequest, JobState, Scope, Submitted, Trigger};
+use crate::clock::SharedClock;
+use crate::jobs::{
+    Engine, EngineError, Job, JobKind, JobRequest, JobState, Scope, Submitted, Trigger,
+};
 
 /// Longest single sleep: bounds how late a suspend or a wall-clock step is noticed.
 pub const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(30);
@@ -39,43 +41,6 @@ pub const RETRY_AFTER: Duration = Duration::seconds(30);
 /// Missed fire times are counted one by one up to this many per outage.
 const MAX_COUNTED: u64 = 1000;
 
-/// Where the loop reads the wall clock.
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The system's wall clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// Wall time that advances with tokio's clock from a fixed start, so under
-/// `tokio::time::pause` the loop sees exactly the time the test advanced.
-pub struct TokioClock {
-    start_wall: DateTime<Utc>,
-    start: tokio::time::Instant,
-}
-
-impl TokioClock {
-    pub fn starting_at(start_wall: DateTime<Utc>) -> Self {
-        Self {
-            start_wall,
-            start: tokio::time::Instant::now(),
-        }
-    }
-}
-
-impl Clock for TokioClock {
-    fn now(&self) -> DateTime<Utc> {
-        let elapsed = tokio::time::Instant::now() - self.start;
-        self.start_wall + Duration::from_std(elapsed).expect("elapsed time fits")
-    }
-}
-
 /// The jobs engine as the tick loop sees it. A trait so the loop's decisions can
 /// be stepped in tests without a database (the engine needs one for its locks).
 pub trait TickGate: Send + Sync + 'static {
@@ -85,9 +50,9 @@ pub trait TickGate: Send + Sync + 'static {
         &self,
         kind: JobKind,
         scheduled_at: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<bool, ApiError>>;
+    ) -> BoxFuture<'_, Result<bool, EngineError>>;
     /// The engine's gate (`Engine::submit`).
-    fn submit(&self, req: JobRequest) -> BoxFuture<'_, Result<Submitted, ApiError>>;
+    fn submit(&self, req: JobRequest) -> BoxFuture<'_, Result<Submitted, EngineError>>;
     /// Every job that finishes (`Engine::subscribe`).
     fn subscribe(&self) -> broadcast::Receiver<Job>;
 }
@@ -103,17 +68,14 @@ impl TickGate for EngineGate {
         &self,
         kind: JobKind,
         scheduled_at: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<bool, ApiError>> {
+    ) -> BoxFuture<'_, Result<bool, EngineError>> {
         Box::pin(async move {
             let db = self.pool.get().await?;
-            Ok(
-                crate::cluster::registry::claim_tick(&**db, kind, scheduled_at, self.engine.node())
-                    .await?,
-            )
+            Ok(super::claim::claim_tick(&**db, kind, scheduled_at, self.engine.node()).await?)
         })
     }
 
-    fn submit(&self, req: JobRequest) -> BoxFuture<'_, Result<Submitted, ApiError>> {
+    fn submit(&self, req: JobRequest) -> BoxFuture<'_, Result<Submitted, EngineError>> {
         Box::pin(self.engine.submit(req))
     }
 
@@ -347,7 +309,7 @@ impl Ticker {
         &self,
         entry: &Entry,
         scheduled_at: DateTime<Utc>,
-    ) -> Result<Option<Submitted>, ApiError> {
+    ) -> Result<Option<Submitted>, EngineError> {
         if !self.gate.claim(entry.kind, scheduled_at).await? {
             return Ok(None);
         }
@@ -365,7 +327,7 @@ impl Ticker {
         &mut self,
         i: usize,
         span: (DateTime<Utc>, DateTime<Utc>, u64),
-        claimed: Result<Option<Submitted>, ApiError>,
+        claimed: Result<Option<Submitted>, EngineError>,
         fresh: Outcome,
         now: DateTime<Utc>,
     ) -> Fire {
@@ -380,7 +342,7 @@ impl Ticker {
                     "cron tick already claimed (another node, or before a restart)");
                 self.fire(i, at, Outcome::ClaimedElsewhere, None)
             }
-            Err(e @ ApiError::ShuttingDown) => self.refused(i, at, e),
+            Err(e @ EngineError::ShuttingDown) => self.refused(i, at, e),
             Err(e) => {
                 let clock = &mut self.clocks[i];
                 clock.retry = Some(Retry {
@@ -456,7 +418,7 @@ impl Ticker {
         self.fire(i, at, outcome, Some(s.job_id))
     }
 
-    fn refused(&mut self, i: usize, at: DateTime<Utc>, e: ApiError) -> Fire {
+    fn refused(&mut self, i: usize, at: DateTime<Utc>, e: EngineError) -> Fire {
         let clock = &self.clocks[i];
         EntryCounters::add(&clock.counters.missed, 1);
         tracing::warn!(entry = %clock.entry.name, scheduled_at = %at, error = %e, "cron tick refused by the jobs gate");
@@ -497,7 +459,7 @@ pub struct LoopDeps {
     pub gate: Arc<dyn TickGate>,
     pub counters: ScheduleCounters,
     pub store: Arc<dyn ScheduleStore>,
-    pub clock: Arc<dyn Clock>,
+    pub clock: SharedClock,
     pub shutdown: CancellationToken,
     /// Beaten on every wake-up (at least every [`MAX_SLEEP`]), so the systemd
     /// watchdog and the self-ping notice a wedged loop. None in unit tests.
@@ -610,6 +572,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::clock::{Clock, TokioClock};
     use crate::config::Config;
     use crate::schedule::state::MemoryStore;
     use crate::schedule::ScheduleConfig;
@@ -660,17 +623,17 @@ mod tests {
             &self,
             kind: JobKind,
             scheduled_at: DateTime<Utc>,
-        ) -> BoxFuture<'_, Result<bool, ApiError>> {
+        ) -> BoxFuture<'_, Result<bool, EngineError>> {
             let mut failing = self.failing.lock().unwrap();
             if *failing > 0 {
                 *failing -= 1;
-                return Box::pin(async { Err(ApiError::Unavailable("database down".into())) });
+                return Box::pin(async { Err(EngineError::Unavailable("database down".into())) });
             }
             let fresh = self.claims.lock().unwrap().insert((kind, scheduled_at));
             Box::pin(async move { Ok(fresh) })
         }
 
-        fn submit(&self, req: JobRequest) -> BoxFuture<'_, Result<Submitted, ApiError>> {
+        fn submit(&self, req: JobRequest) -> BoxFuture<'_, Result<Submitted, EngineError>> {
             let answer = match *self.busy.lock().unwrap() {
                 Some(job_id) => Submitted {
                     job_id,

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use heartbeat::jobs::{JobBody, JobContext, JobError, JobKind};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with_bodies, test_config, TestApp};
 
 struct TwoPhases;
 impl JobBody for TwoPhases {
@@ -59,14 +59,18 @@ async fn refresh(url: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn set(app: &TestApp, kind: JobKind, body: impl JobBody) {
-    app.state.jobs.set_body(kind, Arc::new(body));
+/// A daemon whose `kind` lane runs `body`.
+async fn app_running(kind: JobKind, body: impl JobBody) -> TestApp {
+    spawn_app_with_bodies(
+        test_config(),
+        vec![(kind, Arc::new(body) as Arc<dyn JobBody>)],
+    )
+    .await
 }
 
 #[tokio::test]
 async fn refresh_prints_each_phase_and_exits_0_on_success() {
-    let app = spawn_app().await;
-    set(&app, JobKind::Recompute, TwoPhases);
+    let app = app_running(JobKind::Recompute, TwoPhases).await;
     let (code, out, err) = refresh(&app.address, &["all", "--trigger", "cron"]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("phase ingest started"), "{out}");
@@ -78,8 +82,7 @@ async fn refresh_prints_each_phase_and_exits_0_on_success() {
 
 #[tokio::test]
 async fn refresh_exits_1_when_the_job_fails() {
-    let app = spawn_app().await;
-    set(&app, JobKind::Audit, Fails);
+    let app = app_running(JobKind::Audit, Fails).await;
     let (code, out, _) = refresh(&app.address, &["audit", "--trigger", "deploy"]).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("broken"), "{out}");
@@ -100,8 +103,7 @@ async fn refresh_exits_2_on_usage_and_connection_errors() {
 
 #[tokio::test]
 async fn refresh_exits_4_when_its_timeout_passes() {
-    let app = spawn_app().await;
-    set(&app, JobKind::Segments, Forever);
+    let app = app_running(JobKind::Segments, Forever).await;
     let (code, out, _) = refresh(&app.address, &["segments", "--timeout", "1s"]).await;
     assert_eq!(code, 4, "{out}");
 }

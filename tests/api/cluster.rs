@@ -273,8 +273,8 @@ async fn cutting_the_lock_connection_cancels_the_job_and_no_two_nodes_run_a_lane
 
 #[tokio::test]
 async fn a_hundred_ticks_under_skewed_clocks_run_exactly_once_each() {
-    use heartbeat::cluster::registry::claim_tick;
     use heartbeat::jobs::JobKind;
+    use heartbeat::schedule::claim::claim_tick;
     let db = fresh_database().await;
     let mut conns = Vec::new();
     for _ in 0..3 {

@@ -16,7 +16,7 @@ use heartbeat::jobs::{JobBody, JobContext, JobError, JobKind};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with_bodies, test_config};
 
 #[tokio::test]
 async fn the_page_and_its_assets_are_served_from_the_binary() {
@@ -89,10 +89,11 @@ async fn in_chromium_an_operator_creates_a_heartbeat_sees_it_turn_green_and_runs
         eprintln!("SKIPPED: Chromium is not installed (apt-get install chromium); the dashboard end-to-end test did not run");
         return;
     };
-    let app = spawn_app().await;
-    app.state
-        .jobs
-        .set_body(JobKind::Recompute, Arc::new(PhasedBody));
+    let app = spawn_app_with_bodies(
+        test_config(),
+        vec![(JobKind::Recompute, Arc::new(PhasedBody) as Arc<dyn JobBody>)],
+    )
+    .await;
     let shots = screenshot_dir();
 
     let run = async {

@@ -6,12 +6,13 @@
 //! a guardian process stops it and deletes the directory when this process exits.
 //! Migrations run once into a template database; each test gets a copy.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use heartbeat::app::Application;
 use heartbeat::config::Config;
 use heartbeat::db::embedded::EmbeddedCluster;
+use heartbeat::jobs::{JobBody, JobKind};
 use tokio_util::sync::CancellationToken;
 
 /// How to reach the server the tests use: a connection string with `{db}` where the
@@ -171,12 +172,32 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
     spawn_app_on(config, fresh_database().await).await
 }
 
+/// A daemon whose lanes in `bodies` run the given work instead of the real one.
+pub async fn spawn_app_with_bodies(
+    config: Config,
+    bodies: Vec<(JobKind, Arc<dyn JobBody>)>,
+) -> TestApp {
+    spawn_app_on_with_bodies(config, fresh_database().await, bodies).await
+}
+
 /// A daemon on an existing database (another daemon's, for restarts).
-pub async fn spawn_app_on(mut config: Config, database_url: String) -> TestApp {
+pub async fn spawn_app_on(config: Config, database_url: String) -> TestApp {
+    spawn_app_on_with_bodies(config, database_url, Vec::new()).await
+}
+
+async fn spawn_app_on_with_bodies(
+    mut config: Config,
+    database_url: String,
+    bodies: Vec<(JobKind, Arc<dyn JobBody>)>,
+) -> TestApp {
     config.database_url = Some(database_url.clone());
-    let app = Application::build(config, database_url.clone())
-        .await
-        .expect("app builds");
+    let app = Application::build_with_bodies(config, database_url.clone(), |all| {
+        for (kind, body) in bodies {
+            all.set(kind, body);
+        }
+    })
+    .await
+    .expect("app builds");
     let port = app.port();
     let state = app.state().clone();
     let stop = CancellationToken::new();

@@ -8,7 +8,7 @@ use heartbeat::jobs::{JobBody, JobContext, JobError, JobKind, Scope};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-use crate::helpers::{error_code, spawn_app_with, test_config, TestApp};
+use crate::helpers::{error_code, spawn_app_with_bodies, test_config, TestApp};
 
 /// A body that records each run's scope and blocks until the test releases it.
 #[derive(Clone)]
@@ -93,6 +93,14 @@ impl JobBody for PanickingBody {
 
 /// An app whose definitions dir holds metrics `a`..`e`.
 async fn app_with_metrics(config: heartbeat::config::Config) -> (TestApp, tempfile::TempDir) {
+    app_with_metrics_running(config, Vec::new()).await
+}
+
+/// Like [`app_with_metrics`], with lanes in `bodies` running the given work.
+async fn app_with_metrics_running(
+    config: heartbeat::config::Config,
+    bodies: Vec<(JobKind, Arc<dyn JobBody>)>,
+) -> (TestApp, tempfile::TempDir) {
     let defs = tempfile::tempdir().unwrap();
     std::fs::create_dir(defs.path().join("metrics")).unwrap();
     for id in ["a", "b", "c", "d", "e"] {
@@ -100,15 +108,16 @@ async fn app_with_metrics(config: heartbeat::config::Config) -> (TestApp, tempfi
     }
     let mut config = config;
     config.definitions_dir = defs.path().to_path_buf();
-    (spawn_app_with(config).await, defs)
+    (spawn_app_with_bodies(config, bodies).await, defs)
 }
 
 async fn gated_app() -> (TestApp, GateBody, tempfile::TempDir) {
-    let (app, defs) = app_with_metrics(test_config()).await;
     let gate = GateBody::default();
-    app.state
-        .jobs
-        .set_body(JobKind::Recompute, Arc::new(gate.clone()));
+    let (app, defs) = app_with_metrics_running(
+        test_config(),
+        vec![(JobKind::Recompute, Arc::new(gate.clone()))],
+    )
+    .await;
     (app, gate, defs)
 }
 
@@ -255,10 +264,8 @@ async fn twenty_uncovered_requests_merge_into_one_follow_up_whose_scope_is_their
 async fn a_job_past_its_max_runtime_fails_naming_the_phase_rolls_back_and_frees_the_lane() {
     let mut config = test_config();
     config.jobs.max_runtime_secs.recompute = 1;
-    let (app, _defs) = app_with_metrics(config).await;
-    app.state
-        .jobs
-        .set_body(JobKind::Recompute, Arc::new(SleepySqlBody));
+    let (app, _defs) =
+        app_with_metrics_running(config, vec![(JobKind::Recompute, Arc::new(SleepySqlBody))]).await;
     let r = recompute(&app, json!({})).await;
     let id = r["job_id"].as_str().unwrap();
     let job = wait_state(&app, id, "failed").await;
@@ -312,10 +319,9 @@ async fn the_cancel_endpoint_cancels_a_running_job_and_frees_the_lane() {
 
 #[tokio::test]
 async fn a_failing_body_fails_the_job_with_its_message() {
-    let (app, _defs) = app_with_metrics(test_config()).await;
-    app.state
-        .jobs
-        .set_body(JobKind::Audit, Arc::new(FailingBody));
+    let (app, _defs) =
+        app_with_metrics_running(test_config(), vec![(JobKind::Audit, Arc::new(FailingBody))])
+            .await;
     let (status, r) = app
         .post_json("/api/jobs/audit", &json!({"trigger": "deploy"}))
         .await;
@@ -328,10 +334,11 @@ async fn a_failing_body_fails_the_job_with_its_message() {
 
 #[tokio::test]
 async fn a_panicking_body_fails_the_job_and_the_daemon_keeps_serving() {
-    let (app, _defs) = app_with_metrics(test_config()).await;
-    app.state
-        .jobs
-        .set_body(JobKind::Segments, Arc::new(PanickingBody));
+    let (app, _defs) = app_with_metrics_running(
+        test_config(),
+        vec![(JobKind::Segments, Arc::new(PanickingBody))],
+    )
+    .await;
     let r = app
         .client
         .post(app.url("/api/jobs/segments"))
@@ -494,5 +501,5 @@ async fn on_shutdown_new_requests_get_503_and_the_running_job_is_cancelled() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(err, heartbeat::error::ApiError::ShuttingDown));
+    assert!(matches!(err, heartbeat::jobs::EngineError::ShuttingDown));
 }

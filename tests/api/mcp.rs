@@ -10,7 +10,7 @@ use heartbeat::jobs::body::{JobBody, JobContext, JobError};
 use heartbeat::jobs::model::JobKind;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with_bodies, test_config, TestApp};
 
 const PROTOCOL_VERSION: &str = "2025-06-18";
 
@@ -237,10 +237,11 @@ async fn an_mcp_session_initializes_and_lists_every_tool_with_its_schema() {
 
 #[tokio::test]
 async fn trigger_recompute_returns_a_job_that_get_job_and_get_active_job_follow() {
-    let app = spawn_app().await;
-    app.state
-        .jobs
-        .set_body(JobKind::Recompute, Arc::new(SlowBody));
+    let app = spawn_app_with_bodies(
+        test_config(),
+        vec![(JobKind::Recompute, Arc::new(SlowBody) as Arc<dyn JobBody>)],
+    )
+    .await;
     let (mut mcp, _) = McpClient::connect(&app, None).await;
 
     let first = mcp.call_ok("trigger_recompute", json!({})).await;

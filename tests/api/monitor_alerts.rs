@@ -14,7 +14,7 @@ use heartbeat::jobs::JobKind;
 use heartbeat::monitor::{deadline, delivery, MonitorConfig};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, test_config, TestApp};
+use crate::helpers::{spawn_app_with, spawn_app_with_bodies, test_config, TestApp};
 
 fn quiet_config() -> Config {
     Config {
@@ -335,13 +335,20 @@ async fn wait_status(app: &TestApp, id: &str, status: &str) -> Value {
     panic!("heartbeat {id} never became {status}");
 }
 
-struct FailingBody;
+/// The real audit work until `fail` is set; then a failure naming a source.
+struct FailingBody {
+    real: Arc<dyn heartbeat::jobs::JobBody>,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl heartbeat::jobs::JobBody for FailingBody {
     fn run(
         &self,
-        _ctx: heartbeat::jobs::JobContext,
+        ctx: heartbeat::jobs::JobContext,
     ) -> futures::future::BoxFuture<'static, Result<Value, heartbeat::jobs::JobError>> {
+        if !self.fail.load(Ordering::SeqCst) {
+            return self.real.run(ctx);
+        }
         Box::pin(async {
             Err(heartbeat::jobs::JobError::Failed(
                 "source shop unreachable".into(),
@@ -367,15 +374,19 @@ async fn each_job_kind_has_a_heartbeat_that_follows_its_cron_entry() {
 
 #[tokio::test]
 async fn a_successful_job_pings_its_heartbeat_and_a_failed_one_turns_it_down() {
-    let app = spawn_app_with(quiet_config()).await;
+    let config = quiet_config();
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let body: Arc<dyn heartbeat::jobs::JobBody> = Arc::new(FailingBody {
+        real: Arc::new(heartbeat::audit::AuditBody::from_config(&config)),
+        fail: fail.clone(),
+    });
+    let app = spawn_app_with_bodies(config, vec![(JobKind::Audit, body)]).await;
     let hb = job_heartbeat(&app, "audit").await;
     let id = hb["id"].as_str().unwrap();
     let (status, r) = app.post_json("/api/jobs/audit", &json!({})).await;
     assert_eq!(status, 202, "{r}");
     wait_status(&app, id, "up").await;
-    app.state
-        .jobs
-        .set_body(JobKind::Audit, Arc::new(FailingBody));
+    fail.store(true, Ordering::SeqCst);
     let (status, _) = app.post_json("/api/jobs/audit", &json!({})).await;
     assert_eq!(status, 202);
     wait_status(&app, id, "down").await;

@@ -9,7 +9,13 @@ use heartbeat::jobs::{JobBody, JobContext, JobError, JobKind, JobRequest, Scope,
 use prometheus_parse::{Scrape, Value};
 use serde_json::json;
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with_bodies, test_config, TestApp};
+
+/// A daemon whose recompute lane runs [`TwoPhases`] of `each`.
+async fn app_running_two_phases(each: Duration) -> TestApp {
+    let body: Arc<dyn JobBody> = Arc::new(TwoPhases(each));
+    spawn_app_with_bodies(test_config(), vec![(JobKind::Recompute, body)]).await
+}
 
 /// Fetches `/metrics`, checks every line against the text format, and parses it.
 async fn scrape(app: &TestApp) -> Scrape {
@@ -116,11 +122,7 @@ impl JobBody for TwoPhases {
 
 #[tokio::test]
 async fn metrics_parse_as_prometheus_text_and_change_after_a_job_runs() {
-    let app = spawn_app().await;
-    app.state.jobs.set_body(
-        JobKind::Recompute,
-        Arc::new(TwoPhases(Duration::from_millis(10))),
-    );
+    let app = app_running_two_phases(Duration::from_millis(10)).await;
     let before = scrape(&app).await;
     assert_eq!(
         value(
@@ -202,11 +204,7 @@ async fn metrics_parse_as_prometheus_text_and_change_after_a_job_runs() {
 
 #[tokio::test]
 async fn coalesced_and_queued_requests_are_counted_per_lane() {
-    let app = spawn_app().await;
-    app.state.jobs.set_body(
-        JobKind::Recompute,
-        Arc::new(TwoPhases(Duration::from_millis(500))),
-    );
+    let app = app_running_two_phases(Duration::from_millis(500)).await;
     let some = Scope::Metrics(BTreeSet::from(["a".to_string()]));
     let submit = |scope: Scope| {
         app.state.jobs.submit(JobRequest {

@@ -4,9 +4,10 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+use heartbeat::clock::SharedClock;
 use heartbeat::config::Config;
 use heartbeat::jobs::{JobBody, JobContext, JobError, JobKind, Scope};
-use heartbeat::refresh::{BenchmarksBody, Clock, RecomputeBody};
+use heartbeat::refresh::{BenchmarksBody, RecomputeBody};
 
 use crate::helpers::{test_config, TestApp};
 
@@ -25,7 +26,7 @@ impl TestClock {
     pub fn set(&self, t: DateTime<Utc>) {
         *self.0.lock().unwrap() = t;
     }
-    pub fn clock(&self) -> Clock {
+    pub fn clock(&self) -> SharedClock {
         let inner = self.0.clone();
         Arc::new(move || *inner.lock().unwrap())
     }

@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, spawn_app_with, test_config, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, spawn_app_with_bodies, test_config, TestApp};
 
 async fn scheduled_app() -> TestApp {
     spawn_app_with(heartbeat::config::Config {
@@ -236,17 +236,14 @@ async fn under_a_seeded_stream_of_ticks_and_user_requests_every_tick_runs_once_o
     const TICKS: i64 = 1000;
     let mut config = test_config();
     config.jobs.retain_count = 100_000;
-    let app = spawn_app_with(config).await;
     let rng = Arc::new(Mutex::new(rand::rngs::StdRng::seed_from_u64(0x6862)));
     let ran = Arc::new(Mutex::new(Vec::new()));
+    let work: Arc<dyn JobBody> = Arc::new(RandomWork {
+        rng: rng.clone(),
+        ran: ran.clone(),
+    });
+    let app = spawn_app_with_bodies(config, vec![(JobKind::Recompute, work)]).await;
     let engine = app.state.jobs.clone();
-    engine.set_body(
-        JobKind::Recompute,
-        Arc::new(RandomWork {
-            rng: rng.clone(),
-            ran: ran.clone(),
-        }),
-    );
     let table = heartbeat::config::Config::from_toml(
         "[schedule.entries.recompute]\ncron = \"* * * * *\"\n\
          [schedule.entries.benchmarks]\nenabled = false\n\

@@ -1,4 +1,4 @@
-//! Shared job state in PostgreSQL: published jobs, each lane's follow-up, tick claims.
+//! Shared job state in PostgreSQL: published jobs and each lane's follow-up.
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;
@@ -271,21 +271,4 @@ pub async fn queued_lanes(db: &impl GenericClient) -> DbResult<Vec<JobKind>> {
         .iter()
         .filter_map(|r| r.get::<_, String>(0).parse().ok())
         .collect())
-}
-
-/// Claims the tick `(lane, scheduled_at)`; true for exactly one node.
-pub async fn claim_tick(
-    db: &impl GenericClient,
-    kind: JobKind,
-    scheduled_at: DateTime<Utc>,
-    node: &str,
-) -> DbResult<bool> {
-    let n = db
-        .execute(
-            "INSERT INTO heartbeat.tick_claim (lane, scheduled_at, node) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-            &[&kind.as_str(), &scheduled_at, &node],
-        )
-        .await?;
-    Ok(n == 1)
 }
