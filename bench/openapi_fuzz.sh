@@ -26,6 +26,8 @@
 #   FUZZ_RELEASE=1         build and run the release binary (default: debug)
 #   ST=path                the schemathesis CLI (default: st on PATH)
 #   FUZZ_ST_ARGS="..."     extra arguments for `st run` (e.g. --include-path-regex)
+# No example database is kept (--generation-database none): a run depends
+# only on the code and FUZZ_SEED, and leaves nothing in the work tree.
 # Exit status: schemathesis's (non-zero when it found a failure), or 2 when the
 # daemon did not come up.
 set -euo pipefail
@@ -118,6 +120,7 @@ set +e
     --max-examples "$examples" \
     --seed "$seed" \
     --workers 1 \
+    --generation-database none \
     --request-timeout 10 \
     --no-color \
     --report junit,ndjson \
