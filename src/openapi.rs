@@ -80,7 +80,7 @@ pub fn document() -> Document {
     doc.merge(crate::jobs::routes::JobsApi::openapi());
     doc.merge(crate::schedule::routes::ScheduleApi::openapi());
     doc.merge(crate::monitor::routes::MonitorApi::openapi());
-    doc.merge(crate::monitor::ping::PingApi::openapi());
+    doc.merge(crate::monitor::ping_routes::PingApi::openapi());
     doc.merge(crate::refresh::cockpit::CockpitApi::openapi());
     doc.merge(crate::segments::routes::SegmentsApi::openapi());
     doc.merge(crate::audit::routes::AuditApi::openapi());

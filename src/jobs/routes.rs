@@ -14,9 +14,9 @@ use uuid::Uuid;
 use super::engine::JobRequest;
 use super::engine::Submitted;
 use super::model::{Job, JobKind, JobState, Scope, Trigger};
+use crate::error::ErrorEnvelope;
 use crate::error::NoQuery;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::error::ErrorEnvelope;
 use crate::state::AppState;
 
 /// More ids than this in one request is a mistake, not a scope.

@@ -5,7 +5,8 @@
 //! - [`heartbeat`]: the heartbeat record, its token newtype and its API JSON.
 //! - [`schedule`]: cron-based expectations (next fire time in the heartbeat's zone).
 //! - [`status`]: pure status-from-time logic, with `now` passed in.
-//! - [`ping`]: the public `/hb/{token}` routes and the group-commit batcher.
+//! - [`ping`]: what a ping says, and the group-commit writer that records it.
+//! - [`ping_routes`]: the public `/hb/{token}` routes, answered in plain text.
 //! - [`routes`]: `/api/heartbeats`, `/api/webhooks`, `/api/projects`.
 //! - [`deadline`]: the loop that flips statuses at their deadlines.
 //! - [`delivery`]: the worker that posts outbox alerts, signed, with backoff.
@@ -17,6 +18,7 @@ pub mod deadline;
 pub mod delivery;
 pub mod heartbeat;
 pub mod ping;
+pub mod ping_routes;
 pub mod ring;
 pub mod routes;
 pub mod schedule;
