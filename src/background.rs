@@ -37,7 +37,17 @@ pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
             tasks.spawn(crate::monitor::delivery::run(state.clone()));
         }
         tasks.spawn(state.jobs.clone().janitor_loop(state.shutdown.clone()));
-        crate::ops::spawn_loops(&state, tasks, for_metrics);
+        crate::ops::spawn_loops(
+            crate::ops::LoopDeps {
+                config: state.config.ops.clone(),
+                metrics: state.metrics.clone(),
+                liveness: state.liveness.clone(),
+                pool: state.pool.clone(),
+                shutdown: state.shutdown.clone(),
+            },
+            tasks,
+            for_metrics,
+        );
     });
 }
 

@@ -102,7 +102,7 @@ async fn openapi_json(_: ApiQuery<crate::error::NoQuery>) -> Json<Document> {
     Json(document())
 }
 
-/// `GET /metrics` is served by [`crate::ops::prometheus::metrics_route`]; this
+/// `GET /metrics` is served by [`crate::ops::routes::metrics_route`]; this
 /// function only carries its annotation (the handler takes `State`, which the
 /// annotation cannot describe any better).
 #[utoipa::path(

@@ -68,7 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::ops::routes().method_not_allowed_fallback(method_not_allowed))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::ops::prometheus::track_http,
+            crate::ops::routes::track_http,
         ))
         .layer(middleware::from_fn(log_internal_errors))
         .layer(CatchPanicLayer::custom(panic_response))
