@@ -16,9 +16,13 @@ use deadpool_postgres::Pool;
 use serde_json::json;
 use uuid::Uuid;
 
+use tokio_util::sync::CancellationToken;
+
 use super::heartbeat::{Heartbeat, COLUMNS};
 use super::status::Status;
-use crate::state::AppState;
+use super::MonitorConfig;
+use crate::ops::liveness::Liveness;
+use crate::ops::prometheus::Metrics;
 
 /// Rows claimed per transaction.
 const BATCH: i64 = 2000;
@@ -36,25 +40,44 @@ pub struct Tick {
     pub alerts: u64,
 }
 
+/// What the deadline loop needs.
+pub struct LoopDeps {
+    pub pool: Pool,
+    /// `deadline_interval_ms` and `status_count_interval_ms`.
+    pub config: MonitorConfig,
+    /// For the status gauge and the loop's lag.
+    pub metrics: Metrics,
+    /// The loop registers here and beats on every pass.
+    pub liveness: Liveness,
+    pub shutdown: CancellationToken,
+}
+
 /// Runs the loop until shutdown.
-pub async fn run(state: AppState) {
-    let interval = Duration::from_millis(state.config.monitor.deadline_interval_ms.max(10));
+pub async fn run(deps: LoopDeps) {
+    let LoopDeps {
+        pool,
+        config,
+        metrics,
+        liveness,
+        shutdown,
+    } = deps;
+    let interval = Duration::from_millis(config.deadline_interval_ms.max(10));
     // A pass stuck on the database stops the beats: the watchdog and the
     // self-ping then report the daemon unhealthy.
-    let beat = state.liveness.register(
+    let beat = liveness.register(
         "deadline",
         crate::ops::liveness::DEFAULT_MAX_SILENCE.max(ERROR_BACKOFF * 3),
     );
-    let count_every = Duration::from_millis(state.config.monitor.status_count_interval_ms.max(10));
+    let count_every = Duration::from_millis(config.status_count_interval_ms.max(10));
     let mut last_count: Option<tokio::time::Instant> = None;
     loop {
         beat.beat();
-        let mut result = run_once(&state.pool, Utc::now()).await.map(|_| ());
+        let mut result = run_once(&pool, Utc::now()).await.map(|_| ());
         if result.is_ok() && last_count.is_none_or(|at| at.elapsed() >= count_every) {
             // Counted right after a pass, so stored statuses are as fresh as they get.
-            result = count_statuses(&state.pool, Utc::now())
+            result = count_statuses(&pool, Utc::now())
                 .await
-                .map(|counts| state.metrics.heartbeats_by_status(&counts.labelled()));
+                .map(|counts| metrics.heartbeats_by_status(&counts.labelled()));
             last_count = Some(tokio::time::Instant::now());
         }
         let wait = match result {
@@ -67,11 +90,9 @@ pub async fn run(state: AppState) {
         let due = tokio::time::Instant::now() + wait;
         tokio::select! {
             _ = tokio::time::sleep_until(due) => {}
-            _ = state.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
         }
-        state
-            .metrics
-            .deadline_loop_lag(tokio::time::Instant::now().saturating_duration_since(due));
+        metrics.deadline_loop_lag(tokio::time::Instant::now().saturating_duration_since(due));
     }
 }
 

@@ -13,9 +13,10 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tokio_util::sync::CancellationToken;
 
 use super::MonitorConfig;
-use crate::state::AppState;
+use crate::ops::prometheus::Metrics;
 
 /// Alerts claimed per transaction.
 const BATCH: i64 = 50;
@@ -24,22 +25,35 @@ const ERROR_BACKOFF: Duration = Duration::from_secs(5);
 /// The signature header's name.
 pub const SIGNATURE_HEADER: &str = "heartbeat-signature";
 
+/// What the delivery worker needs.
+pub struct LoopDeps {
+    pub pool: Pool,
+    /// Interval, webhook timeout, retry backoff and attempts.
+    pub config: MonitorConfig,
+    /// For the sent and failed alert counters.
+    pub metrics: Metrics,
+    pub shutdown: CancellationToken,
+}
+
 /// Runs the worker until shutdown.
-pub async fn run(state: AppState) {
+pub async fn run(deps: LoopDeps) {
+    let LoopDeps {
+        pool,
+        config,
+        metrics,
+        shutdown,
+    } = deps;
     // Webhooks created before this start (or on another node) were never seen by
     // this process's create handler; their secrets are masked from here on.
-    if let Err(e) = register_secrets(&state.pool).await {
+    if let Err(e) = register_secrets(&pool).await {
         tracing::warn!(error = %e, "could not load webhook secrets for log redaction");
     }
-    let config = state.config.monitor.clone();
     let http = http_client(&config);
     let interval = Duration::from_millis(config.delivery_interval_ms.max(10));
     loop {
-        let wait = match deliver_once(&state.pool, &http, &config, Utc::now()).await {
+        let wait = match deliver_once(&pool, &http, &config, Utc::now()).await {
             Ok(done) => {
-                state
-                    .metrics
-                    .alerts_delivered(done.delivered as u64, done.failed as u64);
+                metrics.alerts_delivered(done.delivered as u64, done.failed as u64);
                 interval
             }
             Err(e) => {
@@ -49,7 +63,7 @@ pub async fn run(state: AppState) {
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = state.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
         }
     }
 }
