@@ -1,7 +1,7 @@
 //! The daemon's Prometheus recorder: the small API other areas call to count
 //! things, and the exposition text `GET /metrics` serves (`super::routes`).
 //!
-//! Each `Application` owns its own recorder (held in [`Metrics`], in `AppState`)
+//! Each `Application` owns its own recorder (held in [`Metrics`], one per daemon)
 //! instead of the process-global one, so several daemons in one test process never
 //! see each other's numbers (docs/decisions.md). The price is that the
 //! `metrics::counter!` macros alone would go nowhere: call sites go through
@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::liveness::Liveness;
 use crate::jobs::{Engine, Job, JobKind};
-use crate::schedule::ScheduleCounters;
+use crate::schedule::counters::ScheduleCounters;
 
 /// Histogram buckets in seconds: HTTP latencies at the low end, job and phase
 /// durations (up to the 30-minute max runtime) at the high end.
