@@ -19,7 +19,7 @@ use uuid::Uuid;
 use tokio_util::sync::CancellationToken;
 
 use super::heartbeat::{Heartbeat, COLUMNS};
-use super::status::Status;
+use super::status::{Status, StoredStatus};
 use super::MonitorConfig;
 use crate::ops::liveness::Liveness;
 use crate::ops::prometheus::Metrics;
@@ -135,11 +135,11 @@ impl StatusCounts {
     /// Every status label, zeros included, so a dashboard never sees a gap.
     pub fn labelled(&self) -> [(&'static str, u64); 5] {
         [
-            ("pending", self.pending),
-            ("up", self.up),
-            ("late", self.late),
-            ("down", self.down),
-            ("paused", self.paused),
+            (Status::Pending.as_str(), self.pending),
+            (Status::Up.as_str(), self.up),
+            (Status::Late.as_str(), self.late),
+            (Status::Down.as_str(), self.down),
+            (Status::Paused.as_str(), self.paused),
         ]
     }
 }
@@ -181,34 +181,21 @@ pub async fn count_statuses(
     tx.commit().await?;
     let mut counts = StatusCounts::default();
     for row in &stored {
+        let status: StoredStatus = row.get(0);
         let n: i64 = row.get(1);
-        if let Some(status) = stored_status(row.get(0)) {
-            *counts.slot(status) += n as u64;
-        }
+        *counts.slot(status.into()) += n as u64;
     }
     for row in &candidates {
         let hb = Heartbeat::from_row(row);
         let live = hb.evaluate(now).status;
-        if let Some(stored) = stored_status(&hb.stored_status) {
-            if stored != live {
-                let from = counts.slot(stored);
-                *from = from.saturating_sub(1);
-                *counts.slot(live) += 1;
-            }
+        let stored = Status::from(hb.stored_status);
+        if stored != live {
+            let from = counts.slot(stored);
+            *from = from.saturating_sub(1);
+            *counts.slot(live) += 1;
         }
     }
     Ok(counts)
-}
-
-/// The statuses the database stores (`late` never is).
-fn stored_status(s: &str) -> Option<Status> {
-    match s {
-        "pending" => Some(Status::Pending),
-        "up" => Some(Status::Up),
-        "down" => Some(Status::Down),
-        "paused" => Some(Status::Paused),
-        _ => None,
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -273,8 +260,8 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
     if !flips.is_empty() {
         let f_ids: Vec<Uuid> = flips.iter().map(|f| f.0.id).collect();
         let f_at: Vec<DateTime<Utc>> = flips.iter().map(|f| f.1).collect();
-        let f_from: Vec<&str> = flips.iter().map(|f| f.0.stored_status.as_str()).collect();
-        let f_to: Vec<&str> = flips.iter().map(|f| f.2).collect();
+        let f_from: Vec<StoredStatus> = flips.iter().map(|f| f.0.stored_status).collect();
+        let f_to: Vec<StoredStatus> = flips.iter().map(|f| f.2).collect();
         let inserted = tx
             .query(INSERT_FLIPS, &[&f_ids, &f_at, &f_from, &f_to])
             .await?;
@@ -288,7 +275,7 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
             let Some((hb, at, to)) = flips.iter().find(|f| f.0.id == hb_id) else {
                 continue;
             };
-            let Some(event) = alert_event(&hb.stored_status, to) else {
+            let Some(event) = alert_event(hb.stored_status, *to) else {
                 continue;
             };
             a_flip.push(flip_id);
@@ -321,10 +308,10 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
 
 /// Which transitions alert: going down, and coming back up from down. Pending,
 /// paused and first pings flip silently.
-fn alert_event(from: &str, to: &str) -> Option<&'static str> {
+fn alert_event(from: StoredStatus, to: StoredStatus) -> Option<&'static str> {
     match (from, to) {
-        (f, "down") if f != "down" => Some("down"),
-        ("down", "up") => Some("up"),
+        (f, StoredStatus::Down) if f != StoredStatus::Down => Some("down"),
+        (StoredStatus::Down, StoredStatus::Up) => Some("up"),
         _ => None,
     }
 }
@@ -335,11 +322,12 @@ mod tests {
 
     #[test]
     fn only_down_and_recovery_alert() {
-        assert_eq!(alert_event("up", "down"), Some("down"));
-        assert_eq!(alert_event("pending", "down"), Some("down"));
-        assert_eq!(alert_event("down", "up"), Some("up"));
-        assert_eq!(alert_event("pending", "up"), None);
-        assert_eq!(alert_event("up", "paused"), None);
-        assert_eq!(alert_event("down", "paused"), None);
+        use StoredStatus::{Down, Paused, Pending, Up};
+        assert_eq!(alert_event(Up, Down), Some("down"));
+        assert_eq!(alert_event(Pending, Down), Some("down"));
+        assert_eq!(alert_event(Down, Up), Some("up"));
+        assert_eq!(alert_event(Pending, Up), None);
+        assert_eq!(alert_event(Up, Paused), None);
+        assert_eq!(alert_event(Down, Paused), None);
     }
 }

@@ -15,6 +15,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
+use super::text_column::text_enum;
 use super::MonitorConfig;
 use crate::ops::prometheus::Metrics;
 
@@ -75,6 +76,22 @@ pub fn http_client(config: &MonitorConfig) -> reqwest::Client {
         .build()
         .expect("the HTTP client builds")
 }
+
+/// Where an alert is in its delivery (`heartbeat.alert.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertState {
+    /// Not delivered yet; tried again at `next_attempt_at`.
+    Pending,
+    Delivered,
+    /// Given up on after `max_delivery_attempts`.
+    Failed,
+}
+
+text_enum!(AlertState {
+    Pending => "pending",
+    Delivered => "delivered",
+    Failed => "failed",
+});
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -146,18 +163,18 @@ pub async fn deliver_once(
         let (state, next, delivered_at, status, error) = match outcome {
             Ok(status) => {
                 done.delivered += 1;
-                ("delivered", now, Some(now), Some(status), None)
+                (AlertState::Delivered, now, Some(now), Some(status), None)
             }
             Err((status, error)) if attempts >= config.max_delivery_attempts => {
                 done.failed += 1;
                 tracing::warn!(alert_id, attempts, %error, "alert given up on");
-                ("failed", now, None, status, Some(error))
+                (AlertState::Failed, now, None, status, Some(error))
             }
             Err((status, error)) => {
                 done.retrying += 1;
                 let next = now + backoff(config, attempts);
                 tracing::info!(alert_id, attempts, %error, %next, "alert delivery will be retried");
-                ("pending", next, None, status, Some(error))
+                (AlertState::Pending, next, None, status, Some(error))
             }
         };
         tx.execute(

@@ -4,7 +4,8 @@
 //!
 //! - [`heartbeat`]: the heartbeat record, its token newtype and its API JSON.
 //! - [`schedule`]: cron-based expectations (next fire time in the heartbeat's zone).
-//! - [`status`]: pure status-from-time logic, with `now` passed in.
+//! - [`status`]: pure status-from-time logic, with `now` passed in, and the
+//!   coarser status the database stores.
 //! - [`ping`]: what a ping says, and the group-commit writer that records it.
 //! - [`ping_routes`]: the public `/hb/{token}` routes, answered in plain text.
 //! - [`routes`]: `/api/heartbeats`, `/api/webhooks`, `/api/projects`.
@@ -24,6 +25,7 @@ pub mod routes;
 pub mod schedule;
 pub mod selfcheck;
 pub mod status;
+mod text_column;
 
 use std::time::Duration;
 
