@@ -1,5 +1,8 @@
 //! The deadline loop: finds heartbeats whose deadline has passed, flips their
 //! stored status, and writes the alert rows to the outbox, all in one transaction.
+//! It makes every status change but one: a first success (`pending` → `up`),
+//! which never alerts, is written by the ping statement itself
+//! (docs/decisions.md §11).
 //!
 //! Rows are claimed with `FOR UPDATE SKIP LOCKED` through the partial index on
 //! `deadline`, so several daemons can share the work. A flip is dated at the

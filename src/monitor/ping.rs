@@ -327,7 +327,10 @@ impl<'a> BatchColumns<'a> {
 /// The group-commit statement. A finish without a rid is timed from the start
 /// pending before this batch, `prev_started_at` (RETURNING sees only new values).
 /// A failure or a ping to a down or schedule-based heartbeat sets the deadline to
-/// the ping's time, handing the flip (and its alert) to the deadline loop.
+/// the ping's time, handing the flip (and its alert) to the deadline loop. The one
+/// status the statement writes itself is a first success, `pending` → `up`: it
+/// never alerts, records no flip, and keeps the stored status true for the loop
+/// and the status gauge (docs/decisions.md §11).
 ///
 /// A success never moves the deadline earlier, so it keeps the stored one: a lower
 /// bound the deadline loop re-evaluates and pushes forward when it comes due.
