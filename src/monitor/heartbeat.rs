@@ -182,7 +182,7 @@ fn crontab_for_period(seconds: i32) -> String {
     }
 }
 
-/// A heartbeat as the API shows it (DESIGN §5).
+/// A heartbeat as the API shows it (docs/api.md, "Heartbeat JSON").
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HeartbeatView {
     pub id: Uuid,

@@ -18,7 +18,7 @@ use super::ping::{PingKind, PingRecord, PingWriter};
 use super::SYSTEM_PROJECT;
 use crate::jobs::JobKind;
 
-/// The default cron entries (DESIGN §3), used when the configured table cannot be
+/// The default cron entries (docs/operations/cron.md), used when the configured table cannot be
 /// read.
 pub fn default_schedules() -> Vec<(JobKind, String)> {
     vec![
