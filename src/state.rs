@@ -41,7 +41,7 @@ pub struct StateInner {
     /// The single-flight jobs engine: the one gate for every job request.
     pub jobs: crate::jobs::Engine,
     /// The cron table's per-entry counters (fired, absorbed, missed, caught up).
-    pub schedule: crate::schedule::ScheduleCounters,
+    pub schedule: crate::schedule::counters::ScheduleCounters,
     /// Flips to true once migrations are applied (and the ping history fitted).
     /// `background` waits on it once before starting any loop, so a daemon started
     /// before its database does nothing until the schema is there; `/readyz`
