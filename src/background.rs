@@ -1,10 +1,13 @@
 //! The daemon's background loops, started together and stopped by one token
-//! (`AppState::shutdown`). Each area adds its loop here.
+//! (`AppState::shutdown`). Each area adds its loop here, handing it a deps struct
+//! of the handles it uses, never the whole `AppState`.
 //!
 //! The schema is waited for here, once: every loop below starts only after the
 //! migrations are applied, so no loop checks for it itself. Receivers of finished
 //! jobs are subscribed before the wait, so no job that ends meanwhile is missed.
 
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::state::AppState;
@@ -19,7 +22,7 @@ pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
     let state = state.clone();
     let spawner = tasks.clone();
     tasks.spawn(async move {
-        if !state.wait_migrated().await {
+        if !wait_migrated(state.migrated.clone(), &state.shutdown).await {
             sd_stopping();
             return;
         }
@@ -44,17 +47,65 @@ pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
                 finished,
             }));
         }
-        tasks.spawn(crate::monitor::selfcheck::follow_jobs(
-            state.clone(),
-            for_selfcheck,
-        ));
-        if state.config.monitor.loops {
-            tasks.spawn(crate::monitor::deadline::run(state.clone()));
-            tasks.spawn(crate::monitor::delivery::run(state.clone()));
-        }
+        spawn_monitor(&state, tasks, for_selfcheck);
         tasks.spawn(state.jobs.clone().janitor_loop(state.shutdown.clone()));
-        crate::ops::spawn_loops(&state, tasks, for_metrics);
+        crate::ops::spawn_loops(
+            crate::ops::LoopDeps {
+                config: state.config.ops.clone(),
+                metrics: state.metrics.clone(),
+                liveness: state.liveness.clone(),
+                pool: state.pool.clone(),
+                shutdown: state.shutdown.clone(),
+            },
+            tasks,
+            for_metrics,
+        );
     });
+}
+
+/// The dead man's switch: the job heartbeats' follower, and (unless tests drive
+/// them by hand) the deadline loop and the alert delivery worker.
+fn spawn_monitor(
+    state: &AppState,
+    tasks: &TaskTracker,
+    finished: tokio::sync::broadcast::Receiver<crate::jobs::Job>,
+) {
+    use crate::monitor::{deadline, delivery, selfcheck};
+    let (schedules, tz) = selfcheck::configured_schedules(&state.config.schedule);
+    tasks.spawn(selfcheck::follow_jobs(
+        selfcheck::LoopDeps {
+            pool: state.pool.clone(),
+            pings: state.pings.clone(),
+            schedules,
+            tz,
+            shutdown: state.shutdown.clone(),
+        },
+        finished,
+    ));
+    let config = &state.config.monitor;
+    if config.loops {
+        tasks.spawn(deadline::run(deadline::LoopDeps {
+            pool: state.pool.clone(),
+            config: config.clone(),
+            metrics: state.metrics.clone(),
+            liveness: state.liveness.clone(),
+            shutdown: state.shutdown.clone(),
+        }));
+        tasks.spawn(delivery::run(delivery::LoopDeps {
+            pool: state.pool.clone(),
+            config: config.clone(),
+            metrics: state.metrics.clone(),
+            shutdown: state.shutdown.clone(),
+        }));
+    }
+}
+
+/// Waits until migrations are applied, or shutdown begins (returns false).
+async fn wait_migrated(mut migrated: watch::Receiver<bool>, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        res = migrated.wait_for(|done| *done) => res.is_ok(),
+        _ = shutdown.cancelled() => false,
+    }
 }
 
 /// Tells systemd the daemon stops without ever having been ready.

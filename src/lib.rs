@@ -8,7 +8,7 @@
 //! - [`error`]: the API error type and its single mapping to HTTP + JSON envelope.
 //! - [`db`]: the connection pool, versioned migrations, and the embedded PostgreSQL
 //!   cluster used when no `DATABASE_URL` is given (shared with the test harness).
-//! - [`state`]: the handles every handler and loop shares.
+//! - [`state`]: the handles every HTTP handler shares (loops get deps structs).
 //! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts),
 //!   and the PostgreSQL coordination that makes it single-flight across nodes.
 //! - [`schedule`]: the cron table (Vixie semantics), its tick loop and catch-up.

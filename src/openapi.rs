@@ -80,7 +80,7 @@ pub fn document() -> Document {
     doc.merge(crate::jobs::routes::JobsApi::openapi());
     doc.merge(crate::schedule::routes::ScheduleApi::openapi());
     doc.merge(crate::monitor::routes::MonitorApi::openapi());
-    doc.merge(crate::monitor::ping::PingApi::openapi());
+    doc.merge(crate::monitor::ping_routes::PingApi::openapi());
     doc.merge(crate::refresh::routes::CockpitApi::openapi());
     doc.merge(crate::segments::routes::SegmentsApi::openapi());
     doc.merge(crate::audit::routes::AuditApi::openapi());
@@ -102,7 +102,7 @@ async fn openapi_json(_: ApiQuery<crate::error::NoQuery>) -> Json<Document> {
     Json(document())
 }
 
-/// `GET /metrics` is served by [`crate::ops::prometheus::metrics_route`]; this
+/// `GET /metrics` is served by [`crate::ops::routes::metrics_route`]; this
 /// function only carries its annotation (the handler takes `State`, which the
 /// annotation cannot describe any better).
 #[utoipa::path(

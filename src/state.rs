@@ -1,4 +1,5 @@
-//! Shared state every handler and background loop reads.
+//! The handles every HTTP handler shares. Background loops get a deps struct of
+//! the few handles they use instead, built by `background`.
 
 use std::sync::Arc;
 
@@ -43,9 +44,11 @@ pub struct StateInner {
     /// reading the definitions directory each time.
     pub metric_catalog: crate::refresh::definitions::MetricCatalog,
     /// The cron table's per-entry counters (fired, absorbed, missed, caught up).
-    pub schedule: crate::schedule::ScheduleCounters,
-    /// Flips to true once migrations are applied; background loops wait on it so a
-    /// daemon started before its database does nothing until the schema is there.
+    pub schedule: crate::schedule::counters::ScheduleCounters,
+    /// Flips to true once migrations are applied (and the ping history fitted).
+    /// `background` waits on it once before starting any loop, so a daemon started
+    /// before its database does nothing until the schema is there; `/readyz`
+    /// reads it too.
     pub migrated: watch::Receiver<bool>,
     /// This daemon's Prometheus recorder (one per daemon, not process-global).
     pub metrics: crate::ops::prometheus::Metrics,
@@ -56,15 +59,4 @@ pub struct StateInner {
     /// The group-commit ping writer: every ping, HTTP or from the daemon's own
     /// jobs, goes through it so pings arriving together share one commit.
     pub pings: crate::monitor::ping::PingWriter,
-}
-
-impl AppState {
-    /// Waits until migrations are applied, or shutdown begins (returns false).
-    pub async fn wait_migrated(&self) -> bool {
-        let mut rx = self.migrated.clone();
-        tokio::select! {
-            res = rx.wait_for(|done| *done) => res.is_ok(),
-            _ = self.shutdown.cancelled() => false,
-        }
-    }
 }

@@ -1,4 +1,8 @@
-//! Liveness and readiness probes.
+//! Liveness and readiness probes, for whatever supervises the daemon (systemd,
+//! a load balancer, an orchestrator): `/healthz` says the process serves HTTP;
+//! `/readyz` says this daemon can do its work (database reachable, schema at this
+//! binary's version, its own start-up done), so a rolling deploy waits for it
+//! (docs/api.md, "Probes").
 
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -64,11 +64,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::dashboard::routes().method_not_allowed_fallback(method_not_allowed))
         .merge(json_routes)
-        .merge(crate::monitor::ping::routes())
+        .merge(crate::monitor::ping_routes::routes())
         .merge(crate::ops::routes().method_not_allowed_fallback(method_not_allowed))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::ops::prometheus::track_http,
+            crate::ops::routes::track_http,
         ))
         .layer(middleware::from_fn(log_internal_errors))
         .layer(CatchPanicLayer::custom(panic_response))

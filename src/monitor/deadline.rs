@@ -1,5 +1,8 @@
 //! The deadline loop: finds heartbeats whose deadline has passed, flips their
 //! stored status, and writes the alert rows to the outbox, all in one transaction.
+//! It makes every status change but one: a first success (`pending` → `up`),
+//! which never alerts, is written by the ping statement itself
+//! (docs/decisions.md §11).
 //!
 //! Rows are claimed with `FOR UPDATE SKIP LOCKED` through the partial index on
 //! `deadline`, so several daemons can share the work. A flip is dated at the
@@ -16,9 +19,13 @@ use deadpool_postgres::Pool;
 use serde_json::json;
 use uuid::Uuid;
 
+use tokio_util::sync::CancellationToken;
+
 use super::heartbeat::{Heartbeat, COLUMNS};
-use super::status::Status;
-use crate::state::AppState;
+use super::status::{Status, StoredStatus};
+use super::MonitorConfig;
+use crate::ops::liveness::Liveness;
+use crate::ops::prometheus::Metrics;
 
 /// Rows claimed per transaction.
 const BATCH: i64 = 2000;
@@ -36,25 +43,44 @@ pub struct Tick {
     pub alerts: u64,
 }
 
+/// What the deadline loop needs.
+pub struct LoopDeps {
+    pub pool: Pool,
+    /// `deadline_interval_ms` and `status_count_interval_ms`.
+    pub config: MonitorConfig,
+    /// For the status gauge and the loop's lag.
+    pub metrics: Metrics,
+    /// The loop registers here and beats on every pass.
+    pub liveness: Liveness,
+    pub shutdown: CancellationToken,
+}
+
 /// Runs the loop until shutdown.
-pub async fn run(state: AppState) {
-    let interval = Duration::from_millis(state.config.monitor.deadline_interval_ms.max(10));
+pub async fn run(deps: LoopDeps) {
+    let LoopDeps {
+        pool,
+        config,
+        metrics,
+        liveness,
+        shutdown,
+    } = deps;
+    let interval = Duration::from_millis(config.deadline_interval_ms.max(10));
     // A pass stuck on the database stops the beats: the watchdog and the
     // self-ping then report the daemon unhealthy.
-    let beat = state.liveness.register(
+    let beat = liveness.register(
         "deadline",
         crate::ops::liveness::DEFAULT_MAX_SILENCE.max(ERROR_BACKOFF * 3),
     );
-    let count_every = Duration::from_millis(state.config.monitor.status_count_interval_ms.max(10));
+    let count_every = Duration::from_millis(config.status_count_interval_ms.max(10));
     let mut last_count: Option<tokio::time::Instant> = None;
     loop {
         beat.beat();
-        let mut result = run_once(&state.pool, Utc::now()).await.map(|_| ());
+        let mut result = run_once(&pool, Utc::now()).await.map(|_| ());
         if result.is_ok() && last_count.is_none_or(|at| at.elapsed() >= count_every) {
             // Counted right after a pass, so stored statuses are as fresh as they get.
-            result = count_statuses(&state.pool, Utc::now())
+            result = count_statuses(&pool, Utc::now())
                 .await
-                .map(|counts| state.metrics.heartbeats_by_status(&counts.labelled()));
+                .map(|counts| metrics.heartbeats_by_status(&counts.labelled()));
             last_count = Some(tokio::time::Instant::now());
         }
         let wait = match result {
@@ -67,11 +93,9 @@ pub async fn run(state: AppState) {
         let due = tokio::time::Instant::now() + wait;
         tokio::select! {
             _ = tokio::time::sleep_until(due) => {}
-            _ = state.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
         }
-        state
-            .metrics
-            .deadline_loop_lag(tokio::time::Instant::now().saturating_duration_since(due));
+        metrics.deadline_loop_lag(tokio::time::Instant::now().saturating_duration_since(due));
     }
 }
 
@@ -114,11 +138,11 @@ impl StatusCounts {
     /// Every status label, zeros included, so a dashboard never sees a gap.
     pub fn labelled(&self) -> [(&'static str, u64); 5] {
         [
-            ("pending", self.pending),
-            ("up", self.up),
-            ("late", self.late),
-            ("down", self.down),
-            ("paused", self.paused),
+            (Status::Pending.as_str(), self.pending),
+            (Status::Up.as_str(), self.up),
+            (Status::Late.as_str(), self.late),
+            (Status::Down.as_str(), self.down),
+            (Status::Paused.as_str(), self.paused),
         ]
     }
 }
@@ -160,34 +184,21 @@ pub async fn count_statuses(
     tx.commit().await?;
     let mut counts = StatusCounts::default();
     for row in &stored {
+        let status: StoredStatus = row.get(0);
         let n: i64 = row.get(1);
-        if let Some(status) = stored_status(row.get(0)) {
-            *counts.slot(status) += n as u64;
-        }
+        *counts.slot(status.into()) += n as u64;
     }
     for row in &candidates {
         let hb = Heartbeat::from_row(row);
         let live = hb.evaluate(now).status;
-        if let Some(stored) = stored_status(&hb.stored_status) {
-            if stored != live {
-                let from = counts.slot(stored);
-                *from = from.saturating_sub(1);
-                *counts.slot(live) += 1;
-            }
+        let stored = Status::from(hb.stored_status);
+        if stored != live {
+            let from = counts.slot(stored);
+            *from = from.saturating_sub(1);
+            *counts.slot(live) += 1;
         }
     }
     Ok(counts)
-}
-
-/// The statuses the database stores (`late` never is).
-fn stored_status(s: &str) -> Option<Status> {
-    match s {
-        "pending" => Some(Status::Pending),
-        "up" => Some(Status::Up),
-        "down" => Some(Status::Down),
-        "paused" => Some(Status::Paused),
-        _ => None,
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -252,8 +263,8 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
     if !flips.is_empty() {
         let f_ids: Vec<Uuid> = flips.iter().map(|f| f.0.id).collect();
         let f_at: Vec<DateTime<Utc>> = flips.iter().map(|f| f.1).collect();
-        let f_from: Vec<&str> = flips.iter().map(|f| f.0.stored_status.as_str()).collect();
-        let f_to: Vec<&str> = flips.iter().map(|f| f.2).collect();
+        let f_from: Vec<StoredStatus> = flips.iter().map(|f| f.0.stored_status).collect();
+        let f_to: Vec<StoredStatus> = flips.iter().map(|f| f.2).collect();
         let inserted = tx
             .query(INSERT_FLIPS, &[&f_ids, &f_at, &f_from, &f_to])
             .await?;
@@ -267,7 +278,7 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
             let Some((hb, at, to)) = flips.iter().find(|f| f.0.id == hb_id) else {
                 continue;
             };
-            let Some(event) = alert_event(&hb.stored_status, to) else {
+            let Some(event) = alert_event(hb.stored_status, *to) else {
                 continue;
             };
             a_flip.push(flip_id);
@@ -300,10 +311,10 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
 
 /// Which transitions alert: going down, and coming back up from down. Pending,
 /// paused and first pings flip silently.
-fn alert_event(from: &str, to: &str) -> Option<&'static str> {
+fn alert_event(from: StoredStatus, to: StoredStatus) -> Option<&'static str> {
     match (from, to) {
-        (f, "down") if f != "down" => Some("down"),
-        ("down", "up") => Some("up"),
+        (f, StoredStatus::Down) if f != StoredStatus::Down => Some("down"),
+        (StoredStatus::Down, StoredStatus::Up) => Some("up"),
         _ => None,
     }
 }
@@ -314,11 +325,12 @@ mod tests {
 
     #[test]
     fn only_down_and_recovery_alert() {
-        assert_eq!(alert_event("up", "down"), Some("down"));
-        assert_eq!(alert_event("pending", "down"), Some("down"));
-        assert_eq!(alert_event("down", "up"), Some("up"));
-        assert_eq!(alert_event("pending", "up"), None);
-        assert_eq!(alert_event("up", "paused"), None);
-        assert_eq!(alert_event("down", "paused"), None);
+        use StoredStatus::{Down, Paused, Pending, Up};
+        assert_eq!(alert_event(Up, Down), Some("down"));
+        assert_eq!(alert_event(Pending, Down), Some("down"));
+        assert_eq!(alert_event(Down, Up), Some("up"));
+        assert_eq!(alert_event(Pending, Up), None);
+        assert_eq!(alert_event(Up, Paused), None);
+        assert_eq!(alert_event(Down, Paused), None);
     }
 }

@@ -13,9 +13,11 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tokio_util::sync::CancellationToken;
 
+use super::text_column::text_enum;
 use super::MonitorConfig;
-use crate::state::AppState;
+use crate::ops::prometheus::Metrics;
 
 /// Alerts claimed per transaction.
 const BATCH: i64 = 50;
@@ -24,22 +26,35 @@ const ERROR_BACKOFF: Duration = Duration::from_secs(5);
 /// The signature header's name.
 pub const SIGNATURE_HEADER: &str = "heartbeat-signature";
 
+/// What the delivery worker needs.
+pub struct LoopDeps {
+    pub pool: Pool,
+    /// Interval, webhook timeout, retry backoff and attempts.
+    pub config: MonitorConfig,
+    /// For the sent and failed alert counters.
+    pub metrics: Metrics,
+    pub shutdown: CancellationToken,
+}
+
 /// Runs the worker until shutdown.
-pub async fn run(state: AppState) {
+pub async fn run(deps: LoopDeps) {
+    let LoopDeps {
+        pool,
+        config,
+        metrics,
+        shutdown,
+    } = deps;
     // Webhooks created before this start (or on another node) were never seen by
     // this process's create handler; their secrets are masked from here on.
-    if let Err(e) = register_secrets(&state.pool).await {
+    if let Err(e) = register_secrets(&pool).await {
         tracing::warn!(error = %e, "could not load webhook secrets for log redaction");
     }
-    let config = state.config.monitor.clone();
     let http = http_client(&config);
     let interval = Duration::from_millis(config.delivery_interval_ms.max(10));
     loop {
-        let wait = match deliver_once(&state.pool, &http, &config, Utc::now()).await {
+        let wait = match deliver_once(&pool, &http, &config, Utc::now()).await {
             Ok(done) => {
-                state
-                    .metrics
-                    .alerts_delivered(done.delivered as u64, done.failed as u64);
+                metrics.alerts_delivered(done.delivered as u64, done.failed as u64);
                 interval
             }
             Err(e) => {
@@ -49,7 +64,7 @@ pub async fn run(state: AppState) {
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = state.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
         }
     }
 }
@@ -61,6 +76,22 @@ pub fn http_client(config: &MonitorConfig) -> reqwest::Client {
         .build()
         .expect("the HTTP client builds")
 }
+
+/// Where an alert is in its delivery (`heartbeat.alert.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertState {
+    /// Not delivered yet; tried again at `next_attempt_at`.
+    Pending,
+    Delivered,
+    /// Given up on after `max_delivery_attempts`.
+    Failed,
+}
+
+text_enum!(AlertState {
+    Pending => "pending",
+    Delivered => "delivered",
+    Failed => "failed",
+});
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -132,18 +163,18 @@ pub async fn deliver_once(
         let (state, next, delivered_at, status, error) = match outcome {
             Ok(status) => {
                 done.delivered += 1;
-                ("delivered", now, Some(now), Some(status), None)
+                (AlertState::Delivered, now, Some(now), Some(status), None)
             }
             Err((status, error)) if attempts >= config.max_delivery_attempts => {
                 done.failed += 1;
                 tracing::warn!(alert_id, attempts, %error, "alert given up on");
-                ("failed", now, None, status, Some(error))
+                (AlertState::Failed, now, None, status, Some(error))
             }
             Err((status, error)) => {
                 done.retrying += 1;
                 let next = now + backoff(config, attempts);
                 tracing::info!(alert_id, attempts, %error, %next, "alert delivery will be retried");
-                ("pending", next, None, status, Some(error))
+                (AlertState::Pending, next, None, status, Some(error))
             }
         };
         tx.execute(

@@ -10,7 +10,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::schedule::HeartbeatSchedule;
-use super::status::{evaluate, Evaluation, Expectation, Signals, Status};
+use super::status::{evaluate, Evaluation, Expectation, Signals, Status, StoredStatus};
 
 /// `hb_` followed by 16 URL-safe base64 characters (96 random bits).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -76,7 +76,7 @@ pub struct Heartbeat {
     pub last_signal_failed: bool,
     pub started_at: Option<DateTime<Utc>>,
     /// The status as of the last flip.
-    pub stored_status: String,
+    pub stored_status: StoredStatus,
     pub deadline: Option<DateTime<Utc>>,
 }
 
@@ -182,7 +182,7 @@ fn crontab_for_period(seconds: i32) -> String {
     }
 }
 
-/// A heartbeat as the API shows it (DESIGN §5).
+/// A heartbeat as the API shows it (docs/api.md, "Heartbeat JSON").
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HeartbeatView {
     pub id: Uuid,

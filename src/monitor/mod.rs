@@ -1,27 +1,39 @@
-//! The dead man's switch (DESIGN §5): heartbeats that cron jobs ping, a status
-//! computed from time, a deadline loop that flips statuses and writes alerts to an
-//! outbox, and a delivery worker that posts them to webhooks.
+//! The dead man's switch: heartbeats that cron jobs ping, a status computed from
+//! time, a deadline loop that flips statuses and writes alerts to an outbox, and a
+//! delivery worker that posts them to webhooks. It exists so a cron job that
+//! silently stops running is noticed; the daemon's own jobs are watched the same
+//! way. The HTTP contract is in docs/api.md ("Heartbeats", "Pings", "Webhooks and
+//! alerts"); why it is built this way, in docs/decisions.md §11, §12, §19, §21.
+//!
+//! Domain files know no HTTP; the two `*routes` files are the edge, and the loops
+//! get their handles from `crate::background`.
 //!
 //! - [`heartbeat`]: the heartbeat record, its token newtype and its API JSON.
 //! - [`schedule`]: cron-based expectations (next fire time in the heartbeat's zone).
-//! - [`status`]: pure status-from-time logic, with `now` passed in.
-//! - [`ping`]: the public `/hb/{token}` routes and the group-commit batcher.
+//! - [`status`]: pure status-from-time logic, with `now` passed in, and the
+//!   coarser status the database stores.
+//! - [`ping`]: what a ping says, and the group-commit writer that records it.
+//! - [`ring`]: the ping history's ring of slots, refitted when `pings_kept` changes.
+//! - [`ping_routes`]: the public `/hb/{token}` routes, answered in plain text.
 //! - [`routes`]: `/api/heartbeats`, `/api/webhooks`, `/api/projects`.
 //! - [`deadline`]: the loop that flips statuses at their deadlines.
 //! - [`delivery`]: the worker that posts outbox alerts, signed, with backoff.
 //! - [`selfcheck`]: built-in heartbeats for the daemon's own jobs.
 //! - [`client`]: the CLI verbs `status`, `run`, `project create`.
+//! - `text_column`: the stored statuses' and states' conversion to `text` columns.
 
 pub mod client;
 pub mod deadline;
 pub mod delivery;
 pub mod heartbeat;
 pub mod ping;
+pub mod ping_routes;
 pub mod ring;
 pub mod routes;
 pub mod schedule;
 pub mod selfcheck;
 pub mod status;
+mod text_column;
 
 use std::time::Duration;
 

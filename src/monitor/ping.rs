@@ -1,31 +1,24 @@
-//! The public ping protocol (`/hb/{token}`, alias `/ping/{token}`) and the
-//! group-commit writer behind it.
+//! Pings: what one says, and the group-commit writer that records them.
 //!
-//! A 200 means the ping is committed. Pings that arrive together are written by
-//! one statement (one commit, one fsync), then every waiting request is answered;
-//! while one batch is being written the next one gathers, and starts early once
-//! it is large (`PingWriter::start`). Concurrent batches take their heartbeats'
-//! row locks in token order, so they queue behind each other rather than
-//! deadlock. When PostgreSQL is unreachable the batch fails and every ping in it
-//! gets 503, so clients (curl `--retry`) try again.
+//! A ping is recorded only once it is committed. Pings that arrive together are
+//! written by one statement (one commit, one fsync), then every waiting caller is
+//! answered; while one batch is being written the next one gathers, and starts
+//! early once it is large (`PingWriter::start`). Concurrent batches take their
+//! heartbeats' row locks in token order, so they queue behind each other rather
+//! than deadlock. When PostgreSQL is unreachable the batch fails and every ping in
+//! it gets [`PingWriteError`], which the ping routes (`super::ping_routes`) answer
+//! with 503 so clients (curl `--retry`) try again. The daemon's own job
+//! heartbeats (`super::selfcheck`) go through the same writer, which is why it
+//! knows nothing of HTTP. docs/decisions.md §12 and §19 say why it is shaped so.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::heartbeat::HeartbeatToken;
-use crate::state::AppState;
 
 /// What a ping says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,7 +327,10 @@ impl<'a> BatchColumns<'a> {
 /// The group-commit statement. A finish without a rid is timed from the start
 /// pending before this batch, `prev_started_at` (RETURNING sees only new values).
 /// A failure or a ping to a down or schedule-based heartbeat sets the deadline to
-/// the ping's time, handing the flip (and its alert) to the deadline loop.
+/// the ping's time, handing the flip (and its alert) to the deadline loop. The one
+/// status the statement writes itself is a first success, `pending` → `up`: it
+/// never alerts, records no flip, and keeps the stored status true for the loop
+/// and the status gauge (docs/decisions.md §11).
 ///
 /// A success never moves the deadline earlier, so it keeps the stored one: a lower
 /// bound the deadline loop re-evaluates and pushes forward when it comes due.
@@ -401,69 +397,18 @@ ring AS (
 )
 SELECT token FROM hb";
 
-/// The ping routes' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(ping, ping_suffix, ping_alias, ping_suffix_alias),
-    tags((name = "pings", description = "Public ping URLs (no key); plain-text answers for cron clients."))
-)]
-pub struct PingApi;
-
-/// `/ping/{token}` is an alias of `/hb/{token}`, served by the same handler.
-#[utoipa::path(method(get, post, head), path = "/ping/{token}", tag = "pings", params(("token" = String, Path)), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
-#[allow(dead_code)]
-fn ping_alias() {}
-
-/// `/ping/{token}/{suffix}` is an alias of `/hb/{token}/{suffix}`.
-#[utoipa::path(method(get, post, head), path = "/ping/{token}/{suffix}", tag = "pings", params(("token" = String, Path), ("suffix" = String, Path)), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
-#[allow(dead_code)]
-fn ping_suffix_alias() {}
-
-/// `/hb/...` and `/ping/...`: plain text, no auth, outside the JSON envelope.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/hb/{token}", get(ping).post(ping))
-        .route("/hb/{token}/{suffix}", get(ping_suffix).post(ping_suffix))
-        .route("/ping/{token}", get(ping).post(ping))
-        .route("/ping/{token}/{suffix}", get(ping_suffix).post(ping_suffix))
+/// A ping URL's suffix or `rid` that names no ping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PingUrlError {
+    #[error("bad suffix: expected start, fail, log or an exit code 0-255")]
+    BadSuffix,
+    #[error("bad rid: expected a UUID")]
+    BadRid,
 }
-
-#[utoipa::path(method(get, post, head), path = "/hb/{token}", tag = "pings", params(("token" = String, Path, description = "hb_ + 16 URL-safe base64 characters"), ("rid" = Option<String>, Query, description = "Run id pairing a start with its finish")), request_body(content = Option<String>, description = "Optional output, truncated at the ping body limit", content_type = "text/plain"), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
-async fn ping(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-    RawQuery(query): RawQuery,
-    req: Request,
-) -> Response {
-    handle(state, token, None, query, req).await
-}
-
-#[utoipa::path(method(get, post, head), path = "/hb/{token}/{suffix}", tag = "pings", params(("token" = String, Path), ("suffix" = String, Path, description = "start, fail, log or an exit code 0-255 (0 = success)"), ("rid" = Option<String>, Query)), request_body(content = Option<String>, content_type = "text/plain"), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
-async fn ping_suffix(
-    State(state): State<AppState>,
-    Path((token, suffix)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    req: Request,
-) -> Response {
-    handle(state, token, Some(suffix), query, req).await
-}
-
-fn text(status: StatusCode, body: &'static str, limit: usize) -> Response {
-    let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp.headers_mut()
-        .insert("ping-body-limit", HeaderValue::from(limit));
-    resp
-}
-
-const BAD_SUFFIX: &str = "bad suffix: expected start, fail, log or an exit code 0-255\n";
 
 /// Reads `suffix` as the kind of ping: `start`, `fail`, `log` or an exit code
 /// 0-255 (leading zeros allowed; 0 is a success). Public for the property tests.
-pub fn parse_suffix(suffix: Option<&str>) -> Result<(PingKind, Option<i32>), &'static str> {
+pub fn parse_suffix(suffix: Option<&str>) -> Result<(PingKind, Option<i32>), PingUrlError> {
     match suffix {
         None => Ok((PingKind::Success, None)),
         Some("start") => Ok((PingKind::Start, None)),
@@ -472,102 +417,24 @@ pub fn parse_suffix(suffix: Option<&str>) -> Result<(PingKind, Option<i32>), &'s
         Some(code) if code.bytes().all(|b| b.is_ascii_digit()) => match code.parse::<u8>() {
             Ok(0) => Ok((PingKind::Success, Some(0))),
             Ok(n) => Ok((PingKind::Fail, Some(n.into()))),
-            Err(_) => Err(BAD_SUFFIX),
+            Err(_) => Err(PingUrlError::BadSuffix),
         },
-        Some(_) => Err(BAD_SUFFIX),
+        Some(_) => Err(PingUrlError::BadSuffix),
     }
 }
 
 /// The `rid` query parameter, if any; a malformed one is an error. Public for
 /// the property tests.
-pub fn parse_rid(query: Option<&str>) -> Result<Option<Uuid>, &'static str> {
+pub fn parse_rid(query: Option<&str>) -> Result<Option<Uuid>, PingUrlError> {
     let Some(query) = query else { return Ok(None) };
     for pair in query.split('&') {
         if let Some(value) = pair.strip_prefix("rid=") {
             return Uuid::parse_str(value)
                 .map(Some)
-                .map_err(|_| "bad rid: expected a UUID\n");
+                .map_err(|_| PingUrlError::BadRid);
         }
     }
     Ok(None)
-}
-
-async fn handle(
-    state: AppState,
-    token: String,
-    suffix: Option<String>,
-    query: Option<String>,
-    req: Request,
-) -> Response {
-    let limit = state.config.monitor.ping_body_limit_bytes;
-    let (kind, exit_code) = match parse_suffix(suffix.as_deref()) {
-        Ok(k) => k,
-        Err(msg) => return text(StatusCode::BAD_REQUEST, msg, limit),
-    };
-    let rid = match parse_rid(query.as_deref()) {
-        Ok(r) => r,
-        Err(msg) => return text(StatusCode::BAD_REQUEST, msg, limit),
-    };
-    let Some(token) = HeartbeatToken::parse(&token) else {
-        return text(StatusCode::NOT_FOUND, "not found\n", limit);
-    };
-    let at = Utc::now();
-    let source = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(200).collect());
-    let body = read_truncated(req.into_body(), limit).await;
-    let ping = PingRecord {
-        token,
-        kind,
-        exit_code,
-        rid,
-        at,
-        source,
-        user_agent,
-        body,
-    };
-    match state.pings.record(ping).await {
-        Ok(PingOutcome::Recorded) => {
-            let label = match exit_code {
-                Some(_) => "exit_code",
-                None => kind.as_str(),
-            };
-            state.metrics.ping_received(label);
-            text(StatusCode::OK, "OK\n", limit)
-        }
-        Ok(PingOutcome::UnknownToken) => text(StatusCode::NOT_FOUND, "not found\n", limit),
-        Err(_) => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database unavailable, retry\n",
-            limit,
-        ),
-    }
-}
-
-/// The body's first `limit` bytes as text (lossy UTF-8, no NULs, which PostgreSQL
-/// text cannot hold); the rest is not read. None when empty.
-async fn read_truncated(body: Body, limit: usize) -> Option<String> {
-    let mut kept = Vec::new();
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else { break };
-        let room = limit - kept.len();
-        kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if kept.len() >= limit {
-            break;
-        }
-    }
-    if kept.is_empty() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&kept).replace('\0', "");
-    Some(text)
 }
 
 #[cfg(test)]

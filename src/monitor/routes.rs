@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::heartbeat::{Heartbeat, HeartbeatToken, HeartbeatView, COLUMNS};
 use super::schedule::{parse_tz, HeartbeatSchedule};
+use super::status::StoredStatus;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::error::{ApiQuery, NoQuery};
@@ -422,8 +423,8 @@ async fn pings(
 pub struct FlipView {
     /// When the status changed (the deadline, or the ping), not when noticed.
     at: DateTime<Utc>,
-    from: String,
-    to: String,
+    from: StoredStatus,
+    to: StoredStatus,
     /// When the daemon noticed.
     detected_at: DateTime<Utc>,
 }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::heartbeat::HeartbeatToken;
@@ -17,7 +18,7 @@ use super::ping::{PingKind, PingRecord, PingWriter};
 use super::SYSTEM_PROJECT;
 use crate::jobs::JobKind;
 
-/// The default cron entries (DESIGN §3), used when the configured table cannot be
+/// The default cron entries (docs/operations/cron.md), used when the configured table cannot be
 /// read.
 pub fn default_schedules() -> Vec<(JobKind, String)> {
     vec![
@@ -30,8 +31,10 @@ pub fn default_schedules() -> Vec<(JobKind, String)> {
 
 /// Each job kind's cron entry (the first enabled one in the table) and the
 /// table's time zone, so the heartbeat expects runs exactly when they fire.
-pub fn configured_schedules(config: &crate::config::Config) -> (Vec<(JobKind, String)>, String) {
-    match config.schedule.table() {
+pub fn configured_schedules(
+    config: &crate::schedule::ScheduleConfig,
+) -> (Vec<(JobKind, String)>, String) {
+    match config.table() {
         Ok(table) => {
             let mut out: Vec<(JobKind, String)> = Vec::new();
             for entry in table.entries.iter().filter(|e| e.enabled) {
@@ -128,25 +131,43 @@ pub async fn record_job_outcome(
     }
 }
 
-/// Follows the jobs engine until shutdown: creates the job heartbeats once the
-/// schema is there, then pings one per finished job. A cancelled job (by a user or
+/// What [`follow_jobs`] needs.
+pub struct LoopDeps {
+    pub pool: Pool,
+    /// Every job ping goes through the same group-commit writer as HTTP pings.
+    pub pings: PingWriter,
+    /// Each job kind's cron entry and the table's time zone
+    /// ([`configured_schedules`]).
+    pub schedules: Vec<(JobKind, String)>,
+    pub tz: String,
+    pub shutdown: CancellationToken,
+}
+
+/// Follows the jobs engine until shutdown: creates (or re-times) the job
+/// heartbeats, then pings one per finished job. A cancelled job (by a user or
 /// shutdown) sends nothing: it neither proves nor disproves health; one cancelled
 /// by its max runtime ends `failed` and sends a fail ping.
 pub async fn follow_jobs(
-    state: crate::state::AppState,
+    deps: LoopDeps,
     mut finished: tokio::sync::broadcast::Receiver<crate::jobs::Job>,
 ) {
     use crate::jobs::JobState;
     use tokio::sync::broadcast::error::RecvError;
-    let (schedules, tz) = configured_schedules(&state.config);
+    let LoopDeps {
+        pool,
+        pings,
+        schedules,
+        tz,
+        shutdown,
+    } = deps;
     let tokens = loop {
-        match ensure_job_heartbeats(&state.pool, &schedules, &tz).await {
+        match ensure_job_heartbeats(&pool, &schedules, &tz).await {
             Ok(t) => break t,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot create the job heartbeats yet");
                 tokio::select! {
                     _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
-                    _ = state.shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => return,
                 }
             }
         }
@@ -154,7 +175,7 @@ pub async fn follow_jobs(
     loop {
         let job = tokio::select! {
             j = finished.recv() => j,
-            _ = state.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
         };
         let job = match job {
             Ok(job) => job,
@@ -174,7 +195,7 @@ pub async fn follow_jobs(
             .error
             .clone()
             .map(|e| format!("job {} failed: {e}", job.job_id));
-        record_job_outcome(&state.pings, &tokens, job.kind, succeeded, at, detail).await;
+        record_job_outcome(&pings, &tokens, job.kind, succeeded, at, detail).await;
     }
 }
 
@@ -184,7 +205,7 @@ mod tests {
 
     #[test]
     fn job_heartbeats_follow_the_default_cron_table() {
-        let (schedules, tz) = configured_schedules(&crate::config::Config::default());
+        let (schedules, tz) = configured_schedules(&crate::schedule::ScheduleConfig::default());
         assert_eq!(tz, "UTC");
         let mut got = schedules.clone();
         got.sort();

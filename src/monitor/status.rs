@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::schedule::HeartbeatSchedule;
+use super::text_column::text_enum;
 
 /// What a heartbeat looks like to a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -34,10 +35,42 @@ impl Status {
 
     /// The coarse status the database stores and flips between: late is up with a
     /// warning, not a transition anyone is alerted about.
-    pub fn stored(self) -> &'static str {
+    pub fn stored(self) -> StoredStatus {
         match self {
-            Status::Late => "up",
-            other => other.as_str(),
+            Status::Pending => StoredStatus::Pending,
+            Status::Up | Status::Late => StoredStatus::Up,
+            Status::Down => StoredStatus::Down,
+            Status::Paused => StoredStatus::Paused,
+        }
+    }
+}
+
+/// A status as the database stores it (`heartbeat.status`, and both ends of a
+/// `heartbeat.flip`): the status as of the last flip. `late` is never stored (see
+/// [`Status::stored`]), so it has no value here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StoredStatus {
+    Pending,
+    Up,
+    Down,
+    Paused,
+}
+
+text_enum!(StoredStatus {
+    Pending => "pending",
+    Up => "up",
+    Down => "down",
+    Paused => "paused",
+});
+
+impl From<StoredStatus> for Status {
+    fn from(stored: StoredStatus) -> Self {
+        match stored {
+            StoredStatus::Pending => Status::Pending,
+            StoredStatus::Up => Status::Up,
+            StoredStatus::Down => Status::Down,
+            StoredStatus::Paused => Status::Paused,
         }
     }
 }
@@ -167,6 +200,27 @@ mod tests {
     }
 
     const GRACE: Duration = Duration::minutes(5);
+
+    #[test]
+    fn stored_statuses_go_to_and_from_text_columns_and_late_is_not_one() {
+        use bytes::BytesMut;
+        use tokio_postgres::types::{FromSql, ToSql, Type};
+        for &s in StoredStatus::ALL {
+            let mut out = BytesMut::new();
+            s.to_sql_checked(&Type::TEXT, &mut out).unwrap();
+            assert_eq!(&out[..], s.as_str().as_bytes());
+            assert_eq!(StoredStatus::from_sql(&Type::VARCHAR, &out).unwrap(), s);
+            assert_eq!(Status::from(s).stored(), s);
+            assert_eq!(Status::from(s).as_str(), s.as_str());
+        }
+        assert_eq!(Status::Late.stored(), StoredStatus::Up);
+        assert!(StoredStatus::from_sql(&Type::TEXT, b"late").is_err());
+        assert!(!<StoredStatus as ToSql>::accepts(&Type::INT4));
+        let mut out = BytesMut::new();
+        assert!(StoredStatus::Up
+            .to_sql_checked(&Type::INT4, &mut out)
+            .is_err());
+    }
 
     #[test]
     fn a_heartbeat_never_pinged_is_pending_and_never_goes_down() {

@@ -20,7 +20,8 @@ pub const BEAT_EVERY: Duration = Duration::from_secs(5);
 /// The default silence after which a loop counts as stalled.
 pub const DEFAULT_MAX_SILENCE: Duration = Duration::from_secs(60);
 
-/// Registry of loops, shared through `AppState`. Cheap to clone.
+/// Registry of loops, shared by the loops that beat and the watchdog and
+/// self-ping that read it. Cheap to clone.
 #[derive(Clone)]
 pub struct Liveness {
     /// A std mutex: registration happens a handful of times per process and the

@@ -3,7 +3,8 @@
 //! switch, and secret-free logs.
 //!
 //! - [`config`]: the `[ops]` section.
-//! - [`prometheus`]: per-daemon recorder, `GET /metrics`, HTTP and job metrics.
+//! - [`prometheus`]: the per-daemon recorder, and what a scrape renders.
+//! - [`routes`]: `GET /metrics` and the middleware that counts HTTP requests.
 //! - [`liveness`]: which background loops are alive (watchdog and self-ping read it).
 //! - [`sd_notify`]: READY / WATCHDOG / STOPPING.
 //! - [`self_ping`]: the outbound ping while healthy.
@@ -13,37 +14,57 @@ pub mod config;
 pub mod liveness;
 pub mod prometheus;
 pub mod redact;
+pub mod routes;
 pub mod sd_notify;
 pub mod self_ping;
 
 use std::time::Duration;
 
-use axum::routing::get;
-use axum::Router;
+use deadpool_postgres::Pool;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::state::AppState;
+pub use routes::routes;
 
 pub use config::OpsConfig;
 
-/// `/metrics` (outside `/api`: scrapers need no key).
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(prometheus::metrics_route))
+/// What the ops loops need, handed over by `background` (never the app state).
+pub struct LoopDeps {
+    pub config: OpsConfig,
+    pub metrics: prometheus::Metrics,
+    pub liveness: liveness::Liveness,
+    /// The self-ping checks the database answers before it pings.
+    pub pool: Pool,
+    pub shutdown: CancellationToken,
 }
 
 /// Starts the job-metrics observer, the systemd notifier and the self-ping.
 pub fn spawn_loops(
-    state: &AppState,
+    deps: LoopDeps,
     tasks: &TaskTracker,
     finished: tokio::sync::broadcast::Receiver<crate::jobs::Job>,
 ) {
-    tasks.spawn(prometheus::observe_jobs(state.clone(), finished));
-    tasks.spawn(sd_notify::run(state.clone()));
-    if let Some(url) = &state.config.ops.self_ping_url {
+    tasks.spawn(prometheus::observe_jobs(
+        prometheus::JobObserverDeps {
+            metrics: deps.metrics,
+            shutdown: deps.shutdown.clone(),
+        },
+        finished,
+    ));
+    tasks.spawn(sd_notify::run(sd_notify::LoopDeps {
+        liveness: deps.liveness.clone(),
+        shutdown: deps.shutdown.clone(),
+    }));
+    if let Some(url) = &deps.config.self_ping_url {
         match reqwest::Url::parse(url) {
             Ok(url) => {
-                let every = Duration::from_secs(state.config.ops.self_ping_interval_secs);
-                tasks.spawn(self_ping::run(state.clone(), url, every));
+                tasks.spawn(self_ping::run(self_ping::LoopDeps {
+                    url,
+                    every: Duration::from_secs(deps.config.self_ping_interval_secs),
+                    liveness: deps.liveness,
+                    pool: deps.pool,
+                    shutdown: deps.shutdown,
+                }));
             }
             Err(e) => tracing::error!(error = %e, "self-ping disabled: bad URL"),
         }

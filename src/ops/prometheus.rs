@@ -1,7 +1,7 @@
-//! `GET /metrics`: the daemon's Prometheus exposition, and the small API other
-//! areas call to count things.
+//! The daemon's Prometheus recorder: the small API other areas call to count
+//! things, and the exposition text `GET /metrics` serves (`super::routes`).
 //!
-//! Each `Application` owns its own recorder (held in [`Metrics`], in `AppState`)
+//! Each `Application` owns its own recorder (held in [`Metrics`], one per daemon)
 //! instead of the process-global one, so several daemons in one test process never
 //! see each other's numbers (docs/decisions.md). The price is that the
 //! `metrics::counter!` macros alone would go nowhere: call sites go through
@@ -9,26 +9,29 @@
 //! this daemon's recorder.
 //!
 //! Three ways numbers get here:
-//! - **events**: HTTP requests (the [`track_http`] middleware), finished jobs (the
-//!   [`observe_jobs`] loop reading the engine's broadcast), and the calls below;
+//! - **events**: HTTP requests (the `track_http` middleware in `super::routes`),
+//!   finished jobs (the [`observe_jobs`] loop reading the engine's broadcast), and
+//!   the calls below;
 //! - **engine counters**: started / coalesced / queued per lane, kept by the engine
 //!   as atomics and copied in at scrape time;
 //! - **scrape-time gauges**: pool connections, running jobs, loop beat ages.
 //!
+//! Scrape-time numbers are read from the handles in a [`Scrape`], so rendering
+//! needs no application state and no HTTP.
+//!
 //! Every name and label is listed in docs/operations/metrics.md.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, RawQuery, Request, State};
-use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use deadpool_postgres::Pool;
 use metrics::{Counter, Gauge, Histogram, Label};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use tokio_util::sync::CancellationToken;
 
-use crate::jobs::{Job, JobKind};
-use crate::state::AppState;
+use super::liveness::Liveness;
+use crate::jobs::{Engine, Job, JobKind};
+use crate::schedule::counters::ScheduleCounters;
 
 /// Histogram buckets in seconds: HTTP latencies at the low end, job and phase
 /// durations (up to the 30-minute max runtime) at the high end.
@@ -61,6 +64,19 @@ impl TickOutcome {
             TickOutcome::CaughtUp => "heartbeat_scheduler_caught_up_total",
         }
     }
+}
+
+/// What a scrape reads at render time: borrowed handles, so a scrape clones
+/// nothing.
+pub struct Scrape<'a> {
+    /// Lane counters (started, coalesced, queued) and which lanes run here.
+    pub jobs: &'a Engine,
+    /// The cron table's per-entry counters.
+    pub schedule: &'a ScheduleCounters,
+    /// The main pool, for its connection gauges.
+    pub pool: &'a Pool,
+    /// The watched loops, for their beat ages.
+    pub liveness: &'a Liveness,
 }
 
 /// This daemon's recorder. Cheap to clone.
@@ -192,10 +208,10 @@ impl Metrics {
     }
 
     /// Copies the scrape-time numbers in, then renders the exposition text.
-    pub fn render(&self, state: &AppState) -> String {
+    pub fn render(&self, from: &Scrape<'_>) -> String {
         for kind in JobKind::ALL {
             let k = kind.as_str();
-            let stats = state.jobs.lane_stats(kind);
+            let stats = from.jobs.lane_stats(kind);
             self.counter("heartbeat_jobs_started_total", &[("kind", k)])
                 .absolute(stats.started);
             self.counter("heartbeat_jobs_coalesced_total", &[("kind", k)])
@@ -203,14 +219,14 @@ impl Metrics {
             self.counter("heartbeat_jobs_queued_total", &[("kind", k)])
                 .absolute(stats.queued);
             self.gauge("heartbeat_jobs_running", &[("kind", k)]).set(
-                if state.jobs.running_locally(kind) {
+                if from.jobs.running_locally(kind) {
                     1.0
                 } else {
                     0.0
                 },
             );
         }
-        for (entry, c) in state.schedule.snapshot() {
+        for (entry, c) in from.schedule.snapshot() {
             let labels = [("entry", entry.as_str())];
             self.counter(TickOutcome::Fired.metric(), &labels)
                 .absolute(c.fired);
@@ -221,7 +237,7 @@ impl Metrics {
             self.counter(TickOutcome::CaughtUp.metric(), &labels)
                 .absolute(c.caught_up);
         }
-        let pool = state.pool.status();
+        let pool = from.pool.status();
         let idle = pool.available as f64;
         let in_use = pool.size.saturating_sub(pool.available) as f64;
         self.gauge("heartbeat_db_pool_connections", &[("state", "in_use")])
@@ -232,7 +248,7 @@ impl Metrics {
             .set(pool.max_size as f64);
         self.gauge("heartbeat_db_pool_waiting", &[])
             .set(pool.waiting as f64);
-        for (name, age) in state.liveness.ages() {
+        for (name, age) in from.liveness.ages() {
             self.gauge("heartbeat_loop_beat_age_seconds", &[("loop", name)])
                 .set(age.as_secs_f64());
         }
@@ -357,60 +373,28 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// `GET /metrics`. It takes no parameters, and a query string is refused (422)
-/// rather than ignored, so a scrape config's `params:` that this daemon does not
-/// understand shows up as a failing target instead of silently meaning nothing.
-pub async fn metrics_route(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    if query.is_some_and(|q| !q.is_empty()) {
-        return crate::error::envelope(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_query",
-            "GET /metrics takes no query parameters",
-        );
-    }
-    let body = state.metrics.render(&state);
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
-}
-
-/// Counts every request by method, route template (never the raw path, so ids and
-/// tokens neither blow up cardinality nor leak) and status, and times it.
-pub async fn track_http(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    let m = &state.metrics;
-    m.counter(
-        "heartbeat_http_requests_total",
-        &[("method", &method), ("route", &route), ("status", &status)],
-    )
-    .increment(1);
-    m.histogram(
-        "heartbeat_http_request_duration_seconds",
-        &[("method", &method), ("route", &route)],
-    )
-    .record(started.elapsed().as_secs_f64());
-    resp
+/// What [`observe_jobs`] needs.
+pub struct JobObserverDeps {
+    pub metrics: Metrics,
+    pub shutdown: CancellationToken,
 }
 
 /// Feeds every finished job into the metrics until shutdown.
 /// `finished` is subscribed before the loop is spawned, so no job is missed.
-pub async fn observe_jobs(state: AppState, mut finished: tokio::sync::broadcast::Receiver<Job>) {
+pub async fn observe_jobs(
+    deps: JobObserverDeps,
+    mut finished: tokio::sync::broadcast::Receiver<Job>,
+) {
     loop {
         tokio::select! {
             got = finished.recv() => match got {
-                Ok(job) => state.metrics.job_finished(&job),
+                Ok(job) => deps.metrics.job_finished(&job),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "job metrics fell behind; some finished jobs were not counted");
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },
-            _ = state.shutdown.cancelled() => return,
+            _ = deps.shutdown.cancelled() => return,
         }
     }
 }

@@ -11,8 +11,16 @@
 use std::time::Duration;
 
 use sd_notify::NotifyState;
+use tokio_util::sync::CancellationToken;
 
-use crate::state::AppState;
+use super::liveness::Liveness;
+
+/// What the notifier needs.
+pub struct LoopDeps {
+    /// Whose stalls withhold the watchdog.
+    pub liveness: Liveness,
+    pub shutdown: CancellationToken,
+}
 
 /// Sends `states`, logging (not failing) when the socket refuses.
 fn send(states: &[NotifyState]) {
@@ -22,11 +30,11 @@ fn send(states: &[NotifyState]) {
 }
 
 /// Runs for the daemon's lifetime.
-pub async fn run(state: AppState) {
+pub async fn run(deps: LoopDeps) {
     send(&[NotifyState::Ready, NotifyState::Status("serving")]);
     tracing::info!("ready");
     let Some(timeout) = sd_notify::watchdog_enabled() else {
-        state.shutdown.cancelled().await;
+        deps.shutdown.cancelled().await;
         send(&[NotifyState::Stopping]);
         return;
     };
@@ -38,9 +46,9 @@ pub async fn run(state: AppState) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = state.shutdown.cancelled() => break,
+            _ = deps.shutdown.cancelled() => break,
         }
-        let stalled = state.liveness.stalled();
+        let stalled = deps.liveness.stalled();
         if stalled.is_empty() {
             send(&[NotifyState::Watchdog]);
             if !was_healthy {

@@ -8,13 +8,36 @@
 
 use std::time::Duration;
 
-use crate::state::AppState;
+use deadpool_postgres::Pool;
+use tokio_util::sync::CancellationToken;
+
+use super::liveness::Liveness;
+
+/// What the self-ping needs.
+pub struct LoopDeps {
+    /// Where to ping (`ops.self_ping_url`).
+    pub url: reqwest::Url,
+    /// How often (`ops.self_ping_interval_secs`).
+    pub every: Duration,
+    /// Every watched loop must beat for the daemon to count as healthy.
+    pub liveness: Liveness,
+    /// And the database must answer.
+    pub pool: Pool,
+    pub shutdown: CancellationToken,
+}
 
 /// How long one ping, and the database check before it, may take.
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs until shutdown when `ops.self_ping_url` is set.
-pub async fn run(state: AppState, url: reqwest::Url, every: Duration) {
+pub async fn run(deps: LoopDeps) {
+    let LoopDeps {
+        url,
+        every,
+        liveness,
+        pool,
+        shutdown,
+    } = deps;
     let client = match reqwest::Client::builder()
         .timeout(PING_TIMEOUT)
         .user_agent(concat!(
@@ -38,9 +61,9 @@ pub async fn run(state: AppState, url: reqwest::Url, every: Duration) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = state.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
         }
-        if let Err(why) = healthy(&state).await {
+        if let Err(why) = healthy(&liveness, &pool).await {
             tracing::warn!(%target, reason = %why, "unhealthy; skipping the self-ping");
             continue;
         }
@@ -55,8 +78,8 @@ pub async fn run(state: AppState, url: reqwest::Url, every: Duration) {
 }
 
 /// Ok when every watched loop beats and the database answers.
-async fn healthy(state: &AppState) -> Result<(), String> {
-    let stalled = state.liveness.stalled();
+async fn healthy(liveness: &Liveness, pool: &Pool) -> Result<(), String> {
+    let stalled = liveness.stalled();
     if let Some(s) = stalled.first() {
         return Err(format!(
             "loop '{}' silent for {}s",
@@ -65,7 +88,7 @@ async fn healthy(state: &AppState) -> Result<(), String> {
         ));
     }
     let check = async {
-        let client = state.pool.get().await.map_err(|e| e.to_string())?;
+        let client = pool.get().await.map_err(|e| e.to_string())?;
         client
             .simple_query("SELECT 1")
             .await

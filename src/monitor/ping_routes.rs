@@ -1,0 +1,164 @@
+//! The public ping protocol over HTTP: `/hb/{token}` and its alias
+//! `/ping/{token}`, with `/start`, `/fail`, `/log` and exit-code suffixes.
+//!
+//! Cron clients read these answers, so they are plain text (`OK`, `not found`),
+//! never the JSON envelope, and every answer announces the body limit in
+//! `Ping-Body-Limit`. A 200 means the ping is committed: the handler waits for
+//! the group-commit writer (`super::ping`), and answers 503 when the database
+//! could not take the batch, so clients retry. No key is needed.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::Utc;
+use futures::StreamExt;
+
+use super::heartbeat::HeartbeatToken;
+use super::ping::{parse_rid, parse_suffix, PingOutcome, PingRecord, PingUrlError};
+use crate::state::AppState;
+
+/// The ping routes' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(ping, ping_suffix, ping_alias, ping_suffix_alias),
+    tags((name = "pings", description = "Public ping URLs (no key); plain-text answers for cron clients."))
+)]
+pub struct PingApi;
+
+/// `/ping/{token}` is an alias of `/hb/{token}`, served by the same handler.
+#[utoipa::path(method(get, post, head), path = "/ping/{token}", tag = "pings", params(("token" = String, Path)), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
+#[allow(dead_code)]
+fn ping_alias() {}
+
+/// `/ping/{token}/{suffix}` is an alias of `/hb/{token}/{suffix}`.
+#[utoipa::path(method(get, post, head), path = "/ping/{token}/{suffix}", tag = "pings", params(("token" = String, Path), ("suffix" = String, Path)), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
+#[allow(dead_code)]
+fn ping_suffix_alias() {}
+
+/// `/hb/...` and `/ping/...`: plain text, no auth, outside the JSON envelope.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/hb/{token}", get(ping).post(ping))
+        .route("/hb/{token}/{suffix}", get(ping_suffix).post(ping_suffix))
+        .route("/ping/{token}", get(ping).post(ping))
+        .route("/ping/{token}/{suffix}", get(ping_suffix).post(ping_suffix))
+}
+
+#[utoipa::path(method(get, post, head), path = "/hb/{token}", tag = "pings", params(("token" = String, Path, description = "hb_ + 16 URL-safe base64 characters"), ("rid" = Option<String>, Query, description = "Run id pairing a start with its finish")), request_body(content = Option<String>, description = "Optional output, truncated at the ping body limit", content_type = "text/plain"), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
+async fn ping(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    RawQuery(query): RawQuery,
+    req: Request,
+) -> Response {
+    handle(state, token, None, query, req).await
+}
+
+#[utoipa::path(method(get, post, head), path = "/hb/{token}/{suffix}", tag = "pings", params(("token" = String, Path), ("suffix" = String, Path, description = "start, fail, log or an exit code 0-255 (0 = success)"), ("rid" = Option<String>, Query)), request_body(content = Option<String>, content_type = "text/plain"), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
+async fn ping_suffix(
+    State(state): State<AppState>,
+    Path((token, suffix)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    req: Request,
+) -> Response {
+    handle(state, token, Some(suffix), query, req).await
+}
+
+fn text(status: StatusCode, body: impl IntoResponse, limit: usize) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert("ping-body-limit", HeaderValue::from(limit));
+    resp
+}
+
+async fn handle(
+    state: AppState,
+    token: String,
+    suffix: Option<String>,
+    query: Option<String>,
+    req: Request,
+) -> Response {
+    let limit = state.config.monitor.ping_body_limit_bytes;
+    let (kind, exit_code) = match parse_suffix(suffix.as_deref()) {
+        Ok(k) => k,
+        Err(e) => return bad_request(e, limit),
+    };
+    let rid = match parse_rid(query.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return bad_request(e, limit),
+    };
+    let Some(token) = HeartbeatToken::parse(&token) else {
+        return text(StatusCode::NOT_FOUND, "not found\n", limit);
+    };
+    let at = Utc::now();
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(200).collect());
+    let body = read_truncated(req.into_body(), limit).await;
+    let ping = PingRecord {
+        token,
+        kind,
+        exit_code,
+        rid,
+        at,
+        source,
+        user_agent,
+        body,
+    };
+    match state.pings.record(ping).await {
+        Ok(PingOutcome::Recorded) => {
+            let label = match exit_code {
+                Some(_) => "exit_code",
+                None => kind.as_str(),
+            };
+            state.metrics.ping_received(label);
+            text(StatusCode::OK, "OK\n", limit)
+        }
+        Ok(PingOutcome::UnknownToken) => text(StatusCode::NOT_FOUND, "not found\n", limit),
+        Err(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unavailable, retry\n",
+            limit,
+        ),
+    }
+}
+
+/// A suffix or `rid` that names no ping (the caller's fault), as a line.
+fn bad_request(e: PingUrlError, limit: usize) -> Response {
+    text(StatusCode::BAD_REQUEST, format!("{e}\n"), limit)
+}
+
+/// The body's first `limit` bytes as text (lossy UTF-8, no NULs, which PostgreSQL
+/// text cannot hold); the rest is not read. None when empty.
+async fn read_truncated(body: Body, limit: usize) -> Option<String> {
+    let mut kept = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { break };
+        let room = limit - kept.len();
+        kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if kept.len() >= limit {
+            break;
+        }
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&kept).replace('\0', "");
+    Some(text)
+}
