@@ -85,6 +85,7 @@ impl Application {
         );
         let state = AppState::new(crate::state::StateInner {
             pings,
+            hc_uuids: Default::default(),
             jobs,
             metric_catalog,
             schedule: Default::default(),

@@ -23,6 +23,8 @@
 //! - [`demo`]: in demo mode, fills the cockpit, tiers and audit cuts at start-up.
 //! - [`auth`]: projects, API keys, and the `Caller` every `/api` handler is given.
 //! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
+//! - [`hc`]: healthchecks.io compatibility: its `/ping/<uuid>` and
+//!   `/ping/<ping_key>/<slug>` URLs over the monitor's heartbeats.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
 //! - [`cli`]: client verbs of the binary (`refresh`) that talk to a daemon.
 //! - [`telemetry`]: log setup (text or JSON), written through the secret redactor.
@@ -42,6 +44,7 @@ pub mod dashboard;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod hc;
 pub mod http;
 pub mod jobs;
 pub mod mcp;

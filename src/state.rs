@@ -59,4 +59,7 @@ pub struct StateInner {
     /// The group-commit ping writer: every ping, HTTP or from the daemon's own
     /// jobs, goes through it so pings arriving together share one commit.
     pub pings: crate::monitor::ping::PingWriter,
+    /// healthchecks.io check UUIDs already resolved to their heartbeat's token, so
+    /// `/ping/<uuid>` costs no lookup on top of its ping's batch.
+    pub hc_uuids: crate::hc::ping::UuidTokens,
 }

@@ -59,6 +59,8 @@ pub struct CreatedProject {
     pub read_write_key: String,
     /// Bearer key that may only read the project (stored hashed; shown once).
     pub read_only_key: String,
+    /// The secret half of `/ping/{ping_key}/{slug}` URLs (not a key: it only pings).
+    pub ping_key: String,
 }
 
 /// Creates a project with one read-write and one read-only key.
@@ -75,14 +77,16 @@ pub async fn create_project(
     let read_only_key = generate();
     let tx = client.transaction().await?;
     let inserted = tx
-        .execute(
-            "INSERT INTO heartbeat.project (project_id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        .query_opt(
+            "INSERT INTO heartbeat.project (project_id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING
+             RETURNING ping_key",
             &[&project_id, &name],
         )
         .await?;
-    if inserted == 0 {
+    let Some(inserted) = inserted else {
         return Err(AuthError::DuplicateName(name.to_string()));
-    }
+    };
+    let ping_key: String = inserted.get(0);
     for (key, role) in [
         (&read_write_key, "read_write"),
         (&read_only_key, "read_only"),
@@ -99,6 +103,7 @@ pub async fn create_project(
         name: name.to_string(),
         read_write_key,
         read_only_key,
+        ping_key,
     })
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP surface: one router assembled from each area's routes.
 //!
 //! Two families: JSON routes (`/api`, `/mcp`, probes) whose errors always use the
-//! envelope, and public ping routes (`/hb/...`) that answer plain text as cron
+//! envelope, and public ping routes (`/hb/...`, healthchecks.io's `/ping/...`) that answer plain text as cron
 //! clients expect. Unknown paths get the envelope 404.
 
 pub mod health;
@@ -21,6 +21,7 @@ use crate::state::AppState;
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
+    let ping_prefix = state.config.hc.ping_prefix.clone();
     let api = Router::new()
         .merge(crate::jobs::routes::routes())
         .merge(crate::openapi::routes())
@@ -61,10 +62,11 @@ pub fn router(state: AppState) -> Router {
     // The page and `/metrics` are not JSON routes, but a wrong method on them is
     // still the caller's fault, answered with the envelope rather than an empty
     // 405. Ping routes keep axum's plain 405: their protocol is plain text.
-    Router::new()
+    let router = Router::new()
         .merge(crate::dashboard::routes().method_not_allowed_fallback(method_not_allowed))
         .merge(json_routes)
         .merge(crate::monitor::ping_routes::routes())
+        .merge(crate::hc::routes::routes())
         .merge(crate::ops::routes().method_not_allowed_fallback(method_not_allowed))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -74,7 +76,8 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    crate::hc::routes::with_prefix(router, &ping_prefix)
 }
 
 async fn not_found() -> Response {

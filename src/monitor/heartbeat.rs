@@ -54,7 +54,7 @@ impl fmt::Display for HeartbeatToken {
 /// The columns every heartbeat query selects, in [`Heartbeat::from_row`]'s order.
 pub const COLUMNS: &str = "heartbeat_id, project_id, name, token, period_seconds, schedule, tz, \
      grace_seconds, paused, created_at, resumed_at, last_ping_at, last_ping_kind, \
-     last_signal_at, last_signal_failed, started_at, status, deadline";
+     last_signal_at, last_signal_failed, started_at, status, deadline, ping_uuid, slug";
 
 /// One heartbeat row.
 #[derive(Debug, Clone)]
@@ -78,6 +78,11 @@ pub struct Heartbeat {
     /// The status as of the last flip.
     pub stored_status: StoredStatus,
     pub deadline: Option<DateTime<Utc>>,
+    /// The healthchecks.io-style check UUID: pinging `/ping/<uuid>` needs nothing
+    /// else, so it is a secret like the token.
+    pub ping_uuid: Uuid,
+    /// a-z, 0-9, `-`, `_`; not unique (`/ping/<ping_key>/<slug>`).
+    pub slug: String,
 }
 
 impl Heartbeat {
@@ -101,6 +106,8 @@ impl Heartbeat {
             started_at: row.get(15),
             stored_status: row.get(16),
             deadline: row.get(17),
+            ping_uuid: row.get(18),
+            slug: row.get(19),
         }
     }
 
@@ -146,6 +153,8 @@ impl Heartbeat {
             .unwrap_or_else(|| crontab_for_period(self.period_seconds.unwrap_or(86_400)));
         HeartbeatView {
             id: self.id,
+            uuid: self.ping_uuid,
+            slug: self.slug.clone(),
             name: self.name.clone(),
             status: e.status,
             period_seconds: self.period_seconds,
@@ -168,6 +177,88 @@ impl Heartbeat {
     }
 }
 
+/// A heartbeat to create: validated fields (the API checks them on the way in).
+#[derive(Debug, Clone)]
+pub struct NewHeartbeat {
+    pub name: String,
+    /// None: derived from the name (by the `heartbeat_derive_slug` trigger).
+    pub slug: Option<String>,
+    pub period_seconds: Option<i32>,
+    pub schedule: Option<String>,
+    pub tz: String,
+    pub grace_seconds: i32,
+    pub paused: bool,
+}
+
+/// Why a heartbeat was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("this project already has {count} heartbeats; the limit is {limit} per project")]
+    Limit { count: i64, limit: i64 },
+    #[error("a heartbeat named '{0}' already exists in this project")]
+    NameTaken(String),
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+}
+
+const INSERT_HEARTBEAT: &str = "
+INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds,
+                                 schedule, tz, grace_seconds, paused, status, slug)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9 THEN 'paused' ELSE 'pending' END,
+        $10)
+ON CONFLICT (project_id, name) DO NOTHING";
+
+/// Creates `new` in `project_id` unless the project already holds `limit`
+/// heartbeats; returns its id. The project row lock serializes creates, so the
+/// limit holds under races.
+pub async fn create(
+    client: &mut deadpool_postgres::Client,
+    project_id: Uuid,
+    new: &NewHeartbeat,
+    limit: i64,
+) -> Result<Uuid, CreateError> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT 1 FROM heartbeat.project WHERE project_id = $1 FOR UPDATE",
+        &[&project_id],
+    )
+    .await?;
+    let count: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM heartbeat.heartbeat WHERE project_id = $1",
+            &[&project_id],
+        )
+        .await?
+        .get(0);
+    if count >= limit {
+        return Err(CreateError::Limit { count, limit });
+    }
+    let id = Uuid::now_v7();
+    let token = HeartbeatToken::generate();
+    let inserted = tx
+        .execute(
+            INSERT_HEARTBEAT,
+            &[
+                &id,
+                &project_id,
+                &new.name,
+                &token.as_str(),
+                &new.period_seconds,
+                &new.schedule,
+                &new.tz,
+                &new.grace_seconds,
+                &new.paused,
+                &new.slug,
+            ],
+        )
+        .await?;
+    if inserted == 0 {
+        return Err(CreateError::NameTaken(new.name.clone()));
+    }
+    tx.commit().await?;
+    Ok(id)
+}
+
 /// The closest crontab line to a period, for the ready-to-paste example.
 fn crontab_for_period(seconds: i32) -> String {
     let minutes = seconds / 60;
@@ -186,6 +277,11 @@ fn crontab_for_period(seconds: i32) -> String {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HeartbeatView {
     pub id: Uuid,
+    /// The check UUID healthchecks.io clients ping at `/ping/{uuid}` (a secret,
+    /// like the token).
+    pub uuid: Uuid,
+    /// What `/ping/{ping_key}/{slug}` names: derived from the name.
+    pub slug: String,
     pub name: String,
     /// Computed from time at read.
     pub status: Status,

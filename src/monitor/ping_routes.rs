@@ -1,5 +1,7 @@
-//! The public ping protocol over HTTP: `/hb/{token}` and its alias
-//! `/ping/{token}`, with `/start`, `/fail`, `/log` and exit-code suffixes.
+//! The public ping protocol over HTTP: `/hb/{token}`, with `/start`, `/fail`,
+//! `/log` and exit-code suffixes. `/ping/...` (healthchecks.io's URLs, and
+//! `/ping/{token}` as an alias) is `crate::hc::routes`, which reuses the pieces
+//! here.
 //!
 //! Cron clients read these answers, so they are plain text (`OK`, `not found`),
 //! never the JSON envelope, and every answer announces the body limit in
@@ -19,34 +21,23 @@ use chrono::Utc;
 use futures::StreamExt;
 
 use super::heartbeat::HeartbeatToken;
-use super::ping::{parse_rid, parse_suffix, PingOutcome, PingRecord, PingUrlError};
+use super::ping::{parse_rid, parse_suffix, PingOutcome, PingRecord, PingUrlError, PingWriteError};
 use crate::state::AppState;
 
 /// The ping routes' part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(ping, ping_suffix, ping_alias, ping_suffix_alias),
+    paths(ping, ping_suffix),
     tags((name = "pings", description = "Public ping URLs (no key); plain-text answers for cron clients."))
 )]
 pub struct PingApi;
 
-/// `/ping/{token}` is an alias of `/hb/{token}`, served by the same handler.
-#[utoipa::path(method(get, post, head), path = "/ping/{token}", tag = "pings", params(("token" = String, Path)), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
-#[allow(dead_code)]
-fn ping_alias() {}
-
-/// `/ping/{token}/{suffix}` is an alias of `/hb/{token}/{suffix}`.
-#[utoipa::path(method(get, post, head), path = "/ping/{token}/{suffix}", tag = "pings", params(("token" = String, Path), ("suffix" = String, Path)), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
-#[allow(dead_code)]
-fn ping_suffix_alias() {}
-
-/// `/hb/...` and `/ping/...`: plain text, no auth, outside the JSON envelope.
+/// `/hb/...`: plain text, no auth, outside the JSON envelope. `/ping/{token}`
+/// answers the same (`crate::hc::routes` sends tokens here).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/hb/{token}", get(ping).post(ping))
         .route("/hb/{token}/{suffix}", get(ping_suffix).post(ping_suffix))
-        .route("/ping/{token}", get(ping).post(ping))
-        .route("/ping/{token}/{suffix}", get(ping_suffix).post(ping_suffix))
 }
 
 #[utoipa::path(method(get, post, head), path = "/hb/{token}", tag = "pings", params(("token" = String, Path, description = "hb_ + 16 URL-safe base64 characters"), ("rid" = Option<String>, Query, description = "Run id pairing a start with its finish")), request_body(content = Option<String>, description = "Optional output, truncated at the ping body limit", content_type = "text/plain"), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
@@ -69,7 +60,8 @@ async fn ping_suffix(
     handle(state, token, Some(suffix), query, req).await
 }
 
-fn text(status: StatusCode, body: impl IntoResponse, limit: usize) -> Response {
+/// A plain-text answer announcing the body limit.
+pub(crate) fn text(status: StatusCode, body: impl IntoResponse, limit: usize) -> Response {
     let mut resp = (status, body).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -80,7 +72,8 @@ fn text(status: StatusCode, body: impl IntoResponse, limit: usize) -> Response {
     resp
 }
 
-async fn handle(
+/// Answers a `/hb/{token}[/{suffix}]` ping.
+pub(crate) async fn handle(
     state: AppState,
     token: String,
     suffix: Option<String>,
@@ -99,36 +92,19 @@ async fn handle(
     let Some(token) = HeartbeatToken::parse(&token) else {
         return text(StatusCode::NOT_FOUND, "not found\n", limit);
     };
-    let at = Utc::now();
-    let source = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(200).collect());
-    let body = read_truncated(req.into_body(), limit).await;
+    let sent = Sent::read(req, limit).await;
     let ping = PingRecord {
         token,
         kind,
         exit_code,
         rid,
-        at,
-        source,
-        user_agent,
-        body,
+        at: sent.at,
+        source: sent.source,
+        user_agent: sent.user_agent,
+        body: sent.body,
     };
-    match state.pings.record(ping).await {
-        Ok(PingOutcome::Recorded) => {
-            let label = match exit_code {
-                Some(_) => "exit_code",
-                None => kind.as_str(),
-            };
-            state.metrics.ping_received(label);
-            text(StatusCode::OK, "OK\n", limit)
-        }
+    match record(&state, ping).await {
+        Ok(PingOutcome::Recorded) => text(StatusCode::OK, "OK\n", limit),
         Ok(PingOutcome::UnknownToken) => text(StatusCode::NOT_FOUND, "not found\n", limit),
         Err(_) => text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -138,6 +114,55 @@ async fn handle(
     }
 }
 
+/// What a ping request carries beyond its URL.
+pub(crate) struct Sent {
+    /// When it arrived.
+    pub at: chrono::DateTime<Utc>,
+    /// The client's address.
+    pub source: Option<String>,
+    pub user_agent: Option<String>,
+    /// The body's first `limit` bytes.
+    pub body: Option<String>,
+}
+
+impl Sent {
+    pub(crate) async fn read(req: Request, limit: usize) -> Self {
+        let at = Utc::now();
+        let source = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(200).collect());
+        let body = read_truncated(req.into_body(), limit).await;
+        Self {
+            at,
+            source,
+            user_agent,
+            body,
+        }
+    }
+}
+
+/// Records `ping` through the group-commit writer and counts it once committed.
+pub(crate) async fn record(
+    state: &AppState,
+    ping: PingRecord,
+) -> Result<PingOutcome, PingWriteError> {
+    let (kind, exit_code) = (ping.kind, ping.exit_code);
+    let outcome = state.pings.record(ping).await?;
+    if outcome == PingOutcome::Recorded {
+        let label = match exit_code {
+            Some(_) => "exit_code",
+            None => kind.as_str(),
+        };
+        state.metrics.ping_received(label);
+    }
+    Ok(outcome)
+}
 /// A suffix or `rid` that names no ping (the caller's fault), as a line.
 fn bad_request(e: PingUrlError, limit: usize) -> Response {
     text(StatusCode::BAD_REQUEST, format!("{e}\n"), limit)

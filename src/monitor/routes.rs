@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::heartbeat::{Heartbeat, HeartbeatToken, HeartbeatView, COLUMNS};
+use super::heartbeat::{self, CreateError, Heartbeat, HeartbeatView, NewHeartbeat, COLUMNS};
 use super::schedule::{parse_tz, HeartbeatSchedule};
 use super::status::StoredStatus;
 use crate::auth::{Caller, Role};
@@ -206,12 +206,6 @@ fn timing(input: &HeartbeatInput, current: Option<&Heartbeat>) -> ApiResult<Timi
     })
 }
 
-const INSERT_HEARTBEAT: &str = "
-INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds,
-                                 schedule, tz, grace_seconds, paused, status)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9 THEN 'paused' ELSE 'pending' END)
-ON CONFLICT (project_id, name) DO NOTHING";
-
 #[utoipa::path(post, path = "/api/heartbeats", tag = "heartbeats", request_body(content = HeartbeatInput, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = HeartbeatView), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
@@ -226,56 +220,26 @@ async fn create(
             .ok_or_else(|| invalid("name: required".into()))?,
     )?;
     let t = timing(&input, None)?;
-    let paused = input.paused.unwrap_or(false);
+    let new = NewHeartbeat {
+        name,
+        slug: None,
+        period_seconds: t.period_seconds,
+        schedule: t.schedule,
+        tz: t.tz,
+        grace_seconds: t.grace_seconds,
+        paused: input.paused.unwrap_or(false),
+    };
     let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    // The project row lock serializes creates, so the limit holds under races.
-    tx.execute(
-        "SELECT 1 FROM heartbeat.project WHERE project_id = $1 FOR UPDATE",
-        &[&caller.project_id],
-    )
-    .await?;
-    let count: i64 = tx
-        .query_one(
-            "SELECT count(*) FROM heartbeat.heartbeat WHERE project_id = $1",
-            &[&caller.project_id],
-        )
-        .await?
-        .get(0);
     let limit = state.config.monitor.max_heartbeats_per_project;
-    if count >= limit {
-        return Err(ApiError::client(
-            StatusCode::CONFLICT,
-            "heartbeat_limit",
-            format!(
-                "this project already has {count} heartbeats; the limit is {limit} per project"
-            ),
-        ));
-    }
-    let id = Uuid::now_v7();
-    let token = HeartbeatToken::generate();
-    let inserted = tx
-        .execute(
-            INSERT_HEARTBEAT,
-            &[
-                &id,
-                &caller.project_id,
-                &name,
-                &token.as_str(),
-                &t.period_seconds,
-                &t.schedule,
-                &t.tz,
-                &t.grace_seconds,
-                &paused,
-            ],
-        )
-        .await?;
-    if inserted == 0 {
-        return Err(ApiError::conflict(format!(
-            "a heartbeat named '{name}' already exists in this project"
-        )));
-    }
-    tx.commit().await?;
+    let id = heartbeat::create(&mut client, caller.project_id, &new, limit)
+        .await
+        .map_err(|e| match e {
+            CreateError::Limit { .. } => {
+                ApiError::client(StatusCode::CONFLICT, "heartbeat_limit", e.to_string())
+            }
+            CreateError::NameTaken(_) => ApiError::conflict(e.to_string()),
+            CreateError::Db(e) => e.into(),
+        })?;
     let hb = fetch(&client, &caller, id).await?;
     Ok((
         StatusCode::CREATED,
@@ -286,10 +250,12 @@ async fn create(
 
 /// Editing keeps the last ping, the history and the stored status; the deadline
 /// is set to now so the deadline loop re-evaluates under the new timing (and
-/// records a flip if the new timing changes the status).
+/// records a flip if the new timing changes the status). A new name derives a new
+/// slug, as healthchecks.io's v1/v2 API does.
 const UPDATE_HEARTBEAT: &str = "
 UPDATE heartbeat.heartbeat SET
-    name = $2, period_seconds = $3, schedule = $4, tz = $5, grace_seconds = $6,
+    name = $2, slug = CASE WHEN name = $2 THEN slug ELSE heartbeat.slugify($2) END,
+    period_seconds = $3, schedule = $4, tz = $5, grace_seconds = $6,
     paused = $7,
     resumed_at = CASE WHEN paused AND NOT $7 THEN now() ELSE resumed_at END,
     deadline = now()
@@ -588,6 +554,8 @@ pub struct ProjectInput {
 pub struct ProjectSummary {
     project_id: Uuid,
     name: String,
+    /// The secret half of `/ping/{ping_key}/{slug}` URLs.
+    ping_key: String,
     created_at: DateTime<Utc>,
 }
 
@@ -621,7 +589,7 @@ async fn list_projects(
     let client = state.pool.get().await?;
     let rows = client
         .query(
-            "SELECT project_id, name, created_at FROM heartbeat.project ORDER BY name",
+            "SELECT project_id, name, created_at, ping_key FROM heartbeat.project ORDER BY name",
             &[],
         )
         .await?;
@@ -631,6 +599,7 @@ async fn list_projects(
             project_id: r.get(0),
             name: r.get(1),
             created_at: r.get(2),
+            ping_key: r.get(3),
         })
         .collect();
     Ok(ApiJson(ProjectList { projects }).into_response())
