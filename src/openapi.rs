@@ -82,6 +82,7 @@ pub fn document() -> Document {
     doc.merge(crate::monitor::routes::MonitorApi::openapi());
     doc.merge(crate::monitor::ping_routes::PingApi::openapi());
     doc.merge(crate::hc::routes::HcPingApi::openapi());
+    doc.merge(crate::hc::api_routes::HcManagementApi::openapi());
     doc.merge(crate::refresh::routes::CockpitApi::openapi());
     doc.merge(crate::segments::routes::SegmentsApi::openapi());
     doc.merge(crate::audit::routes::AuditApi::openapi());

@@ -1,4 +1,4 @@
-//! healthchecks.io compatibility: its ping URLs, so the cron jobs, `runitor`
+//! healthchecks.io compatibility: its ping URLs and part of its Management API, so the cron jobs, `runitor`
 //! wrappers and client libraries that ping healthchecks.io work against Heartbeat
 //! by changing one base URL. What is supported, accepted without effect, or not
 //! supported is listed in docs/healthchecks-compat.md.
@@ -10,8 +10,12 @@
 //!
 //! - [`ping`]: the domain: what a `/ping/...` URL names, and how a UUID or a
 //!   ping key and slug are resolved to the heartbeat's token.
-//! - [`routes`]: the HTTP edge, answered in healthchecks.io's plain texts.
+//! - [`routes`]: the ping URLs' HTTP edge, answered in healthchecks.io's plain texts.
+//! - [`check`]: a heartbeat as the Management API's check JSON.
+//! - [`api_routes`]: the Management API's first routes (`X-Api-Key`).
 
+pub mod api_routes;
+pub mod check;
 pub mod ping;
 pub mod routes;
 

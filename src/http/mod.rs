@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(json_routes)
         .merge(crate::monitor::ping_routes::routes())
         .merge(crate::hc::routes::routes())
+        .merge(crate::hc::api_routes::routes())
         .merge(crate::ops::routes().method_not_allowed_fallback(method_not_allowed))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -8,6 +8,7 @@ mod cli_refresh;
 mod cluster;
 mod dashboard;
 mod foundation;
+mod hc_api;
 mod hc_ping;
 mod jobs;
 mod mcp;

@@ -1,0 +1,257 @@
+//! healthchecks.io's Management API (docs: healthchecks.io/docs/api/), as its
+//! clients call it: `X-Api-Key`, v1 and v3, read-write, read-only, another
+//! project's key and no key.
+
+use heartbeat::monitor::MonitorConfig;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app_with, test_config, TestApp};
+
+const ADMIN: &str = "admin-key-for-hc-api-tests-0123456789";
+
+async fn call(app: &TestApp, method: Method, path: &str, key: Option<&str>) -> (u16, Value) {
+    let mut req = app.client.request(method, app.url(path));
+    if let Some(k) = key {
+        req = req.header("X-Api-Key", k);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// A keyed daemon, a project with a heartbeat, and another project.
+async fn setup() -> (TestApp, Value, Value, Value) {
+    let mut config = test_config();
+    config.admin_key = Some(ADMIN.into());
+    config.monitor = MonitorConfig {
+        loops: false,
+        ..MonitorConfig::default()
+    };
+    let app = spawn_app_with(config).await;
+    let mut projects = Vec::new();
+    for name in ["team", "other"] {
+        let r = app
+            .client
+            .post(app.url("/api/projects"))
+            .bearer_auth(ADMIN)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        projects.push(r.json::<Value>().await.unwrap());
+    }
+    let r = app
+        .client
+        .post(app.url("/api/heartbeats"))
+        .bearer_auth(projects[0]["read_write_key"].as_str().unwrap())
+        .json(&json!({"name": "Nightly Backup", "period_seconds": 3600, "grace_seconds": 600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let hb = r.json::<Value>().await.unwrap();
+    (app, projects[0].clone(), projects[1].clone(), hb)
+}
+
+#[tokio::test]
+async fn checks_are_listed_and_read_with_healthchecks_io_fields_and_keys() {
+    let (app, team, other, hb) = setup().await;
+    let rw = team["read_write_key"].as_str().unwrap();
+    let ro = team["read_only_key"].as_str().unwrap();
+    let uuid = hb["uuid"].as_str().unwrap();
+    for v in ["v1", "v3"] {
+        assert_eq!(
+            call(&app, Method::GET, &format!("/api/{v}/checks/"), None).await,
+            (401, json!({"error": "missing api key"}))
+        );
+        assert_eq!(
+            call(
+                &app,
+                Method::GET,
+                &format!("/api/{v}/checks/"),
+                Some("nope")
+            )
+            .await,
+            (401, json!({"error": "wrong api key"}))
+        );
+        let (status, body) = call(&app, Method::GET, &format!("/api/{v}/checks/"), Some(rw)).await;
+        assert_eq!(status, 200, "{body}");
+        let checks = body["checks"].as_array().unwrap();
+        assert_eq!(checks.len(), 1);
+        let c = &checks[0];
+        assert_eq!(c["name"], "Nightly Backup");
+        assert_eq!(c["slug"], "nightly-backup");
+        assert_eq!(c["status"], "new");
+        assert_eq!(c["timeout"], 3600);
+        assert_eq!(c["grace"], 600);
+        assert_eq!(c["n_pings"], 0);
+        assert_eq!(c["last_ping"], Value::Null);
+        assert_eq!(c["uuid"], uuid);
+        assert!(c["ping_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/ping/{uuid}")));
+        assert!(c["update_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/api/{v}/checks/{uuid}")));
+        assert!(c["pause_url"].as_str().unwrap().ends_with("/pause"));
+        assert!(c["resume_url"].as_str().unwrap().ends_with("/resume"));
+
+        let (status, body) = call(&app, Method::GET, &format!("/api/{v}/checks/"), Some(ro)).await;
+        assert_eq!(status, 200);
+        let c = &body["checks"][0];
+        assert!(
+            c.get("uuid").is_none() && c.get("ping_url").is_none(),
+            "{c}"
+        );
+        let unique_key = c["unique_key"].as_str().unwrap().to_string();
+        assert_eq!(unique_key.len(), 40);
+        let (status, by_key) = call(
+            &app,
+            Method::GET,
+            &format!("/api/{v}/checks/{unique_key}"),
+            Some(ro),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(by_key["name"], "Nightly Backup");
+
+        let (_, body) = call(
+            &app,
+            Method::GET,
+            &format!("/api/{v}/checks/"),
+            Some(other["read_write_key"].as_str().unwrap()),
+        )
+        .await;
+        assert_eq!(body["checks"], json!([]));
+        let (status, _) = call(
+            &app,
+            Method::GET,
+            &format!("/api/{v}/checks/{uuid}"),
+            Some(other["read_write_key"].as_str().unwrap()),
+        )
+        .await;
+        assert_eq!(status, 403);
+        let (status, _) = call(
+            &app,
+            Method::GET,
+            &format!("/api/{v}/checks/{}", uuid::Uuid::new_v4()),
+            Some(rw),
+        )
+        .await;
+        assert_eq!(status, 404);
+    }
+
+    // A ping shows in the check.
+    assert_eq!(
+        app.client
+            .get(app.url(&format!("/ping/{uuid}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (_, c) = call(
+        &app,
+        Method::GET,
+        &format!("/api/v3/checks/{uuid}"),
+        Some(rw),
+    )
+    .await;
+    assert_eq!(c["status"], "up");
+    assert_eq!(c["n_pings"], 1);
+    assert!(
+        c["last_ping"].is_string() && c["next_ping"].is_string(),
+        "{c}"
+    );
+}
+
+#[tokio::test]
+async fn pause_resume_and_delete_need_a_read_write_key_of_the_project() {
+    let (app, team, other, hb) = setup().await;
+    let rw = team["read_write_key"].as_str().unwrap();
+    let ro = team["read_only_key"].as_str().unwrap();
+    let uuid = hb["uuid"].as_str().unwrap();
+    let check = format!("/api/v3/checks/{uuid}");
+
+    assert_eq!(
+        call(&app, Method::POST, &format!("{check}/resume"), Some(rw)).await,
+        (409, json!({"error": "check is not paused"}))
+    );
+    assert_eq!(
+        call(&app, Method::POST, &format!("{check}/pause"), None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        call(&app, Method::POST, &format!("{check}/pause"), Some(ro))
+            .await
+            .0,
+        401
+    );
+    let other_rw = other["read_write_key"].as_str().unwrap();
+    assert_eq!(
+        call(
+            &app,
+            Method::POST,
+            &format!("{check}/pause"),
+            Some(other_rw)
+        )
+        .await
+        .0,
+        403
+    );
+    let (status, c) = call(&app, Method::POST, &format!("{check}/pause"), Some(rw)).await;
+    assert_eq!((status, c["status"].clone()), (200, json!("paused")));
+    let (status, c) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/checks/{uuid}/resume"),
+        Some(rw),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_ne!(c["status"], "paused");
+
+    assert_eq!(call(&app, Method::DELETE, &check, Some(ro)).await.0, 401);
+    assert_eq!(
+        call(&app, Method::DELETE, &check, Some(other_rw)).await.0,
+        403
+    );
+    let (status, c) = call(&app, Method::DELETE, &check, Some(rw)).await;
+    assert_eq!((status, c["name"].clone()), (200, json!("Nightly Backup")));
+    assert_eq!(call(&app, Method::GET, &check, Some(rw)).await.0, 404);
+    assert_eq!(
+        app.client
+            .get(app.url(&format!("/ping/{uuid}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn open_mode_answers_for_the_default_project_without_a_key() {
+    let app = spawn_app_with(test_config()).await;
+    let (status, hb) = app
+        .post_json("/api/heartbeats", &json!({"name": "open"}))
+        .await;
+    assert_eq!(status, 201);
+    let (status, body) = call(&app, Method::GET, "/api/v3/checks/", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["uuid"] == hb["uuid"]));
+    assert_eq!(
+        call(&app, Method::GET, "/api/v9/checks/", None).await.0,
+        404
+    );
+}
