@@ -9,6 +9,7 @@ mod cluster;
 mod dashboard;
 mod foundation;
 mod jobs;
+mod layout;
 mod mcp;
 mod monitor;
 mod monitor_alerts;
