@@ -2,10 +2,11 @@
 //! next fire time, last success and counters (what `heartbeat schedule` prints).
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::counters::CounterValues;
 use super::state::{PgStore, ScheduleStore, StoreError};
@@ -14,17 +15,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::error::{ApiQuery, NoQuery};
 use crate::state::AppState;
 
-/// This area's part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(get_schedule),
-    components(schemas(ScheduleView, EntryView, CounterValues)),
-    tags((name = "schedule", description = "The internal cron table."))
-)]
-pub struct ScheduleApi;
-
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/schedule", get(get_schedule))
+/// The schedule route with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_schedule))
 }
 
 /// The one mapping of the schedule store's errors to HTTP.
@@ -59,7 +52,7 @@ pub struct EntryView {
     pub counters: CounterValues,
 }
 
-#[utoipa::path(get, path = "/api/schedule", tag = "schedule",
+#[utoipa::path(get, path = "/api/schedule", operation_id = "getSchedule", tag = "schedule",
     responses(
         (status = 200, description = "Entries with next fire time, last success and tick counters", body = ScheduleView),
         (status = 503, description = "Database unavailable", body = crate::error::ErrorEnvelope),
