@@ -7,10 +7,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::control::{self, ControlError};
 use super::counters::CounterValues;
@@ -21,21 +22,13 @@ use crate::error::{ApiQuery, NoQuery};
 use crate::jobs::Submitted;
 use crate::state::AppState;
 
-/// This area's part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(get_schedule, pause_entry, resume_entry, trigger_entry),
-    components(schemas(ScheduleView, EntryView, CounterValues, PauseBody)),
-    tags((name = "schedule", description = "The internal cron table."))
-)]
-pub struct ScheduleApi;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/schedule", get(get_schedule))
-        .route("/api/schedule/{entry}/pause", post(pause_entry))
-        .route("/api/schedule/{entry}/resume", post(resume_entry))
-        .route("/api/schedule/{entry}/trigger", post(trigger_entry))
+/// The schedule routes with their OpenAPI operations.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_schedule))
+        .routes(routes!(pause_entry))
+        .routes(routes!(resume_entry))
+        .routes(routes!(trigger_entry))
 }
 
 /// The one mapping of the controls' errors to HTTP.
@@ -195,7 +188,7 @@ async fn entry_view(state: &AppState, table: &Table, name: &str) -> ApiResult<En
         .ok_or_else(|| ControlError::UnknownEntry(name.to_string()).into())
 }
 
-#[utoipa::path(get, path = "/api/schedule", tag = "schedule",
+#[utoipa::path(get, path = "/api/schedule", operation_id = "getSchedule", tag = "schedule",
     responses(
         (status = 200, description = "Entries with next fire time, last success and tick counters", body = ScheduleView),
         (status = 503, description = "Database unavailable", body = crate::error::ErrorEnvelope),
