@@ -147,6 +147,9 @@ pub async fn log_internal_errors(req: Request, next: Next) -> Response {
     resp
 }
 
+/// The message of every 405 the envelope carries.
+pub const METHOD_NOT_ALLOWED: &str = "this route does not accept that method";
+
 /// Turns any error response that is not already JSON (axum's own rejections for a
 /// bad path or query, 405, 413 from the body limit) into the envelope, so no route
 /// ever answers an error in plain text.
@@ -178,7 +181,9 @@ pub async fn ensure_json_errors(req: Request, next: Next) -> Response {
         s if s.is_client_error() => "bad_request",
         _ => "internal",
     };
-    let message = if text.is_empty() {
+    let message = if status == StatusCode::METHOD_NOT_ALLOWED {
+        METHOD_NOT_ALLOWED.to_string()
+    } else if text.is_empty() {
         status
             .canonical_reason()
             .unwrap_or("error")
@@ -243,6 +248,13 @@ where
         // intermediate `Value` tree on the request path.
         let axum::Json(raw) =
             axum::Json::<Box<serde_json::value::RawValue>>::from_request(req, state).await?;
+        // PostgreSQL text cannot hold a NUL, and no field of this API needs one.
+        if raw.get().contains("\\u0000") {
+            return Err(ApiError::unprocessable(
+                "invalid_input",
+                "text fields must not contain NUL (\\u0000)",
+            ));
+        }
         if !raw.get().starts_with('{') {
             return Err(ApiError::unprocessable(
                 "invalid_input",

@@ -3,35 +3,46 @@
 //!
 //! # Layout
 //!
+//! In layer order, as in `docs/architecture.md`: each module may use those above it,
+//! never one below. Each area's domain files know no HTTP; its `routes.rs` is the edge.
+//!
+//! Leaves:
 //! - [`clock`]: the one wall-clock trait, injectable so tests move time.
-//! - [`config`]: the one configuration struct; flags over env over TOML.
-//! - [`error`]: the API error type and its single mapping to HTTP + JSON envelope.
+//! - [`panic`]: what a caught panic said (HTTP handlers and job bodies).
+//! - [`config`]: `ConfigError` (the leaf every section imports) and the one
+//!   configuration struct; flags over env over TOML.
 //! - [`db`]: the connection pool, versioned migrations, and the embedded PostgreSQL
 //!   cluster used when no `DATABASE_URL` is given (shared with the test harness).
-//! - [`state`]: the handles every HTTP handler shares (loops get deps structs).
+//!
+//! Domain:
 //! - [`jobs`]: the single-flight jobs engine (lanes, coalescing, phases, timeouts),
 //!   and the PostgreSQL coordination that makes it single-flight across nodes.
-//! - [`schedule`]: the cron table (Vixie semantics), its tick loop and catch-up.
 //! - [`refresh`]: ingest sources, incremental metric compute, μ/σ benchmarks, and
-//!   the cockpit API over them (the `recompute` and `benchmarks` lanes' work).
+//!   the cockpit queries (the `recompute` and `benchmarks` lanes' work).
 //! - [`segments`]: the daily client tier snapshot (job body + API).
 //! - [`audit`]: audit-cut files → registry → JSON snapshots (job body + API).
-//! - [`http`]: the router, assembled from each area's routes, plus the probes.
+//! - [`schedule`]: the cron table (Vixie semantics), its tick loop and catch-up.
+//! - [`ops`]: the Prometheus recorder, systemd notify + watchdog, self-ping, log
+//!   redaction, loop liveness.
+//! - [`auth`]: projects, API keys, and who is calling.
+//! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
+//! - [`hc`]: healthchecks.io compatibility: its ping URLs and Management API over
+//!   the monitor's heartbeats.
+//!
+//! Edge:
+//! - [`error`]: the API error type and its single mapping to HTTP + JSON envelope.
+//! - [`state`]: the handles every HTTP handler shares (loops get deps structs).
 //! - [`dashboard`]: the operator page at `/`, embedded in the binary (no CDN, no build).
 //! - [`mcp`]: the MCP server at `/mcp`: tools for AI agents over the REST API.
-//! - [`background`]: starts every background loop under one shutdown token.
-//! - [`demo`]: in demo mode, fills the cockpit, tiers and audit cuts at start-up.
-//! - [`auth`]: projects, API keys, and the `Caller` every `/api` handler is given.
-//! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
-//! - [`hc`]: healthchecks.io compatibility: its `/ping/<uuid>` and
-//!   `/ping/<ping_key>/<slug>` URLs over the monitor's heartbeats.
-//! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
-//! - [`cli`]: client verbs of the binary (`refresh`) that talk to a daemon.
-//! - [`telemetry`]: log setup (text or JSON), written through the secret redactor.
-//! - [`ops`]: Prometheus `/metrics`, systemd notify + watchdog, self-ping, log
-//!   redaction, loop liveness.
-//! - [`panic`]: what a caught panic said (HTTP handlers and job bodies).
 //! - [`openapi`]: the OpenAPI 3.1 document at `/api/openapi.json`.
+//! - [`http`]: the router, assembled from each area's routes, plus the probes.
+//!
+//! Assembly:
+//! - [`demo`]: in demo mode, fills the cockpit, tiers and audit cuts at start-up.
+//! - [`background`]: waits for the schema once, then starts every background loop.
+//! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
+//! - [`telemetry`]: log setup (text or JSON), written through the secret redactor.
+//! - [`cli`]: client verbs of the binary that talk to a daemon.
 
 pub mod app;
 pub mod audit;

@@ -118,7 +118,14 @@ impl Command {
             Command::Project(ProjectCommand::Create { client, .. })
             | Command::Status { client, .. } => client.key.clone(),
             Command::Refresh(cli) => cli.client.key.clone(),
-            Command::Schedule(cli) => cli.client.key.clone(),
+            Command::Schedule(cli) => match &cli.command {
+                Some(
+                    ScheduleCommand::Pause { client, .. }
+                    | ScheduleCommand::Resume { client, .. }
+                    | ScheduleCommand::Trigger { client, .. },
+                ) => client.key.clone(),
+                _ => cli.client.key.clone(),
+            },
             Command::Version | Command::Run { .. } => return None,
         };
         resolve_key(given, admin_env)
@@ -153,6 +160,28 @@ enum ScheduleCommand {
         /// How many fire times.
         #[arg(short = 'n', default_value_t = 5)]
         n: usize,
+    },
+    /// Pause ENTRY on every node, surviving restarts; its job heartbeat is paused
+    /// with it. On resume it catches up once within its catch-up window.
+    Pause {
+        entry: String,
+        /// End the pause by itself at this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Resume a paused ENTRY on every node.
+    Resume {
+        entry: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Fire ENTRY now through the jobs gate (`trigger: "manual"`).
+    Trigger {
+        entry: String,
+        #[command(flatten)]
+        client: ClientArgs,
     },
 }
 
@@ -327,8 +356,22 @@ fn main() -> ExitCode {
 }
 
 fn schedule(cli: ScheduleCli, key: Option<String>) -> ExitCode {
-    use heartbeat::cli::schedule::{exit, next, show};
+    use heartbeat::cli::schedule::{control, exit, next, show, Control};
+    let act = |verb: Control, entry: &str, client: &ClientArgs, until: Option<&str>| {
+        ExitCode::from(runtime().block_on(control(&client.url, key.as_deref(), verb, entry, until)))
+    };
     match cli.command {
+        Some(ScheduleCommand::Pause {
+            entry,
+            until,
+            client,
+        }) => act(Control::Pause, &entry, &client, until.as_deref()),
+        Some(ScheduleCommand::Resume { entry, client }) => {
+            act(Control::Resume, &entry, &client, None)
+        }
+        Some(ScheduleCommand::Trigger { entry, client }) => {
+            act(Control::Trigger, &entry, &client, None)
+        }
         Some(ScheduleCommand::Next { expr, tz, after, n }) => {
             match next(&expr, Some(&tz), after.as_deref(), n) {
                 Ok(lines) => {

@@ -7,24 +7,20 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::NoQuery;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::state::AppState;
 
-/// This area's part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(list_cuts, get_cut))]
-pub struct AuditApi;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/audit/cuts", get(list_cuts))
-        .route("/api/audit/cuts/{cut_id}", get(get_cut))
+/// The audit routes with their OpenAPI operations.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_cuts))
+        .routes(routes!(get_cut))
 }
 
 /// One window of a cut in the listing: its snapshot's age, or nulls while pending.
@@ -96,7 +92,7 @@ FROM heartbeat.audit_cut_registry r
 LEFT JOIN heartbeat.audit_cut_snapshot s ON s.cut_id = r.cut_id
 ORDER BY r.cut_id";
 
-#[utoipa::path(get, path = "/api/audit/cuts", tag = "audit", responses((status = 200, description = "The registry with each snapshot's age", body = CutList)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/audit/cuts", operation_id = "listAuditCuts", tag = "audit", responses((status = 200, description = "The registry with each snapshot's age", body = CutList)), security((), ("bearer" = [])))]
 async fn list_cuts(
     State(state): State<AppState>,
     _: ApiQuery<NoQuery>,
@@ -159,14 +155,26 @@ LEFT JOIN heartbeat.audit_cut_snapshot s
        ON s.cut_id = r.cut_id AND s.window_label = w.label
 WHERE r.cut_id = $1";
 
-#[utoipa::path(get, path = "/api/audit/cuts/{cut_id}", tag = "audit", params(("cut_id" = String, Path), ("window" = Option<String>, Query)), responses((status = 200, description = "The snapshot", body = CutSnapshot), (status = 404, description = "Unknown cut or window, or snapshot pending", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/audit/cuts/{cut_id}", operation_id = "getAuditCut", tag = "audit", params(("cut_id" = String, Path), ("window" = Option<String>, Query)), responses((status = 200, description = "The snapshot", body = CutSnapshot), (status = 404, description = "Unknown cut or window, or snapshot pending", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn get_cut(
     State(state): State<AppState>,
     Path(cut_id): Path<String>,
     ApiQuery(query): ApiQuery<CutQuery>,
 ) -> ApiResult<ApiJson<CutSnapshot>> {
-    let client = state.pool.get().await?;
     let requested = query.window.as_deref().map(str::trim).unwrap_or("");
+    // PostgreSQL text cannot hold a NUL, so no cut or window has one.
+    if cut_id.contains('\0') || requested.contains('\0') {
+        return Err(ApiError::client(
+            StatusCode::NOT_FOUND,
+            if cut_id.contains('\0') {
+                "unknown_cut"
+            } else {
+                "unknown_window"
+            },
+            "no audit cut or window with a NUL in its name",
+        ));
+    }
+    let client = state.pool.get().await?;
     let Some(row) = client.query_opt(GET_CUT, &[&cut_id, &requested]).await? else {
         return Err(ApiError::client(
             StatusCode::NOT_FOUND,

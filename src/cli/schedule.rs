@@ -1,6 +1,7 @@
 //! `heartbeat schedule`: the daemon's cron table with next fire times and last
 //! successes; `heartbeat schedule next "<expr>"`: fire times of any expression,
-//! computed locally with the same parser the daemon uses.
+//! computed locally with the same parser the daemon uses;
+//! `heartbeat schedule pause|resume|trigger ENTRY`: the operator's controls.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -69,6 +70,120 @@ pub async fn show(url: &str, key: Option<&str>, json: bool) -> u8 {
             exit::FAILED
         }
     }
+}
+
+/// One of the operator's controls over an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Pause,
+    Resume,
+    Trigger,
+}
+
+impl Control {
+    fn verb(self) -> &'static str {
+        match self {
+            Control::Pause => "pause",
+            Control::Resume => "resume",
+            Control::Trigger => "trigger",
+        }
+    }
+}
+
+/// `POST /api/schedule/{entry}/{verb}`; prints one line saying what happened and
+/// returns the exit code (an unknown entry or refused key exits 1 with the
+/// daemon's message).
+pub async fn control(
+    url: &str,
+    key: Option<&str>,
+    verb: Control,
+    entry: &str,
+    until: Option<&str>,
+) -> u8 {
+    match post_control(url, key, verb, entry, until).await {
+        Ok(body) => {
+            println!("{}", describe(verb, entry, &body));
+            exit::OK
+        }
+        Err(msg) => {
+            eprintln!("heartbeat schedule {}: {msg}", verb.verb());
+            exit::FAILED
+        }
+    }
+}
+
+/// The line `control` prints for the daemon's answer.
+fn describe(verb: Control, entry: &str, body: &Value) -> String {
+    match verb {
+        Control::Pause => match body["paused_until"].as_str() {
+            Some(until) => format!("{entry} paused on every node until {until}"),
+            None => format!("{entry} paused on every node until resumed"),
+        },
+        Control::Resume => {
+            format!("{entry} resumed; it catches up once within its window if it missed a run")
+        }
+        Control::Trigger => format!(
+            "{entry} triggered: job {}{}",
+            body["job_id"].as_str().unwrap_or("?"),
+            if body["coalesced"].as_bool() == Some(true) {
+                " (already running; coalesced)"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
+async fn post_control(
+    url: &str,
+    key: Option<&str>,
+    verb: Control,
+    entry: &str,
+    until: Option<&str>,
+) -> Result<Value, String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let endpoint = format!(
+        "{}/api/schedule/{}/{}",
+        url.trim_end_matches('/'),
+        urlencoding_segment(entry),
+        verb.verb()
+    );
+    let mut req = client.post(&endpoint);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    if let Some(until) = until {
+        req = req.json(&serde_json::json!({ "until": until }));
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the daemon at {url}: {e}"))?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let msg = body["error"]["message"]
+            .as_str()
+            .unwrap_or("request failed");
+        return Err(format!("{status}: {msg}"));
+    }
+    Ok(body)
+}
+
+/// An entry name as one URL path segment (names are config keys, but a stray
+/// `/` or space must not change the route).
+fn urlencoding_segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 async fn fetch(url: &str, key: Option<&str>) -> Result<Value, String> {

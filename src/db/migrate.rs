@@ -35,7 +35,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_cluster"),
     migration!(7, "0007_ping_path"),
     migration!(8, "0008_ping_ring"),
-    migration!(9, "0009_hc_compat"),
+    migration!(9, "0009_schedule_pause"),
+    migration!(10, "0010_hc_compat"),
 ];
 
 /// The advisory lock key that serializes migration runners ("hbmigrat").

@@ -12,34 +12,24 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::check::{to_check, ApiVersion, CheckJson, Urls};
+use super::store::{self, Lookup, StoreError, StoredCheck};
 use crate::auth::{identify, AuthError, Caller, Role};
-use crate::monitor::heartbeat::{Heartbeat, COLUMNS};
 use crate::state::AppState;
 
-/// This part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(list_checks, get_check, delete_check, pause_check, resume_check),
-    tags((name = "healthchecks.io management API", description = "healthchecks.io's Management API (X-Api-Key). See docs/healthchecks-compat.md."))
-)]
-pub struct HcManagementApi;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/{version}/checks/", get(list_checks))
-        .route(
-            "/api/{version}/checks/{code}",
-            get(get_check).delete(delete_check),
-        )
-        .route("/api/{version}/checks/{code}/pause", post(pause_check))
-        .route("/api/{version}/checks/{code}/resume", post(resume_check))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_checks))
+        .routes(routes!(get_check, delete_check))
+        .routes(routes!(pause_check))
+        .routes(routes!(resume_check))
 }
 
 /// healthchecks.io's error body.
@@ -54,29 +44,40 @@ pub struct CheckList {
     pub checks: Vec<CheckJson>,
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+/// An answer in healthchecks.io's error format: a status and `{"error": "..."}`.
+struct Refusal(StatusCode, &'static str);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
 }
 
-fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "not found")
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "healthchecks.io API: database error");
+        Refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
 }
 
-fn internal() -> Response {
-    error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-}
+const NOT_FOUND: Refusal = Refusal(StatusCode::NOT_FOUND, "not found");
+
+type HcResult = Result<Response, Refusal>;
 
 /// The caller from `X-Api-Key`, as healthchecks.io refuses it.
-async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Refusal> {
     let key = headers
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .filter(|k| !k.is_empty());
     match identify(&state.pool, state.config.admin_key.as_deref(), key).await {
         Ok(c) => Ok(c),
-        Err(AuthError::MissingKey) => Err(error(StatusCode::UNAUTHORIZED, "missing api key")),
-        Err(AuthError::UnknownKey) => Err(error(StatusCode::UNAUTHORIZED, "wrong api key")),
-        Err(_) => Err(internal()),
+        Err(AuthError::MissingKey) => Err(Refusal(StatusCode::UNAUTHORIZED, "missing api key")),
+        Err(AuthError::UnknownKey) => Err(Refusal(StatusCode::UNAUTHORIZED, "wrong api key")),
+        Err(e) => {
+            tracing::error!(error = %e, "healthchecks.io API: key lookup failed");
+            Err(Refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
+        }
     }
 }
 
@@ -86,8 +87,8 @@ struct Ctx {
     base: String,
 }
 
-async fn ctx(state: &AppState, version: &str, headers: &HeaderMap) -> Result<Ctx, Response> {
-    let version = ApiVersion::parse(version).ok_or_else(not_found)?;
+async fn ctx(state: &AppState, version: &str, headers: &HeaderMap) -> Result<Ctx, Refusal> {
+    let version = ApiVersion::parse(version).ok_or(NOT_FOUND)?;
     let caller = caller(state, headers).await?;
     let base = state
         .config
@@ -107,87 +108,50 @@ impl Ctx {
         self.caller.role == Role::ReadOnly
     }
 
-    fn view(&self, state: &AppState, hb: &Heartbeat, n_pings: i64) -> CheckJson {
+    fn view(&self, state: &AppState, check: &StoredCheck) -> CheckJson {
         let urls = Urls {
             base: &self.base,
             ping_prefix: &state.config.hc.ping_prefix,
             version: self.version,
         };
-        to_check(hb, n_pings, Utc::now(), self.readonly(), &urls)
+        to_check(&check.hb, check.n_pings, Utc::now(), self.readonly(), &urls)
     }
 }
 
 /// The caller's check with UUID `code` (or, for reading, its `unique_key`):
 /// 404 when none has it, 403 when it is another project's.
-async fn fetch(state: &AppState, ctx: &Ctx, code: &str) -> Result<(Heartbeat, i64), Response> {
-    let client = state.pool.get().await.map_err(|_| internal())?;
-    let sql = format!("SELECT {COLUMNS}, ping_seq FROM heartbeat.heartbeat WHERE ping_uuid = $1");
-    let row = match Uuid::try_parse(code) {
-        Ok(uuid) => client
-            .query_opt(&sql, &[&uuid])
-            .await
-            .map_err(|_| internal())?,
-        Err(_) => {
-            // A read-only unique_key: find it among the project's checks.
-            let sql = format!(
-                "SELECT {COLUMNS}, ping_seq FROM heartbeat.heartbeat WHERE project_id = $1"
-            );
-            let rows = client
-                .query(&sql, &[&ctx.caller.project_id])
-                .await
-                .map_err(|_| internal())?;
-            rows.into_iter()
-                .find(|r| super::check::unique_key(Heartbeat::from_row(r).ping_uuid) == code)
-        }
-    };
-    let row = row.ok_or_else(not_found)?;
-    let hb = Heartbeat::from_row(&row);
-    if hb.project_id != ctx.caller.project_id {
-        return Err(error(StatusCode::FORBIDDEN, "wrong project"));
+async fn fetch(state: &AppState, ctx: &Ctx, code: &str) -> Result<StoredCheck, Refusal> {
+    match store::find(&state.pool, ctx.caller.project_id, code, true).await? {
+        Lookup::Found(c) => Ok(*c),
+        Lookup::NotFound => Err(NOT_FOUND),
+        Lookup::OtherProject => Err(Refusal(StatusCode::FORBIDDEN, "wrong project")),
     }
-    Ok((hb, row.get(20)))
 }
 
-#[utoipa::path(get, path = "/api/{version}/checks/", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3"), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The project's checks", body = CheckList), (status = 401, description = "`{\"error\": \"missing api key\"}` or `wrong api key`", body = HcError), (status = 404, description = "Unknown version", body = HcError)))]
+#[utoipa::path(get, path = "/api/{version}/checks/", operation_id = "hcListChecks", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3"), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The project's checks", body = CheckList), (status = 401, description = "`{\"error\": \"missing api key\"}` or `wrong api key`", body = HcError), (status = 404, description = "Unknown version", body = HcError)))]
 async fn list_checks(
     State(state): State<AppState>,
     Path(version): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let ctx = match ctx(&state, &version, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let Ok(client) = state.pool.get().await else {
-        return internal();
-    };
-    let sql = format!(
-        "SELECT {COLUMNS}, ping_seq FROM heartbeat.heartbeat WHERE project_id = $1 ORDER BY created_at, heartbeat_id"
-    );
-    let Ok(rows) = client.query(&sql, &[&ctx.caller.project_id]).await else {
-        return internal();
-    };
-    let checks: Vec<CheckJson> = rows
+) -> HcResult {
+    let ctx = ctx(&state, &version, &headers).await?;
+    let checks = store::list(&state.pool, ctx.caller.project_id)
+        .await?
         .iter()
-        .map(|r| ctx.view(&state, &Heartbeat::from_row(r), r.get(20)))
+        .map(|c| ctx.view(&state, c))
         .collect();
-    Json(CheckList { checks }).into_response()
+    Ok(Json(CheckList { checks }).into_response())
 }
 
-#[utoipa::path(get, path = "/api/{version}/checks/{code}", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path, description = "The check's UUID, or its unique_key")), responses((status = 200, description = "The check", body = CheckJson), (status = 401, description = "Missing or wrong key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError)))]
+#[utoipa::path(get, path = "/api/{version}/checks/{code}", operation_id = "hcGetCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path, description = "The check's UUID, or its unique_key"), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The check", body = CheckJson), (status = 401, description = "Missing or wrong key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError)))]
 async fn get_check(
     State(state): State<AppState>,
     Path((version, code)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Response {
-    let ctx = match ctx(&state, &version, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    match fetch(&state, &ctx, &code).await {
-        Ok((hb, n)) => Json(ctx.view(&state, &hb, n)).into_response(),
-        Err(r) => r,
-    }
+) -> HcResult {
+    let ctx = ctx(&state, &version, &headers).await?;
+    let check = fetch(&state, &ctx, &code).await?;
+    Ok(Json(ctx.view(&state, &check)).into_response())
 }
 
 /// A write: refused to read-only keys (401 `wrong api key`, as healthchecks.io
@@ -197,107 +161,61 @@ async fn writable(
     version: &str,
     code: &str,
     headers: &HeaderMap,
-) -> Result<(Ctx, Heartbeat), Response> {
+) -> Result<(Ctx, StoredCheck), Refusal> {
     let ctx = ctx(state, version, headers).await?;
     if ctx.readonly() {
-        return Err(error(StatusCode::UNAUTHORIZED, "wrong api key"));
+        return Err(Refusal(StatusCode::UNAUTHORIZED, "wrong api key"));
     }
     if Uuid::try_parse(code).is_err() {
-        return Err(not_found());
+        return Err(NOT_FOUND);
     }
-    let (hb, _) = fetch(state, &ctx, code).await?;
-    Ok((ctx, hb))
+    let check = fetch(state, &ctx, code).await?;
+    Ok((ctx, check))
 }
 
-async fn answer_check(state: &AppState, ctx: &Ctx, code: &str) -> Response {
-    match fetch(state, ctx, code).await {
-        Ok((hb, n)) => Json(ctx.view(state, &hb, n)).into_response(),
-        Err(r) => r,
-    }
-}
-
-#[utoipa::path(delete, path = "/api/{version}/checks/{code}", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path)), responses((status = 200, description = "The deleted check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError)))]
+#[utoipa::path(delete, path = "/api/{version}/checks/{code}", operation_id = "hcDeleteCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The deleted check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError)))]
 async fn delete_check(
     State(state): State<AppState>,
     Path((version, code)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Response {
-    let (ctx, hb) = match writable(&state, &version, &code, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let body = ctx.view(&state, &hb, 0);
-    let Ok(client) = state.pool.get().await else {
-        return internal();
-    };
-    if client
-        .execute(
-            "DELETE FROM heartbeat.heartbeat WHERE heartbeat_id = $1",
-            &[&hb.id],
-        )
-        .await
-        .is_err()
-    {
-        return internal();
-    }
-    state.hc_uuids.forget(hb.ping_uuid);
-    Json(body).into_response()
+) -> HcResult {
+    let (ctx, check) = writable(&state, &version, &code, &headers).await?;
+    store::delete(&state.pool, check.hb.id).await?;
+    state.hc_uuids.forget(check.hb.ping_uuid);
+    Ok(Json(ctx.view(&state, &check)).into_response())
 }
 
-#[utoipa::path(post, path = "/api/{version}/checks/{code}/pause", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path)), responses((status = 200, description = "The paused check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError)))]
+#[utoipa::path(post, path = "/api/{version}/checks/{code}/pause", operation_id = "hcPauseCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The paused check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError)))]
 async fn pause_check(
     State(state): State<AppState>,
     Path((version, code)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Response {
-    let (ctx, hb) = match writable(&state, &version, &code, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    set_paused(&state, &ctx, &hb, &code, true).await
+) -> HcResult {
+    let (ctx, check) = writable(&state, &version, &code, &headers).await?;
+    set_paused(&state, &ctx, &check, &code, true).await
 }
 
-#[utoipa::path(post, path = "/api/{version}/checks/{code}/resume", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path)), responses((status = 200, description = "The resumed check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError), (status = 409, description = "`{\"error\": \"check is not paused\"}`", body = HcError)))]
+#[utoipa::path(post, path = "/api/{version}/checks/{code}/resume", operation_id = "hcResumeCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The resumed check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError), (status = 409, description = "`{\"error\": \"check is not paused\"}`", body = HcError)))]
 async fn resume_check(
     State(state): State<AppState>,
     Path((version, code)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Response {
-    let (ctx, hb) = match writable(&state, &version, &code, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    if !hb.paused {
-        return error(StatusCode::CONFLICT, "check is not paused");
+) -> HcResult {
+    let (ctx, check) = writable(&state, &version, &code, &headers).await?;
+    if !check.hb.paused {
+        return Err(Refusal(StatusCode::CONFLICT, "check is not paused"));
     }
-    set_paused(&state, &ctx, &hb, &code, false).await
+    set_paused(&state, &ctx, &check, &code, false).await
 }
-
-/// Pausing and resuming as `PATCH /api/heartbeats` does it (the deadline loop
-/// re-evaluates at once).
-const SET_PAUSED: &str = "
-UPDATE heartbeat.heartbeat SET
-    paused = $2,
-    resumed_at = CASE WHEN paused AND NOT $2 THEN now() ELSE resumed_at END,
-    deadline = now()
-WHERE heartbeat_id = $1";
 
 async fn set_paused(
     state: &AppState,
     ctx: &Ctx,
-    hb: &Heartbeat,
+    check: &StoredCheck,
     code: &str,
     paused: bool,
-) -> Response {
-    let Ok(client) = state.pool.get().await else {
-        return internal();
-    };
-    if client
-        .execute(SET_PAUSED, &[&hb.id, &paused])
-        .await
-        .is_err()
-    {
-        return internal();
-    }
-    answer_check(state, ctx, code).await
+) -> HcResult {
+    store::set_paused(&state.pool, check.hb.id, paused).await?;
+    let check = fetch(state, ctx, code).await?;
+    Ok(Json(ctx.view(state, &check)).into_response())
 }

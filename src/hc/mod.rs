@@ -12,12 +12,15 @@
 //!   ping key and slug are resolved to the heartbeat's token.
 //! - [`routes`]: the ping URLs' HTTP edge, answered in healthchecks.io's plain texts.
 //! - [`check`]: a heartbeat as the Management API's check JSON.
-//! - [`api_routes`]: the Management API's first routes (`X-Api-Key`).
+//! - [`store`]: the checks the Management API reads and writes, in the database.
+//! - [`api_routes`]: the Management API's HTTP edge (`X-Api-Key`, healthchecks.io's
+//!   `{"error": "..."}` answers).
 
 pub mod api_routes;
 pub mod check;
 pub mod ping;
 pub mod routes;
+pub mod store;
 
 use serde::Deserialize;
 

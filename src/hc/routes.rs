@@ -11,8 +11,9 @@
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
-use axum::routing::get;
 use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ping::{
     parse_path, resolve_slug, wants_create, HcUrlError, ParsedPing, PingAddress, SlugTarget,
@@ -23,21 +24,15 @@ use crate::monitor::ping::{parse_rid, PingOutcome, PingRecord};
 use crate::monitor::ping_routes::{self, text, Sent};
 use crate::state::AppState;
 
-/// This area's part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(ping_one, ping_slash, ping_two, ping_three),
-    tags((name = "healthchecks.io pings", description = "healthchecks.io-compatible ping URLs (no key; plain-text answers). See docs/healthchecks-compat.md."))
-)]
-pub struct HcPingApi;
-
-/// `/ping/...`: plain text, no auth, outside the JSON envelope.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/ping/{key}", get(ping).post(ping))
-        .route("/ping/{key}/", get(ping).post(ping))
-        .route("/ping/{key}/{second}", get(ping).post(ping))
-        .route("/ping/{key}/{second}/{suffix}", get(ping).post(ping))
+/// `/ping/...`: plain text, no auth, outside the JSON envelope. One handler
+/// reads every form from the path; the four routes exist because axum matches
+/// segment counts, and each is documented by its own annotation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ping_one))
+        .routes(routes!(ping_slash))
+        .routes(routes!(ping_two))
+        .routes(routes!(ping_three))
 }
 
 /// Serves `router` with the ping routes moved from `/ping` to `prefix`: a
@@ -84,21 +79,25 @@ pub fn with_prefix(router: Router, prefix: &str) -> Router {
     )
 }
 
-#[utoipa::path(method(get, post, head), path = "/ping/{key}", tag = "healthchecks.io pings", params(("key" = String, Path, description = "A check UUID (`uuid` in heartbeat JSON), or an hb_ token"), ("rid" = Option<String>, Query, description = "Run id (a UUID) pairing a start with its finish")), request_body(content = Option<String>, description = "Optional output, truncated at the ping body limit", content_type = "text/plain"), responses((status = 200, description = "`OK`: recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "`invalid uuid format` (rid)", body = String, content_type = "text/plain"), (status = 404, description = "`not found`", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
-#[allow(dead_code)]
-fn ping_one() {}
+#[utoipa::path(method(get, post, head), path = "/ping/{key}", operation_id = "hcPing", tag = "healthchecks.io pings", params(("key" = String, Path, description = "A check UUID (`uuid` in heartbeat JSON), or an hb_ token"), ("rid" = Option<String>, Query, description = "Run id (a UUID) pairing a start with its finish")), request_body(content = Option<String>, description = "Optional output, truncated at the ping body limit", content_type = "text/plain"), responses((status = 200, description = "`OK`: recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "`invalid uuid format` (rid)", body = String, content_type = "text/plain"), (status = 404, description = "`not found`", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
+async fn ping_one(state: State<AppState>, query: RawQuery, req: Request) -> Response {
+    ping(state, query, req).await
+}
 
-#[utoipa::path(method(get, post, head), path = "/ping/{key}/", tag = "healthchecks.io pings", params(("key" = String, Path, description = "A check UUID, or an hb_ token"), ("rid" = Option<String>, Query)), request_body(content = Option<String>, content_type = "text/plain"), responses((status = 200, description = "`OK`: recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "`invalid uuid format` (rid)", body = String, content_type = "text/plain"), (status = 404, description = "`not found`", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
-#[allow(dead_code)]
-fn ping_slash() {}
+#[utoipa::path(method(get, post, head), path = "/ping/{key}/", operation_id = "hcPingSlash", tag = "healthchecks.io pings", params(("key" = String, Path, description = "A check UUID, or an hb_ token"), ("rid" = Option<String>, Query)), request_body(content = Option<String>, content_type = "text/plain"), responses((status = 200, description = "`OK`: recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "`invalid uuid format` (rid)", body = String, content_type = "text/plain"), (status = 404, description = "`not found`", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
+async fn ping_slash(state: State<AppState>, query: RawQuery, req: Request) -> Response {
+    ping(state, query, req).await
+}
 
-#[utoipa::path(method(get, post, head), path = "/ping/{key}/{second}", tag = "healthchecks.io pings", params(("key" = String, Path, description = "A check UUID or an hb_ token (then `second` is a suffix), or a project's ping_key (then `second` is a slug)"), ("second" = String, Path, description = "start, fail, log or an exit status 0-255; or a slug (a-z, 0-9, -, _)"), ("rid" = Option<String>, Query), ("create" = Option<String>, Query, description = "`1`: a slug URL creates its missing check")), request_body(content = Option<String>, content_type = "text/plain"), responses((status = 200, description = "`OK`: recorded (committed)", body = String, content_type = "text/plain"), (status = 201, description = "`Created`: `?create=1` created the check, and the ping is recorded", body = String, content_type = "text/plain"), (status = 400, description = "`invalid url format` (exit status above 255, uppercase slug) or `invalid uuid format` (rid)", body = String, content_type = "text/plain"), (status = 404, description = "`not found`", body = String, content_type = "text/plain"), (status = 409, description = "`ambiguous slug`: several checks have it", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
-#[allow(dead_code)]
-fn ping_two() {}
+#[utoipa::path(method(get, post, head), path = "/ping/{key}/{second}", operation_id = "hcPingTwo", tag = "healthchecks.io pings", params(("key" = String, Path, description = "A check UUID or an hb_ token (then `second` is a suffix), or a project's ping_key (then `second` is a slug)"), ("second" = String, Path, description = "start, fail, log or an exit status 0-255; or a slug (a-z, 0-9, -, _)"), ("rid" = Option<String>, Query), ("create" = Option<String>, Query, description = "`1`: a slug URL creates its missing check")), request_body(content = Option<String>, content_type = "text/plain"), responses((status = 200, description = "`OK`: recorded (committed)", body = String, content_type = "text/plain"), (status = 201, description = "`Created`: `?create=1` created the check, and the ping is recorded", body = String, content_type = "text/plain"), (status = 400, description = "`invalid url format` (exit status above 255, uppercase slug) or `invalid uuid format` (rid)", body = String, content_type = "text/plain"), (status = 404, description = "`not found`", body = String, content_type = "text/plain"), (status = 409, description = "`ambiguous slug`: several checks have it", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
+async fn ping_two(state: State<AppState>, query: RawQuery, req: Request) -> Response {
+    ping(state, query, req).await
+}
 
-#[utoipa::path(method(get, post, head), path = "/ping/{key}/{second}/{suffix}", tag = "healthchecks.io pings", params(("key" = String, Path, description = "A project's ping_key"), ("second" = String, Path, description = "A slug (a-z, 0-9, -, _)"), ("suffix" = String, Path, description = "start, fail, log or an exit status 0-255"), ("rid" = Option<String>, Query), ("create" = Option<String>, Query, description = "`1`: create the missing check")), request_body(content = Option<String>, content_type = "text/plain"), responses((status = 200, description = "`OK`: recorded (committed)", body = String, content_type = "text/plain"), (status = 201, description = "`Created`", body = String, content_type = "text/plain"), (status = 400, description = "`invalid url format` or `invalid uuid format`", body = String, content_type = "text/plain"), (status = 404, description = "`not found`", body = String, content_type = "text/plain"), (status = 409, description = "`ambiguous slug`", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
-#[allow(dead_code)]
-fn ping_three() {}
+#[utoipa::path(method(get, post, head), path = "/ping/{key}/{second}/{suffix}", operation_id = "hcPingThree", tag = "healthchecks.io pings", params(("key" = String, Path, description = "A project's ping_key"), ("second" = String, Path, description = "A slug (a-z, 0-9, -, _)"), ("suffix" = String, Path, description = "start, fail, log or an exit status 0-255"), ("rid" = Option<String>, Query), ("create" = Option<String>, Query, description = "`1`: create the missing check")), request_body(content = Option<String>, content_type = "text/plain"), responses((status = 200, description = "`OK`: recorded (committed)", body = String, content_type = "text/plain"), (status = 201, description = "`Created`", body = String, content_type = "text/plain"), (status = 400, description = "`invalid url format` or `invalid uuid format`", body = String, content_type = "text/plain"), (status = 404, description = "`not found`", body = String, content_type = "text/plain"), (status = 409, description = "`ambiguous slug`", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
+async fn ping_three(state: State<AppState>, query: RawQuery, req: Request) -> Response {
+    ping(state, query, req).await
+}
 
 /// A healthchecks.io answer: its text, its headers.
 fn answer(status: StatusCode, body: &'static str, limit: usize) -> Response {

@@ -32,7 +32,7 @@ pub struct Ready {
 }
 
 /// 200 while the process runs and serves HTTP.
-#[utoipa::path(get, path = "/healthz", tag = "probes",
+#[utoipa::path(get, path = "/healthz", operation_id = "getHealthz", tag = "probes",
     responses((status = 200, description = "The process serves HTTP", body = Healthy)))]
 pub async fn healthz() -> Response {
     Json(Healthy { status: "ok" }).into_response()
@@ -42,7 +42,7 @@ pub async fn healthz() -> Response {
 /// history fitted to `pings_kept`), the database answers and the schema is at
 /// this binary's version;
 /// otherwise 503 with the reason.
-#[utoipa::path(get, path = "/readyz", tag = "probes",
+#[utoipa::path(get, path = "/readyz", operation_id = "getReadyz", tag = "probes",
     responses(
         (status = 200, description = "Database reachable and schema current", body = Ready),
         (status = 503, description = "Not ready; `reason` says why", body = crate::error::ErrorEnvelope),

@@ -1,8 +1,10 @@
 //! The HTTP surface: one router assembled from each area's routes.
 //!
 //! Two families: JSON routes (`/api`, `/mcp`, probes) whose errors always use the
-//! envelope, and public ping routes (`/hb/...`, healthchecks.io's `/ping/...`) that answer plain text as cron
-//! clients expect. Unknown paths get the envelope 404.
+//! envelope, and public ping routes (`/hb/...`, healthchecks.io's `/ping/...`) that
+//! answer plain text as cron clients expect. healthchecks.io's Management API
+//! (`/api/v1..v3/`) answers in its own `{"error": "..."}` format, outside both.
+//! Unknown paths get the envelope 404.
 
 pub mod health;
 
@@ -10,21 +12,29 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ensure_json_errors, envelope, log_internal_errors};
 use crate::state::AppState;
 
 /// The whole router.
+///
+/// Every documented route is registered on an `OpenApiRouter` with its handler's
+/// `#[utoipa::path]`, and the router and the document are split once here: the
+/// document `GET /api/openapi.json` serves is that split's, so it lists exactly
+/// the routes served. Only the dashboard (a page for people) and `/mcp` (JSON-RPC,
+/// described by its own tool list) are plain routes outside the document.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
     let ping_prefix = state.config.hc.ping_prefix.clone();
-    let api = Router::new()
+    let served = crate::openapi::ServedDocument::default();
+    let api = OpenApiRouter::new()
         .merge(crate::jobs::routes::routes())
-        .merge(crate::openapi::routes())
+        .merge(crate::openapi::routes(served.clone()))
         .merge(crate::schedule::routes::routes())
         .merge(crate::refresh::routes())
         .merge(crate::segments::routes())
@@ -44,31 +54,34 @@ pub fn router(state: AppState) -> Router {
         api.layer(axum::Extension(crate::auth::OPEN_MODE_CALLER))
     };
 
-    let json_routes = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .merge(crate::mcp::routes(
-            api.clone().with_state(state.clone()),
-            &state,
-        ))
+    // JSON routes answer every error with the envelope, a wrong method included.
+    // `/metrics` is not JSON, but a wrong method on it is still the caller's
+    // fault, answered with the envelope rather than an empty 405. Ping routes keep
+    // axum's plain 405: their protocol is plain text.
+    let json_routes = OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
         // Merged, not nested: every area declares its full `/api/...` paths, so no
         // request pays for a prefix-stripping URI rewrite (measured in the gate
         // benchmark, docs/benchmarks.md).
         .merge(api)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .merge(crate::ops::routes())
         .layer(middleware::from_fn(ensure_json_errors));
-
-    // The page and `/metrics` are not JSON routes, but a wrong method on them is
-    // still the caller's fault, answered with the envelope rather than an empty
-    // 405. Ping routes keep axum's plain 405: their protocol is plain text.
-    let router = Router::new()
-        .merge(crate::dashboard::routes().method_not_allowed_fallback(method_not_allowed))
+    let (documented, document) = crate::openapi::base()
         .merge(json_routes)
         .merge(crate::monitor::ping_routes::routes())
         .merge(crate::hc::routes::routes())
         .merge(crate::hc::api_routes::routes())
-        .merge(crate::ops::routes().method_not_allowed_fallback(method_not_allowed))
+        .split_for_parts();
+    served.set(&document);
+
+    let mcp = crate::mcp::routes(documented.clone().with_state(state.clone()), &state)
+        .layer(middleware::from_fn(ensure_json_errors));
+    let router = Router::new()
+        .merge(crate::dashboard::routes().method_not_allowed_fallback(method_not_allowed))
+        .merge(mcp)
+        .merge(documented)
+        .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::ops::routes::track_http,
@@ -89,7 +102,7 @@ async fn method_not_allowed() -> Response {
     envelope(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        "this route does not accept that method",
+        crate::error::METHOD_NOT_ALLOWED,
     )
 }
 

@@ -158,6 +158,8 @@ pub enum Trigger {
     Deploy,
     #[default]
     Api,
+    /// An operator fired a cron entry now (`POST /api/schedule/{entry}/trigger`).
+    Manual,
 }
 
 impl Trigger {
@@ -167,6 +169,7 @@ impl Trigger {
             Trigger::User => "user",
             Trigger::Deploy => "deploy",
             Trigger::Api => "api",
+            Trigger::Manual => "manual",
         }
     }
 }
@@ -179,8 +182,9 @@ impl FromStr for Trigger {
             "user" => Ok(Trigger::User),
             "deploy" => Ok(Trigger::Deploy),
             "api" => Ok(Trigger::Api),
+            "manual" => Ok(Trigger::Manual),
             other => Err(format!(
-                "unknown trigger '{other}': expected one of cron, user, deploy, api"
+                "unknown trigger '{other}': expected one of cron, user, deploy, api, manual"
             )),
         }
     }

@@ -4,15 +4,16 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::engine::JobRequest;
 use super::engine::Submitted;
 use super::error::EngineError;
-use super::model::{Job, JobKind, JobState, Scope, Trigger};
+use super::model::{Job, JobKind, Scope, Trigger};
 use crate::error::ErrorEnvelope;
 use crate::error::NoQuery;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
@@ -21,40 +22,16 @@ use crate::state::AppState;
 /// More ids than this in one request is a mistake, not a scope.
 pub const MAX_METRIC_IDS: usize = 1000;
 
-/// This area's part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(
-        post_recompute,
-        get_recompute,
-        active_recompute,
-        list_jobs,
-        get_job,
-        post_job,
-        cancel_job
-    ),
-    components(schemas(
-        Job,
-        JobKind,
-        JobState,
-        Trigger,
-        Scope,
-        Submitted,
-        JobRequestBody,
-        ActiveJob,
-        JobList
-    ))
-)]
-pub struct JobsApi;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/metrics/recompute", post(post_recompute))
-        .route("/api/metrics/recompute/{id}", get(get_recompute))
-        .route("/api/metrics/active-job", get(active_recompute))
-        .route("/api/jobs", get(list_jobs))
-        .route("/api/jobs/{key}", get(get_job).post(post_job))
-        .route("/api/jobs/{id}/cancel", post(cancel_job))
+/// The jobs routes with their OpenAPI operations: each path comes from its
+/// handler's `#[utoipa::path]`, so a route cannot exist without its entry.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_recompute))
+        .routes(routes!(get_recompute))
+        .routes(routes!(active_recompute))
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job, post_job))
+        .routes(routes!(cancel_job))
 }
 
 /// Body of `POST /api/metrics/recompute` and (optionally) `POST /api/jobs/{kind}`.
@@ -63,11 +40,11 @@ pub fn routes() -> Router<AppState> {
 pub struct JobRequestBody {
     /// `"all"` (default) or a list of metric ids; only for recompute.
     #[serde(default)]
-    #[schema(value_type = Option<Scope>)]
+    #[schema(value_type = Scope)]
     pub metric_ids: Scope,
     /// Who asks; default `api`.
     #[serde(default)]
-    #[schema(value_type = Option<Trigger>)]
+    #[schema(value_type = Trigger)]
     pub trigger: Trigger,
 }
 
@@ -147,7 +124,7 @@ fn accepted(submitted: super::engine::Submitted) -> Response {
     (StatusCode::ACCEPTED, Json(submitted)).into_response()
 }
 
-#[utoipa::path(post, path = "/api/metrics/recompute", tag = "jobs",
+#[utoipa::path(post, path = "/api/metrics/recompute", operation_id = "submitRecompute", tag = "jobs",
     request_body = JobRequestBody,
     responses(
         (status = 202, description = "The job serving this request", body = Submitted),
@@ -174,9 +151,9 @@ async fn post_recompute(
 }
 
 /// `POST /api/jobs/{kind}`: the body is optional (no body = all, trigger api).
-#[utoipa::path(post, path = "/api/jobs/{key}", tag = "jobs",
+#[utoipa::path(post, path = "/api/jobs/{key}", operation_id = "submitJob", tag = "jobs",
     params(("key" = JobKind, Path, description = "The lane: recompute, benchmarks, segments or audit")),
-    request_body(content = Option<JobRequestBody>, description = "Optional; no body means all, trigger api"),
+    request_body(content = JobRequestBody, description = "Optional; no body means all, trigger api"),
     responses(
         (status = 202, description = "The job serving this request", body = Submitted),
         (status = 404, description = "Unknown kind", body = ErrorEnvelope),
@@ -240,7 +217,7 @@ fn no_such_job(id: Uuid) -> ApiError {
     ))
 }
 
-#[utoipa::path(get, path = "/api/metrics/recompute/{id}", tag = "jobs",
+#[utoipa::path(get, path = "/api/metrics/recompute/{id}", operation_id = "getRecompute", tag = "jobs",
     params(("id" = Uuid, Path, description = "Job id")),
     responses(
         (status = 200, description = "The recompute job", body = Job),
@@ -263,7 +240,7 @@ async fn get_recompute(
     }
 }
 
-#[utoipa::path(get, path = "/api/jobs/{key}", tag = "jobs",
+#[utoipa::path(get, path = "/api/jobs/{key}", operation_id = "getJob", tag = "jobs",
     params(("key" = Uuid, Path, description = "Job id")),
     responses(
         (status = 200, description = "The job", body = Job),
@@ -280,7 +257,7 @@ async fn get_job(
     Ok(Json(job).into_response())
 }
 
-#[utoipa::path(get, path = "/api/metrics/active-job", tag = "jobs",
+#[utoipa::path(get, path = "/api/metrics/active-job", operation_id = "getActiveRecompute", tag = "jobs",
     responses((status = 200, description = "The running recompute (on any node) and its follow-up", body = ActiveJob)),
     security((), ("bearer" = [])))]
 async fn active_recompute(
@@ -299,12 +276,14 @@ async fn active_recompute(
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only jobs of this kind.
+    #[param(value_type = Option<JobKind>)]
     kind: Option<String>,
-    /// At most this many (default 50, at most 500).
+    /// At most this many (default 50; more than 500 counts as 500).
+    #[param(value_type = Option<u64>, minimum = 0)]
     limit: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/api/jobs", tag = "jobs",
+#[utoipa::path(get, path = "/api/jobs", operation_id = "listJobs", tag = "jobs",
     params(ListQuery),
     responses(
         (status = 200, description = "Retained jobs, newest first", body = JobList),
@@ -334,7 +313,7 @@ async fn list_jobs(
     Ok(Json(JobList { jobs }).into_response())
 }
 
-#[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "jobs",
+#[utoipa::path(post, path = "/api/jobs/{id}/cancel", operation_id = "cancelJob", tag = "jobs",
     params(("id" = Uuid, Path, description = "Job id")),
     responses(
         (status = 202, description = "Cancelling; the job reaches `cancelled` once rolled back", body = Job),

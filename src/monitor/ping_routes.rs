@@ -15,32 +15,25 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use chrono::Utc;
 use futures::StreamExt;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::heartbeat::HeartbeatToken;
 use super::ping::{parse_rid, parse_suffix, PingOutcome, PingRecord, PingUrlError, PingWriteError};
 use crate::state::AppState;
 
-/// The ping routes' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(ping, ping_suffix),
-    tags((name = "pings", description = "Public ping URLs (no key); plain-text answers for cron clients."))
-)]
-pub struct PingApi;
-
 /// `/hb/...`: plain text, no auth, outside the JSON envelope. `/ping/{token}`
-/// answers the same (`crate::hc::routes` sends tokens here).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/hb/{token}", get(ping).post(ping))
-        .route("/hb/{token}/{suffix}", get(ping_suffix).post(ping_suffix))
+/// answers the same (`crate::hc::routes` sends tokens here). Each path's GET,
+/// POST and HEAD come from its handler's annotation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ping))
+        .routes(routes!(ping_suffix))
 }
 
-#[utoipa::path(method(get, post, head), path = "/hb/{token}", tag = "pings", params(("token" = String, Path, description = "hb_ + 16 URL-safe base64 characters"), ("rid" = Option<String>, Query, description = "Run id pairing a start with its finish")), request_body(content = Option<String>, description = "Optional output, truncated at the ping body limit", content_type = "text/plain"), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
+#[utoipa::path(method(get, post, head), path = "/hb/{token}", operation_id = "ping", tag = "pings", params(("token" = String, Path, pattern = "^hb_[A-Za-z0-9_-]{16}$", description = "hb_ + 16 URL-safe base64 characters"), ("rid" = Option<uuid::Uuid>, Query, description = "Run id pairing a start with its finish")), request_body(content = Option<String>, description = "Optional output, truncated at the ping body limit", content_type = "text/plain"), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
 async fn ping(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -50,7 +43,7 @@ async fn ping(
     handle(state, token, None, query, req).await
 }
 
-#[utoipa::path(method(get, post, head), path = "/hb/{token}/{suffix}", tag = "pings", params(("token" = String, Path), ("suffix" = String, Path, description = "start, fail, log or an exit code 0-255 (0 = success)"), ("rid" = Option<String>, Query)), request_body(content = Option<String>, content_type = "text/plain"), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
+#[utoipa::path(method(get, post, head), path = "/hb/{token}/{suffix}", operation_id = "pingWithSuffix", tag = "pings", params(("token" = String, Path, pattern = "^hb_[A-Za-z0-9_-]{16}$"), ("suffix" = String, Path, pattern = "^(start|fail|log|0*([0-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5]))$", description = "start, fail, log or an exit code 0-255 (0 = success)"), ("rid" = Option<uuid::Uuid>, Query)), request_body(content = Option<String>, content_type = "text/plain"), responses((status = 200, description = "Recorded (committed)", body = String, content_type = "text/plain"), (status = 400, description = "Bad suffix or rid", body = String, content_type = "text/plain"), (status = 404, description = "Unknown token", body = String, content_type = "text/plain"), (status = 503, description = "Database unavailable; retry", body = String, content_type = "text/plain")))]
 async fn ping_suffix(
     State(state): State<AppState>,
     Path((token, suffix)): Path<(String, String)>,

@@ -7,10 +7,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::heartbeat::{self, CreateError, Heartbeat, HeartbeatView, NewHeartbeat, COLUMNS};
@@ -21,30 +21,17 @@ use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::error::{ApiQuery, NoQuery};
 use crate::state::AppState;
 
-/// This area's part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(list, show, create, update, remove, pings, flips, list_webhooks, create_webhook, remove_webhook, create_project, list_projects),
-    tags(
-        (name = "heartbeats", description = "Dead man's switch: heartbeats, their pings and flips."),
-        (name = "webhooks", description = "Where alerts are posted."),
-        (name = "projects", description = "Projects and their keys."),
-    )
-)]
-pub struct MonitorApi;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/heartbeats", get(list).post(create))
-        .route(
-            "/api/heartbeats/{id}",
-            get(show).patch(update).delete(remove),
-        )
-        .route("/api/heartbeats/{id}/pings", get(pings))
-        .route("/api/heartbeats/{id}/flips", get(flips))
-        .route("/api/webhooks", get(list_webhooks).post(create_webhook))
-        .route("/api/webhooks/{id}", axum::routing::delete(remove_webhook))
-        .route("/api/projects", get(list_projects).post(create_project))
+/// The monitor's API routes with their OpenAPI operations (one `routes!` per
+/// path: the handlers of a path share it).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(pings))
+        .routes(routes!(flips))
+        .routes(routes!(list_webhooks, create_webhook))
+        .routes(routes!(remove_webhook))
+        .routes(routes!(list_projects, create_project))
 }
 
 /// Shortest webhook secret accepted (the admin key's minimum too).
@@ -82,7 +69,7 @@ fn parse_id(raw: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("no heartbeat {raw}")))
 }
 
-#[utoipa::path(get, path = "/api/heartbeats", tag = "heartbeats", responses((status = 200, description = "Heartbeats of the caller's project with their status", body = HeartbeatList)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/heartbeats", operation_id = "listHeartbeats", tag = "heartbeats", responses((status = 200, description = "Heartbeats of the caller's project with their status", body = HeartbeatList)), security((), ("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,7 +97,7 @@ pub struct HeartbeatList {
     pub heartbeats: Vec<HeartbeatView>,
 }
 
-#[utoipa::path(get, path = "/api/heartbeats/{id}", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "The heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/heartbeats/{id}", operation_id = "getHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "The heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -206,7 +193,7 @@ fn timing(input: &HeartbeatInput, current: Option<&Heartbeat>) -> ApiResult<Timi
     })
 }
 
-#[utoipa::path(post, path = "/api/heartbeats", tag = "heartbeats", request_body(content = HeartbeatInput, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = HeartbeatView), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/heartbeats", operation_id = "createHeartbeat", tag = "heartbeats", request_body(content = HeartbeatInput, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = HeartbeatView), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -261,7 +248,7 @@ UPDATE heartbeat.heartbeat SET
     deadline = now()
 WHERE heartbeat_id = $1";
 
-#[utoipa::path(patch, path = "/api/heartbeats/{id}", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = HeartbeatInput, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/heartbeats/{id}", operation_id = "updateHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = HeartbeatInput, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -304,7 +291,7 @@ async fn update(
     Ok(ApiJson(hb.view(Utc::now(), &base_url(&state))).into_response())
 }
 
-#[utoipa::path(delete, path = "/api/heartbeats/{id}", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/heartbeats/{id}", operation_id = "deleteHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -351,7 +338,7 @@ pub struct PingList {
     pings: Vec<PingView>,
 }
 
-#[utoipa::path(get, path = "/api/heartbeats/{id}/pings", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "Recent pings, newest first", body = PingList), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/heartbeats/{id}/pings", operation_id = "listHeartbeatPings", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "Recent pings, newest first", body = PingList), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn pings(
     State(state): State<AppState>,
     caller: Caller,
@@ -402,7 +389,7 @@ pub struct FlipList {
     flips: Vec<FlipView>,
 }
 
-#[utoipa::path(get, path = "/api/heartbeats/{id}/flips", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "Status transitions, newest first", body = FlipList), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/heartbeats/{id}/flips", operation_id = "listHeartbeatFlips", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "Status transitions, newest first", body = FlipList), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn flips(
     State(state): State<AppState>,
     caller: Caller,
@@ -466,7 +453,7 @@ fn webhook_view(r: &tokio_postgres::Row) -> WebhookView {
     }
 }
 
-#[utoipa::path(get, path = "/api/webhooks", tag = "webhooks", responses((status = 200, description = "Webhooks of the caller's project (secrets never shown)", body = WebhookList)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/webhooks", operation_id = "listWebhooks", tag = "webhooks", responses((status = 200, description = "Webhooks of the caller's project (secrets never shown)", body = WebhookList)), security((), ("bearer" = [])))]
 async fn list_webhooks(
     State(state): State<AppState>,
     caller: Caller,
@@ -484,7 +471,7 @@ async fn list_webhooks(
     Ok(ApiJson(WebhookList { webhooks }).into_response())
 }
 
-#[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body(content = WebhookInput, description = "url and optional secret for the HMAC-SHA256 signature"), responses((status = 201, description = "Created", body = WebhookView), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/webhooks", operation_id = "createWebhook", tag = "webhooks", request_body(content = WebhookInput, description = "url and optional secret for the HMAC-SHA256 signature"), responses((status = 201, description = "Created", body = WebhookView), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create_webhook(
     State(state): State<AppState>,
     caller: Caller,
@@ -519,7 +506,7 @@ async fn create_webhook(
     Ok((StatusCode::CREATED, ApiJson(webhook_view(&row))).into_response())
 }
 
-#[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/webhooks/{id}", operation_id = "deleteWebhook", tag = "webhooks", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn remove_webhook(
     State(state): State<AppState>,
     caller: Caller,
@@ -566,7 +553,7 @@ pub struct ProjectList {
     projects: Vec<ProjectSummary>,
 }
 
-#[utoipa::path(post, path = "/api/projects", tag = "projects", request_body(content = ProjectInput, description = "name"), responses((status = 201, description = "Created, with its keys (shown once)", body = crate::auth::CreatedProject), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/projects", operation_id = "createProject", tag = "projects", request_body(content = ProjectInput, description = "name"), responses((status = 201, description = "Created, with its keys (shown once)", body = crate::auth::CreatedProject), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -579,7 +566,7 @@ async fn create_project(
     Ok((StatusCode::CREATED, ApiJson(created)).into_response())
 }
 
-#[utoipa::path(get, path = "/api/projects", tag = "projects", responses((status = 200, description = "Projects (admin key)", body = ProjectList)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/projects", operation_id = "listProjects", tag = "projects", responses((status = 200, description = "Projects (admin key)", body = ProjectList)), security((), ("bearer" = [])))]
 async fn list_projects(
     State(state): State<AppState>,
     caller: Caller,

@@ -8,20 +8,26 @@ use axum::extract::{MatchedPath, RawQuery, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::prometheus::{Scrape, CONTENT_TYPE};
 use crate::state::AppState;
 
-/// `/metrics`.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics_route))
+/// `/metrics`, with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics_route))
 }
 
 /// `GET /metrics`. It takes no parameters, and a query string is refused (422)
 /// rather than ignored, so a scrape config's `params:` that this daemon does not
 /// understand shows up as a failing target instead of silently meaning nothing.
+#[utoipa::path(
+    get,
+    path = "/metrics", operation_id = "getMetrics",
+    tag = "probes",
+    responses((status = 200, description = "Prometheus text exposition format (version 0.0.4)", body = String, content_type = "text/plain"))
+)]
 pub async fn metrics_route(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
     if query.is_some_and(|q| !q.is_empty()) {
         return crate::error::envelope(

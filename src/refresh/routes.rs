@@ -3,24 +3,20 @@
 //! (unknown metric 404, a bad or oversized range 422).
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::Router;
 use chrono::Utc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::cockpit::{self, CockpitError, MetricList, RangeQuery, Series};
 use crate::error::NoQuery;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::state::AppState;
 
-/// This area's part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(list_metrics, metric_values))]
-pub struct CockpitApi;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/metrics", get(list_metrics))
-        .route("/api/metrics/{id}/values", get(metric_values))
+/// The cockpit routes with their OpenAPI operations.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_metrics))
+        .routes(routes!(metric_values))
 }
 
 impl From<CockpitError> for ApiError {
@@ -40,7 +36,7 @@ impl From<CockpitError> for ApiError {
     }
 }
 
-#[utoipa::path(get, path = "/api/metrics", tag = "cockpit", responses((status = 200, description = "Every metric with its latest value, mean, stddev, z and band", body = MetricList)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/metrics", operation_id = "listMetrics", tag = "cockpit", responses((status = 200, description = "Every metric with its latest value, mean, stddev, z and band", body = MetricList)), security((), ("bearer" = [])))]
 async fn list_metrics(
     State(state): State<AppState>,
     _: ApiQuery<NoQuery>,
@@ -48,7 +44,7 @@ async fn list_metrics(
     Ok(ApiJson(cockpit::list_metrics(&state.pool).await?))
 }
 
-#[utoipa::path(get, path = "/api/metrics/{id}/values", tag = "cockpit", params(("id" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query)), responses((status = 200, description = "The series in the range", body = Series), (status = 404, description = "Unknown metric", body = crate::error::ErrorEnvelope), (status = 422, description = "Bad or oversized range", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/metrics/{id}/values", operation_id = "getMetricValues", tag = "cockpit", params(("id" = String, Path), ("from" = Option<chrono::DateTime<Utc>>, Query, description = "RFC 3339; default: the metric's default window before `to`"), ("to" = Option<chrono::DateTime<Utc>>, Query, description = "RFC 3339; default: now")), responses((status = 200, description = "The series in the range", body = Series), (status = 404, description = "Unknown metric", body = crate::error::ErrorEnvelope), (status = 422, description = "Bad or oversized range", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn metric_values(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -7,10 +7,13 @@
 //! - [`ticker`]: the tick decisions (fire, absorb, catch up, miss) and the loop.
 //! - [`state`]: `heartbeat.schedule_state`, each entry's last success and tick.
 //! - [`claim`]: the once-only `(lane, scheduled_at)` tick claim across nodes.
+//! - [`control`]: pause, resume and trigger an entry, for every node at once.
 //! - [`counters`]: per-entry fired / absorbed / missed / caught-up counts.
-//! - [`routes`]: `GET /api/schedule`, what `heartbeat schedule` prints.
+//! - [`routes`]: `GET /api/schedule` (what `heartbeat schedule` prints) and the
+//!   control routes.
 
 pub mod claim;
+pub mod control;
 pub mod counters;
 pub mod cron;
 pub mod routes;

@@ -1,30 +1,49 @@
 //! `GET /api/schedule`: the cron table as the daemon runs it, with each entry's
-//! next fire time, last success and counters (what `heartbeat schedule` prints).
+//! next fire time, last success, pause and counters (what `heartbeat schedule`
+//! prints); `POST /api/schedule/{entry}/pause|resume|trigger`, the operator's
+//! controls ([`super::control`]).
 
-use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::control::{self, ControlError};
 use super::counters::CounterValues;
 use super::state::{PgStore, ScheduleStore, StoreError};
-use super::table::format_window;
-use crate::error::{ApiError, ApiResult};
+use super::table::{format_window, Table};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::error::{ApiQuery, NoQuery};
+use crate::jobs::Submitted;
 use crate::state::AppState;
 
-/// This area's part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(get_schedule),
-    components(schemas(ScheduleView, EntryView, CounterValues)),
-    tags((name = "schedule", description = "The internal cron table."))
-)]
-pub struct ScheduleApi;
+/// The schedule routes with their OpenAPI operations.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_schedule))
+        .routes(routes!(pause_entry))
+        .routes(routes!(resume_entry))
+        .routes(routes!(trigger_entry))
+}
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/schedule", get(get_schedule))
+/// The one mapping of the controls' errors to HTTP.
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::UnknownEntry(_) => ApiError::not_found(e.to_string()),
+            ControlError::UntilInThePast(_) => {
+                ApiError::unprocessable("invalid_field", e.to_string())
+            }
+            ControlError::Engine(e) => e.into(),
+            ControlError::Db(e) => Self::Db(e),
+            ControlError::Pool(e) => Self::Pool(e),
+        }
+    }
 }
 
 /// The one mapping of the schedule store's errors to HTTP.
@@ -56,10 +75,120 @@ pub struct EntryView {
     pub next_fire_at: Option<DateTime<Utc>>,
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_tick_at: Option<DateTime<Utc>>,
+    /// True while an operator has the entry paused (on every node).
+    pub paused: bool,
+    /// When the pause ends by itself; null: until resumed.
+    pub paused_until: Option<DateTime<Utc>>,
+    /// Fire times skipped during the current pause (or the last one, once
+    /// resumed), counted once across nodes.
+    pub missed_while_paused: u64,
+    /// This node's tick counts since it started.
     pub counters: CounterValues,
 }
 
-#[utoipa::path(get, path = "/api/schedule", tag = "schedule",
+/// Body of `POST /api/schedule/{entry}/pause`; may be empty.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseBody {
+    /// RFC 3339 time at which the entry runs again by itself; must be in the
+    /// future. Absent: paused until resumed.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// An empty body is `{}`; otherwise JSON, refused with our envelope.
+fn pause_body(body: &[u8]) -> ApiResult<PauseBody> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(PauseBody::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            ApiError::unprocessable("invalid_input", format!("invalid body: {e}"))
+        } else {
+            ApiError::client(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
+        }
+    })
+}
+
+fn table(state: &AppState) -> ApiResult<Table> {
+    state
+        .config
+        .schedule
+        .table()
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+#[utoipa::path(post, path = "/api/schedule/{entry}/pause", tag = "schedule",
+    params(("entry" = String, Path, description = "Cron entry name, e.g. `recompute`")),
+    request_body(content = Option<PauseBody>, description = "Optional `until`"),
+    responses(
+        (status = 200, description = "Paused on every node; the entry as now listed", body = EntryView),
+        (status = 400, description = "Malformed JSON", body = ErrorEnvelope),
+        (status = 403, description = "Read-only key", body = ErrorEnvelope),
+        (status = 404, description = "No entry of that name (named)", body = ErrorEnvelope),
+        (status = 422, description = "`until` not in the future, or a bad field", body = ErrorEnvelope),
+        (status = 503, description = "Database unavailable", body = ErrorEnvelope),
+    ),
+    security((), ("bearer" = [])))]
+async fn pause_entry(
+    State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
+    Path(entry): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<EntryView>> {
+    let table = table(&state)?;
+    let until = pause_body(&body)?.until;
+    control::pause(&state.pool, &table, &entry, until, Utc::now()).await?;
+    entry_view(&state, &table, &entry).await.map(Json)
+}
+
+#[utoipa::path(post, path = "/api/schedule/{entry}/resume", tag = "schedule",
+    params(("entry" = String, Path, description = "Cron entry name")),
+    responses(
+        (status = 200, description = "Resumed; each node catches the entry up once at its next wake-up (within 30 s)", body = EntryView),
+        (status = 403, description = "Read-only key", body = ErrorEnvelope),
+        (status = 404, description = "No entry of that name (named)", body = ErrorEnvelope),
+        (status = 503, description = "Database unavailable", body = ErrorEnvelope),
+    ),
+    security((), ("bearer" = [])))]
+async fn resume_entry(
+    State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
+    Path(entry): Path<String>,
+) -> ApiResult<Json<EntryView>> {
+    let table = table(&state)?;
+    control::resume(&state.pool, &table, &entry).await?;
+    entry_view(&state, &table, &entry).await.map(Json)
+}
+
+#[utoipa::path(post, path = "/api/schedule/{entry}/trigger", tag = "schedule",
+    params(("entry" = String, Path, description = "Cron entry name")),
+    responses(
+        (status = 202, description = "The job serving it (`trigger: \"manual\"`), coalesced like any request", body = Submitted),
+        (status = 403, description = "Read-only key", body = ErrorEnvelope),
+        (status = 404, description = "No entry of that name (named)", body = ErrorEnvelope),
+        (status = 503, description = "Shutting down or database unavailable", body = ErrorEnvelope),
+    ),
+    security((), ("bearer" = [])))]
+async fn trigger_entry(
+    State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
+    Path(entry): Path<String>,
+) -> ApiResult<Response> {
+    let table = table(&state)?;
+    let submitted = control::trigger(&state.jobs, &table, &entry).await?;
+    Ok((StatusCode::ACCEPTED, Json(submitted)).into_response())
+}
+
+/// One entry as `GET /api/schedule` lists it.
+async fn entry_view(state: &AppState, table: &Table, name: &str) -> ApiResult<EntryView> {
+    let view = schedule_view(state, table).await?;
+    view.entries
+        .into_iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| ControlError::UnknownEntry(name.to_string()).into())
+}
+
+#[utoipa::path(get, path = "/api/schedule", operation_id = "getSchedule", tag = "schedule",
     responses(
         (status = 200, description = "Entries with next fire time, last success and tick counters", body = ScheduleView),
         (status = 503, description = "Database unavailable", body = crate::error::ErrorEnvelope),
@@ -69,11 +198,11 @@ async fn get_schedule(
     State(state): State<AppState>,
     _: ApiQuery<NoQuery>,
 ) -> ApiResult<Json<ScheduleView>> {
-    let table = state
-        .config
-        .schedule
-        .table()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let table = table(&state)?;
+    schedule_view(&state, &table).await.map(Json)
+}
+
+async fn schedule_view(state: &AppState, table: &Table) -> ApiResult<ScheduleView> {
     let store = PgStore {
         pool: state.pool.clone(),
     };
@@ -97,13 +226,16 @@ async fn get_schedule(
                     .flatten(),
                 last_success_at: record.last_success_at,
                 last_tick_at: record.last_tick_at,
+                paused: record.paused(now),
+                paused_until: record.paused_until.filter(|_| record.paused(now)),
+                missed_while_paused: record.paused_missed,
                 counters: counters.get(&e.name).copied().unwrap_or_default(),
             }
         })
         .collect();
-    Ok(Json(ScheduleView {
+    Ok(ScheduleView {
         running,
         timezone: table.timezone.name().to_string(),
         entries,
-    }))
+    })
 }

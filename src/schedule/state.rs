@@ -1,6 +1,7 @@
 //! `heartbeat.schedule_state`: each entry's last success and last tick, so a
-//! restart knows what it missed. Behind a small trait so the tick loop can be
-//! driven in tests without a database.
+//! restart knows what it missed, and its pause, so every node honours it.
+//! Behind a small trait so the tick loop can be driven in tests without a
+//! database.
 
 use std::collections::HashMap;
 
@@ -25,6 +26,20 @@ pub struct EntryRecord {
     pub last_success_at: Option<DateTime<Utc>>,
     /// Scheduled time of the last tick submitted.
     pub last_tick_at: Option<DateTime<Utc>>,
+    /// Set while an operator has the entry paused (docs/operations/cron.md).
+    pub paused_at: Option<DateTime<Utc>>,
+    /// When the pause ends by itself; none: until resumed.
+    pub paused_until: Option<DateTime<Utc>>,
+    /// Fire times skipped during the current (or last) pause, counted once
+    /// across nodes.
+    pub paused_missed: u64,
+}
+
+impl EntryRecord {
+    /// Whether the entry is paused at `now`: a pause whose `until` has come is over.
+    pub fn paused(&self, now: DateTime<Utc>) -> bool {
+        self.paused_at.is_some() && self.paused_until.is_none_or(|u| u > now)
+    }
 }
 
 /// Where the tick loop keeps entry state.
@@ -46,6 +61,16 @@ pub trait ScheduleStore: Send + Sync + 'static {
         scheduled_at: DateTime<Utc>,
         job_id: Uuid,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// `ticks` fire times of the paused `entry`, the latest at `scheduled_at`,
+    /// passed without a run. Counted once however many nodes report them.
+    fn record_paused_tick<'a>(
+        &'a self,
+        entry: &'a str,
+        scheduled_at: DateTime<Utc>,
+        ticks: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Ends every pause whose `until` is at or before `now` (as a resume would).
+    fn end_expired_pauses(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
 /// The PostgreSQL store.
@@ -53,7 +78,16 @@ pub struct PgStore {
     pub pool: Pool,
 }
 
-const LOAD: &str = "SELECT entry, last_success_at, last_tick_at FROM heartbeat.schedule_state";
+const LOAD: &str = "SELECT entry, last_success_at, last_tick_at, paused_at, paused_until, \
+                    paused_missed FROM heartbeat.schedule_state";
+
+/// Counts a skipped fire time once: only a fire time later than the last one
+/// counted moves the count, so every node may report the same tick.
+const RECORD_PAUSED_TICK: &str = "
+UPDATE heartbeat.schedule_state
+   SET paused_missed = paused_missed + $3, paused_last_counted = $2, updated_at = now()
+ WHERE entry = $1 AND paused_at IS NOT NULL
+   AND (paused_last_counted IS NULL OR paused_last_counted < $2)";
 
 /// Never moves `last_success_at` backwards: success events can arrive out of
 /// order across lanes sharing a kind.
@@ -90,6 +124,9 @@ impl ScheduleStore for PgStore {
                         EntryRecord {
                             last_success_at: r.get(1),
                             last_tick_at: r.get(2),
+                            paused_at: r.get(3),
+                            paused_until: r.get(4),
+                            paused_missed: r.get::<_, i64>(5).max(0) as u64,
                         },
                     )
                 })
@@ -129,6 +166,41 @@ impl ScheduleStore for PgStore {
                     RECORD_TICK,
                     &[&entry, &kind.as_str(), &scheduled_at, &job_id],
                 )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn record_paused_tick<'a>(
+        &'a self,
+        entry: &'a str,
+        scheduled_at: DateTime<Utc>,
+        ticks: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.paused_tick(entry, scheduled_at, ticks)
+    }
+
+    fn end_expired_pauses(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut client = self.pool.get().await?;
+            super::control::end_pauses(&mut client, super::control::Ending::ExpiredBy(now)).await?;
+            Ok(())
+        })
+    }
+}
+
+impl PgStore {
+    fn paused_tick<'a>(
+        &'a self,
+        entry: &'a str,
+        scheduled_at: DateTime<Utc>,
+        ticks: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            let ticks = i64::try_from(ticks).unwrap_or(i64::MAX);
+            client
+                .execute(RECORD_PAUSED_TICK, &[&entry, &scheduled_at, &ticks])
                 .await?;
             Ok(())
         })
@@ -174,6 +246,31 @@ impl ScheduleStore for MemoryStore {
             .entry(entry.to_string())
             .or_default()
             .last_tick_at = Some(scheduled_at);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn record_paused_tick<'a>(
+        &'a self,
+        entry: &'a str,
+        _scheduled_at: DateTime<Utc>,
+        ticks: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        // One ticker per memory store: no other node reports the same tick.
+        if let Some(r) = self.records.lock().unwrap().get_mut(entry) {
+            if r.paused_at.is_some() {
+                r.paused_missed += ticks;
+            }
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn end_expired_pauses(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
+        for r in self.records.lock().unwrap().values_mut() {
+            if r.paused_until.is_some_and(|u| u <= now) {
+                r.paused_at = None;
+                r.paused_until = None;
+            }
+        }
         Box::pin(async { Ok(()) })
     }
 }

@@ -104,6 +104,9 @@ pub enum Outcome {
     /// The gate failed (e.g. database unreachable): tried again after
     /// [`RETRY_AFTER`], then decided by the catch-up rules.
     Deferred(String),
+    /// The entry is paused: these fire times pass without a run, and on resume
+    /// they are decided by the catch-up rules, like a stall.
+    Paused { ticks: u64 },
 }
 
 /// One tick's record: which entry, which fire time, what happened.
@@ -128,6 +131,38 @@ struct EntryClock {
     last_tick: Option<DateTime<Utc>>,
     /// Ticks the gate failed to take, to try again.
     retry: Option<Retry>,
+    /// The entry's pause as last read from the store (every node reads the same).
+    pause: Pause,
+    /// Fire times skipped while paused, decided by the catch-up rules on resume:
+    /// (first, latest, count).
+    held: Option<(DateTime<Utc>, DateTime<Utc>, u64)>,
+}
+
+/// An entry's pause as stored: set at, and the optional end.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pause {
+    at: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+}
+
+impl Pause {
+    fn active(&self, now: DateTime<Utc>) -> bool {
+        self.at.is_some() && self.until.is_none_or(|u| u > now)
+    }
+
+    fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.at.is_some() && self.until.is_some_and(|u| u <= now)
+    }
+}
+
+impl EntryClock {
+    /// Adds skipped fire times to what is held for the resume.
+    fn hold(&mut self, first: DateTime<Utc>, latest: DateTime<Utc>, ticks: u64) {
+        self.held = Some(match self.held {
+            Some((f, l, n)) => (f.min(first), l.max(latest), n.saturating_add(ticks)),
+            None => (first, latest, ticks),
+        });
+    }
 }
 
 /// Ticks kept for another try after the gate failed.
@@ -168,6 +203,8 @@ impl Ticker {
                 last_success: None,
                 last_tick: None,
                 retry: None,
+                pause: Pause::default(),
+                held: None,
             })
             .collect();
         Self {
@@ -177,14 +214,44 @@ impl Ticker {
         }
     }
 
-    /// Takes what the store remembers of each entry.
+    /// Takes what the store remembers of each entry, pauses included (read at
+    /// every wake-up, so a pause or resume on any node reaches this one).
     pub fn load(&mut self, records: &HashMap<String, EntryRecord>) {
         for clock in &mut self.clocks {
-            if let Some(r) = records.get(&clock.entry.name) {
-                clock.last_success = clock.last_success.max(r.last_success_at);
-                clock.last_tick = clock.last_tick.max(r.last_tick_at);
+            let r = records.get(&clock.entry.name).copied().unwrap_or_default();
+            clock.last_success = clock.last_success.max(r.last_success_at);
+            clock.last_tick = clock.last_tick.max(r.last_tick_at);
+            clock.pause = Pause {
+                at: r.paused_at,
+                until: r.paused_until,
+            };
+        }
+    }
+
+    /// Whether some entry's pause has reached its `until`, so the store should
+    /// end it (un-pausing its job heartbeat) before the next tick.
+    pub fn has_expired_pause(&self, now: DateTime<Utc>) -> bool {
+        self.clocks.iter().any(|c| c.pause.expired(now))
+    }
+
+    /// One wake-up of the loop as a plain call: ends expired pauses, re-reads the
+    /// store (pauses and successes from every node), ticks, and persists what
+    /// fired. A store that cannot be read leaves the last known state in force.
+    pub async fn step(&mut self, store: &dyn ScheduleStore, now: DateTime<Utc>) -> Vec<Fire> {
+        if self.has_expired_pause(now) {
+            if let Err(e) = store.end_expired_pauses(now).await {
+                tracing::warn!(error = %e, "cannot end expired pauses");
             }
         }
+        match store.load().await {
+            Ok(records) => self.load(&records),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read schedule_state; ticking on what was read last")
+            }
+        }
+        let fires = self.tick(now).await;
+        persist(store, &fires).await;
+        fires
     }
 
     /// A job of `kind` succeeded at `at`; returns the entries it counts for (all of
@@ -231,6 +298,11 @@ impl Ticker {
                 .and_then(|t| self.table.next_fire(&clock.entry, t))
                 .map_or(latest, |t| t.min(latest));
             let ticks = self.count_fires(&clock.entry, first_missed, latest);
+            if clock.pause.active(now) {
+                // Decided when the entry resumes, like the ticks of the pause itself.
+                self.clocks[i].hold(first_missed, latest, ticks);
+                continue;
+            }
             fires.push(self.overdue(i, first_missed, latest, ticks, now).await);
         }
         fires
@@ -247,7 +319,32 @@ impl Ticker {
                 .next_fire
                 .filter(|t| *t <= now)
                 .map(|first| self.fires_through(&clock.entry, first, now));
-            let retry = clock.retry.filter(|r| r.at <= now || regular.is_some());
+            if clock.pause.active(now) {
+                let entry = clock.entry.clone();
+                let clock = &mut self.clocks[i];
+                if let Some(r) = clock.retry.take() {
+                    clock.hold(r.first_missed, r.latest, r.ticks);
+                }
+                if let Some((first, latest, ticks)) = regular {
+                    clock.hold(first, latest, ticks);
+                    clock.next_fire = self.table.next_fire(&entry, latest);
+                    tracing::info!(entry = %entry.name, scheduled_at = %latest, missed_ticks = ticks,
+                        "cron entry paused: fire time skipped");
+                    fires.push(self.fire(i, latest, Outcome::Paused { ticks }, None));
+                }
+                continue;
+            }
+            // Resumed (or never paused): what the pause held is overdue now.
+            let retry = match (clock.retry, clock.held) {
+                (r, None) => r,
+                (r, Some((first, latest, ticks))) => Some(Retry {
+                    first_missed: r.map_or(first, |r| r.first_missed.min(first)),
+                    latest: r.map_or(latest, |r| r.latest.max(latest)),
+                    ticks: r.map_or(ticks, |r| r.ticks.saturating_add(ticks)),
+                    at: now,
+                }),
+            };
+            let retry = retry.filter(|r| r.at <= now || regular.is_some());
             let (first, latest, ticks, late) = match (retry, regular) {
                 (None, None) => continue,
                 (None, Some((first, latest, ticks))) => {
@@ -260,6 +357,7 @@ impl Ticker {
             };
             let entry = clock.entry.clone();
             self.clocks[i].retry = None;
+            self.clocks[i].held = None;
             if regular.is_some() {
                 self.clocks[i].next_fire = self.table.next_fire(&entry, latest);
             }
@@ -509,8 +607,7 @@ pub async fn run(deps: LoopDeps) {
             _ = tokio::time::sleep(wait) => {
                 let after = clock.now();
                 notice_clock_jump(after - now, tokio::time::Instant::now() - mono);
-                let fires = ticker.tick(after).await;
-                persist(&*store, &fires).await;
+                ticker.step(&*store, after).await;
             }
             msg = finished.recv(), if listening => match msg {
                 // Only a run of the whole lane makes an entry's data fresh: a
@@ -538,6 +635,14 @@ pub async fn run(deps: LoopDeps) {
 
 async fn persist(store: &dyn ScheduleStore, fires: &[Fire]) {
     for fire in fires {
+        if let Outcome::Paused { ticks } = fire.outcome {
+            if let Err(e) = store
+                .record_paused_tick(&fire.entry, fire.scheduled_at, ticks)
+                .await
+            {
+                tracing::warn!(error = %e, entry = %fire.entry, "cannot count the skipped tick");
+            }
+        }
         if let Some(job_id) = fire.job_id {
             if let Err(e) = store
                 .record_tick(&fire.entry, fire.kind, fire.scheduled_at, job_id)
@@ -702,6 +807,7 @@ enabled = false
             EntryRecord {
                 last_success_at: Some(utc("2026-11-23T09:17:40Z")),
                 last_tick_at: Some(utc("2026-11-23T09:17:00Z")),
+                ..Default::default()
             },
         );
         store
@@ -1065,5 +1171,99 @@ enabled = false
         assert!(t.catch_up(utc("2026-11-23T05:00:00Z")).await.is_empty());
         assert!(t.tick(utc("2026-11-23T06:00:00Z")).await.is_empty());
         assert!(gate.submitted().is_empty());
+    }
+
+    fn pause(store: &MemoryStore, until: Option<&str>) {
+        let mut records = store.records.lock().unwrap();
+        let r = records.entry("recompute".into()).or_default();
+        r.paused_at = Some(utc("2026-11-23T09:30:00Z"));
+        r.paused_until = until.map(utc);
+    }
+
+    #[tokio::test]
+    async fn a_paused_entry_skips_its_fire_times_and_catches_up_once_on_resume() {
+        let gate = FakeGate::new(None);
+        let store = store_after_the_0917_tick();
+        let counters = ScheduleCounters::default();
+        let mut t = ticker(
+            recompute_only("17 * * * *"),
+            &gate,
+            &counters,
+            "2026-11-23T09:30:00Z",
+        );
+        pause(&store, None);
+        for at in ["2026-11-23T10:17:00Z", "2026-11-23T11:17:00Z"] {
+            let fires = t.step(&store, utc(at)).await;
+            assert_eq!(fires[0].outcome, Outcome::Paused { ticks: 1 });
+        }
+        assert!(gate.submitted().is_empty());
+        assert_eq!(store.records.lock().unwrap()["recompute"].paused_missed, 2);
+        // Resumed at 11:40: one run for both, as after a stall.
+        store
+            .records
+            .lock()
+            .unwrap()
+            .get_mut("recompute")
+            .unwrap()
+            .paused_at = None;
+        let fires = t.step(&store, utc("2026-11-23T11:40:00Z")).await;
+        assert_eq!(fires.len(), 1, "{fires:?}");
+        assert_eq!(fires[0].outcome, Outcome::CaughtUp);
+        assert_eq!(fires[0].scheduled_at, utc("2026-11-23T11:17:00Z"));
+        assert!(t.step(&store, utc("2026-11-23T11:50:00Z")).await.is_empty());
+        let fires = t.step(&store, utc("2026-11-23T12:17:00Z")).await;
+        assert_eq!(fires[0].outcome, Outcome::Fired);
+        let c = counters.entry("recompute").values();
+        assert_eq!((c.caught_up, c.fired, c.missed), (1, 1, 0));
+        assert_eq!(gate.submitted().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_pause_with_until_ends_by_itself_and_catches_up_once() {
+        let gate = FakeGate::new(None);
+        let store = store_after_the_0917_tick();
+        let mut t = ticker(
+            recompute_only("17 * * * *"),
+            &gate,
+            &ScheduleCounters::default(),
+            "2026-11-23T09:30:00Z",
+        );
+        pause(&store, Some("2026-11-23T10:30:00Z"));
+        let fires = t.step(&store, utc("2026-11-23T10:17:00Z")).await;
+        assert_eq!(fires[0].outcome, Outcome::Paused { ticks: 1 });
+        let fires = t.step(&store, utc("2026-11-23T10:30:00Z")).await;
+        assert_eq!(fires.len(), 1, "{fires:?}");
+        assert_eq!(fires[0].outcome, Outcome::CaughtUp);
+        assert_eq!(store.records.lock().unwrap()["recompute"].paused_at, None);
+    }
+
+    #[tokio::test]
+    async fn a_restart_keeps_the_pause_and_what_it_held() {
+        let gate = FakeGate::new(None);
+        let store = store_after_the_0917_tick();
+        pause(&store, None);
+        // A daemon that starts at 12:30 while the entry is paused catches up nothing.
+        let mut t = ticker(
+            recompute_only("17 * * * *"),
+            &gate,
+            &ScheduleCounters::default(),
+            "2026-11-23T12:30:00Z",
+        );
+        t.load(&store.load().await.unwrap());
+        assert!(t.catch_up(utc("2026-11-23T12:30:00Z")).await.is_empty());
+        let fires = t.step(&store, utc("2026-11-23T13:17:00Z")).await;
+        assert_eq!(fires[0].outcome, Outcome::Paused { ticks: 1 });
+        assert!(gate.submitted().is_empty());
+        store
+            .records
+            .lock()
+            .unwrap()
+            .get_mut("recompute")
+            .unwrap()
+            .paused_at = None;
+        let fires = t.step(&store, utc("2026-11-23T13:20:00Z")).await;
+        assert_eq!(fires.len(), 1);
+        assert_eq!(fires[0].outcome, Outcome::CaughtUp);
+        assert_eq!(fires[0].scheduled_at, utc("2026-11-23T13:17:00Z"));
     }
 }

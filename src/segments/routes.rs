@@ -8,25 +8,21 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::IsolationLevel;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::tiers::Tier;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::state::AppState;
 
-/// This area's part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(list_day, client_history))]
-pub struct SegmentsApi;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/segments", get(list_day))
-        .route("/api/segments/{client_id}", get(client_history))
+/// The segments routes with their OpenAPI operations.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_day))
+        .routes(routes!(client_history))
 }
 
 const DEFAULT_LIMIT: i64 = 100;
@@ -74,7 +70,7 @@ WHERE snapshot_date = $1 AND ($2::text IS NULL OR tier = $2)
 ORDER BY rank, client_id
 LIMIT $3 OFFSET $4";
 
-#[utoipa::path(get, path = "/api/segments", tag = "segments", params(("date" = Option<String>, Query), ("tier" = Option<String>, Query), ("limit" = Option<u32>, Query), ("offset" = Option<u32>, Query)), responses((status = 200, description = "Counts per tier and a page of clients", body = SegmentDay), (status = 404, description = "No snapshot for that day", body = crate::error::ErrorEnvelope), (status = 422, description = "Bad query", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/segments", operation_id = "listSegments", tag = "segments", params(("date" = Option<NaiveDate>, Query, description = "Default: the latest snapshot"), ("tier" = Option<Tier>, Query, description = "Only clients of this tier in the page"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000), ("offset" = Option<i64>, Query, minimum = 0)), responses((status = 200, description = "Counts per tier and a page of clients", body = SegmentDay), (status = 404, description = "No snapshot for that day", body = crate::error::ErrorEnvelope), (status = 422, description = "Bad query", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn list_day(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<DayQuery>,
@@ -224,13 +220,17 @@ WHERE client_id = $1
 ORDER BY snapshot_date DESC
 LIMIT $2";
 
-#[utoipa::path(get, path = "/api/segments/{client_id}", tag = "segments", params(("client_id" = String, Path)), responses((status = 200, description = "The client's tier history, newest first", body = ClientHistory), (status = 404, description = "Unknown client", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/segments/{client_id}", operation_id = "getClientSegments", tag = "segments", params(("client_id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Most recent days (default 90)")), responses((status = 200, description = "The client's tier history, newest first", body = ClientHistory), (status = 404, description = "Unknown client", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn client_history(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> ApiResult<ApiJson<ClientHistory>> {
     let (limit, _) = page_bounds(Some(query.limit.unwrap_or(90)), None)?;
+    // PostgreSQL text cannot hold a NUL, so no client id has one.
+    if client_id.contains('\0') {
+        return Err(ApiError::not_found("no client with a NUL in its id"));
+    }
     let client = state.pool.get().await?;
     let history: Vec<ClientDay> = client
         .query(CLIENT_HISTORY, &[&client_id, &limit])

@@ -11,6 +11,7 @@ mod foundation;
 mod hc_api;
 mod hc_ping;
 mod jobs;
+mod layout;
 mod mcp;
 mod monitor;
 mod monitor_alerts;

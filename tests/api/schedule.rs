@@ -10,6 +10,7 @@ use heartbeat::app::Application;
 use heartbeat::jobs::{
     JobBody, JobContext, JobError, JobKind, JobRequest, JobState, Scope, Trigger,
 };
+use heartbeat::schedule::state::{PgStore, ScheduleStore};
 use heartbeat::schedule::ticker::{EngineGate, Outcome, Ticker};
 use heartbeat::schedule::ScheduleCounters;
 use rand::{Rng, SeedableRng};
@@ -17,7 +18,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, spawn_app_with, spawn_app_with_bodies, test_config, TestApp};
+use crate::helpers::{
+    spawn_app, spawn_app_on, spawn_app_with, spawn_app_with_bodies, test_config, TestApp,
+};
 
 async fn scheduled_app() -> TestApp {
     spawn_app_with(heartbeat::config::Config {
@@ -348,4 +351,264 @@ async fn under_a_seeded_stream_of_ticks_and_user_requests_every_tick_runs_once_o
         (c.fired as usize, c.absorbed as usize, c.missed, c.caught_up),
         (fired.len(), absorbed, 0, 0)
     );
+}
+
+/// A daemon named `node` (no scheduler of its own: the test steps the tick loop).
+async fn node_on(node: &str, database_url: Option<String>) -> TestApp {
+    let mut config = test_config();
+    config.jobs.node_id = Some(node.into());
+    match database_url {
+        Some(url) => spawn_app_on(config, url).await,
+        None => spawn_app_with(config).await,
+    }
+}
+
+/// A node's tick loop, stepped by the test with exact times: its own engine and
+/// pool, the shared table and database.
+fn ticker_of(app: &TestApp, start: &str) -> Ticker {
+    let table = app.state.config.schedule.table().unwrap();
+    let gate = Arc::new(EngineGate {
+        engine: app.state.jobs.clone(),
+        pool: app.state.pool.clone(),
+    });
+    Ticker::new(
+        table,
+        gate,
+        &ScheduleCounters::default(),
+        start.parse().unwrap(),
+    )
+}
+
+fn store_of(app: &TestApp) -> PgStore {
+    PgStore {
+        pool: app.state.pool.clone(),
+    }
+}
+
+/// Steps every node's tick loop at `at`; returns the recompute entry's outcomes.
+async fn step_all(tickers: &mut [Ticker], nodes: &[&TestApp], at: &str) -> Vec<Outcome> {
+    let at: DateTime<Utc> = at.parse().unwrap();
+    let mut outcomes = Vec::new();
+    for (t, app) in tickers.iter_mut().zip(nodes) {
+        let fires = t.step(&store_of(app), at).await;
+        outcomes.extend(
+            fires
+                .into_iter()
+                .filter(|f| f.entry == "recompute")
+                .map(|f| f.outcome),
+        );
+    }
+    outcomes
+}
+
+async fn job_heartbeat_paused(app: &TestApp) -> Option<bool> {
+    app.db()
+        .await
+        .query_opt(
+            "SELECT paused FROM heartbeat.heartbeat WHERE name = 'job:recompute'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get(0))
+}
+
+#[tokio::test]
+async fn an_entry_paused_on_one_node_of_three_fires_nowhere_and_resumed_on_another_catches_up_once()
+{
+    let n1 = node_on("n1", None).await;
+    let n2 = node_on("n2", Some(n1.database_url.clone())).await;
+    let n3 = node_on("n3", Some(n1.database_url.clone())).await;
+    // The job heartbeats exist once a daemon's monitor has started.
+    for _ in 0..200 {
+        if job_heartbeat_paused(&n1).await.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(job_heartbeat_paused(&n1).await, Some(false));
+    let nodes = [&n1, &n2, &n3];
+    let mut tickers: Vec<Ticker> = nodes
+        .iter()
+        .map(|n| ticker_of(n, "2026-11-23T10:00:30Z"))
+        .collect();
+
+    let (status, body) = n1
+        .post_json("/api/schedule/recompute/pause", &serde_json::json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["paused"], true);
+    assert!(body["paused_until"].is_null());
+    assert_eq!(job_heartbeat_paused(&n1).await, Some(true), "silenced");
+
+    for at in ["2026-11-23T10:17:00Z", "2026-11-23T11:17:00Z"] {
+        let outcomes = step_all(&mut tickers, &nodes, at).await;
+        assert_eq!(outcomes, vec![Outcome::Paused { ticks: 1 }; 3], "{at}");
+    }
+    let (_, view) = n3.get_json("/api/schedule").await;
+    let recompute = &view["entries"][0];
+    assert_eq!(recompute["name"], "recompute");
+    assert_eq!(recompute["paused"], true);
+    assert_eq!(
+        recompute["missed_while_paused"], 2,
+        "counted once across three nodes: {recompute}"
+    );
+    // A restarted node (a fresh tick loop on the same database) keeps the pause.
+    let mut restarted = ticker_of(&n3, "2026-11-23T11:30:00Z");
+    restarted.load(&store_of(&n3).load().await.unwrap());
+    let caught: Vec<_> = restarted
+        .catch_up("2026-11-23T11:30:00Z".parse().unwrap())
+        .await
+        .into_iter()
+        .filter(|f| f.entry == "recompute")
+        .collect();
+    assert!(caught.is_empty(), "{caught:?}");
+    tickers[2] = restarted;
+    for node in nodes {
+        let (_, jobs) = node.get_json("/api/jobs?kind=recompute").await;
+        assert!(jobs["jobs"].as_array().unwrap().is_empty(), "{jobs}");
+    }
+
+    let (status, body) = n2
+        .post_json("/api/schedule/recompute/resume", &serde_json::json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["paused"], false);
+    assert_eq!(job_heartbeat_paused(&n1).await, Some(false), "un-silenced");
+    let mut outcomes = step_all(&mut tickers, &nodes, "2026-11-23T11:40:00Z").await;
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::CaughtUp,
+            Outcome::ClaimedElsewhere,
+            Outcome::ClaimedElsewhere
+        ],
+        "one catch-up run cluster-wide"
+    );
+    let outcomes = step_all(&mut tickers, &nodes, "2026-11-23T11:50:00Z").await;
+    assert!(outcomes.is_empty(), "{outcomes:?}");
+}
+
+#[tokio::test]
+async fn a_pause_survives_a_daemon_restart() {
+    let mut app = node_on("n1", None).await;
+    let until = "2099-01-01T00:00:00Z";
+    let (status, body) = app
+        .post_json(
+            "/api/schedule/segments/pause",
+            &serde_json::json!({ "until": until }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.shut_down().await;
+    let again = node_on("n1", Some(app.database_url.clone())).await;
+    let (_, view) = again.get_json("/api/schedule").await;
+    let segments = view["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "segments")
+        .unwrap()
+        .clone();
+    assert_eq!(segments["paused"], true, "{segments}");
+    assert_eq!(segments["paused_until"], "2099-01-01T00:00:00Z");
+}
+
+#[tokio::test]
+async fn trigger_fires_an_entry_through_the_gate_as_manual_and_unknown_entries_are_404() {
+    let app = spawn_app().await;
+    let (status, body) = app
+        .post_json("/api/schedule/audit/trigger", &serde_json::json!({}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["job_id"].as_str().unwrap();
+    let (_, job) = app.get_json(&format!("/api/jobs/{id}")).await;
+    assert_eq!(job["trigger"], "manual");
+    assert_eq!(job["kind"], "audit");
+
+    for verb in ["pause", "resume", "trigger"] {
+        let (status, body) = app
+            .post_json(
+                &format!("/api/schedule/nightly/{verb}"),
+                &serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, 404, "{verb}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("'nightly'"),
+            "{body}"
+        );
+    }
+    let (status, body) = app
+        .post_json(
+            "/api/schedule/recompute/pause",
+            &serde_json::json!({"until": "2001-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+}
+
+#[tokio::test]
+async fn a_read_only_key_cannot_pause_resume_or_trigger() {
+    let mut config = test_config();
+    config.admin_key = Some("admin-key-0123456789abcdef".into());
+    let app = spawn_app_with(config).await;
+    let r = app
+        .client
+        .post(app.url("/api/projects"))
+        .bearer_auth("admin-key-0123456789abcdef")
+        .json(&serde_json::json!({"name": "ops"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let p: Value = r.json().await.unwrap();
+    let read_only = p["read_only_key"].as_str().unwrap();
+    for verb in ["pause", "resume", "trigger"] {
+        let r = app
+            .client
+            .post(app.url(&format!("/api/schedule/recompute/{verb}")))
+            .bearer_auth(read_only)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{verb}");
+    }
+}
+
+#[tokio::test]
+async fn heartbeat_schedule_pause_resume_and_trigger_drive_the_daemon() {
+    let app = spawn_app().await;
+    let (code, out, err) = cli(&[
+        "schedule",
+        "pause",
+        "recompute",
+        "--until",
+        "2099-01-01T00:00:00Z",
+        "--url",
+        &app.address,
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out,
+        "recompute paused on every node until 2099-01-01T00:00:00Z\n"
+    );
+    let (_, view) = app.get_json("/api/schedule").await;
+    assert_eq!(view["entries"][0]["paused"], true);
+    let (code, out, _) = cli(&["schedule", "resume", "recompute", "--url", &app.address]).await;
+    assert_eq!(code, 0);
+    assert!(out.starts_with("recompute resumed"), "{out}");
+    let (_, view) = app.get_json("/api/schedule").await;
+    assert_eq!(view["entries"][0]["paused"], false);
+    let (code, out, _) = cli(&["schedule", "trigger", "segments", "--url", &app.address]).await;
+    assert_eq!(code, 0);
+    assert!(out.starts_with("segments triggered: job "), "{out}");
+    let (code, _, err) = cli(&["schedule", "pause", "nightly", "--url", &app.address]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("no cron entry named 'nightly'"), "{err}");
 }
