@@ -9,25 +9,29 @@
 //! healthchecks.io's `{"error": "..."}`, not Heartbeat's envelope, so these routes
 //! sit outside the `/api` key layer.
 
-use axum::extract::{Path, State};
+use std::borrow::Cow;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use serde_json::json;
+use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::check::{to_check, ApiVersion, CheckJson, Urls};
-use super::store::{self, Lookup, StoreError, StoredCheck};
+use super::spec::CheckSpec;
+use super::store::{self, Lookup, StoreError, StoredCheck, WriteError};
 use crate::auth::{identify, AuthError, Caller, Role};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_checks))
-        .routes(routes!(get_check, delete_check))
+        .routes(routes!(list_checks, create_check))
+        .routes(routes!(get_check, update_check, delete_check))
         .routes(routes!(pause_check))
         .routes(routes!(resume_check))
 }
@@ -38,6 +42,35 @@ pub struct HcError {
     pub error: String,
 }
 
+/// The body of `POST checks/` and `POST checks/<uuid>`, for the document: the
+/// handlers read it with `CheckSpec::parse`, healthchecks.io's strict rules.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CheckFields {
+    name: Option<String>,
+    /// v3; v1 and v2 derive it from the name (and take it too).
+    slug: Option<String>,
+    /// Space-separated.
+    tags: Option<String>,
+    desc: Option<String>,
+    /// Seconds, 60 to 31536000.
+    timeout: Option<i64>,
+    /// Seconds, 60 to 31536000.
+    grace: Option<i64>,
+    /// A cron expression; wins over `timeout`.
+    schedule: Option<String>,
+    tz: Option<String>,
+    manual_resume: Option<bool>,
+    /// `""` or `"POST"`.
+    methods: Option<String>,
+    /// `"*"`, `""` or a comma list of channel ids.
+    channels: Option<String>,
+    /// Fields that name an existing check to update instead (create only).
+    unique: Option<Vec<String>>,
+    /// The key, when no `X-Api-Key` header carries it.
+    api_key: Option<String>,
+}
+
 /// `GET checks/`.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct CheckList {
@@ -45,7 +78,13 @@ pub struct CheckList {
 }
 
 /// An answer in healthchecks.io's error format: a status and `{"error": "..."}`.
-struct Refusal(StatusCode, &'static str);
+struct Refusal(StatusCode, Cow<'static, str>);
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self(status, message.into())
+    }
+}
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
@@ -56,27 +95,49 @@ impl IntoResponse for Refusal {
 impl From<StoreError> for Refusal {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "healthchecks.io API: database error");
-        Refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     }
 }
 
-const NOT_FOUND: Refusal = Refusal(StatusCode::NOT_FOUND, "not found");
+impl From<WriteError> for Refusal {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Limit => Refusal::new(StatusCode::FORBIDDEN, "check limit reached"),
+            WriteError::NameTaken(_) => Refusal::new(StatusCode::CONFLICT, e.to_string()),
+            WriteError::Invalid(m) => Refusal::new(StatusCode::BAD_REQUEST, m),
+            WriteError::Store(e) => e.into(),
+        }
+    }
+}
+
+const NOT_FOUND: Refusal = Refusal(StatusCode::NOT_FOUND, Cow::Borrowed("not found"));
 
 type HcResult = Result<Response, Refusal>;
 
-/// The caller from `X-Api-Key`, as healthchecks.io refuses it.
-async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Refusal> {
-    let key = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .filter(|k| !k.is_empty());
+/// The caller from `X-Api-Key`, or else from `api_key` in a JSON body, as
+/// healthchecks.io reads and refuses it.
+async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Option<&Value>,
+) -> Result<Caller, Refusal> {
+    let key = match headers.get("x-api-key") {
+        Some(v) => v.to_str().ok(),
+        None => body.and_then(|b| b.get("api_key")).and_then(Value::as_str),
+    }
+    .filter(|k| !k.is_empty());
     match identify(&state.pool, state.config.admin_key.as_deref(), key).await {
         Ok(c) => Ok(c),
-        Err(AuthError::MissingKey) => Err(Refusal(StatusCode::UNAUTHORIZED, "missing api key")),
-        Err(AuthError::UnknownKey) => Err(Refusal(StatusCode::UNAUTHORIZED, "wrong api key")),
+        Err(AuthError::MissingKey) => {
+            Err(Refusal::new(StatusCode::UNAUTHORIZED, "missing api key"))
+        }
+        Err(AuthError::UnknownKey) => Err(Refusal::new(StatusCode::UNAUTHORIZED, "wrong api key")),
         Err(e) => {
             tracing::error!(error = %e, "healthchecks.io API: key lookup failed");
-            Err(Refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
+            Err(Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            ))
         }
     }
 }
@@ -87,9 +148,14 @@ struct Ctx {
     base: String,
 }
 
-async fn ctx(state: &AppState, version: &str, headers: &HeaderMap) -> Result<Ctx, Refusal> {
+async fn ctx(
+    state: &AppState,
+    version: &str,
+    headers: &HeaderMap,
+    body: Option<&Value>,
+) -> Result<Ctx, Refusal> {
     let version = ApiVersion::parse(version).ok_or(NOT_FOUND)?;
-    let caller = caller(state, headers).await?;
+    let caller = caller(state, headers, body).await?;
     let base = state
         .config
         .monitor
@@ -114,7 +180,14 @@ impl Ctx {
             ping_prefix: &state.config.hc.ping_prefix,
             version: self.version,
         };
-        to_check(&check.hb, check.n_pings, Utc::now(), self.readonly(), &urls)
+        to_check(
+            &check.hb,
+            check.n_pings,
+            &check.fields,
+            Utc::now(),
+            self.readonly(),
+            &urls,
+        )
     }
 }
 
@@ -124,20 +197,30 @@ async fn fetch(state: &AppState, ctx: &Ctx, code: &str) -> Result<StoredCheck, R
     match store::find(&state.pool, ctx.caller.project_id, code, true).await? {
         Lookup::Found(c) => Ok(*c),
         Lookup::NotFound => Err(NOT_FOUND),
-        Lookup::OtherProject => Err(Refusal(StatusCode::FORBIDDEN, "wrong project")),
+        Lookup::OtherProject => Err(Refusal::new(StatusCode::FORBIDDEN, "wrong project")),
     }
 }
 
-#[utoipa::path(get, path = "/api/{version}/checks/", operation_id = "hcListChecks", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3"), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The project's checks", body = CheckList), (status = 401, description = "`{\"error\": \"missing api key\"}` or `wrong api key`", body = HcError), (status = 404, description = "Unknown version", body = HcError)))]
+#[utoipa::path(get, path = "/api/{version}/checks/", operation_id = "hcListChecks", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3"), ("X-Api-Key" = Option<String>, Header), ("tag" = Option<Vec<String>>, Query, description = "Only checks with every tag given (repeatable)"), ("slug" = Option<String>, Query, description = "Only checks with this slug")), responses((status = 200, description = "The project's checks", body = CheckList), (status = 401, description = "`{\"error\": \"missing api key\"}` or `wrong api key`", body = HcError), (status = 404, description = "Unknown version", body = HcError)))]
 async fn list_checks(
     State(state): State<AppState>,
     Path(version): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> HcResult {
-    let ctx = ctx(&state, &version, &headers).await?;
+    let ctx = ctx(&state, &version, &headers, None).await?;
+    let tags: Vec<&str> = query
+        .iter()
+        .filter(|(k, _)| k == "tag")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let slug = query.iter().find(|(k, _)| k == "slug").map(|(_, v)| v);
     let checks = store::list(&state.pool, ctx.caller.project_id)
         .await?
         .iter()
+        // Every `tag` given must be among the check's tags.
+        .filter(|c| tags.iter().all(|t| c.fields.has_tag(t)))
+        .filter(|c| slug.is_none_or(|s| c.hb.slug == *s))
         .map(|c| ctx.view(&state, c))
         .collect();
     Ok(Json(CheckList { checks }).into_response())
@@ -149,7 +232,7 @@ async fn get_check(
     Path((version, code)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> HcResult {
-    let ctx = ctx(&state, &version, &headers).await?;
+    let ctx = ctx(&state, &version, &headers, None).await?;
     let check = fetch(&state, &ctx, &code).await?;
     Ok(Json(ctx.view(&state, &check)).into_response())
 }
@@ -162,9 +245,9 @@ async fn writable(
     code: &str,
     headers: &HeaderMap,
 ) -> Result<(Ctx, StoredCheck), Refusal> {
-    let ctx = ctx(state, version, headers).await?;
+    let ctx = ctx(state, version, headers, None).await?;
     if ctx.readonly() {
-        return Err(Refusal(StatusCode::UNAUTHORIZED, "wrong api key"));
+        return Err(Refusal::new(StatusCode::UNAUTHORIZED, "wrong api key"));
     }
     if Uuid::try_parse(code).is_err() {
         return Err(NOT_FOUND);
@@ -203,7 +286,7 @@ async fn resume_check(
 ) -> HcResult {
     let (ctx, check) = writable(&state, &version, &code, &headers).await?;
     if !check.hb.paused {
-        return Err(Refusal(StatusCode::CONFLICT, "check is not paused"));
+        return Err(Refusal::new(StatusCode::CONFLICT, "check is not paused"));
     }
     set_paused(&state, &ctx, &check, &code, false).await
 }
@@ -218,4 +301,92 @@ async fn set_paused(
     store::set_paused(&state.pool, check.hb.id, paused).await?;
     let check = fetch(state, ctx, code).await?;
     Ok(Json(ctx.view(state, &check)).into_response())
+}
+
+/// A JSON body as healthchecks.io reads one: empty is `{}`, anything else must
+/// parse (400 `could not parse request body`).
+fn json_body(body: &Bytes) -> Result<Value, Refusal> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body)
+        .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "could not parse request body"))
+}
+
+/// A write's caller: read-write keys only (401 `wrong api key` for a
+/// read-only one, as healthchecks.io answers it).
+async fn writer(
+    state: &AppState,
+    version: &str,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<Ctx, Refusal> {
+    let ctx = ctx(state, version, headers, Some(body)).await?;
+    if ctx.readonly() {
+        return Err(Refusal::new(StatusCode::UNAUTHORIZED, "wrong api key"));
+    }
+    Ok(ctx)
+}
+
+fn spec(body: &Value) -> Result<CheckSpec, Refusal> {
+    CheckSpec::parse(body).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.0))
+}
+
+#[utoipa::path(post, path = "/api/{version}/checks/", operation_id = "hcCreateCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("X-Api-Key" = Option<String>, Header)), request_body(content = CheckFields, description = "healthchecks.io's check fields: name, slug (v3), tags, desc, timeout, grace, schedule, tz, manual_resume, methods, channels, unique, and `api_key` when no header carries it", content_type = "application/json"), responses((status = 201, description = "Created", body = CheckJson), (status = 200, description = "`unique` matched an existing check, which was updated", body = CheckJson), (status = 400, description = "`{\"error\": \"json validation error: ...\"}` or `could not parse request body`", body = HcError), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "The project's check limit is reached", body = HcError), (status = 409, description = "Another check of the project has this name", body = HcError)))]
+async fn create_check(
+    State(state): State<AppState>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> HcResult {
+    let body = json_body(&body)?;
+    let ctx = writer(&state, &version, &headers, &body).await?;
+    let spec = spec(&body)?;
+    let limit = state.config.monitor.max_heartbeats_per_project;
+    let derive_slug = ctx.version != ApiVersion::V3;
+    let (id, created) = store::create(
+        &state.pool,
+        ctx.caller.project_id,
+        &spec,
+        derive_slug,
+        limit,
+    )
+    .await?;
+    let check = match store::find_by_id(&state.pool, id).await? {
+        Some(c) => c,
+        None => return Err(NOT_FOUND),
+    };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(ctx.view(&state, &check))).into_response())
+}
+
+#[utoipa::path(post, path = "/api/{version}/checks/{code}", operation_id = "hcUpdateCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path, description = "The check's UUID"), ("X-Api-Key" = Option<String>, Header)), request_body(content = CheckFields, description = "The fields to change, as for a create; fields not given are kept", content_type = "application/json"), responses((status = 200, description = "The updated check", body = CheckJson), (status = 400, description = "`json validation error: ...`", body = HcError), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError), (status = 409, description = "Another check of the project has this name", body = HcError)))]
+async fn update_check(
+    State(state): State<AppState>,
+    Path((version, code)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> HcResult {
+    let body = json_body(&body)?;
+    let ctx = writer(&state, &version, &headers, &body).await?;
+    if Uuid::try_parse(&code).is_err() {
+        return Err(NOT_FOUND);
+    }
+    let check = fetch(&state, &ctx, &code).await?;
+    let spec = spec(&body)?;
+    let derive_slug = ctx.version != ApiVersion::V3;
+    store::update(
+        &state.pool,
+        ctx.caller.project_id,
+        check.hb.id,
+        &spec,
+        derive_slug,
+    )
+    .await?;
+    let check = fetch(&state, &ctx, &code).await?;
+    Ok(Json(ctx.view(&state, &check)).into_response())
 }

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -49,13 +50,36 @@ pub fn status_word(s: Status) -> &'static str {
     }
 }
 
+/// The check fields Heartbeat stores without acting on them (see
+/// docs/healthchecks-compat.md).
+#[derive(Debug, Clone, Default)]
+pub struct HcFields {
+    /// Space-separated.
+    pub tags: String,
+    pub desc: String,
+    pub methods: String,
+    pub manual_resume: bool,
+    /// `*`, empty, or a comma list of channel ids.
+    pub channels: String,
+    /// E-mail subjects and keyword filters, by field name.
+    pub extra: Map<String, Value>,
+}
+
+impl HcFields {
+    /// Whether the check carries `tag` (healthchecks.io's tags are
+    /// space-separated words).
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.split_whitespace().any(|t| t == tag)
+    }
+}
+
 /// One check. `uuid` and the URLs are shown to read-write keys; read-only keys
 /// get `unique_key` instead (healthchecks.io's rule: the UUID lets its holder ping).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CheckJson {
     pub name: String,
     pub slug: String,
-    /// Space-separated; accepted and returned, no effect yet.
+    /// Space-separated; filters `GET checks/?tag=` and names badges.
     pub tags: String,
     /// Accepted and returned, no effect.
     pub desc: String,
@@ -68,12 +92,16 @@ pub struct CheckJson {
     pub started: bool,
     pub last_ping: Option<String>,
     pub next_ping: Option<String>,
-    /// Always false: a ping resumes no paused heartbeat in Heartbeat.
+    /// Stored and returned; no effect: a ping resumes no paused heartbeat in
+    /// Heartbeat, whatever this says.
     pub manual_resume: bool,
     /// Accepted and returned, no effect.
     pub methods: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uuid: Option<Uuid>,
+    /// Read-write keys only: `*`, empty, or the channel ids given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ping_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,6 +120,10 @@ pub struct CheckJson {
     pub schedule: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tz: Option<String>,
+    /// E-mail subjects and keyword filters as given (no effect).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extra: Map<String, Value>,
 }
 
 fn iso(t: DateTime<Utc>) -> String {
@@ -112,6 +144,7 @@ pub struct Urls<'a> {
 pub fn to_check(
     hb: &Heartbeat,
     n_pings: i64,
+    fields: &HcFields,
     now: DateTime<Utc>,
     readonly: bool,
     urls: &Urls,
@@ -127,17 +160,18 @@ pub fn to_check(
     CheckJson {
         name: hb.name.clone(),
         slug: hb.slug.clone(),
-        tags: String::new(),
-        desc: String::new(),
+        tags: fields.tags.clone(),
+        desc: fields.desc.clone(),
         grace: hb.grace_seconds.into(),
         n_pings,
         status: status_word(e.status),
         started: hb.started_at.is_some(),
         last_ping: hb.last_ping_at.map(iso),
         next_ping: e.due_at.map(iso),
-        manual_resume: false,
-        methods: String::new(),
+        manual_resume: fields.manual_resume,
+        methods: fields.methods.clone(),
         uuid: (!readonly).then_some(hb.ping_uuid),
+        channels: (!readonly).then(|| fields.channels.clone()),
         ping_url: rw(format!(
             "{}{}/{}",
             urls.base, urls.ping_prefix, hb.ping_uuid
@@ -149,6 +183,7 @@ pub fn to_check(
         timeout: hb.period_seconds.map(i64::from),
         schedule: hb.schedule.clone(),
         tz: hb.schedule.as_ref().map(|_| hb.tz.clone()),
+        extra: fields.extra.clone(),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod api_routes;
 pub mod check;
 pub mod ping;
 pub mod routes;
+pub mod spec;
 pub mod store;
 
 use serde::Deserialize;

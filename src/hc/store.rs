@@ -5,10 +5,26 @@
 //! answers to healthchecks.io's.
 
 use deadpool_postgres::Pool;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::check::unique_key;
-use crate::monitor::heartbeat::{Heartbeat, COLUMNS};
+use super::check::{unique_key, HcFields};
+use super::spec::{Channels, CheckSpec, UniqueField};
+use crate::monitor::heartbeat::{self, CreateError, Heartbeat, NewHeartbeat, COLUMNS};
+use crate::monitor::schedule::HeartbeatSchedule;
+
+/// What every check query selects: the heartbeat's columns, then its ping
+/// count and the healthchecks.io fields, in [`StoredCheck::from_row`]'s order.
+fn select() -> String {
+    format!(
+        "SELECT {COLUMNS}, ping_seq, hc_tags, hc_desc, hc_methods, hc_manual_resume, \
+         hc_channels, hc_extra FROM heartbeat.heartbeat"
+    )
+}
+
+/// A new check's timing when the body gives none: healthchecks.io's defaults.
+const DEFAULT_TIMEOUT: i64 = 86_400;
+const DEFAULT_GRACE: i64 = 3_600;
 
 /// The database could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -19,20 +35,34 @@ pub enum StoreError {
     Db(#[from] tokio_postgres::Error),
 }
 
-/// A heartbeat and its ping count (`n_pings`).
+/// A heartbeat, its ping count (`n_pings`) and the healthchecks.io fields it
+/// was given.
 #[derive(Debug)]
 pub struct StoredCheck {
     pub hb: Heartbeat,
     pub n_pings: i64,
+    pub fields: HcFields,
 }
 
 impl StoredCheck {
     fn from_row(row: &tokio_postgres::Row) -> Self {
-        // `ping_seq` follows the heartbeat's columns.
+        // The extra columns follow the heartbeat's.
         let n = COLUMNS.split(',').count();
+        let extra: Value = row.get(n + 6);
         Self {
             hb: Heartbeat::from_row(row),
             n_pings: row.get(n),
+            fields: HcFields {
+                tags: row.get(n + 1),
+                desc: row.get(n + 2),
+                methods: row.get(n + 3),
+                manual_resume: row.get(n + 4),
+                channels: row.get(n + 5),
+                extra: match extra {
+                    Value::Object(m) => m,
+                    _ => Map::new(),
+                },
+            },
         }
     }
 }
@@ -51,8 +81,8 @@ pub enum Lookup {
 pub async fn list(pool: &Pool, project_id: Uuid) -> Result<Vec<StoredCheck>, StoreError> {
     let client = pool.get().await?;
     let sql = format!(
-        "SELECT {COLUMNS}, ping_seq FROM heartbeat.heartbeat WHERE project_id = $1 \
-         ORDER BY created_at, heartbeat_id"
+        "{} WHERE project_id = $1 ORDER BY created_at, heartbeat_id",
+        select()
     );
     let rows = client.query(&sql, &[&project_id]).await?;
     Ok(rows.iter().map(StoredCheck::from_row).collect())
@@ -69,8 +99,7 @@ pub async fn find(
     let client = pool.get().await?;
     let found = match Uuid::try_parse(code) {
         Ok(uuid) => {
-            let sql =
-                format!("SELECT {COLUMNS}, ping_seq FROM heartbeat.heartbeat WHERE ping_uuid = $1");
+            let sql = format!("{} WHERE ping_uuid = $1", select());
             client
                 .query_opt(&sql, &[&uuid])
                 .await?
@@ -78,9 +107,7 @@ pub async fn find(
         }
         Err(_) if by_unique_key => {
             // A unique_key is a digest: it is found among the project's checks.
-            let sql = format!(
-                "SELECT {COLUMNS}, ping_seq FROM heartbeat.heartbeat WHERE project_id = $1"
-            );
+            let sql = format!("{} WHERE project_id = $1", select());
             client
                 .query(&sql, &[&project_id])
                 .await?
@@ -95,6 +122,16 @@ pub async fn find(
         Some(c) if c.hb.project_id != project_id => Lookup::OtherProject,
         Some(c) => Lookup::Found(Box::new(c)),
     })
+}
+
+/// The check with heartbeat id `id`.
+pub async fn find_by_id(pool: &Pool, id: Uuid) -> Result<Option<StoredCheck>, StoreError> {
+    let client = pool.get().await?;
+    let sql = format!("{} WHERE heartbeat_id = $1", select());
+    Ok(client
+        .query_opt(&sql, &[&id])
+        .await?
+        .map(|r| StoredCheck::from_row(&r)))
 }
 
 /// Deletes the heartbeat (its pings and flips go with it).
@@ -124,5 +161,274 @@ pub async fn set_paused(pool: &Pool, heartbeat_id: Uuid, paused: bool) -> Result
     client
         .execute(SET_PAUSED, &[&heartbeat_id, &paused])
         .await?;
+    Ok(())
+}
+
+/// Why a create or update was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// healthchecks.io's 403 for a project at its check limit.
+    #[error("the project has reached its check limit")]
+    Limit,
+    /// Heartbeat's names are unique per project (healthchecks.io's are not).
+    #[error("a check named '{0}' already exists in this project")]
+    NameTaken(String),
+    /// A field that only the stored check can judge (a schedule in its zone, a
+    /// channel of the project): healthchecks.io's 400 message.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<tokio_postgres::Error> for WriteError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for WriteError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+/// The oldest check of the project matching every field `unique` names, when
+/// the body gives them all.
+const FIND_UNIQUE: &str = "
+SELECT heartbeat_id FROM heartbeat.heartbeat
+WHERE project_id = $1
+  AND ($2::text IS NULL OR name = $2)
+  AND ($3::text IS NULL OR slug = $3)
+  AND ($4::text IS NULL OR hc_tags = $4)
+  AND ($5::int IS NULL OR period_seconds = $5)
+  AND ($6::int IS NULL OR grace_seconds = $6)
+ORDER BY created_at, heartbeat_id
+LIMIT 1";
+
+/// `POST checks/`: updates the check `unique` matches, or creates one (within
+/// `limit` checks per project). Returns its id and whether it is new.
+/// `derive_slug` is v1/v2's rule: a name sets the slug.
+pub async fn create(
+    pool: &Pool,
+    project_id: Uuid,
+    spec: &CheckSpec,
+    derive_slug: bool,
+    limit: i64,
+) -> Result<(Uuid, bool), WriteError> {
+    let mut client = pool.get().await?;
+    if spec.unique_fields_given() {
+        let named = |f: UniqueField| spec.unique.as_ref().is_some_and(|u| u.contains(&f));
+        let secs = |v: Option<i64>, f| v.filter(|_| named(f)).map(|s| s as i32);
+        let found = client
+            .query_opt(
+                FIND_UNIQUE,
+                &[
+                    &project_id,
+                    &spec.name.as_ref().filter(|_| named(UniqueField::Name)),
+                    &spec.slug.as_ref().filter(|_| named(UniqueField::Slug)),
+                    &spec.tags.as_ref().filter(|_| named(UniqueField::Tags)),
+                    &secs(spec.timeout, UniqueField::Timeout),
+                    &secs(spec.grace, UniqueField::Grace),
+                ],
+            )
+            .await?;
+        if let Some(row) = found {
+            let id: Uuid = row.get(0);
+            update(pool, project_id, id, spec, derive_slug).await?;
+            return Ok((id, false));
+        }
+    }
+    check_channels(&client, project_id, spec).await?;
+    let tz = spec.tz.clone().unwrap_or_else(|| "UTC".into());
+    if let Some(expr) = &spec.schedule {
+        schedule_in(expr, &tz)?;
+    }
+    let name = match &spec.name {
+        Some(n) if !n.trim().is_empty() => n.clone(),
+        // healthchecks.io allows a nameless check; Heartbeat's names are
+        // unique, so it gets one no other check has.
+        _ => format!("check-{}", &Uuid::new_v4().simple().to_string()[..12]),
+    };
+    let slug = match (&spec.slug, derive_slug) {
+        (Some(s), _) => Some(s.clone()),
+        // v1/v2: derived from the name (the insert trigger does it).
+        (None, true) => None,
+        // v3 derives nothing: a slug is only what the body gives.
+        (None, false) => Some(String::new()),
+    };
+    let new = NewHeartbeat {
+        name,
+        slug,
+        period_seconds: match spec.schedule {
+            Some(_) => None,
+            None => Some(spec.timeout.unwrap_or(DEFAULT_TIMEOUT) as i32),
+        },
+        schedule: spec.schedule.clone(),
+        tz,
+        grace_seconds: spec.grace.unwrap_or(DEFAULT_GRACE) as i32,
+        paused: false,
+    };
+    let id = heartbeat::create(&mut client, project_id, &new, limit)
+        .await
+        .map_err(|e| match e {
+            CreateError::Limit { .. } => WriteError::Limit,
+            CreateError::NameTaken(n) => WriteError::NameTaken(n),
+            CreateError::Db(e) => e.into(),
+        })?;
+    set_fields(&client, id, spec).await?;
+    Ok((id, true))
+}
+
+fn schedule_in(expr: &str, tz: &str) -> Result<(), WriteError> {
+    HeartbeatSchedule::parse(expr, tz).map(|_| ()).map_err(|_| {
+        WriteError::Invalid(
+            "json validation error: schedule is not a valid cron or OnCalendar expression".into(),
+        )
+    })
+}
+
+/// healthchecks.io's channel rules: `"*"` and `""` always; a list names the
+/// project's channels (Heartbeat's webhooks, by id), each exactly once.
+async fn check_channels(
+    client: &deadpool_postgres::Client,
+    project_id: Uuid,
+    spec: &CheckSpec,
+) -> Result<(), WriteError> {
+    let Some(Channels::Listed(items)) = &spec.channels else {
+        return Ok(());
+    };
+    let ids: Vec<String> = client
+        .query(
+            "SELECT webhook_id::text FROM heartbeat.webhook WHERE project_id = $1",
+            &[&project_id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for item in items {
+        if item.is_empty() {
+            return Err(WriteError::Invalid("empty channel identifier".into()));
+        }
+        if !ids.contains(item) {
+            return Err(WriteError::Invalid(format!(
+                "invalid channel identifier: {item}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Stores the fields without effect that `spec` gives.
+const SET_FIELDS: &str = "
+UPDATE heartbeat.heartbeat SET
+    hc_tags = coalesce($2, hc_tags),
+    hc_desc = coalesce($3, hc_desc),
+    hc_methods = coalesce($4, hc_methods),
+    hc_manual_resume = coalesce($5, hc_manual_resume),
+    hc_channels = coalesce($6, hc_channels),
+    hc_extra = hc_extra || $7
+WHERE heartbeat_id = $1";
+
+async fn set_fields(
+    client: &deadpool_postgres::Client,
+    id: Uuid,
+    spec: &CheckSpec,
+) -> Result<(), WriteError> {
+    let channels = spec.channels.as_ref().map(|c| match c {
+        Channels::All => "*".to_string(),
+        Channels::None => String::new(),
+        Channels::Listed(items) => items.join(","),
+    });
+    client
+        .execute(
+            SET_FIELDS,
+            &[
+                &id,
+                &spec.tags,
+                &spec.desc,
+                &spec.methods,
+                &spec.manual_resume,
+                &channels,
+                &Value::Object(spec.stored.clone()),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Changes what `spec` gives and keeps the rest; a schedule wins over a
+/// timeout. The deadline is set to now so the deadline loop re-evaluates
+/// under the new timing, as `PATCH /api/heartbeats` does.
+const UPDATE_TIMING: &str = "
+UPDATE heartbeat.heartbeat SET
+    name = $2,
+    slug = coalesce($3, heartbeat.slugify($2)),
+    period_seconds = $4,
+    schedule = $5,
+    tz = $6,
+    grace_seconds = $7,
+    deadline = now()
+WHERE heartbeat_id = $1";
+
+/// `POST checks/<uuid>`: applies `spec` to the project's check `id`.
+pub async fn update(
+    pool: &Pool,
+    project_id: Uuid,
+    id: Uuid,
+    spec: &CheckSpec,
+    derive_slug: bool,
+) -> Result<(), WriteError> {
+    let mut client = pool.get().await?;
+    check_channels(&client, project_id, spec).await?;
+    let tx = client.transaction().await?;
+    let sql = format!("{COLUMNS} FROM heartbeat.heartbeat WHERE heartbeat_id = $1 FOR UPDATE");
+    let Some(row) = tx.query_opt(&format!("SELECT {sql}"), &[&id]).await? else {
+        return Ok(());
+    };
+    let hb = Heartbeat::from_row(&row);
+    let mut name = hb.name.clone();
+    // None: derived from the new name (v1/v2), by `heartbeat.slugify`.
+    let mut slug = Some(hb.slug.clone());
+    if let Some(n) = &spec.name {
+        if *n != hb.name {
+            name = n.clone();
+            if derive_slug {
+                slug = None;
+            }
+        }
+    }
+    if let Some(s) = &spec.slug {
+        slug = Some(s.clone());
+    }
+    let (period, schedule) = match (&spec.schedule, spec.timeout) {
+        (Some(expr), _) => (None, Some(expr.clone())),
+        (None, Some(t)) => (Some(t as i32), None),
+        (None, None) => (hb.period_seconds, hb.schedule.clone()),
+    };
+    let tz = spec.tz.clone().unwrap_or(hb.tz.clone());
+    if let Some(expr) = &schedule {
+        schedule_in(expr, &tz)?;
+    }
+    let grace = spec.grace.map(|g| g as i32).unwrap_or(hb.grace_seconds);
+    if name != hb.name {
+        let taken = tx
+            .query_opt(
+                "SELECT 1 FROM heartbeat.heartbeat WHERE project_id = $1 AND name = $2",
+                &[&project_id, &name],
+            )
+            .await?;
+        if taken.is_some() {
+            return Err(WriteError::NameTaken(name));
+        }
+    }
+    tx.execute(
+        UPDATE_TIMING,
+        &[&id, &name, &slug, &period, &schedule, &tz, &grace],
+    )
+    .await?;
+    tx.commit().await?;
+    set_fields(&client, id, spec).await?;
     Ok(())
 }
