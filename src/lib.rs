@@ -20,6 +20,8 @@
 //! - [`dashboard`]: the operator page at `/`, embedded in the binary (no CDN, no build).
 //! - [`mcp`]: the MCP server at `/mcp`: tools for AI agents over the REST API.
 //! - [`background`]: starts every background loop under one shutdown token.
+//! - [`bundled_definitions`]: the demo's metric and cut files and `heartbeat init`'s
+//!   examples, embedded in the binary.
 //! - [`demo`]: in demo mode, fills the cockpit, tiers and audit cuts at start-up.
 //! - [`auth`]: projects, API keys, and the `Caller` every `/api` handler is given.
 //! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
@@ -35,6 +37,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod background;
+pub mod bundled_definitions;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -36,6 +36,13 @@ enum Command {
     Migrate(ConfigArgs),
     /// Print the version.
     Version,
+    /// Write a commented example metric (DIR/metrics/) and audit cut (DIR/cuts/) to
+    /// start from; never overwrites. Point `definitions_dir` at DIR to use them.
+    Init {
+        /// The definitions directory to create or add to.
+        #[arg(default_value = "definitions")]
+        dir: PathBuf,
+    },
     /// Ask the daemon for a job and follow it: exit 0 success, 1 failed, 2 usage or
     /// connection error, 3 job vanished (daemon restarted), 4 --timeout reached.
     Refresh(RefreshCli),
@@ -119,7 +126,7 @@ impl Command {
             | Command::Status { client, .. } => client.key.clone(),
             Command::Refresh(cli) => cli.client.key.clone(),
             Command::Schedule(cli) => cli.client.key.clone(),
-            Command::Version | Command::Run { .. } => return None,
+            Command::Version | Command::Init { .. } | Command::Run { .. } => return None,
         };
         resolve_key(given, admin_env)
     }
@@ -201,7 +208,8 @@ struct ConfigArgs {
     #[arg(long, env = "HEARTBEAT_NO_SCHEDULER", action = clap::ArgAction::SetTrue,
           value_parser = clap::builder::BoolishValueParser::new())]
     no_scheduler: bool,
-    /// Directory holding metrics/ and cuts/ definition files.
+    /// Directory holding metrics/ and cuts/ definition files (relative: to the
+    /// working directory). Unset: the demo definitions embedded in the binary.
     #[arg(long, env = "HEARTBEAT_DEFINITIONS_DIR")]
     definitions_dir: Option<PathBuf>,
     /// Outside dead man's switch to GET every `ops.self_ping_interval_secs` while
@@ -244,7 +252,13 @@ impl ConfigArgs {
             config.no_scheduler = true;
         }
         if let Some(dir) = self.definitions_dir {
-            config.definitions_dir = dir;
+            // A path typed on the command line or set in the environment means the
+            // working directory it was given in; made absolute now so the start-up
+            // log names the directory actually read.
+            let dir = std::path::absolute(&dir).map_err(|e| {
+                ConfigError::new("definitions_dir", format!("'{}': {e}", dir.display()))
+            })?;
+            config.definitions_dir = Some(dir);
         }
         if let Some(url) = self.self_ping_url.filter(|u| !u.is_empty()) {
             config.ops.self_ping_url = Some(url);
@@ -262,6 +276,7 @@ fn main() -> ExitCode {
             println!("heartbeat {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Init { dir } => init(&dir),
         Command::Serve(args) => with_config(args, key, |config| runtime().block_on(serve(config))),
         Command::Migrate(args) => {
             with_config(args, key, |config| runtime().block_on(migrate(config)))
@@ -344,6 +359,32 @@ fn schedule(cli: ScheduleCli, key: Option<String>) -> ExitCode {
             }
         }
         None => ExitCode::from(runtime().block_on(show(&cli.client.url, key.as_deref(), cli.json))),
+    }
+}
+
+/// `heartbeat init [DIR]`: exit 0 with the files written, 1 when a file exists or
+/// cannot be written.
+fn init(dir: &std::path::Path) -> ExitCode {
+    match heartbeat::bundled_definitions::write_examples(dir) {
+        Ok(written) => {
+            for path in written {
+                println!("wrote {}", path.display());
+            }
+            let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            println!(
+                "use them with: heartbeat serve --definitions-dir {}",
+                absolute.display()
+            );
+            println!(
+                "(or definitions_dir = \"{}\" in the configuration file)",
+                absolute.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("heartbeat init: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

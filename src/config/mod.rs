@@ -69,15 +69,20 @@ pub struct Config {
     /// Switch the internal cron table off, for hosts driven by crontab
     /// (`HEARTBEAT_NO_SCHEDULER`).
     pub no_scheduler: bool,
-    /// Directory holding `metrics/` and `cuts/` definition files.
-    pub definitions_dir: PathBuf,
+    /// Directory holding `metrics/` and `cuts/` definition files
+    /// (`HEARTBEAT_DEFINITIONS_DIR`). A relative path in the file is read against the
+    /// file's directory; on the command line or in the environment, against the
+    /// working directory at start. Unset: the demo definitions embedded in the
+    /// binary, written to `<data_dir>/demo-definitions` at start.
+    pub definitions_dir: Option<PathBuf>,
     /// Maximum number of pooled PostgreSQL connections.
     pub pool_size: usize,
     /// Largest accepted request body, in bytes; larger bodies get 413.
     pub body_limit_bytes: usize,
     /// How long a graceful shutdown may take before the daemon exits anyway, seconds.
     pub shutdown_timeout_secs: u64,
-    /// Load demo definitions and the demo source (on by default in embedded mode).
+    /// Add the demo event source and fill the cockpit at start (on by default in
+    /// embedded mode). The demo definitions are what an unset `definitions_dir` reads.
     pub demo: Option<bool>,
     /// `[[sources]]`: where events are ingested from (see `refresh::sources`).
     pub sources: Vec<crate::refresh::sources::SourceConfig>,
@@ -111,7 +116,7 @@ impl Default for Config {
             admin_key: None,
             log_format: LogFormat::Text,
             no_scheduler: false,
-            definitions_dir: PathBuf::from("sql"),
+            definitions_dir: None,
             pool_size: 16,
             body_limit_bytes: 1024 * 1024,
             shutdown_timeout_secs: 10,
@@ -141,11 +146,29 @@ fn default_data_dir() -> PathBuf {
 
 impl Config {
     /// Reads the TOML file at `path` (all fields optional) over the defaults.
+    /// Relative directories in it are read against the file's own directory, so
+    /// the daemon finds the same files whatever its working directory.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::new("config", format!("cannot read {}: {e}", path.display()))
         })?;
-        Self::from_toml(&text)
+        let mut config = Self::from_toml(&text)?;
+        let base = std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_default();
+        let anchor = |dir: &mut PathBuf| {
+            if dir.is_relative() {
+                *dir = base.join(&*dir);
+            }
+        };
+        if let Some(dir) = &mut config.definitions_dir {
+            anchor(dir);
+        }
+        if let Some(dir) = &mut config.audit.cuts_dir {
+            anchor(dir);
+        }
+        Ok(config)
     }
 
     /// Parses TOML text over the defaults, naming the offending key on error.
@@ -224,6 +247,14 @@ impl Config {
     /// the embedded default.
     pub fn demo_enabled(&self) -> bool {
         self.demo.unwrap_or(self.database_url.is_none())
+    }
+
+    /// The directory metric and cut files are read from: the configured one, else
+    /// where the demo definitions embedded in the binary are written at start.
+    pub fn definitions_dir(&self) -> PathBuf {
+        self.definitions_dir
+            .clone()
+            .unwrap_or_else(|| crate::bundled_definitions::demo_dir(&self.data_dir))
     }
 
     pub fn shutdown_timeout(&self) -> Duration {
@@ -412,6 +443,31 @@ mod tests {
         assert!(
             unknown.is_empty(),
             "docs/configuration.md documents keys the config does not have: {unknown:?}"
+        );
+    }
+
+    #[test]
+    fn relative_directories_in_a_file_are_read_against_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("heartbeat.toml");
+        std::fs::write(
+            &path,
+            "definitions_dir = \"defs\"\n[audit]\ncuts_dir = \"../cuts\"\n",
+        )
+        .unwrap();
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!(c.definitions_dir(), dir.path().join("defs"));
+        assert_eq!(c.audit.cuts_dir, Some(dir.path().join("../cuts")));
+        let absolute = Config::from_toml("definitions_dir = \"/srv/defs\"").unwrap();
+        assert_eq!(absolute.definitions_dir(), Path::new("/srv/defs"));
+    }
+
+    #[test]
+    fn without_a_definitions_dir_the_demo_files_live_in_the_data_dir() {
+        let c = Config::from_toml("data_dir = \"/var/lib/hb\"").unwrap();
+        assert_eq!(
+            c.definitions_dir(),
+            Path::new("/var/lib/hb/demo-definitions")
         );
     }
 

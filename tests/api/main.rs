@@ -7,6 +7,7 @@ mod audit;
 mod cli_refresh;
 mod cluster;
 mod dashboard;
+mod first_hour;
 mod foundation;
 mod jobs;
 mod mcp;
