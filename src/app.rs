@@ -249,7 +249,8 @@ async fn migrate_with_retry(state: AppState, done: watch::Sender<bool>) {
                 return;
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?wait, "cannot migrate yet");
+                let error = db::explain(&e, &state.database_url);
+                tracing::warn!(%error, retry_in = ?wait, "cannot migrate yet");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = state.shutdown.cancelled() => return,

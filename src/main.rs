@@ -467,8 +467,9 @@ async fn migrate(config: Config) -> anyhow::Result<ExitCode> {
         Ok(db) => db,
         Err(code) => return Ok(code),
     };
-    let mut client = db::connect_direct(&url).await?;
-    let applied = db::migrate::run(&mut client).await?;
+    let explain = |e: tokio_postgres::Error| anyhow::anyhow!("database: {}", db::explain(&e, &url));
+    let mut client = db::connect_direct(&url).await.map_err(explain)?;
+    let applied = db::migrate::run(&mut client).await.map_err(explain)?;
     println!(
         "schema at version {} ({} applied now)",
         db::migrate::latest_version(),

@@ -133,6 +133,59 @@ impl Default for Config {
     }
 }
 
+/// The dotted name of the entry at byte `at` of a TOML text, and the value
+/// written there: the key on that line under the nearest table header above it
+/// (`[[array]]` headers counted, so the third `[[sources]]` is `sources[2]`). A
+/// span on a header line (a table missing a required key) names the table.
+fn locate(text: &str, at: usize) -> (Option<String>, Option<String>) {
+    let at = at.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let line = text[line_start..line_end].trim();
+    let mut arrays: std::collections::HashMap<String, usize> = Default::default();
+    let mut section: Option<String> = None;
+    for header in text[..line_end].lines().map(str::trim) {
+        if let Some(name) = header.strip_prefix("[[").and_then(|h| h.split("]]").next()) {
+            let name = name.trim().to_string();
+            let n = arrays.entry(name.clone()).or_insert(0);
+            section = Some(format!("{name}[{n}]"));
+            *n += 1;
+        } else if let Some(name) = header.strip_prefix('[').and_then(|h| h.split(']').next()) {
+            section = Some(name.trim().to_string());
+        }
+    }
+    if line.starts_with('[') {
+        return (section, None);
+    }
+    let Some((key, value)) = line.split_once('=') else {
+        return (section, None);
+    };
+    let key = key.trim().trim_matches('"');
+    let value = value.trim();
+    let field = match (&section, key.is_empty()) {
+        (_, true) => section.clone(),
+        (Some(s), false) => Some(format!("{s}.{key}")),
+        (None, false) => Some(key.to_string()),
+    };
+    (field, (!value.is_empty()).then(|| value.to_string()))
+}
+
+/// `sources[i]` (with the entry's `name` when it has one) for the first
+/// `[[sources]]` entry that does not parse on its own.
+fn failing_source(text: &str) -> Option<String> {
+    let doc: toml::Table = toml::from_str(text).ok()?;
+    let sources = doc.get("sources")?.as_array()?;
+    sources.iter().enumerate().find_map(|(i, entry)| {
+        let parsed = crate::refresh::sources::SourceConfig::deserialize(entry.clone());
+        parsed
+            .is_err()
+            .then(|| match entry.get("name").and_then(|n| n.as_str()) {
+                Some(name) => format!("sources[{i}] (name = \"{name}\")"),
+                None => format!("sources[{i}]"),
+            })
+    })
+}
+
 fn default_data_dir() -> PathBuf {
     if nix::unistd::geteuid().is_root() {
         return PathBuf::from("/var/lib/heartbeat");
@@ -171,28 +224,26 @@ impl Config {
         Ok(config)
     }
 
-    /// Parses TOML text over the defaults, naming the offending key on error.
+    /// Parses TOML text over the defaults; an error names the offending entry in
+    /// full (`schedule.entries.nightly.cron`, `sources[1]`, `bind`) and quotes the
+    /// bad value, so a user finds the line without counting.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| {
-            // The span covers the bad value or key; the key is what precedes `=` on
-            // that line.
-            let field = e
-                .span()
-                .map(|span| {
-                    let start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
-                    let end = text[span.start..]
-                        .find('\n')
-                        .map_or(text.len(), |i| span.start + i);
-                    text[start..end]
-                        .split('=')
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_string()
-                })
-                .filter(|s| !s.is_empty() && !s.starts_with('['))
-                .unwrap_or_else(|| "config".to_string());
-            ConfigError::new(field, e.message().to_string())
+            let message = e.message().to_string();
+            let Some(span) = e.span() else {
+                return ConfigError::new("config", message);
+            };
+            let (mut field, value) = locate(text, span.start);
+            if field.as_deref().is_some_and(|f| f.starts_with("sources[")) {
+                // Sources are a tagged enum, so serde reports the whole array's
+                // span: find the entry by parsing each one alone.
+                field = failing_source(text).or(field);
+            }
+            let problem = match value {
+                Some(v) if !message.contains(&v) => format!("{message} (value: {v})"),
+                _ => message,
+            };
+            ConfigError::new(field.unwrap_or_else(|| "config".into()), problem)
         })
     }
 
@@ -475,5 +526,34 @@ mod tests {
     fn a_bad_bind_names_the_field() {
         let err = Config::from_toml("bind = \"nope\"").unwrap_err();
         assert!(err.to_string().starts_with("bind"), "{err}");
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn parse_errors_name_the_section_the_entry_and_the_value() {
+        let cases = [
+            (
+                "[[sources]]\nname = \"a\"\nkind = \"demo\"\n[[sources]]\nkind = \"demo\"\n",
+                "sources[1]",
+                "name",
+            ),
+            (
+                "[schedule.entries.nightly]\njob = \"audit\"\ncron = \"0 3 * * funday\"\n",
+                "schedule.entries.nightly.cron",
+                "funday",
+            ),
+            (
+                "[[sources]]\nname = \"a\"\nkind = \"demo\"\n[[sources]]\nname = \"shop\"\nkind = \"http_json\"\n",
+                "sources[1] (name = \"shop\")",
+                "url",
+            ),
+            ("[monitor]\npings_kept = \"many\"\n", "monitor.pings_kept", "many"),
+            ("bind = \"localhost\"\n", "bind", "localhost"),
+        ];
+        for (text, field, value) in cases {
+            let err = Config::from_toml(text).unwrap_err();
+            assert_eq!(err.field, field, "{text}: {err}");
+            assert!(err.problem.contains(value), "{text}: {err}");
+        }
     }
 }

@@ -182,3 +182,105 @@ async fn an_empty_definitions_directory_is_a_warning_naming_it() {
         "{warning}"
     );
 }
+
+/// The `/readyz` reason of a daemon built on `database_url`, once it names the
+/// database (the first attempts may still be under way).
+async fn readyz_reason(database_url: String) -> String {
+    let mut config = crate::helpers::test_config();
+    config.database_url = Some(database_url.clone());
+    let app = heartbeat::app::Application::build(config, database_url)
+        .await
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}/readyz", app.port());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(app.run_until_stopped(stop.clone()));
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let r = reqwest::get(&url).await.unwrap();
+        assert_eq!(r.status(), 503);
+        last = r.json().await.unwrap();
+        if last["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("database")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    let _ = server.await;
+    assert_eq!(last["reason"], last["error"]["message"], "{last}");
+    last["reason"].as_str().unwrap_or_default().to_string()
+}
+
+/// The test server over TCP, as `user:password@127.0.0.1:port/dbname` would name it.
+fn tcp_url(dbname: &str, password: &str) -> String {
+    let config: tokio_postgres::Config = crate::helpers::database_url("postgres").parse().unwrap();
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".to_string(),
+    };
+    format!(
+        "host={host} port={} user={} password={password} dbname={dbname}",
+        config.get_ports().first().copied().unwrap_or(5432),
+        config.get_user().unwrap_or("postgres"),
+    )
+}
+
+#[tokio::test]
+async fn readyz_says_which_database_does_not_exist() {
+    let reason = readyz_reason(crate::helpers::database_url("no_such_database_here")).await;
+    assert!(
+        reason.contains(r#"database "no_such_database_here" does not exist"#),
+        "{reason}"
+    );
+    assert!(reason.contains("3D000"), "{reason}");
+}
+
+#[tokio::test]
+async fn readyz_says_the_password_was_refused() {
+    let reason = readyz_reason(tcp_url("postgres", "not-the-password")).await;
+    assert!(
+        reason.contains("password authentication failed"),
+        "{reason}"
+    );
+    assert!(reason.contains("28P01"), "{reason}");
+}
+
+#[tokio::test]
+async fn readyz_names_the_server_that_refused_the_connection() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("host=127.0.0.1 port={port} user=x password=y dbname=z");
+    let reason = readyz_reason(url).await;
+    assert!(
+        reason.to_lowercase().contains("connection refused"),
+        "{reason}"
+    );
+    assert!(reason.contains(&format!("127.0.0.1:{port}")), "{reason}");
+}
+
+#[tokio::test]
+async fn migrate_names_the_missing_database_and_exits_1() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_heartbeat"))
+        .current_dir(cwd.path())
+        .arg("migrate")
+        .env(
+            "DATABASE_URL",
+            crate::helpers::database_url("no_such_database_here"),
+        )
+        .env_remove("HEARTBEAT_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(r#"database "no_such_database_here" does not exist"#),
+        "{err}"
+    );
+}
