@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use heartbeat::app::Application;
+use heartbeat::cli::exit;
 use heartbeat::config::{Config, ConfigError};
 use heartbeat::db::{self, embedded::EmbeddedCluster};
 use heartbeat::monitor::client as monitor_client;
@@ -43,20 +44,23 @@ enum Command {
         #[arg(default_value = "definitions")]
         dir: PathBuf,
     },
-    /// Ask the daemon for a job and follow it: exit 0 success, 1 failed, 2 usage or
-    /// connection error, 3 job vanished (daemon restarted), 4 --timeout reached.
+    /// Ask the daemon for a job and follow its phases. Exit codes (every client
+    /// verb): 0 success, 1 the job failed, 2 usage, connection or key error, 3 the job
+    /// vanished (daemon restarted), 4 --timeout reached.
     Refresh(RefreshCli),
     /// Show the daemon's cron table (next fire time, last success, counters), or
-    /// with `next`, the fire times of any expression.
+    /// with `next`, the fire times of any expression. Exit 0, or 2 on a usage,
+    /// connection or key error.
     Schedule(ScheduleCli),
-    /// Manage projects (needs the admin key).
+    /// Manage projects (the admin key only: a project key is refused).
     #[command(subcommand)]
     Project(ProjectCommand),
-    /// Show every heartbeat's status.
+    /// Show every heartbeat's status. Exit 0; 1 with --fail-on-down when one is
+    /// down; 2 on a connection or key error.
     Status {
         #[command(flatten)]
         client: ClientArgs,
-        /// Print JSON instead of a table.
+        /// Print the API's JSON (`{"heartbeats": [...]}`) instead of a table.
         #[arg(long)]
         json: bool,
         /// Exit with status 1 when any heartbeat is down.
@@ -78,6 +82,8 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum ProjectCommand {
     /// Create a project and print its read-write and read-only keys (shown once).
+    /// Needs the admin key (--key or HEARTBEAT_ADMIN_KEY); exit 0, or 2 when refused
+    /// (name taken, key missing or wrong) or the daemon is unreachable.
     Create {
         #[command(flatten)]
         client: ClientArgs,
@@ -91,8 +97,8 @@ struct ClientArgs {
     /// The daemon's base URL.
     #[arg(long, env = "HEARTBEAT_URL", default_value = "http://127.0.0.1:8000")]
     url: String,
-    /// A project key or the admin key (`HEARTBEAT_KEY`, else `HEARTBEAT_ADMIN_KEY`;
-    /// an empty value counts as unset).
+    /// The key to present: a project key or the admin key, as the verb needs
+    /// (`HEARTBEAT_KEY`, else `HEARTBEAT_ADMIN_KEY`; an empty value counts as unset).
     #[arg(long, env = "HEARTBEAT_KEY", hide_env_values = true)]
     key: Option<String>,
 }
@@ -165,7 +171,7 @@ enum ScheduleCommand {
 
 #[derive(Args, Debug)]
 struct RefreshCli {
-    /// all | benchmarks | segments | audit
+    /// all (ingest + recompute) | benchmarks | segments | audit
     what: String,
     /// Recompute only this metric (repeatable; with `all`).
     #[arg(long = "metric", value_name = "ID")]
@@ -305,8 +311,8 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("heartbeat: {e}");
-                    ExitCode::FAILURE
+                    eprintln!("heartbeat project create: {e}");
+                    ExitCode::from(exit::USAGE_OR_CONNECTION)
                 }
             }
         }
@@ -315,11 +321,11 @@ fn main() -> ExitCode {
             json,
             fail_on_down,
         } => match runtime().block_on(monitor_client::status(&client.url, key.as_deref(), json)) {
-            Ok(true) if fail_on_down => ExitCode::FAILURE,
-            Ok(_) => ExitCode::SUCCESS,
+            Ok(true) if fail_on_down => ExitCode::from(exit::BAD),
+            Ok(_) => ExitCode::from(exit::SUCCESS),
             Err(e) => {
-                eprintln!("heartbeat: {e}");
-                ExitCode::from(2)
+                eprintln!("heartbeat status: {e}");
+                ExitCode::from(exit::USAGE_OR_CONNECTION)
             }
         },
         Command::Run { ping_url, command } => {

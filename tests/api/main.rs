@@ -4,6 +4,7 @@
 mod helpers;
 
 mod audit;
+mod cli_contract;
 mod cli_refresh;
 mod cluster;
 mod dashboard;
