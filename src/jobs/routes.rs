@@ -235,7 +235,17 @@ fn optional_body(body: &[u8]) -> ApiResult<JobRequestBody> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(JobRequestBody::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
+    // As `ApiJson` does: serde would read a top-level array as a struct's fields
+    // in order, so `[]` would silently mean all defaults.
+    let raw: Box<serde_json::value::RawValue> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::client(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?;
+    if !raw.get().starts_with('{') {
+        return Err(ApiError::unprocessable(
+            "invalid_input",
+            "the request body must be a JSON object",
+        ));
+    }
+    serde_json::from_str(raw.get()).map_err(|e| {
         let (status, code) = if e.is_data() {
             (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input")
         } else {

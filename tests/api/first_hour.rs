@@ -284,3 +284,29 @@ async fn migrate_names_the_missing_database_and_exits_1() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_repeated_migrate_prints_only_its_result() {
+    let db = fresh_database().await;
+    for _ in 0..2 {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_heartbeat"))
+            .arg("migrate")
+            .env("DATABASE_URL", &db)
+            .env("RUST_LOG", "info")
+            .env_remove("HEARTBEAT_CONFIG")
+            .output()
+            .await
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(stdout.starts_with("schema at version"), "{stdout}");
+        assert!(
+            !stdout.contains("NOTICE") && !stderr.contains("NOTICE"),
+            "{stdout}{stderr}"
+        );
+        assert!(!stderr.contains("already exists"), "{stderr}");
+    }
+}
