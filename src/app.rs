@@ -66,7 +66,8 @@ impl Application {
         }
         let (migrated_tx, migrated) = watch::channel(false);
         let database_url: Arc<str> = database_url.into();
-        let metric_catalog = MetricCatalog::load(&config.definitions_dir);
+        prepare_definitions(&config);
+        let metric_catalog = MetricCatalog::load(&config.definitions_dir());
         let mut bodies = job_bodies(&config, &metric_catalog);
         adjust(&mut bodies);
         let jobs = crate::jobs::Engine::new(
@@ -162,6 +163,48 @@ impl Application {
     }
 }
 
+/// Makes the definition files ready and says, in one line, which ones the daemon
+/// reads: without a configured `definitions_dir`, the demo set embedded in the
+/// binary is written under `data_dir` first. A directory that is missing or holds
+/// no files is a warning naming it, since its metrics and cuts will be empty.
+fn prepare_definitions(config: &Config) {
+    use crate::bundled_definitions::{count_sql_files, write_demo};
+    let dir = config.definitions_dir();
+    let source = if config.definitions_dir.is_some() {
+        "definitions_dir"
+    } else {
+        if let Err(e) = write_demo(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot write the embedded demo definitions");
+        }
+        "embedded demo"
+    };
+    let metrics_dir = crate::refresh::definitions::metrics_dir(&dir);
+    let cuts_dir = config.audit.cuts_dir(&dir);
+    let metrics = count_sql_files(&metrics_dir);
+    let cuts = count_sql_files(&cuts_dir);
+    tracing::info!(
+        source,
+        dir = %dir.display(),
+        metrics = metrics.unwrap_or(0),
+        cuts = cuts.unwrap_or(0),
+        "definitions loaded"
+    );
+    for (what, path, count) in [
+        ("metrics", &metrics_dir, metrics),
+        ("cuts", &cuts_dir, cuts),
+    ] {
+        match count {
+            None => {
+                tracing::warn!(dir = %path.display(), "the {what} directory is missing: no {what} will be computed")
+            }
+            Some(0) => {
+                tracing::warn!(dir = %path.display(), "the {what} directory holds no .sql files: no {what} will be computed")
+            }
+            Some(_) => {}
+        }
+    }
+}
+
 /// Each lane's real work; with `jobs.probe_body_ms` set, every lane runs the
 /// diagnostic probe body instead.
 fn job_bodies(config: &Config, catalog: &MetricCatalog) -> JobBodies {
@@ -206,7 +249,8 @@ async fn migrate_with_retry(state: AppState, done: watch::Sender<bool>) {
                 return;
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?wait, "cannot migrate yet");
+                let error = db::explain(&e, &state.database_url);
+                tracing::warn!(%error, retry_in = ?wait, "cannot migrate yet");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = state.shutdown.cancelled() => return,

@@ -11,6 +11,8 @@
 //! - [`panic`]: what a caught panic said (HTTP handlers and job bodies).
 //! - [`config`]: `ConfigError` (the leaf every section imports) and the one
 //!   configuration struct; flags over env over TOML.
+//! - [`bundled_definitions`]: the demo's metric and cut files and `heartbeat init`'s
+//!   examples, embedded in the binary.
 //! - [`db`]: the connection pool, versioned migrations, and the embedded PostgreSQL
 //!   cluster used when no `DATABASE_URL` is given (shared with the test harness).
 //!
@@ -46,6 +48,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod background;
+pub mod bundled_definitions;
 pub mod cli;
 pub mod clock;
 pub mod config;

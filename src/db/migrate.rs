@@ -52,8 +52,12 @@ pub async fn run(client: &mut Client) -> Result<Vec<i32>, tokio_postgres::Error>
     let mut tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
+    // `IF NOT EXISTS` on an existing schema or table raises a NOTICE, which the
+    // driver logs: a repeated migrate would print one line per object for nothing
+    // being wrong. Transaction-local, so the session keeps its setting.
     tx.batch_execute(
-        "CREATE SCHEMA IF NOT EXISTS heartbeat;
+        "SET LOCAL client_min_messages = warning;
+         CREATE SCHEMA IF NOT EXISTS heartbeat;
          CREATE TABLE IF NOT EXISTS heartbeat.schema_migrations (
              version    integer PRIMARY KEY,
              name       text NOT NULL,

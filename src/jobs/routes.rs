@@ -16,7 +16,7 @@ use super::error::EngineError;
 use super::model::{Job, JobKind, Scope, Trigger};
 use crate::error::ErrorEnvelope;
 use crate::error::NoQuery;
-use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
+use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::state::AppState;
 
 /// More ids than this in one request is a mistake, not a scope.
@@ -136,8 +136,23 @@ fn accepted(submitted: super::engine::Submitted) -> Response {
 async fn post_recompute(
     State(state): State<AppState>,
     _: ApiQuery<NoQuery>,
-    ApiJson(body): ApiJson<JobRequestBody>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
 ) -> ApiResult<Response> {
+    // A body, when there is one, must say it is JSON here (docs/api.md); no body
+    // is all defaults, as on `POST /api/jobs/{kind}`.
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json && !body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::client(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a body must be sent as Content-Type: application/json (or send none for all defaults)",
+        ));
+    }
+    let body = optional_body(&body)?;
     let scope = metric_scope(&state, body.metric_ids)?;
     let submitted = state
         .jobs
@@ -168,23 +183,7 @@ async fn post_job(
     body: Bytes,
 ) -> ApiResult<Response> {
     let kind: JobKind = key.parse().map_err(ApiError::not_found)?;
-    let body: JobRequestBody = if body.iter().all(u8::is_ascii_whitespace) {
-        JobRequestBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            let code = if e.is_data() {
-                "invalid_input"
-            } else {
-                "malformed_json"
-            };
-            let status = if e.is_data() {
-                StatusCode::UNPROCESSABLE_ENTITY
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            ApiError::client(status, code, e.to_string())
-        })?
-    };
+    let body = optional_body(&body)?;
     let scope = match kind {
         JobKind::Recompute => metric_scope(&state, body.metric_ids)?,
         _ if body.metric_ids != Scope::All => {
@@ -204,6 +203,33 @@ async fn post_job(
         })
         .await?;
     Ok(accepted(submitted))
+}
+
+/// A job-creating route's body: every field is optional, so no body (or only
+/// whitespace, with or without a Content-Type) means all defaults, on every such
+/// route alike.
+fn optional_body(body: &[u8]) -> ApiResult<JobRequestBody> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(JobRequestBody::default());
+    }
+    // As `ApiJson` does: serde would read a top-level array as a struct's fields
+    // in order, so `[]` would silently mean all defaults.
+    let raw: Box<serde_json::value::RawValue> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::client(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?;
+    if !raw.get().starts_with('{') {
+        return Err(ApiError::unprocessable(
+            "invalid_input",
+            "the request body must be a JSON object",
+        ));
+    }
+    serde_json::from_str(raw.get()).map_err(|e| {
+        let (status, code) = if e.is_data() {
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input")
+        } else {
+            (StatusCode::BAD_REQUEST, "malformed_json")
+        };
+        ApiError::client(status, code, e.to_string())
+    })
 }
 
 fn parse_id(raw: &str) -> ApiResult<Uuid> {

@@ -73,9 +73,11 @@ pub async fn status(base: &str, key: Option<&str>, as_json: bool) -> Result<bool
     let list = body["heartbeats"].as_array().cloned().unwrap_or_default();
     let any_down = list.iter().any(|h| h["status"] == "down");
     if as_json {
+        // The API's own answer, `{"heartbeats": [...]}`, so a script written
+        // against the API reads this output unchanged.
         println!(
             "{}",
-            serde_json::to_string_pretty(&body["heartbeats"]).unwrap_or_default()
+            serde_json::to_string_pretty(&body).unwrap_or_default()
         );
     } else {
         print!("{}", status_table(&list));

@@ -316,11 +316,12 @@ cron = "0 18 * * MON-FRI"
     #[test]
     fn bad_schedule_settings_name_the_field() {
         let err = table("[schedule]\ntimezone = \"Mars/Olympus\"").unwrap_err();
-        assert_eq!(err.field, "timezone");
+        assert_eq!(err.field, "schedule.timezone");
+        assert!(err.problem.contains("Mars/Olympus"), "{err}");
         assert!(err.problem.contains("not an IANA time zone"), "{err}");
 
         let err = table("[schedule.entries.audit]\ncron = \"0 0 * * 8\"").unwrap_err();
-        assert_eq!(err.field, "cron");
+        assert_eq!(err.field, "schedule.entries.audit.cron");
         assert!(
             err.problem.contains("day-of-week: 8 is out of range 0-7"),
             "{err}"

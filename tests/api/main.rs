@@ -4,9 +4,11 @@
 mod helpers;
 
 mod audit;
+mod cli_contract;
 mod cli_refresh;
 mod cluster;
 mod dashboard;
+mod first_hour;
 mod foundation;
 mod jobs;
 mod layout;

@@ -608,7 +608,9 @@ async fn heartbeat_schedule_pause_resume_and_trigger_drive_the_daemon() {
     let (code, out, _) = cli(&["schedule", "trigger", "segments", "--url", &app.address]).await;
     assert_eq!(code, 0);
     assert!(out.starts_with("segments triggered: job "), "{out}");
+    // A request the daemon refuses (404) is exit 2 in the one CLI table
+    // (src/cli/exit.rs, README "Exit codes").
     let (code, _, err) = cli(&["schedule", "pause", "nightly", "--url", &app.address]).await;
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(err.contains("no cron entry named 'nightly'"), "{err}");
 }
