@@ -83,7 +83,14 @@ impl Application {
             config.monitor.ping_overlap_min,
             config.monitor.pings_kept,
         );
+        let public_url = config
+            .monitor
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.bind));
+        let notifier = crate::notify::outbox::Deliverer::new(&config.monitor, public_url, None);
         let state = AppState::new(crate::state::StateInner {
+            notifier,
             pings,
             jobs,
             metric_catalog,

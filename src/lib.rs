@@ -23,6 +23,8 @@
 //! - [`demo`]: in demo mode, fills the cockpit, tiers and audit cuts at start-up.
 //! - [`auth`]: projects, API keys, and the `Caller` every `/api` handler is given.
 //! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
+//! - [`notify`]: channels (webhooks, HTTP templates, presets, email) and the
+//!   delivery worker that sends the alert outbox to them.
 //! - [`app`]: `Application::build` / `run_until_stopped`, the start-up sequence.
 //! - [`cli`]: client verbs of the binary (`refresh`) that talk to a daemon.
 //! - [`telemetry`]: log setup (text or JSON), written through the secret redactor.
@@ -46,6 +48,7 @@ pub mod http;
 pub mod jobs;
 pub mod mcp;
 pub mod monitor;
+pub mod notify;
 pub mod openapi;
 pub mod ops;
 pub mod panic;

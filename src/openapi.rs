@@ -80,6 +80,7 @@ pub fn document() -> Document {
     doc.merge(crate::jobs::routes::JobsApi::openapi());
     doc.merge(crate::schedule::routes::ScheduleApi::openapi());
     doc.merge(crate::monitor::routes::MonitorApi::openapi());
+    doc.merge(crate::notify::routes::NotifyApi::openapi());
     doc.merge(crate::monitor::ping_routes::PingApi::openapi());
     doc.merge(crate::refresh::routes::CockpitApi::openapi());
     doc.merge(crate::segments::routes::SegmentsApi::openapi());

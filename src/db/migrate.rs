@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_cluster"),
     migration!(7, "0007_ping_path"),
     migration!(8, "0008_ping_ring"),
+    migration!(9, "0009_notify"),
 ];
 
 /// The advisory lock key that serializes migration runners ("hbmigrat").

@@ -13,6 +13,8 @@ mod mcp;
 mod monitor;
 mod monitor_alerts;
 mod monitor_auth;
+mod notify_channels;
+mod notify_presets;
 mod ops_daemon;
 mod ops_metrics;
 mod ops_openapi;
