@@ -510,3 +510,41 @@ async fn a_channel_that_never_answers_does_not_hold_up_the_others() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn two_workers_passing_at_once_deliver_each_alert_exactly_once() {
+    let app = spawn_app_with(quiet_config()).await;
+    let (receiver, url) = Receiver::start(json!({})).await;
+    add_channel(&app, json!({"kind": "slack", "config": {"url": url}})).await;
+    let mut when = Utc::now();
+    for i in 0..20 {
+        let (_, at) = pinged(&app, &format!("job-{i}"), json!({})).await;
+        when = when.max(at);
+    }
+    let tick = deadline::run_once(&app.state.pool, when).await.unwrap();
+    assert_eq!(tick.alerts, 20);
+    // Two nodes: two workers with their own clients, passing at the same instant.
+    let (a, b) = (deliverer(&app), deliverer(&app));
+    let (ra, rb) = tokio::join!(
+        a.deliver_once(&app.state.pool, when),
+        b.deliver_once(&app.state.pool, when)
+    );
+    assert_eq!(ra.unwrap().delivered + rb.unwrap().delivered, 20);
+    let mut names: Vec<String> = receiver
+        .seen()
+        .iter()
+        .map(|s| {
+            s.json()["text"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(receiver.seen().len(), 20);
+    assert_eq!(names.len(), 20);
+}
