@@ -27,6 +27,10 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The SMTP settings could not make a transport (or the password file is
+    /// unreadable).
+    #[error("{0}")]
+    Notify(String),
 }
 
 pub struct Application {
@@ -88,7 +92,14 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", config.bind));
-        let notifier = crate::notify::outbox::Deliverer::new(&config.monitor, public_url, None);
+        let mailer = match &config.notify.smtp {
+            Some(smtp) => Some(
+                crate::notify::email::Mailer::new(smtp, config.monitor.webhook_timeout())
+                    .map_err(StartupError::Notify)?,
+            ),
+            None => None,
+        };
+        let notifier = crate::notify::outbox::Deliverer::new(&config.monitor, public_url, mailer);
         let state = AppState::new(crate::state::StateInner {
             notifier,
             pings,

@@ -9,12 +9,16 @@ pub struct NotifyConfig {
     /// Shortest `repeat_every_seconds` a channel may set, seconds (default 60).
     /// Tests lower it to drive reminders quickly.
     pub min_repeat_seconds: i32,
+    /// `[notify.smtp]`: the SMTP server of email channels; unset, their
+    /// deliveries fail saying so.
+    pub smtp: Option<super::email::SmtpConfig>,
 }
 
 impl Default for NotifyConfig {
     fn default() -> Self {
         Self {
             min_repeat_seconds: 60,
+            smtp: None,
         }
     }
 }
@@ -26,6 +30,9 @@ impl NotifyConfig {
                 "notify.min_repeat_seconds",
                 "must be at least 1",
             ));
+        }
+        if let Some(smtp) = &self.smtp {
+            smtp.validate()?;
         }
         Ok(())
     }

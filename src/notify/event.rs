@@ -54,6 +54,10 @@ pub struct AlertEvent {
     pub last_ping_at: Option<DateTime<Utc>>,
     pub exit_code: Option<i32>,
     pub body: Option<String>,
+    /// The last success, when the last signal was one.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// What the heartbeat expects, in words ("every 3600 s", or a schedule).
+    pub expected: Option<String>,
 }
 
 impl AlertEvent {

@@ -452,7 +452,11 @@ RETURNING a.alert_id";
 const LOAD: &str = "
 SELECT a.alert_id, a.channel_id, c.kind, c.config, a.event, a.payload, a.attempts,
        a.steps_done, a.heartbeat_id, h.token, h.last_ping_at, p.exit_code, p.body,
-       i.reference
+       i.reference,
+       CASE WHEN NOT h.last_signal_failed THEN h.last_signal_at END,
+       CASE WHEN h.schedule IS NOT NULL THEN h.schedule || ' (' || h.tz || ')'
+            WHEN h.period_seconds IS NOT NULL
+            THEN 'every ' || h.period_seconds || ' s, grace ' || h.grace_seconds || ' s' END
 FROM heartbeat.alert a
 JOIN heartbeat.channel c USING (channel_id)
 LEFT JOIN heartbeat.heartbeat h ON h.heartbeat_id = a.heartbeat_id
@@ -507,6 +511,8 @@ async fn load(pool: &Pool, ids: &[i64]) -> Result<Vec<Claimed>, NotifyError> {
                     last_ping_at: r.get(10),
                     exit_code: r.get(11),
                     body: r.get(12),
+                    last_success_at: r.get(14),
+                    expected: r.get(15),
                 },
                 attempts: r.get(6),
                 steps_done: r.get(7),
