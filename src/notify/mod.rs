@@ -14,6 +14,7 @@
 //! - [`event`]: what an alert says, as placeholder values.
 //! - [`email`]: SMTP delivery (`[notify.smtp]`).
 //! - [`outbox`]: the delivery worker, the one consumer of the outbox.
+//! - [`reminder`]: reminder alerts while a heartbeat stays down.
 //! - [`config`]: the `[notify]` section.
 //! - [`routes`]: `/api/channels`, `/api/alerts`, `/api/webhooks`.
 
@@ -23,6 +24,7 @@ pub mod email;
 pub mod event;
 pub mod outbox;
 pub mod preset;
+pub mod reminder;
 pub mod routes;
 pub mod template;
 

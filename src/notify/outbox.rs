@@ -359,6 +359,10 @@ pub async fn run(deps: LoopDeps) {
         tokio::task::JoinSet::new();
     loop {
         let now = Utc::now();
+        // Reminders join the outbox first, so this pass can send them.
+        if let Err(e) = super::reminder::run_once(&pool, now).await {
+            tracing::warn!(error = %e, "writing reminders failed; retrying");
+        }
         let skip: Vec<Uuid> = busy.iter().copied().collect();
         let wait = match claim(&pool, now, &skip, deliverer.lease()).await {
             Ok(claimed) => {

@@ -548,3 +548,81 @@ async fn two_workers_passing_at_once_deliver_each_alert_exactly_once() {
     assert_eq!(receiver.seen().len(), 20);
     assert_eq!(names.len(), 20);
 }
+
+/// Reminder alerts in the outbox.
+async fn reminders(app: &TestApp) -> i64 {
+    app.db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM heartbeat.alert WHERE event = 'reminder'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn reminders_go_out_once_per_interval_while_down_and_never_twice() {
+    use heartbeat::notify::reminder;
+    let app = spawn_app_with(quiet_config()).await;
+    let (receiver, url) = Receiver::start(json!({})).await;
+    add_channel(
+        &app,
+        json!({"kind": "slack", "config": {"url": url}, "repeat_every_seconds": 60}),
+    )
+    .await;
+    let (hb, when) = pinged(&app, "flaky", json!({})).await;
+    deadline::run_once(&app.state.pool, when).await.unwrap();
+    let id = hb["id"].as_str().unwrap();
+    let (_, flips) = app.get_json(&format!("/api/heartbeats/{id}/flips")).await;
+    let down_at: DateTime<Utc> = flips["flips"][0]["at"].as_str().unwrap().parse().unwrap();
+    let d = deliverer(&app);
+    let pool = &app.state.pool;
+    d.deliver_once(pool, when).await.unwrap();
+    // Nothing before the first interval has passed.
+    reminder::run_once(pool, down_at + chrono::Duration::seconds(59))
+        .await
+        .unwrap();
+    assert_eq!(reminders(&app).await, 0);
+    for k in 1..=5i64 {
+        let due = down_at + chrono::Duration::seconds(60 * k);
+        // Twice at the same instant, on two "nodes" at once, and again later in
+        // the same interval: one reminder.
+        let (a, b) = tokio::join!(reminder::run_once(pool, due), reminder::run_once(pool, due));
+        assert_eq!(a.unwrap() + b.unwrap(), 1, "interval {k}");
+        reminder::run_once(pool, due + chrono::Duration::seconds(30))
+            .await
+            .unwrap();
+        d.deliver_once(pool, due + chrono::Duration::seconds(30))
+            .await
+            .unwrap();
+    }
+    assert_eq!(reminders(&app).await, 5);
+    // A restart: a new daemon on the same database passes over the same
+    // intervals and writes nothing.
+    let again = crate::helpers::spawn_app_on(quiet_config(), app.database_url.clone()).await;
+    for k in 1..=5i64 {
+        reminder::run_once(
+            &again.state.pool,
+            down_at + chrono::Duration::seconds(60 * k),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(reminders(&app).await, 5);
+    let texts: Vec<String> = receiver
+        .seen()
+        .iter()
+        .map(|s| s.json()["text"].as_str().unwrap().to_string())
+        .collect();
+    let still: Vec<_> = texts.iter().filter(|t| t.contains("still DOWN")).collect();
+    assert_eq!(still.len(), 5, "{texts:?}");
+    // Recovered: no reminder after, however long.
+    let back = ping(&app, &hb, "").await;
+    deadline::run_once(pool, back).await.unwrap();
+    reminder::run_once(pool, back + chrono::Duration::hours(5))
+        .await
+        .unwrap();
+    assert_eq!(reminders(&app).await, 5);
+}
