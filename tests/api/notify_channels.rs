@@ -626,3 +626,24 @@ async fn reminders_go_out_once_per_interval_while_down_and_never_twice() {
         .unwrap();
     assert_eq!(reminders(&app).await, 5);
 }
+
+#[tokio::test]
+async fn channel_secrets_are_masked_in_log_lines_from_the_moment_they_are_created() {
+    let app = spawn_app_with(quiet_config()).await;
+    let key = "R9f8e7d6c5b4a3928171605f4e3d2c1b";
+    let token = "ghp_Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0F";
+    add_channel(
+        &app,
+        json!({"kind": "pagerduty", "config": {"routing_key": key}}),
+    )
+    .await;
+    add_channel(
+        &app,
+        json!({"kind": "github", "config": {"token": token, "repo": "a/b"}}),
+    )
+    .await;
+    let line = format!("posting with {key} and Bearer {token}");
+    let scrubbed = heartbeat::ops::redact::scrub(&line);
+    assert!(!scrubbed.contains(key), "{scrubbed}");
+    assert!(!scrubbed.contains(token), "{scrubbed}");
+}
