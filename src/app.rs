@@ -27,6 +27,10 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The SMTP settings could not make a transport (or the password file is
+    /// unreadable).
+    #[error("{0}")]
+    Notify(String),
 }
 
 pub struct Application {
@@ -84,7 +88,21 @@ impl Application {
             config.monitor.ping_overlap_min,
             config.monitor.pings_kept,
         );
+        let public_url = config
+            .monitor
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.bind));
+        let mailer = match &config.notify.smtp {
+            Some(smtp) => Some(
+                crate::notify::email::Mailer::new(smtp, config.monitor.webhook_timeout())
+                    .map_err(StartupError::Notify)?,
+            ),
+            None => None,
+        };
+        let notifier = crate::notify::outbox::Deliverer::new(&config.monitor, public_url, mailer);
         let state = AppState::new(crate::state::StateInner {
+            notifier,
             pings,
             jobs,
             metric_catalog,

@@ -28,6 +28,8 @@
 //!   redaction, loop liveness.
 //! - [`auth`]: projects, API keys, and who is calling.
 //! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
+//! - [`notify`]: channels (webhooks, HTTP templates, presets, email) and the
+//!   delivery worker that sends the alert outbox to them.
 //!
 //! Edge:
 //! - [`error`]: the API error type and its single mapping to HTTP + JSON envelope.
@@ -60,6 +62,7 @@ pub mod http;
 pub mod jobs;
 pub mod mcp;
 pub mod monitor;
+pub mod notify;
 pub mod openapi;
 pub mod ops;
 pub mod panic;

@@ -458,7 +458,10 @@ fn with_config(
             return ExitCode::from(2);
         }
     };
-    heartbeat::ops::redact::register_config_secrets(&config);
+    heartbeat::ops::redact::register_config_secrets(
+        config.admin_key.as_deref(),
+        config.database_url.as_deref(),
+    );
     heartbeat::telemetry::init(config.log_format);
     match body(config) {
         Ok(code) => code,

@@ -60,7 +60,8 @@ struct DocumentShape {
         (name = "jobs", description = "The single-flight jobs engine."),
         (name = "schedule", description = "The internal cron table."),
         (name = "heartbeats", description = "Dead man's switch: heartbeats, their pings and flips."),
-        (name = "webhooks", description = "Where alerts are posted."),
+        (name = "channels", description = "Where alerts go: webhooks, HTTP templates, presets, email."),
+        (name = "webhooks", description = "Signed JSON webhooks (channels of kind webhook)."),
         (name = "projects", description = "Projects and their keys."),
         (name = "pings", description = "Public ping URLs (no key); plain-text answers for cron clients."),
     )

@@ -59,4 +59,7 @@ pub struct StateInner {
     /// The group-commit ping writer: every ping, HTTP or from the daemon's own
     /// jobs, goes through it so pings arriving together share one commit.
     pub pings: crate::monitor::ping::PingWriter,
+    /// Sends alerts: `POST /api/channels/{id}/test` sends through it, and the
+    /// delivery worker gets a clone.
+    pub notifier: crate::notify::outbox::Deliverer,
 }

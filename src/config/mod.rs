@@ -91,6 +91,9 @@ pub struct Config {
     /// The dead man's switch (`[monitor]`, see `monitor::MonitorConfig`).
     #[serde(default)]
     pub monitor: crate::monitor::MonitorConfig,
+    /// `[notify]`: reminder bounds and the SMTP server of email channels.
+    #[serde(default)]
+    pub notify: crate::notify::config::NotifyConfig,
     /// `[jobs]`: max runtimes, retention, node id.
     pub jobs: crate::jobs::config::JobsConfig,
     /// `[ops]`: self-ping URL and interval.
@@ -124,6 +127,7 @@ impl Default for Config {
             sources: Vec::new(),
             refresh: crate::refresh::config::RefreshConfig::default(),
             monitor: crate::monitor::MonitorConfig::default(),
+            notify: Default::default(),
             jobs: Default::default(),
             ops: Default::default(),
             schedule: Default::default(),
@@ -279,6 +283,7 @@ impl Config {
         }
         self.jobs.validate()?;
         self.monitor.validate()?;
+        self.notify.validate()?;
         self.ops.validate()?;
         self.schedule.validate()?;
         if self.body_limit_bytes < 1024 {

@@ -221,12 +221,18 @@ FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[])
      AS f(id, at, from_status, to_status)
 RETURNING flip_id, heartbeat_id";
 
-/// One outbox row per (alerting flip, webhook of its project).
+/// One outbox row per (alerting flip, channel it routes to): every unmuted
+/// channel of its project, or the heartbeat's own list (`heartbeat.channels`).
 const INSERT_ALERTS: &str = "
-INSERT INTO heartbeat.alert (flip_id, webhook_id, payload, created_at, next_attempt_at)
-SELECT a.flip_id, w.webhook_id, a.payload, $4, $4
-FROM unnest($1::int8[], $2::uuid[], $3::jsonb[]) AS a(flip_id, project_id, payload)
-JOIN heartbeat.webhook w ON w.project_id = a.project_id";
+INSERT INTO heartbeat.alert (flip_id, channel_id, heartbeat_id, event, payload, created_at,
+                             next_attempt_at)
+SELECT a.flip_id, c.channel_id, a.heartbeat_id, a.event, a.payload, $6, $6
+FROM unnest($1::int8[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[])
+     AS a(flip_id, project_id, heartbeat_id, event, payload)
+JOIN heartbeat.heartbeat h ON h.heartbeat_id = a.heartbeat_id
+JOIN heartbeat.channel c ON c.project_id = a.project_id AND NOT c.muted
+     AND (h.channels IS NULL OR c.channel_id = ANY(h.channels))
+ON CONFLICT DO NOTHING";
 
 async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineError> {
     let mut client = pool.get().await?;
@@ -271,6 +277,8 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         tick.flips = inserted.len();
         let mut a_flip = Vec::new();
         let mut a_project = Vec::new();
+        let mut a_heartbeat = Vec::new();
+        let mut a_event = Vec::new();
         let mut a_payload = Vec::new();
         for row in &inserted {
             let flip_id: i64 = row.get(0);
@@ -283,6 +291,8 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
             };
             a_flip.push(flip_id);
             a_project.push(hb.project_id);
+            a_heartbeat.push(hb.id);
+            a_event.push(event);
             a_payload.push(json!({
                 "event": event,
                 "heartbeat": {"id": hb.id, "name": hb.name, "project_id": hb.project_id},
@@ -294,7 +304,17 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         }
         if !a_flip.is_empty() {
             tick.alerts = tx
-                .execute(INSERT_ALERTS, &[&a_flip, &a_project, &a_payload, &now])
+                .execute(
+                    INSERT_ALERTS,
+                    &[
+                        &a_flip,
+                        &a_project,
+                        &a_heartbeat,
+                        &a_event,
+                        &a_payload,
+                        &now,
+                    ],
+                )
                 .await?;
         }
     }

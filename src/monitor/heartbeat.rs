@@ -54,7 +54,7 @@ impl fmt::Display for HeartbeatToken {
 /// The columns every heartbeat query selects, in [`Heartbeat::from_row`]'s order.
 pub const COLUMNS: &str = "heartbeat_id, project_id, name, token, period_seconds, schedule, tz, \
      grace_seconds, paused, created_at, resumed_at, last_ping_at, last_ping_kind, \
-     last_signal_at, last_signal_failed, started_at, status, deadline";
+     last_signal_at, last_signal_failed, started_at, status, deadline, channels";
 
 /// One heartbeat row.
 #[derive(Debug, Clone)]
@@ -78,6 +78,8 @@ pub struct Heartbeat {
     /// The status as of the last flip.
     pub stored_status: StoredStatus,
     pub deadline: Option<DateTime<Utc>>,
+    /// The channels its alerts go to; None: every channel of its project.
+    pub channels: Option<Vec<Uuid>>,
 }
 
 impl Heartbeat {
@@ -101,6 +103,7 @@ impl Heartbeat {
             started_at: row.get(15),
             stored_status: row.get(16),
             deadline: row.get(17),
+            channels: row.get(18),
         }
     }
 
@@ -164,6 +167,10 @@ impl Heartbeat {
             ),
             ping_url,
             created_at: self.created_at,
+            channels: match &self.channels {
+                None => serde_json::json!("all"),
+                Some(ids) => serde_json::json!(ids),
+            },
         }
     }
 }
@@ -214,6 +221,10 @@ pub struct HeartbeatView {
     /// A ready-to-paste crontab line wrapping a command with `heartbeat run`.
     pub crontab: String,
     pub created_at: DateTime<Utc>,
+    /// Where its alerts go: `"all"` the project's channels, or a list of channel
+    /// ids (`[]`: none).
+    #[schema(value_type = Object)]
+    pub channels: serde_json::Value,
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `/api/heartbeats`, `/api/webhooks` and `/api/projects`.
+//! `/api/heartbeats` and `/api/projects` (webhooks are channels now: `crate::notify`).
 //!
 //! Every query is scoped by the caller's project, so another project's heartbeat
 //! is simply not found (404, never 403: nothing leaks). The admin key sees every
@@ -29,13 +29,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(show, update, remove))
         .routes(routes!(pings))
         .routes(routes!(flips))
-        .routes(routes!(list_webhooks, create_webhook))
-        .routes(routes!(remove_webhook))
         .routes(routes!(list_projects, create_project))
 }
-
-/// Shortest webhook secret accepted (the admin key's minimum too).
-const MIN_WEBHOOK_SECRET_CHARS: usize = 16;
 
 /// Longest period or grace accepted: a year.
 const MAX_SECONDS: i32 = 366 * 86_400;
@@ -125,6 +120,52 @@ pub struct HeartbeatInput {
     /// IANA time zone for `schedule` (default UTC).
     pub tz: Option<String>,
     pub paused: Option<bool>,
+    /// Where its alerts go: `"all"` the project's channels (the default), a list
+    /// of channel ids, or `[]` for none.
+    pub channels: Option<Routing>,
+}
+
+/// A heartbeat's channels, as a client gives them.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Routing {
+    /// `"all"`.
+    All(String),
+    List(Vec<Uuid>),
+}
+
+/// The stored form of `channels`: None for all; a list is checked against the
+/// caller's project, so a heartbeat never routes to another project's channel.
+async fn routing(
+    client: &tokio_postgres::Client,
+    project: Uuid,
+    input: Option<&Routing>,
+    current: Option<Option<Vec<Uuid>>>,
+) -> ApiResult<Option<Vec<Uuid>>> {
+    match input {
+        None => Ok(current.unwrap_or(None)),
+        Some(Routing::All(s)) if s == "all" => Ok(None),
+        Some(Routing::All(_)) => Err(invalid("channels: \"all\" or a list of channel ids".into())),
+        Some(Routing::List(ids)) => {
+            let mut ids = ids.clone();
+            ids.sort();
+            ids.dedup();
+            let found: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM heartbeat.channel
+                     WHERE project_id = $1 AND channel_id = ANY($2)",
+                    &[&project, &ids],
+                )
+                .await?
+                .get(0);
+            if found != ids.len() as i64 {
+                return Err(invalid(
+                    "channels: every id must be a channel of this project".into(),
+                ));
+            }
+            Ok(Some(ids))
+        }
+    }
 }
 
 /// The validated expectation and grace of a heartbeat.
@@ -195,8 +236,8 @@ fn timing(input: &HeartbeatInput, current: Option<&Heartbeat>) -> ApiResult<Timi
 
 const INSERT_HEARTBEAT: &str = "
 INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds,
-                                 schedule, tz, grace_seconds, paused, status)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9 THEN 'paused' ELSE 'pending' END)
+                                 schedule, tz, grace_seconds, paused, status, channels)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9 THEN 'paused' ELSE 'pending' END, $10)
 ON CONFLICT (project_id, name) DO NOTHING";
 
 #[utoipa::path(post, path = "/api/heartbeats", operation_id = "createHeartbeat", tag = "heartbeats", request_body(content = HeartbeatInput, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = HeartbeatView), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
@@ -215,6 +256,7 @@ async fn create(
     let t = timing(&input, None)?;
     let paused = input.paused.unwrap_or(false);
     let mut client = state.pool.get().await?;
+    let channels = routing(&client, caller.project_id, input.channels.as_ref(), None).await?;
     let tx = client.transaction().await?;
     // The project row lock serializes creates, so the limit holds under races.
     tx.execute(
@@ -254,6 +296,7 @@ async fn create(
                 &t.tz,
                 &t.grace_seconds,
                 &paused,
+                &channels,
             ],
         )
         .await?;
@@ -277,7 +320,7 @@ async fn create(
 const UPDATE_HEARTBEAT: &str = "
 UPDATE heartbeat.heartbeat SET
     name = $2, period_seconds = $3, schedule = $4, tz = $5, grace_seconds = $6,
-    paused = $7,
+    paused = $7, channels = $8,
     resumed_at = CASE WHEN paused AND NOT $7 THEN now() ELSE resumed_at END,
     deadline = now()
 WHERE heartbeat_id = $1";
@@ -299,6 +342,13 @@ async fn update(
     };
     let t = timing(&input, Some(&current))?;
     let paused = input.paused.unwrap_or(current.paused);
+    let channels = routing(
+        &client,
+        current.project_id,
+        input.channels.as_ref(),
+        Some(current.channels.clone()),
+    )
+    .await?;
     let result = client
         .execute(
             UPDATE_HEARTBEAT,
@@ -310,6 +360,7 @@ async fn update(
                 &t.tz,
                 &t.grace_seconds,
                 &paused,
+                &channels,
             ],
         )
         .await;
@@ -449,117 +500,6 @@ async fn flips(
         })
         .collect();
     Ok(ApiJson(FlipList { flips }).into_response())
-}
-
-/// Body of `POST /api/webhooks`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookInput {
-    /// An http or https URL alerts are POSTed to.
-    url: String,
-    /// Key of the `Heartbeat-Signature` HMAC-SHA256; never shown again.
-    secret: Option<String>,
-}
-
-/// A webhook; its secret is never shown.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct WebhookView {
-    id: Uuid,
-    url: String,
-    /// Whether alerts are signed.
-    has_secret: bool,
-    created_at: DateTime<Utc>,
-}
-
-/// `GET /api/webhooks`.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct WebhookList {
-    /// Oldest first.
-    webhooks: Vec<WebhookView>,
-}
-
-fn webhook_view(r: &tokio_postgres::Row) -> WebhookView {
-    WebhookView {
-        id: r.get(0),
-        url: r.get(1),
-        has_secret: r.get(2),
-        created_at: r.get(3),
-    }
-}
-
-#[utoipa::path(get, path = "/api/webhooks", operation_id = "listWebhooks", tag = "webhooks", responses((status = 200, description = "Webhooks of the caller's project (secrets never shown)", body = WebhookList)), security((), ("bearer" = [])))]
-async fn list_webhooks(
-    State(state): State<AppState>,
-    caller: Caller,
-    _: ApiQuery<NoQuery>,
-) -> ApiResult<Response> {
-    let client = state.pool.get().await?;
-    let rows = client
-        .query(
-            "SELECT webhook_id, url, secret IS NOT NULL, created_at FROM heartbeat.webhook
-             WHERE project_id = $1 ORDER BY created_at",
-            &[&caller.project_id],
-        )
-        .await?;
-    let webhooks = rows.iter().map(webhook_view).collect();
-    Ok(ApiJson(WebhookList { webhooks }).into_response())
-}
-
-#[utoipa::path(post, path = "/api/webhooks", operation_id = "createWebhook", tag = "webhooks", request_body(content = WebhookInput, description = "url and optional secret for the HMAC-SHA256 signature"), responses((status = 201, description = "Created", body = WebhookView), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
-async fn create_webhook(
-    State(state): State<AppState>,
-    caller: Caller,
-    _: ApiQuery<NoQuery>,
-    ApiJson(input): ApiJson<WebhookInput>,
-) -> ApiResult<Response> {
-    let url = reqwest::Url::parse(&input.url)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .ok_or_else(|| invalid("url: must be an http or https URL".into()))?;
-    let secret = input.secret.filter(|s| !s.is_empty());
-    if let Some(secret) = &secret {
-        // It keys the HMAC signature, and the log redactor masks only secrets it
-        // can tell from ordinary words.
-        if secret.chars().count() < MIN_WEBHOOK_SECRET_CHARS {
-            return Err(invalid(format!(
-                "secret: at least {MIN_WEBHOOK_SECRET_CHARS} characters"
-            )));
-        }
-        // Before anything can log it: from now on it is masked in every line.
-        crate::ops::redact::register_secret(secret);
-    }
-    let client = state.pool.get().await?;
-    let row = client
-        .query_one(
-            "INSERT INTO heartbeat.webhook (webhook_id, project_id, url, secret)
-             VALUES ($1, $2, $3, $4)
-             RETURNING webhook_id, url, secret IS NOT NULL, created_at",
-            &[&Uuid::now_v7(), &caller.project_id, &url.as_str(), &secret],
-        )
-        .await?;
-    Ok((StatusCode::CREATED, ApiJson(webhook_view(&row))).into_response())
-}
-
-#[utoipa::path(delete, path = "/api/webhooks/{id}", operation_id = "deleteWebhook", tag = "webhooks", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
-async fn remove_webhook(
-    State(state): State<AppState>,
-    caller: Caller,
-    _: ApiQuery<NoQuery>,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let not_found = || ApiError::not_found(format!("no webhook {id}"));
-    let webhook_id = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    let client = state.pool.get().await?;
-    let n = client
-        .execute(
-            "DELETE FROM heartbeat.webhook WHERE webhook_id = $1 AND project_id = $2",
-            &[&webhook_id, &caller.project_id],
-        )
-        .await?;
-    if n == 0 {
-        return Err(not_found());
-    }
-    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Body of `POST /api/projects`.

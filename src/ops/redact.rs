@@ -43,12 +43,13 @@ pub fn register_secret(secret: &str) {
 }
 
 /// Registers the secrets found in the configuration: the admin key and the
-/// database password.
-pub fn register_config_secrets(config: &crate::config::Config) {
-    if let Some(key) = &config.admin_key {
+/// database password. Given the two values, not the config struct, so the
+/// redactor stays below every area that registers secrets with it.
+pub fn register_config_secrets(admin_key: Option<&str>, database_url: Option<&str>) {
+    if let Some(key) = admin_key {
         register_secret(key);
     }
-    if let Some(url) = &config.database_url {
+    if let Some(url) = database_url {
         if let Ok(parsed) = url.parse::<tokio_postgres::Config>() {
             if let Some(pw) = parsed.get_password() {
                 register_secret(&String::from_utf8_lossy(pw));
