@@ -38,12 +38,17 @@ pub struct LoopDeps {
     pub shutdown: CancellationToken,
 }
 
-/// Starts the job-metrics observer, the systemd notifier and the self-ping.
+/// Starts the recorder's upkeep timer, the job-metrics observer, the systemd
+/// notifier and the self-ping.
 pub fn spawn_loops(
     deps: LoopDeps,
     tasks: &TaskTracker,
     finished: tokio::sync::broadcast::Receiver<crate::jobs::Job>,
 ) {
+    tasks.spawn(prometheus::upkeep_loop(prometheus::UpkeepDeps {
+        metrics: deps.metrics.clone(),
+        shutdown: deps.shutdown.clone(),
+    }));
     tasks.spawn(prometheus::observe_jobs(
         prometheus::JobObserverDeps {
             metrics: deps.metrics,

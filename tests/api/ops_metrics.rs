@@ -400,3 +400,24 @@ async fn the_heartbeats_gauge_counts_every_status_as_the_api_shows_it() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn the_recorder_is_kept_up_by_the_daemon_with_nobody_scraping() {
+    let app = spawn_app().await;
+    // Traffic that records latency samples, and no GET /metrics at all.
+    for _ in 0..20 {
+        let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let period = heartbeat::ops::prometheus::UPKEEP_EVERY;
+    let deadline = tokio::time::Instant::now() + period * 2 + Duration::from_secs(2);
+    // The timer's first upkeep is immediate, the second one a period later.
+    while app.state.metrics.upkeeps() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no upkeep within two periods without a scrape: {} so far",
+            app.state.metrics.upkeeps()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
