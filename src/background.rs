@@ -95,6 +95,7 @@ fn spawn_monitor(
             pool: state.pool.clone(),
             config: config.clone(),
             metrics: state.metrics.clone(),
+            redact_scope: state.database_url.clone(),
             shutdown: state.shutdown.clone(),
         }));
     }

@@ -93,6 +93,8 @@ pub struct JobContext {
     pub(crate) cancel: CancellationToken,
     /// Cancel tokens of every connection this job took, so cancelling the job can
     /// stop its running statements on the server (pg_cancel_backend equivalent).
+    /// Bound: one per [`JobContext::client`] call of this one job (a body takes a
+    /// handful); dropped with the job.
     pub(crate) statements: Arc<Mutex<Vec<CancelToken>>>,
     pub(crate) pool: Pool,
     pub(crate) scope: Scope,

@@ -85,7 +85,12 @@ struct Lane {
     running: Option<Running>,
 }
 
-/// Jobs this node ran or handed out, bounded by count and age, for status polls.
+/// Jobs this node ran or handed out, for status polls.
+///
+/// Bound: finished jobs beyond `jobs.retain_count` (200) or older than
+/// `jobs.retain_secs` (a day) are pruned on every insert, so `by_id` holds at most
+/// `retain_count` finished jobs plus the ≤ 2 live ones per lane; `remote` holds at
+/// most `4 × max(retain_count, 16)` ids, also aged out after `retain_secs`.
 #[derive(Default)]
 struct Retention {
     by_id: HashMap<Uuid, JobRecord>,

@@ -22,6 +22,9 @@ use crate::ops::prometheus::Metrics;
 /// Alerts claimed per transaction.
 const BATCH: i64 = 50;
 const ERROR_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the redactor's webhook secrets are resynced from the table, so a
+/// webhook deleted on another node stops being held in this node's memory.
+const SECRETS_RESYNC_EVERY: Duration = Duration::from_secs(300);
 
 /// The signature header's name.
 pub const SIGNATURE_HEADER: &str = "heartbeat-signature";
@@ -33,6 +36,9 @@ pub struct LoopDeps {
     pub config: MonitorConfig,
     /// For the sent and failed alert counters.
     pub metrics: Metrics,
+    /// The database's connection string: names its webhook secrets in the log
+    /// redactor.
+    pub redact_scope: std::sync::Arc<str>,
     pub shutdown: CancellationToken,
 }
 
@@ -42,17 +48,25 @@ pub async fn run(deps: LoopDeps) {
         pool,
         config,
         metrics,
+        redact_scope,
         shutdown,
     } = deps;
     // Webhooks created before this start (or on another node) were never seen by
     // this process's create handler; their secrets are masked from here on.
-    if let Err(e) = register_secrets(&pool).await {
+    if let Err(e) = register_secrets(&pool, &redact_scope).await {
         tracing::warn!(error = %e, "could not load webhook secrets for log redaction");
     }
     let http = http_client(&config);
     let interval = Duration::from_millis(config.delivery_interval_ms.max(10));
+    let mut resynced = tokio::time::Instant::now();
     loop {
-        let wait = match deliver_once(&pool, &http, &config, Utc::now()).await {
+        if resynced.elapsed() >= SECRETS_RESYNC_EVERY {
+            resynced = tokio::time::Instant::now();
+            if let Err(e) = register_secrets(&pool, &redact_scope).await {
+                tracing::warn!(error = %e, "could not resync webhook secrets for log redaction");
+            }
+        }
+        let wait = match deliver_once(&pool, &redact_scope, &http, &config, Utc::now()).await {
             Ok(done) => {
                 metrics.alerts_delivered(done.delivered as u64, done.failed as u64);
                 interval
@@ -109,8 +123,13 @@ ORDER BY a.next_attempt_at, a.alert_id
 LIMIT $2
 FOR UPDATE OF a SKIP LOCKED";
 
-/// Registers every stored webhook secret with the log redactor.
-pub async fn register_secrets(pool: &Pool) -> Result<usize, super::deadline::DeadlineError> {
+/// Makes the log redactor's webhook secrets exactly those the table holds: new
+/// ones (created on another node) are masked, deleted ones forgotten.
+/// `scope` names the database (its connection string) for the redactor.
+pub async fn register_secrets(
+    pool: &Pool,
+    scope: &str,
+) -> Result<usize, super::deadline::DeadlineError> {
     let client = pool.get().await?;
     let rows = client
         .query(
@@ -118,9 +137,7 @@ pub async fn register_secrets(pool: &Pool) -> Result<usize, super::deadline::Dea
             &[],
         )
         .await?;
-    for row in &rows {
-        crate::ops::redact::register_secret(row.get(0));
-    }
+    crate::ops::redact::replace_webhook_secrets(scope, rows.iter().map(|r| r.get::<_, &str>(0)));
     Ok(rows.len())
 }
 
@@ -130,8 +147,10 @@ UPDATE heartbeat.alert SET attempts = $2, state = $3, next_attempt_at = $4,
 WHERE alert_id = $1";
 
 /// One pass at `now`: posts every due alert once and records each outcome.
+/// `redact_scope` names the database for the log redactor (its connection string).
 pub async fn deliver_once(
     pool: &Pool,
+    redact_scope: &str,
     http: &reqwest::Client,
     config: &MonitorConfig,
     now: DateTime<Utc>,
@@ -147,7 +166,7 @@ pub async fn deliver_once(
         // A webhook created on another node since this worker started: its secret
         // is in this process's memory now, so mask it before any line can carry it.
         if let Some(secret) = &secret {
-            crate::ops::redact::register_secret(secret);
+            crate::ops::redact::register_webhook_secret(redact_scope, secret);
         }
         async move {
             (

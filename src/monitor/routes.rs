@@ -539,7 +539,7 @@ async fn create_webhook(
             )));
         }
         // Before anything can log it: from now on it is masked in every line.
-        crate::ops::redact::register_secret(secret);
+        crate::ops::redact::register_webhook_secret(&state.database_url, secret);
     }
     let client = state.pool.get().await?;
     let row = client
@@ -563,14 +563,20 @@ async fn remove_webhook(
     let not_found = || ApiError::not_found(format!("no webhook {id}"));
     let webhook_id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let client = state.pool.get().await?;
-    let n = client
-        .execute(
-            "DELETE FROM heartbeat.webhook WHERE webhook_id = $1 AND project_id = $2",
+    let deleted = client
+        .query_opt(
+            "DELETE FROM heartbeat.webhook WHERE webhook_id = $1 AND project_id = $2
+             RETURNING secret,
+                 EXISTS (SELECT 1 FROM heartbeat.webhook o
+                         WHERE o.secret = heartbeat.webhook.secret AND o.webhook_id <> $1)",
             &[&webhook_id, &caller.project_id],
         )
-        .await?;
-    if n == 0 {
-        return Err(not_found());
+        .await?
+        .ok_or_else(not_found)?;
+    // The redactor's list stays as small as the webhook table.
+    let (secret, shared): (Option<String>, bool) = (deleted.get(0), deleted.get(1));
+    if let (Some(secret), false) = (secret, shared) {
+        crate::ops::redact::forget_webhook_secret(&state.database_url, &secret);
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

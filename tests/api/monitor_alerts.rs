@@ -122,7 +122,7 @@ async fn a_flip_writes_one_signed_alert_per_webhook_and_delivery_posts_it() {
     assert_eq!((tick.flips, tick.alerts), (1, 1));
     let cfg = &app.state.config.monitor;
     let http = delivery::http_client(cfg);
-    let done = delivery::deliver_once(&app.state.pool, &http, cfg, when)
+    let done = delivery::deliver_once(&app.state.pool, &app.database_url, &http, cfg, when)
         .await
         .unwrap();
     assert_eq!(done.delivered, 1);
@@ -142,6 +142,7 @@ async fn a_flip_writes_one_signed_alert_per_webhook_and_delivery_posts_it() {
     // Delivered once: a second pass sends nothing.
     let again = delivery::deliver_once(
         &app.state.pool,
+        &app.database_url,
         &http,
         cfg,
         when + chrono::Duration::hours(1),
@@ -153,7 +154,7 @@ async fn a_flip_writes_one_signed_alert_per_webhook_and_delivery_posts_it() {
     ping(&app, &ping_path(&hb)).await;
     let back = last_ping_at(&app, hb["id"].as_str().unwrap()).await;
     deadline::run_once(&app.state.pool, back).await.unwrap();
-    delivery::deliver_once(&app.state.pool, &http, cfg, back)
+    delivery::deliver_once(&app.state.pool, &app.database_url, &http, cfg, back)
         .await
         .unwrap();
     let events: Vec<_> = receiver
@@ -173,7 +174,7 @@ async fn a_receiver_that_fails_twice_gets_the_alert_on_the_third_attempt_after_b
     deadline::run_once(&app.state.pool, when).await.unwrap();
     let cfg = app.state.config.monitor.clone();
     let http = delivery::http_client(&cfg);
-    let pass = |now| delivery::deliver_once(&app.state.pool, &http, &cfg, now);
+    let pass = |now| delivery::deliver_once(&app.state.pool, &app.database_url, &http, &cfg, now);
     assert_eq!(pass(when).await.unwrap().retrying, 1);
     // Not due again until the backoff has passed.
     let first_retry = when + delivery::backoff(&cfg, 1);
