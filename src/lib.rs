@@ -28,6 +28,8 @@
 //! - [`telemetry`]: log setup (text or JSON), written through the secret redactor.
 //! - [`ops`]: Prometheus `/metrics`, systemd notify + watchdog, self-ping, log
 //!   redaction, loop liveness.
+//! - [`retention`]: the `[retention]` policy and the batched deletes the
+//!   `maintenance` lane runs, so tables that grow with time stay bounded.
 //! - [`panic`]: what a caught panic said (HTTP handlers and job bodies).
 //! - [`openapi`]: the OpenAPI 3.1 document at `/api/openapi.json`.
 
@@ -50,6 +52,7 @@ pub mod openapi;
 pub mod ops;
 pub mod panic;
 pub mod refresh;
+pub mod retention;
 pub mod schedule;
 pub mod segments;
 pub mod state;
