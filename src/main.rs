@@ -158,7 +158,7 @@ enum ScheduleCommand {
 
 #[derive(Args, Debug)]
 struct RefreshCli {
-    /// all | benchmarks | segments | audit
+    /// all | benchmarks | segments | audit | maintenance
     what: String,
     /// Recompute only this metric (repeatable; with `all`).
     #[arg(long = "metric", value_name = "ID")]

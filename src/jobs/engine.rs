@@ -121,13 +121,13 @@ pub struct LaneStats {
 }
 
 struct Inner {
-    counters: [LaneCounters; 4],
+    counters: [LaneCounters; JobKind::COUNT],
     /// The running job per lane. A std mutex: every critical section is a few
     /// pointer moves, never an await, so 1,000 concurrent joins stay cheap.
-    lanes: [Mutex<Lane>; 4],
+    lanes: [Mutex<Lane>; JobKind::COUNT],
     /// Serializes this node's decisions to start or end a lane's job (they await
     /// the database); joins onto a running job never take it.
-    gates: [tokio::sync::Mutex<()>; 4],
+    gates: [tokio::sync::Mutex<()>; JobKind::COUNT],
     retention: Mutex<Retention>,
     /// Each lane's work, fixed at construction.
     bodies: JobBodies,

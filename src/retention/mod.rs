@@ -4,17 +4,19 @@
 //! - [`config`]: the `[retention]` section.
 //! - [`Policy`]: each table's cutoff at a given time, from the config.
 //! - [`purge`]: one table's deletes, in bounded batches.
+//! - [`body`]: the `maintenance` lane's body, one phase per table.
 //!
-//! The `maintenance` lane's body ([`MaintenanceBody`]) runs one phase per table.
 //! Every delete is its own statement of at most `retention.batch_rows` rows, in
 //! autocommit: a backlog of millions takes many short transactions, never one long
 //! lock, and a cancelled job keeps what it already deleted.
 
+pub mod body;
 pub mod config;
 
 use chrono::{DateTime, Duration, Utc};
 use tokio_postgres::types::ToSql;
 
+pub use body::MaintenanceBody;
 pub use config::RetentionConfig;
 
 /// One retained table: its phase name and the delete of one batch. Each statement

@@ -25,5 +25,6 @@ mod reliability_defs;
 mod reliability_fuzz;
 mod reliability_input;
 mod reliability_pg;
+mod retention;
 mod schedule;
 mod segments;
