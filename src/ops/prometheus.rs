@@ -396,6 +396,10 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
         "Seconds since each watched background loop last beat.",
     ),
     (
+        "heartbeat_embedded_postgres_restarts_total",
+        "Times the embedded PostgreSQL was found dead and started again.",
+    ),
+    (
         "heartbeat_build_info",
         "Always 1; the version label names the running build.",
     ),

@@ -22,6 +22,7 @@ mod refresh_jobs;
 mod refresh_support;
 mod reliability_crash;
 mod reliability_defs;
+mod reliability_embedded;
 mod reliability_fuzz;
 mod reliability_input;
 mod reliability_pg;
