@@ -9,6 +9,7 @@
 //! - [`sd_notify`]: READY / WATCHDOG / STOPPING.
 //! - [`self_ping`]: the outbound ping while healthy.
 //! - [`redact`]: masks keys, webhook secrets and DSN passwords in every log line.
+//! - [`table_rows`]: row-count estimates and the process's RSS for `/metrics`.
 
 pub mod config;
 pub mod liveness;
@@ -17,6 +18,7 @@ pub mod redact;
 pub mod routes;
 pub mod sd_notify;
 pub mod self_ping;
+pub mod table_rows;
 
 use std::time::Duration;
 

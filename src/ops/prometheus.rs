@@ -83,6 +83,8 @@ pub struct Scrape<'a> {
     pub pool: &'a Pool,
     /// The watched loops, for their beat ages.
     pub liveness: &'a Liveness,
+    /// Estimated rows per table (`super::table_rows::estimates`), read just before.
+    pub table_rows: &'a [(String, f64)],
 }
 
 /// How often [`upkeep_loop`] folds histogram samples into their summaries: short
@@ -280,6 +282,14 @@ impl Metrics {
             self.gauge("heartbeat_loop_beat_age_seconds", &[("loop", name)])
                 .set(age.as_secs_f64());
         }
+        for (table, rows) in from.table_rows {
+            self.gauge("heartbeat_table_rows_estimate", &[("table", table)])
+                .set(*rows);
+        }
+        if let Some(rss) = super::table_rows::resident_bytes() {
+            self.gauge("heartbeat_process_resident_memory_bytes", &[])
+                .set(rss as f64);
+        }
         self.gauge(
             "heartbeat_build_info",
             &[("version", env!("CARGO_PKG_VERSION"))],
@@ -398,6 +408,14 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "heartbeat_embedded_postgres_restarts_total",
         "Times the embedded PostgreSQL was found dead and started again.",
+    ),
+    (
+        "heartbeat_table_rows_estimate",
+        "Estimated rows per table of the heartbeat schema (pg_class.reltuples).",
+    ),
+    (
+        "heartbeat_process_resident_memory_bytes",
+        "Resident memory of the daemon process, bytes.",
     ),
     (
         "heartbeat_build_info",
