@@ -131,13 +131,18 @@ pub async fn register_secrets(
     scope: &str,
 ) -> Result<usize, super::deadline::DeadlineError> {
     let client = pool.get().await?;
+    let mark = crate::ops::redact::resync_mark();
     let rows = client
         .query(
             "SELECT DISTINCT secret FROM heartbeat.webhook WHERE secret IS NOT NULL",
             &[],
         )
         .await?;
-    crate::ops::redact::replace_webhook_secrets(scope, rows.iter().map(|r| r.get::<_, &str>(0)));
+    crate::ops::redact::replace_webhook_secrets(
+        scope,
+        mark,
+        rows.iter().map(|r| r.get::<_, &str>(0)),
+    );
     Ok(rows.len())
 }
 

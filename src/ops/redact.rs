@@ -43,8 +43,13 @@ const MIN_SECRET_LEN: usize = 6;
 struct Registry {
     /// From the configuration; kept for the whole process.
     config: BTreeSet<String>,
-    /// Webhook secrets per database, as its webhook table last held them.
-    webhooks: BTreeMap<String, BTreeSet<String>>,
+    /// Webhook secrets per database, as its webhook table last held them, each
+    /// with the [`Registry::seq`] at which it was last registered: a resync drops
+    /// only secrets registered before its query started, so a webhook created
+    /// during a resync stays masked.
+    webhooks: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Bumped by every registration and every resync mark.
+    seq: u64,
     /// Both sets, longest first, so a secret that contains another is masked whole.
     masked: Vec<String>,
 }
@@ -54,7 +59,7 @@ impl Registry {
         let all: BTreeSet<&String> = self
             .config
             .iter()
-            .chain(self.webhooks.values().flatten())
+            .chain(self.webhooks.values().flat_map(|s| s.keys()))
             .collect();
         let mut all: Vec<String> = all.into_iter().cloned().collect();
         all.sort_by_key(|s| std::cmp::Reverse(s.len()));
@@ -66,6 +71,7 @@ impl Registry {
 static SECRETS: RwLock<Registry> = RwLock::new(Registry {
     config: BTreeSet::new(),
     webhooks: BTreeMap::new(),
+    seq: 0,
     masked: Vec::new(),
 });
 
@@ -93,21 +99,15 @@ pub fn register_webhook_secret(scope: &str, secret: &str) {
     let Some(secret) = maskable(secret) else {
         return;
     };
-    if SECRETS
-        .read()
-        .unwrap()
-        .webhooks
-        .get(scope)
-        .is_some_and(|s| s.contains(secret))
-    {
-        return;
-    }
     let mut reg = SECRETS.write().unwrap();
+    reg.seq += 1;
+    let seq = reg.seq;
     if reg
         .webhooks
         .entry(scope.to_string())
         .or_default()
-        .insert(secret.to_string())
+        .insert(secret.to_string(), seq)
+        .is_none()
     {
         reg.rebuild();
     }
@@ -123,28 +123,52 @@ pub fn forget_webhook_secret(scope: &str, secret: &str) {
     let removed = reg
         .webhooks
         .get_mut(scope)
-        .is_some_and(|s| s.remove(secret));
+        .is_some_and(|s| s.remove(secret).is_some());
     if removed {
         reg.webhooks.retain(|_, s| !s.is_empty());
         reg.rebuild();
     }
 }
 
-/// Replaces the `scope` database's webhook secrets with `secrets` (what its
-/// webhook table holds now).
-pub fn replace_webhook_secrets<'a>(scope: &str, secrets: impl IntoIterator<Item = &'a str>) {
-    let webhooks: BTreeSet<String> = secrets
-        .into_iter()
-        .filter_map(maskable)
-        .map(str::to_string)
-        .collect();
+/// Taken before reading the webhook table for [`replace_webhook_secrets`].
+pub fn resync_mark() -> u64 {
     let mut reg = SECRETS.write().unwrap();
-    if reg.webhooks.get(scope) != Some(&webhooks) {
-        if webhooks.is_empty() {
-            reg.webhooks.remove(scope);
-        } else {
-            reg.webhooks.insert(scope.to_string(), webhooks);
-        }
+    reg.seq += 1;
+    reg.seq
+}
+
+/// Makes the `scope` database's webhook secrets `secrets` (what its webhook
+/// table held when read after `mark` was taken), keeping any registered since.
+pub fn replace_webhook_secrets<'a>(
+    scope: &str,
+    mark: u64,
+    secrets: impl IntoIterator<Item = &'a str>,
+) {
+    let mut reg = SECRETS.write().unwrap();
+    let seq = reg.seq;
+    let mut next: BTreeMap<String, u64> = reg
+        .webhooks
+        .get(scope)
+        .map(|s| {
+            s.iter()
+                .filter(|(_, at)| **at > mark)
+                .map(|(k, at)| (k.clone(), *at))
+                .collect()
+        })
+        .unwrap_or_default();
+    for secret in secrets.into_iter().filter_map(maskable) {
+        next.entry(secret.to_string()).or_insert(seq);
+    }
+    let unchanged = reg
+        .webhooks
+        .get(scope)
+        .is_some_and(|s| s.keys().eq(next.keys()));
+    if next.is_empty() {
+        reg.webhooks.remove(scope);
+    } else {
+        reg.webhooks.insert(scope.to_string(), next);
+    }
+    if !unchanged {
         reg.rebuild();
     }
 }
@@ -442,7 +466,11 @@ mod tests {
     fn a_resync_drops_webhook_secrets_the_table_no_longer_holds() {
         register_webhook_secret("db2", "whsec_resync_gone_03");
         register_webhook_secret("db3", "whsec_other_db_05");
-        replace_webhook_secrets("db2", ["whsec_resync_kept_04"]);
+        let mark = resync_mark();
+        // Created while the resync read the table: kept.
+        register_webhook_secret("db2", "whsec_created_during_06");
+        replace_webhook_secrets("db2", mark, ["whsec_resync_kept_04"]);
+        assert_eq!(scrub("whsec_created_during_06"), "***");
         assert_eq!(scrub("whsec_resync_gone_03"), "whsec_resync_gone_03");
         assert_eq!(scrub("whsec_resync_kept_04"), "***");
         assert_eq!(scrub("whsec_other_db_05"), "***", "another database's stay");

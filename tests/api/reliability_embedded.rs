@@ -138,14 +138,23 @@ async fn a_killed_embedded_postmaster_is_restarted_and_no_acknowledged_ping_is_l
     let stored = pings["pings"].as_array().map(Vec::len).unwrap_or(0);
     assert_eq!(stored, acked, "{pings}");
 
-    let metrics = client
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The counter moves once the restart returns, which can be just after the
+    // server first accepts connections.
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = client
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("heartbeat_embedded_postgres_restarts_total 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         metrics.contains("heartbeat_embedded_postgres_restarts_total 1"),
         "{metrics}"
