@@ -100,7 +100,8 @@ impl Application {
             ),
             None => None,
         };
-        let notifier = crate::notify::outbox::Deliverer::new(&config.monitor, public_url, mailer);
+        let notifier = crate::notify::outbox::Deliverer::new(&config.monitor, public_url, mailer)
+            .with_redact_scope(Arc::from(&*database_url));
         let state = AppState::new(crate::state::StateInner {
             notifier,
             pings,
@@ -233,13 +234,22 @@ fn job_bodies(config: &Config, catalog: &MetricCatalog) -> JobBodies {
             "jobs.probe_body_ms is set: every lane runs the diagnostic probe body"
         );
         let probe: Arc<dyn JobBody> = Arc::new(crate::jobs::probe::ProbeBody::new(ms));
-        return JobBodies::new(probe.clone(), probe.clone(), probe.clone(), probe);
+        return JobBodies::new(
+            probe.clone(),
+            probe.clone(),
+            probe.clone(),
+            probe.clone(),
+            probe,
+        );
     }
     JobBodies::new(
         Arc::new(RecomputeBody::new(config).with_catalog(catalog.clone())),
         Arc::new(BenchmarksBody::new(config)),
         Arc::new(crate::segments::SegmentsBody::from_config(config)),
         Arc::new(crate::audit::AuditBody::from_config(config)),
+        Arc::new(crate::retention::MaintenanceBody::new(
+            crate::retention::Policy::from_config(config),
+        )),
     )
 }
 

@@ -95,6 +95,7 @@ fn spawn_monitor(
             crate::notify::outbox::LoopDeps {
                 pool: state.pool.clone(),
                 deliverer: state.notifier.clone(),
+                redact_scope: state.database_url.clone(),
                 metrics: state.metrics.clone(),
                 shutdown: state.shutdown.clone(),
             },

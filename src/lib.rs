@@ -28,6 +28,8 @@
 //!   redaction, loop liveness.
 //! - [`auth`]: projects, API keys, and who is calling.
 //! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
+//! - [`retention`]: the `[retention]` policy and the batched deletes the
+//!   `maintenance` lane runs, so tables that grow with time stay bounded.
 //! - [`notify`]: channels (webhooks, HTTP templates, presets, email) and the
 //!   delivery worker that sends the alert outbox to them.
 //!
@@ -67,6 +69,7 @@ pub mod openapi;
 pub mod ops;
 pub mod panic;
 pub mod refresh;
+pub mod retention;
 pub mod schedule;
 pub mod segments;
 pub mod state;

@@ -200,7 +200,7 @@ enum ScheduleCommand {
 
 #[derive(Args, Debug)]
 struct RefreshCli {
-    /// all (ingest + recompute) | benchmarks | segments | audit
+    /// all (ingest + recompute) | benchmarks | segments | audit | maintenance
     what: String,
     /// Recompute only this metric (repeatable; with `all`).
     #[arg(long = "metric", value_name = "ID")]
@@ -506,9 +506,23 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let app = Application::build(config, url).await?;
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
+    let cluster = cluster.map(|c| std::sync::Arc::new(std::sync::Mutex::new(c)));
+    let supervisor = cluster.clone().map(|cluster| {
+        tokio::spawn(db::supervise::run(db::supervise::SupervisorDeps {
+            cluster,
+            restarts: app
+                .state()
+                .metrics
+                .counter("heartbeat_embedded_postgres_restarts_total", &[]),
+            shutdown: stop.clone(),
+        }))
+    });
     app.run_until_stopped(stop).await?;
-    if let Some(mut cluster) = cluster {
-        tokio::task::block_in_place(|| cluster.stop());
+    if let Some(supervisor) = supervisor {
+        let _ = supervisor.await;
+    }
+    if let Some(cluster) = cluster {
+        tokio::task::block_in_place(|| cluster.lock().unwrap().stop());
         tracing::info!("embedded PostgreSQL stopped");
     }
     Ok(ExitCode::SUCCESS)

@@ -80,7 +80,7 @@ async fn follow(args: &RefreshArgs) -> Result<u8, (u8, String)> {
                 json!({"metric_ids": ids, "trigger": args.trigger}),
             )
         }
-        kind @ ("benchmarks" | "segments" | "audit") => {
+        kind @ ("benchmarks" | "segments" | "audit" | "maintenance") => {
             if !args.metrics.is_empty() {
                 return Err(usage("--metric applies only to `refresh all`".into()));
             }
@@ -91,7 +91,7 @@ async fn follow(args: &RefreshArgs) -> Result<u8, (u8, String)> {
         }
         other => {
             return Err(usage(format!(
-                "unknown job '{other}': expected all, benchmarks, segments or audit"
+                "unknown job '{other}': expected all, benchmarks, segments, audit or maintenance"
             )))
         }
     };

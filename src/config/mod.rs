@@ -108,6 +108,10 @@ pub struct Config {
     /// `[audit]`: audit cuts directory and statement timeout (see `audit::AuditConfig`).
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,
+    /// `[retention]`: how long rows that grow with time are kept (see
+    /// `retention::RetentionConfig`).
+    #[serde(default)]
+    pub retention: crate::retention::config::RetentionConfig,
 }
 
 impl Default for Config {
@@ -133,6 +137,7 @@ impl Default for Config {
             schedule: Default::default(),
             segments: Default::default(),
             audit: Default::default(),
+            retention: Default::default(),
         }
     }
 }
@@ -296,6 +301,7 @@ impl Config {
         self.refresh.validate()?;
         self.segments.validate()?;
         self.audit.validate()?;
+        self.retention.validate()?;
         Ok(())
     }
 

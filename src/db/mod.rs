@@ -1,7 +1,9 @@
-//! Database access: the connection pool, migrations and the embedded cluster.
+//! Database access: the connection pool, migrations, the embedded cluster and
+//! its supervisor.
 
 pub mod embedded;
 pub mod migrate;
+pub mod supervise;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;

@@ -24,15 +24,21 @@ pub enum JobKind {
     Segments,
     /// Audit-cut registry sync plus snapshots.
     Audit,
+    /// Retention: deletes rows past `[retention]`, one phase per table.
+    Maintenance,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::Recompute,
         JobKind::Benchmarks,
         JobKind::Segments,
         JobKind::Audit,
+        JobKind::Maintenance,
     ];
+
+    /// How many lanes there are (the size of per-lane arrays).
+    pub const COUNT: usize = Self::ALL.len();
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +46,7 @@ impl JobKind {
             JobKind::Benchmarks => "benchmarks",
             JobKind::Segments => "segments",
             JobKind::Audit => "audit",
+            JobKind::Maintenance => "maintenance",
         }
     }
 
@@ -61,7 +68,7 @@ impl FromStr for JobKind {
         JobKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown job kind '{s}': expected one of recompute, benchmarks, segments, audit"))
+            .ok_or_else(|| format!("unknown job kind '{s}': expected one of recompute, benchmarks, segments, audit, maintenance"))
     }
 }
 

@@ -92,7 +92,8 @@ pub struct PingWriter {
     queue: mpsc::Sender<Waiting>,
 }
 
-/// Room for queued pings before new ones wait for room.
+/// Room for queued pings before new ones wait for room: the bound on pings held in
+/// memory (a full queue makes ping handlers wait, it never grows).
 const QUEUE_DEPTH: usize = 8192;
 
 /// What the writers share: the queue they gather batches from (one gatherer at a

@@ -1,5 +1,6 @@
 //! Built-in heartbeats for the daemon's own jobs: `job:recompute`,
-//! `job:benchmarks`, `job:segments`, `job:audit`, in the `system` project.
+//! `job:benchmarks`, `job:segments`, `job:audit`, `job:maintenance`, in the
+//! `system` project.
 //!
 //! Each follows its job's cron entry, so a job that silently stops succeeding
 //! turns its heartbeat down and alerts like any other. A finished job pings its
@@ -26,6 +27,7 @@ pub fn default_schedules() -> Vec<(JobKind, String)> {
         (JobKind::Benchmarks, "23 4 * * *".into()),
         (JobKind::Segments, "30 4 * * *".into()),
         (JobKind::Audit, "45 4 * * *".into()),
+        (JobKind::Maintenance, "10 3 * * *".into()),
     ]
 }
 

@@ -480,8 +480,11 @@ pub async fn get(
 
 /// Creates a channel after checking its config; `min_repeat` is the shortest
 /// reminder interval accepted.
+/// `redact_scope` names the database (its connection string) for the log
+/// redactor, which keeps each database's channel secrets apart.
 pub async fn create(
     pool: &Pool,
+    redact_scope: &str,
     project: Uuid,
     input: ChannelInput,
     min_repeat: Option<i32>,
@@ -505,7 +508,7 @@ pub async fn create(
     )?;
     // Before anything can log them: from now on they are masked in every line.
     for s in secrets(kind, &config) {
-        crate::ops::redact::register_secret(&s);
+        crate::ops::redact::register_webhook_secret(redact_scope, &s);
     }
     let client = pool.get().await?;
     let id = Uuid::now_v7();
@@ -533,6 +536,7 @@ pub async fn create(
 /// Changes the given fields; a config is checked whole, masked secrets kept.
 pub async fn update(
     pool: &Pool,
+    redact_scope: &str,
     project: Uuid,
     id: Uuid,
     input: ChannelInput,
@@ -549,7 +553,7 @@ pub async fn update(
             let c = unmask(c, &current.config);
             Plan::build(current.kind, &c)?;
             for s in secrets(current.kind, &c) {
-                crate::ops::redact::register_secret(&s);
+                crate::ops::redact::register_webhook_secret(redact_scope, &s);
             }
             c
         }
@@ -578,8 +582,15 @@ pub async fn update(
     Ok(c.view(e))
 }
 
-/// Deletes a channel with its outbox rows and history.
-pub async fn delete(pool: &Pool, project: Uuid, id: Uuid) -> Result<(), NotifyError> {
+/// Deletes a channel with its outbox rows and history; its secrets leave the log
+/// redactor (unless another channel still holds them), so the redactor's list
+/// stays as small as the channel table.
+pub async fn delete(
+    pool: &Pool,
+    redact_scope: &str,
+    project: Uuid,
+    id: Uuid,
+) -> Result<(), NotifyError> {
     let client = pool.get().await?;
     let n = client
         .execute(
@@ -590,28 +601,31 @@ pub async fn delete(pool: &Pool, project: Uuid, id: Uuid) -> Result<(), NotifyEr
     if n == 0 {
         return Err(NotifyError::NotFound(format!("no channel {id}")));
     }
+    drop(client);
+    register_secrets(pool, redact_scope).await?;
     Ok(())
 }
 
-/// Registers every stored channel secret with the log redactor: channels made
-/// before this start, or on another node, were never seen by this process.
-pub async fn register_secrets(pool: &Pool) -> Result<usize, NotifyError> {
+/// Makes the log redactor's channel secrets for this database exactly those the
+/// channel table holds: channels made before this start or on another node are
+/// masked from now on, deleted ones forgotten. `redact_scope` names the database.
+pub async fn register_secrets(pool: &Pool, redact_scope: &str) -> Result<usize, NotifyError> {
     let client = pool.get().await?;
+    // Taken before the read: a secret registered while it runs is kept.
+    let mark = crate::ops::redact::resync_mark();
     let rows = client
         .query("SELECT kind, config FROM heartbeat.channel", &[])
         .await?;
-    let mut n = 0;
+    let mut all = Vec::new();
     for row in &rows {
         let kind: String = row.get(0);
         let config: Value = row.get(1);
         if let Some(kind) = Kind::parse(&kind) {
-            for s in secrets(kind, &config) {
-                crate::ops::redact::register_secret(&s);
-                n += 1;
-            }
+            all.extend(secrets(kind, &config));
         }
     }
-    Ok(n)
+    crate::ops::redact::replace_webhook_secrets(redact_scope, mark, all.iter().map(String::as_str));
+    Ok(all.len())
 }
 
 #[cfg(test)]

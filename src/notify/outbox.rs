@@ -54,10 +54,17 @@ const ERROR_BACKOFF: Duration = Duration::from_secs(5);
 /// The signature header's name.
 pub const SIGNATURE_HEADER: &str = "heartbeat-signature";
 
+/// How often the redactor's channel secrets are resynced from the table, so a
+/// channel deleted on another node stops being held in this node's memory.
+const SECRETS_RESYNC_EVERY: Duration = Duration::from_secs(300);
+
 /// What the delivery worker needs.
 pub struct LoopDeps {
     pub pool: Pool,
     pub deliverer: Deliverer,
+    /// The database's connection string: names its channel secrets in the log
+    /// redactor.
+    pub redact_scope: Arc<str>,
     /// For the sent and failed alert counters.
     pub metrics: Metrics,
     pub shutdown: CancellationToken,
@@ -103,6 +110,8 @@ pub struct Deliverer {
     config: MonitorConfig,
     base_url: String,
     mailer: Option<Arc<Mailer>>,
+    /// Names this database's secrets in the log redactor.
+    redact_scope: Arc<str>,
 }
 
 impl Deliverer {
@@ -112,7 +121,15 @@ impl Deliverer {
             config: config.clone(),
             base_url,
             mailer: mailer.map(Arc::new),
+            redact_scope: Arc::from(""),
         }
+    }
+
+    /// The database this deliverer serves, for the log redactor's scope (its
+    /// connection string).
+    pub fn with_redact_scope(mut self, scope: Arc<str>) -> Self {
+        self.redact_scope = scope;
+        self
     }
 
     /// How long claimed alerts stay leased: every wave of a channel's batch, each
@@ -233,7 +250,7 @@ impl Deliverer {
                 if let Some(s) = &secret {
                     // A webhook made on another node since this worker started:
                     // its secret is in this process's memory now.
-                    crate::ops::redact::register_secret(s);
+                    crate::ops::redact::register_webhook_secret(&self.redact_scope, s);
                 }
                 post_webhook(
                     &self.http,
@@ -346,18 +363,26 @@ pub async fn run(deps: LoopDeps) {
     let LoopDeps {
         pool,
         deliverer,
+        redact_scope,
         metrics,
         shutdown,
     } = deps;
-    if let Err(e) = super::channel::register_secrets(&pool).await {
+    if let Err(e) = super::channel::register_secrets(&pool, &redact_scope).await {
         tracing::warn!(error = %e, "could not load channel secrets for log redaction");
     }
+    let mut resynced = tokio::time::Instant::now();
     let deliverer = Arc::new(deliverer);
     let interval = Duration::from_millis(deliverer.config.delivery_interval_ms.max(10));
     let mut busy: HashSet<Uuid> = HashSet::new();
     let mut tasks: tokio::task::JoinSet<(Uuid, Result<Delivered, NotifyError>)> =
         tokio::task::JoinSet::new();
     loop {
+        if resynced.elapsed() >= SECRETS_RESYNC_EVERY {
+            resynced = tokio::time::Instant::now();
+            if let Err(e) = super::channel::register_secrets(&pool, &redact_scope).await {
+                tracing::warn!(error = %e, "could not resync channel secrets for log redaction");
+            }
+        }
         let now = Utc::now();
         // Reminders join the outbox first, so this pass can send them.
         if let Err(e) = super::reminder::run_once(&pool, now).await {

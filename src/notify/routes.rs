@@ -89,7 +89,14 @@ async fn create(
     _: ApiQuery<NoQuery>,
     ApiJson(input): ApiJson<ChannelInput>,
 ) -> ApiResult<Response> {
-    let view = channel::create(&state.pool, caller.project_id, input, min_repeat(&state)).await?;
+    let view = channel::create(
+        &state.pool,
+        &state.database_url,
+        caller.project_id,
+        input,
+        min_repeat(&state),
+    )
+    .await?;
     Ok((StatusCode::CREATED, ApiJson(view)).into_response())
 }
 
@@ -103,6 +110,7 @@ async fn update(
 ) -> ApiResult<Response> {
     let view = channel::update(
         &state.pool,
+        &state.database_url,
         caller.project_id,
         parse_id(&id)?,
         input,
@@ -119,7 +127,13 @@ async fn remove(
     _: ApiQuery<NoQuery>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    channel::delete(&state.pool, caller.project_id, parse_id(&id)?).await?;
+    channel::delete(
+        &state.pool,
+        &state.database_url,
+        caller.project_id,
+        parse_id(&id)?,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -347,6 +361,7 @@ async fn create_webhook(
     }
     let view = channel::create(
         &state.pool,
+        &state.database_url,
         caller.project_id,
         ChannelInput {
             name: Some("webhook".into()),
@@ -387,5 +402,8 @@ async fn remove_webhook(
     if n == 0 {
         return Err(not_found());
     }
+    drop(client);
+    // The redactor's list stays as small as the channel table.
+    channel::register_secrets(&state.pool, &state.database_url).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

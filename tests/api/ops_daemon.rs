@@ -386,3 +386,28 @@ async fn the_daemon_self_pings_while_healthy_and_goes_silent_when_a_loop_stalls(
         "no ping while a loop is stalled"
     );
 }
+
+#[tokio::test]
+async fn a_deleted_webhooks_secret_is_dropped_from_the_log_redactor() {
+    use heartbeat::ops::redact::scrub;
+    let secret = format!("wh-deleted-{}", uuid::Uuid::new_v4().simple());
+    let app = spawn_app_with(test_config()).await;
+    let (status, hook) = app
+        .post_json(
+            "/api/webhooks",
+            &serde_json::json!({"url": "https://hooks.example/gone", "secret": secret}),
+        )
+        .await;
+    assert_eq!(status, 201, "{hook}");
+    assert_eq!(scrub(&format!("x {secret}")), "x ***");
+    let id = hook["id"].as_str().unwrap();
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/webhooks/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // Nothing holds the secret any more: the redactor does not keep it either.
+    assert_eq!(scrub(&format!("x {secret}")), format!("x {secret}"));
+}
