@@ -19,8 +19,7 @@ use crate::error::NoQuery;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::state::AppState;
 
-/// More ids than this in one request is a mistake, not a scope.
-pub const MAX_METRIC_IDS: usize = 1000;
+use super::model::MAX_METRIC_IDS;
 
 /// The jobs routes with their OpenAPI operations: each path comes from its
 /// handler's `#[utoipa::path]`, so a route cannot exist without its entry.
@@ -129,7 +128,7 @@ fn accepted(submitted: super::engine::Submitted) -> Response {
     responses(
         (status = 202, description = "The job serving this request", body = Submitted),
         (status = 400, description = "Malformed JSON", body = ErrorEnvelope),
-        (status = 422, description = "Unknown metric ids (named) or a bad field", body = ErrorEnvelope),
+        (status = 422, description = "Metric ids unknown to the catalog (`unknown_metric_ids`, named; the catalog follows the definitions directory, so the document cannot list them) or a bad field", body = ErrorEnvelope),
         (status = 503, description = "Shutting down", body = ErrorEnvelope),
     ),
     security((), ("bearer" = [])))]
@@ -157,7 +156,7 @@ async fn post_recompute(
     responses(
         (status = 202, description = "The job serving this request", body = Submitted),
         (status = 404, description = "Unknown kind", body = ErrorEnvelope),
-        (status = 422, description = "Bad field", body = ErrorEnvelope),
+        (status = 422, description = "Metric ids unknown to the catalog (`unknown_metric_ids`, named), `metric_ids` for a kind other than recompute, or a bad field", body = ErrorEnvelope),
         (status = 503, description = "Shutting down", body = ErrorEnvelope),
     ),
     security((), ("bearer" = [])))]
@@ -271,6 +270,9 @@ async fn active_recompute(
     .into_response())
 }
 
+/// Most jobs one `GET /api/jobs` returns.
+const MAX_LIST_LIMIT: usize = 500;
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -278,8 +280,8 @@ struct ListQuery {
     /// Only jobs of this kind.
     #[param(value_type = Option<JobKind>)]
     kind: Option<String>,
-    /// At most this many (default 50; more than 500 counts as 500).
-    #[param(value_type = Option<u64>, minimum = 0)]
+    /// At most this many (default 50, at most 500: more is refused).
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 500)]
     limit: Option<usize>,
 }
 
@@ -287,7 +289,7 @@ struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "Retained jobs, newest first", body = JobList),
-        (status = 422, description = "Unknown kind or bad query", body = ErrorEnvelope),
+        (status = 422, description = "Unknown kind, a limit above 500, or another bad query parameter (`invalid_query`)", body = ErrorEnvelope),
     ),
     security((), ("bearer" = [])))]
 async fn list_jobs(
@@ -301,7 +303,13 @@ async fn list_jobs(
         ),
         None => None,
     };
-    let limit = q.limit.unwrap_or(50).min(500);
+    let limit = q.limit.unwrap_or(50);
+    if limit > MAX_LIST_LIMIT {
+        return Err(ApiError::unprocessable(
+            "invalid_query",
+            format!("limit: at most {MAX_LIST_LIMIT}"),
+        ));
+    }
     let jobs: Vec<_> = state
         .jobs
         .recent()
