@@ -339,9 +339,12 @@ pub mod fields {
 /// The pattern, in the OpenAPI document, of a text field the server trims and
 /// refuses when nothing is left: at least one character that is not white
 /// space as Rust's `str::trim` counts it (the Unicode `White_Space` set,
-/// spelled out because regex engines disagree on `\s`).
-pub const NOT_BLANK_PATTERN: &str =
-    "[^\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+/// spelled out because regex engines disagree on `\s`), and no NUL anywhere
+/// (refused by [`ApiJson`]).
+pub const NOT_BLANK_PATTERN: &str = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$";
+
+/// The pattern of any other free text field: no NUL (refused by [`ApiJson`]).
+pub const NO_NUL_PATTERN: &str = "^[^\\u0000]*$";
 
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {

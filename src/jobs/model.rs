@@ -118,7 +118,12 @@ impl utoipa::PartialSchema for Scope {
             )
             .item(
                 ArrayBuilder::new()
-                    .items(ObjectBuilder::new().schema_type(Type::String))
+                    .items(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            // No NUL: the request edge refuses one in any text.
+                            .pattern(Some("^[^\\u0000]*$")),
+                    )
                     .min_items(Some(1))
                     .max_items(Some(MAX_METRIC_IDS)),
             )

@@ -18,7 +18,7 @@ use super::heartbeat::{Heartbeat, HeartbeatToken, HeartbeatView, COLUMNS};
 use super::schedule::{parse_tz, HeartbeatSchedule};
 use super::status::StoredStatus;
 use crate::auth::{Caller, Role};
-use crate::error::{fields, ApiError, ApiJson, ApiResult, NOT_BLANK_PATTERN};
+use crate::error::{fields, ApiError, ApiJson, ApiResult, NOT_BLANK_PATTERN, NO_NUL_PATTERN};
 use crate::error::{ApiQuery, NoQuery};
 use crate::state::AppState;
 
@@ -644,7 +644,7 @@ fn secret_schema() -> utoipa::openapi::schema::Schema {
         "anyOf": [
             {"type": "null"},
             {"type": "string", "maxLength": 0},
-            {"type": "string", "minLength": MIN_WEBHOOK_SECRET_CHARS}
+            {"type": "string", "minLength": MIN_WEBHOOK_SECRET_CHARS, "pattern": NO_NUL_PATTERN}
         ],
         "description": "Key of the `Heartbeat-Signature` HMAC-SHA256, at least 16 characters; never shown again. Empty or null: alerts are not signed."
     }))
