@@ -116,6 +116,9 @@ extra=()
 # shellcheck disable=SC2206
 [ -n "$FUZZ_ST_ARGS" ] && extra+=($FUZZ_ST_ARGS)
 set +e
+# schemathesis keeps a crash cache (for `st replay`) in its working directory:
+# the report directory, not the work tree.
+cd "$report_dir"
 "$st" --config-file "$st_config" run "$base/api/openapi.json" \
     --url "$base" \
     "${auth[@]}" \
