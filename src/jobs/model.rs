@@ -109,7 +109,11 @@ impl Scope {
     }
 }
 
-/// In the OpenAPI document: `"all"` or a list of metric ids.
+/// More ids than this in one request is a mistake, not a scope.
+pub const MAX_METRIC_IDS: usize = 1000;
+
+/// In the OpenAPI document: `"all"` or a list of 1 to [`MAX_METRIC_IDS`]
+/// metric ids (an empty list is refused: `"all"` says every metric).
 impl utoipa::PartialSchema for Scope {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
@@ -119,7 +123,17 @@ impl utoipa::PartialSchema for Scope {
                     .schema_type(Type::String)
                     .enum_values(Some(["all"])),
             )
-            .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)))
+            .item(
+                ArrayBuilder::new()
+                    .items(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            // No NUL: the request edge refuses one in any text.
+                            .pattern(Some("^[^\\u0000]*$")),
+                    )
+                    .min_items(Some(1))
+                    .max_items(Some(MAX_METRIC_IDS)),
+            )
             .description(Some("\"all\" or a list of metric ids"))
             .into()
     }

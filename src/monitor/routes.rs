@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -17,7 +18,7 @@ use super::heartbeat::{Heartbeat, HeartbeatToken, HeartbeatView, COLUMNS};
 use super::schedule::{parse_tz, HeartbeatSchedule};
 use super::status::StoredStatus;
 use crate::auth::{Caller, Role};
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{fields, ApiError, ApiJson, ApiResult, NOT_BLANK_PATTERN};
 use crate::error::{ApiQuery, NoQuery};
 use crate::state::AppState;
 
@@ -104,20 +105,19 @@ async fn show(
     Ok(ApiJson(hb.view(Utc::now(), &base_url(&state))).into_response())
 }
 
-/// Fields a client may set. On create, unset fields take defaults; on update,
-/// unset fields are kept.
-#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
+/// Body of `POST /api/heartbeats`: unset fields take defaults. `period_seconds`
+/// and `schedule` exclude each other (the `anyOf` says so).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HeartbeatInput {
-    /// 1 to 200 characters, unique in the project; required on create.
-    pub name: Option<String>,
-    /// Seconds between expected pings (default a day); not with `schedule`.
+pub struct HeartbeatCreate {
+    /// 1 to 200 characters (before trimming), not only white space; unique in
+    /// the project.
+    pub name: String,
+    #[serde(default, deserialize_with = "fields::integral_i32")]
     pub period_seconds: Option<i32>,
-    /// Seconds past the expected time before down (default an hour).
+    #[serde(default, deserialize_with = "fields::integral_i32")]
     pub grace_seconds: Option<i32>,
-    /// Five-field cron expression; not with `period_seconds`.
     pub schedule: Option<String>,
-    /// IANA time zone for `schedule` (default UTC).
     pub tz: Option<String>,
     pub paused: Option<bool>,
     /// Where its alerts go: `"all"` the project's channels (the default), a list
@@ -168,6 +168,148 @@ async fn routing(
     }
 }
 
+/// Body of `PATCH /api/heartbeats/{id}`: unset fields are kept.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatPatch {
+    #[serde(default, deserialize_with = "fields::non_null_string")]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub period_seconds: Option<i32>,
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub grace_seconds: Option<i32>,
+    pub schedule: Option<String>,
+    pub tz: Option<String>,
+    pub paused: Option<bool>,
+    /// Where its alerts go: `"all"` the project's channels, a list of channel
+    /// ids, or `[]` for none; unset: kept.
+    pub channels: Option<Routing>,
+}
+
+/// The timing fields both bodies share, as [`timing`] reads them.
+struct TimingInput<'a> {
+    period_seconds: Option<i32>,
+    grace_seconds: Option<i32>,
+    schedule: Option<&'a str>,
+    tz: Option<&'a str>,
+}
+
+/// The heartbeat body schemas, written out because no derive can say what the
+/// server checks: lengths in characters, bounds, the IANA zone list, the shape
+/// of a cron expression, and that `period_seconds` and `schedule` exclude each
+/// other. What is still checked only by the server: a cron range written
+/// backwards (`5-3`) and a day that never occurs in the given months
+/// (`0 0 30 2 *`), answered 422 naming the field.
+fn heartbeat_schema(create: bool) -> utoipa::openapi::schema::Schema {
+    let name = json!({
+        "type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS,
+        "pattern": NOT_BLANK_PATTERN,
+        "description": "1 to 200 characters (before trimming), not only white space; unique in the project"
+    });
+    let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+    let mut schema = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "name": name,
+            "period_seconds": {
+                "type": ["integer", "null"], "minimum": 1, "maximum": MAX_SECONDS,
+                "description": "Seconds between expected pings (default a day); not with `schedule`"
+            },
+            "grace_seconds": {
+                "type": ["integer", "null"], "minimum": 0, "maximum": MAX_SECONDS,
+                "description": "Seconds past the expected time before down (default an hour)"
+            },
+            "schedule": {
+                "type": ["string", "null"], "pattern": cron_pattern(),
+                "description": "Five-field cron expression or a macro such as @daily; not with `period_seconds`"
+            },
+            "tz": {
+                "type": ["string", "null"],
+                "enum": zones.iter().map(|z| json!(z)).chain([Value::Null]).collect::<Vec<_>>(),
+                "description": "IANA time zone for `schedule` (default UTC)"
+            },
+            "paused": {"type": ["boolean", "null"]},
+            "channels": {
+                "anyOf": [
+                    {"type": "string", "enum": ["all"]},
+                    {"type": "array", "items": {"type": "string", "format": "uuid"}},
+                    {"type": "null"}
+                ],
+                "description": "Where its alerts go: \"all\" the project's channels (the default), a list of channel ids of this project, or [] for none"
+            }
+        },
+        "anyOf": [
+            {"properties": {"schedule": {"type": "null"}}},
+            {"properties": {"period_seconds": {"type": "null"}}}
+        ]
+    });
+    if create {
+        schema["required"] = json!(["name"]);
+        schema["description"] =
+            json!("Unset fields take defaults; `period_seconds` and `schedule` exclude each other");
+    } else {
+        schema["description"] = json!("Fields to change; unset fields are kept; `period_seconds` and `schedule` exclude each other");
+    }
+    serde_json::from_value(schema).expect("the heartbeat schema is a schema")
+}
+
+impl utoipa::PartialSchema for HeartbeatCreate {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        heartbeat_schema(true).into()
+    }
+}
+
+impl utoipa::ToSchema for HeartbeatCreate {}
+
+impl utoipa::PartialSchema for HeartbeatPatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        heartbeat_schema(false).into()
+    }
+}
+
+impl utoipa::ToSchema for HeartbeatPatch {}
+
+/// White space as `str::trim` and `split_whitespace` count it, spelled out.
+const WS: &str =
+    "[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+
+/// The shape of what `schedule::cron::CronSchedule::parse` takes, as a pattern:
+/// five fields of comma lists of `*`, a value or a range, a step only after `*`
+/// or a range, values within each field's bounds (leading zeros allowed),
+/// month and day names in any case; or a macro.
+fn cron_pattern() -> String {
+    fn any_case(word: &str) -> String {
+        word.chars()
+            .map(|c| format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase()))
+            .collect()
+    }
+    fn names(list: &[&str]) -> String {
+        list.iter()
+            .map(|n| any_case(n))
+            .collect::<Vec<_>>()
+            .join("|")
+    }
+    let field = |value: &str| {
+        let step = "(?:/0*[1-9][0-9]{0,8})?";
+        let item = format!("(?:\\*{step}|(?:{value})-(?:{value}){step}|(?:{value}))");
+        format!("{item}(?:,{item})*")
+    };
+    let minute = field("0*[1-5]?[0-9]");
+    let hour = field("0*(?:2[0-3]|1?[0-9])");
+    let dom = field("0*(?:3[01]|[12][0-9]|[1-9])");
+    let months = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let month = field(&format!("0*(?:1[0-2]|[1-9])|{}", names(&months)));
+    let days = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+    let dow = field(&format!("0*[0-7]|{}", names(&days)));
+    let macros = names(&[
+        "yearly", "annually", "monthly", "weekly", "daily", "midnight", "hourly",
+    ]);
+    format!("^{WS}*(?:@(?:{macros})|{minute}{WS}+{hour}{WS}+{dom}{WS}+{month}{WS}+{dow}){WS}*$")
+}
+
 /// The validated expectation and grace of a heartbeat.
 struct Timing {
     period_seconds: Option<i32>,
@@ -180,22 +322,28 @@ fn invalid(message: String) -> ApiError {
     ApiError::unprocessable("invalid_input", message)
 }
 
+/// Longest heartbeat name, in characters as given (JSON Schema's `maxLength`
+/// counts the same way: code points, before any trimming).
+const MAX_NAME_CHARS: usize = 200;
+
 fn check_name(name: &str) -> ApiResult<String> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 200 {
-        return Err(invalid("name: must be 1 to 200 characters".into()));
+    let trimmed = name.trim();
+    if trimmed.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(invalid(format!(
+            "name: must be 1 to {MAX_NAME_CHARS} characters, not only white space"
+        )));
     }
-    Ok(name.to_string())
+    Ok(trimmed.to_string())
 }
 
 /// Merges `input` over `current` (None on create) and checks the result.
-fn timing(input: &HeartbeatInput, current: Option<&Heartbeat>) -> ApiResult<Timing> {
+fn timing(input: TimingInput<'_>, current: Option<&Heartbeat>) -> ApiResult<Timing> {
     if input.period_seconds.is_some() && input.schedule.is_some() {
         return Err(invalid(
             "give either period_seconds or schedule, not both".into(),
         ));
     }
-    let (period_seconds, schedule) = match (input.period_seconds, &input.schedule, current) {
+    let (period_seconds, schedule) = match (input.period_seconds, input.schedule, current) {
         (Some(p), _, _) => (Some(p), None),
         (None, Some(s), _) => (None, Some(s.trim().to_string())),
         (None, None, Some(hb)) => (hb.period_seconds, hb.schedule.clone()),
@@ -203,7 +351,7 @@ fn timing(input: &HeartbeatInput, current: Option<&Heartbeat>) -> ApiResult<Timi
     };
     let tz = input
         .tz
-        .clone()
+        .map(str::to_string)
         .or_else(|| current.map(|hb| hb.tz.clone()))
         .unwrap_or_else(|| "UTC".into());
     let grace_seconds = input
@@ -240,20 +388,23 @@ INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_s
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9 THEN 'paused' ELSE 'pending' END, $10)
 ON CONFLICT (project_id, name) DO NOTHING";
 
-#[utoipa::path(post, path = "/api/heartbeats", operation_id = "createHeartbeat", tag = "heartbeats", request_body(content = HeartbeatInput, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = HeartbeatView), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/heartbeats", operation_id = "createHeartbeat", tag = "heartbeats", request_body(content = HeartbeatCreate, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = HeartbeatView), (status = 409, description = "A heartbeat of that name exists in the project (`conflict`), or the project has as many heartbeats as allowed (`heartbeat_limit`)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message; also a cron range written backwards or a day that never occurs in the given months, which the schema cannot state", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
     _: ApiQuery<NoQuery>,
-    ApiJson(input): ApiJson<HeartbeatInput>,
+    ApiJson(input): ApiJson<HeartbeatCreate>,
 ) -> ApiResult<Response> {
-    let name = check_name(
-        input
-            .name
-            .as_deref()
-            .ok_or_else(|| invalid("name: required".into()))?,
+    let name = check_name(&input.name)?;
+    let t = timing(
+        TimingInput {
+            period_seconds: input.period_seconds,
+            grace_seconds: input.grace_seconds,
+            schedule: input.schedule.as_deref(),
+            tz: input.tz.as_deref(),
+        },
+        None,
     )?;
-    let t = timing(&input, None)?;
     let paused = input.paused.unwrap_or(false);
     let mut client = state.pool.get().await?;
     let channels = routing(&client, caller.project_id, input.channels.as_ref(), None).await?;
@@ -325,13 +476,13 @@ UPDATE heartbeat.heartbeat SET
     deadline = now()
 WHERE heartbeat_id = $1";
 
-#[utoipa::path(patch, path = "/api/heartbeats/{id}", operation_id = "updateHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = HeartbeatInput, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/heartbeats/{id}", operation_id = "updateHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = HeartbeatPatch, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope), (status = 409, description = "Another heartbeat of the project has that name (`conflict`)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message; also a cron range written backwards or a day that never occurs in the given months, which the schema cannot state", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
     _: ApiQuery<NoQuery>,
     Path(id): Path<String>,
-    ApiJson(input): ApiJson<HeartbeatInput>,
+    ApiJson(input): ApiJson<HeartbeatPatch>,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     let client = state.pool.get().await?;
@@ -340,7 +491,15 @@ async fn update(
         Some(n) => check_name(n)?,
         None => current.name.clone(),
     };
-    let t = timing(&input, Some(&current))?;
+    let t = timing(
+        TimingInput {
+            period_seconds: input.period_seconds,
+            grace_seconds: input.grace_seconds,
+            schedule: input.schedule.as_deref(),
+            tz: input.tz.as_deref(),
+        },
+        Some(&current),
+    )?;
     let paused = input.paused.unwrap_or(current.paused);
     let channels = routing(
         &client,
@@ -506,8 +665,17 @@ async fn flips(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectInput {
-    /// 1 to 100 characters, unique.
+    /// 1 to 100 characters (before trimming), not only white space; unique.
+    #[schema(schema_with = project_name_schema)]
     name: String,
+}
+
+fn project_name_schema() -> utoipa::openapi::schema::Schema {
+    serde_json::from_value(json!({
+        "type": "string", "minLength": 1, "maxLength": 100, "pattern": NOT_BLANK_PATTERN,
+        "description": "1 to 100 characters (before trimming), not only white space; unique"
+    }))
+    .expect("the project name schema is a schema")
 }
 
 /// One project, without its keys.
@@ -525,7 +693,7 @@ pub struct ProjectList {
     projects: Vec<ProjectSummary>,
 }
 
-#[utoipa::path(post, path = "/api/projects", operation_id = "createProject", tag = "projects", request_body(content = ProjectInput, description = "name"), responses((status = 201, description = "Created, with its keys (shown once)", body = crate::auth::CreatedProject), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/projects", operation_id = "createProject", tag = "projects", request_body(content = ProjectInput, description = "name"), responses((status = 201, description = "Created, with its keys (shown once)", body = crate::auth::CreatedProject), (status = 409, description = "A project of that name exists (`conflict`)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -561,4 +729,86 @@ async fn list_projects(
         })
         .collect();
     Ok(ApiJson(ProjectList { projects }).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::schedule::HeartbeatSchedule;
+
+    fn matches(pattern: &str, text: &str) -> bool {
+        regex::Regex::new(pattern).unwrap().is_match(text)
+    }
+
+    #[test]
+    fn the_cron_pattern_takes_what_the_parser_takes() {
+        let pattern = cron_pattern();
+        for good in [
+            "* * * * *",
+            "*/5 * * * *",
+            "0 0 * * 0",
+            "0 0 * * 7",
+            "30 4 1,15 * MON-fri",
+            "0-59/15 00 1-31 jan-DEC sun",
+            "  @Daily ",
+            "@hourly",
+            "5 4 * * sun\t",
+            "007 23 31 12 *",
+        ] {
+            assert!(matches(&pattern, good), "pattern refuses {good:?}");
+            assert!(HeartbeatSchedule::parse(good, "UTC").is_ok(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "* * * *",
+            "60 * * * *",
+            "* 24 * * *",
+            "* * 0 * *",
+            "* * * 13 *",
+            "* * * * 8",
+            "5/2 * * * *",
+            "*/0 * * * *",
+            "@reboot",
+            "* * * * * *",
+            "1,,2 * * * *",
+        ] {
+            assert!(!matches(&pattern, bad), "pattern takes {bad:?}");
+            assert!(HeartbeatSchedule::parse(bad, "UTC").is_err(), "{bad:?}");
+        }
+        // What only the server can tell: both match the shape and are refused.
+        for semantic in ["5-3 * * * *", "0 0 30 2 *"] {
+            assert!(matches(&pattern, semantic));
+            assert!(HeartbeatSchedule::parse(semantic, "UTC").is_err());
+        }
+    }
+
+    #[test]
+    fn names_are_counted_in_characters_before_trimming() {
+        assert!(check_name(&"é".repeat(200)).is_ok());
+        assert!(check_name(&"é".repeat(201)).is_err());
+        assert_eq!(check_name("  a  ").unwrap(), "a");
+        assert!(check_name(&format!("a{}", " ".repeat(200))).is_err());
+        assert!(check_name(" \u{3000}\t").is_err());
+    }
+
+    #[test]
+    fn integral_floats_are_integers_and_fractions_are_not() {
+        let p: HeartbeatPatch = serde_json::from_str(r#"{"period_seconds": 1046.0}"#).unwrap();
+        assert_eq!(p.period_seconds, Some(1046));
+        let p: HeartbeatPatch = serde_json::from_str(r#"{"grace_seconds": null}"#).unwrap();
+        assert_eq!(p.grace_seconds, None);
+        for bad in [
+            r#"{"period_seconds": 1046.5}"#,
+            r#"{"period_seconds": 1e12}"#,
+            r#"{"period_seconds": "60"}"#,
+            r#"{"name": null}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<HeartbeatPatch>(bad).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(serde_json::from_str::<HeartbeatCreate>(r#"{"name": null}"#).is_err());
+        assert!(serde_json::from_str::<HeartbeatCreate>(r#"{}"#).is_err());
+    }
 }

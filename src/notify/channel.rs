@@ -130,6 +130,12 @@ impl Plan {
                     .and_then(|u| reqwest::Url::parse(u).ok())
                     .filter(|u| matches!(u.scheme(), "http" | "https"))
                     .ok_or_else(|| invalid("url: must be an http or https URL"))?;
+                // The URL is listed back unmasked: a password in it would leak.
+                if !url.username().is_empty() || url.password().is_some() {
+                    return Err(invalid(
+                        "url: must not carry a user or password (the signing key goes in `secret`)",
+                    ));
+                }
                 let secret = match config.get("secret") {
                     None | Some(Value::Null) => None,
                     Some(Value::String(s)) if s.is_empty() => None,
