@@ -104,6 +104,11 @@ impl Heartbeat {
         }
     }
 
+    /// Whether this is one of the daemon's own job heartbeats (`super::selfcheck`).
+    pub fn is_job(&self) -> bool {
+        self.project_id == super::SYSTEM_PROJECT && self.name.starts_with("job:")
+    }
+
     /// The expectation; a schedule that no longer parses (it was validated on the
     /// way in) falls back to a day so the heartbeat still watches something.
     pub fn expectation(&self) -> Expectation {
@@ -164,6 +169,7 @@ impl Heartbeat {
             ),
             ping_url,
             created_at: self.created_at,
+            job: self.is_job(),
         }
     }
 }
@@ -214,6 +220,9 @@ pub struct HeartbeatView {
     /// A ready-to-paste crontab line wrapping a command with `heartbeat run`.
     pub crontab: String,
     pub created_at: DateTime<Utc>,
+    /// One of the daemon's own `job:*` heartbeats: it can be paused, not deleted
+    /// or re-timed (its timing is the cron table's).
+    pub job: bool,
 }
 
 #[cfg(test)]

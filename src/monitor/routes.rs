@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::heartbeat::{Heartbeat, HeartbeatToken, HeartbeatView, COLUMNS};
 use super::schedule::{parse_tz, HeartbeatSchedule};
+use super::selfcheck::{self, JobHeartbeatError};
 use super::status::StoredStatus;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiJson, ApiResult};
@@ -271,6 +272,48 @@ async fn create(
         .into_response())
 }
 
+/// The name and timing fields `input` would give a new value, for
+/// [`selfcheck::check_edit`].
+fn changed_fields(input: &HeartbeatInput, current: &Heartbeat) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if input
+        .name
+        .as_deref()
+        .is_some_and(|n| n.trim() != current.name)
+    {
+        changed.push("name");
+    }
+    if input
+        .period_seconds
+        .is_some_and(|p| Some(p) != current.period_seconds)
+    {
+        changed.push("period_seconds");
+    }
+    if input
+        .grace_seconds
+        .is_some_and(|g| g != current.grace_seconds)
+    {
+        changed.push("grace_seconds");
+    }
+    if input
+        .schedule
+        .as_deref()
+        .is_some_and(|s| Some(s.trim()) != current.schedule.as_deref())
+    {
+        changed.push("schedule");
+    }
+    if input.tz.as_deref().is_some_and(|tz| tz != current.tz) {
+        changed.push("tz");
+    }
+    changed
+}
+
+impl From<JobHeartbeatError> for ApiError {
+    fn from(e: JobHeartbeatError) -> Self {
+        ApiError::client(StatusCode::CONFLICT, "job_heartbeat", e.to_string())
+    }
+}
+
 /// Editing keeps the last ping, the history and the stored status; the deadline
 /// is set to now so the deadline loop re-evaluates under the new timing (and
 /// records a flip if the new timing changes the status).
@@ -282,7 +325,7 @@ UPDATE heartbeat.heartbeat SET
     deadline = now()
 WHERE heartbeat_id = $1";
 
-#[utoipa::path(patch, path = "/api/heartbeats/{id}", operation_id = "updateHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = HeartbeatInput, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/heartbeats/{id}", operation_id = "updateHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = HeartbeatInput, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope), (status = 409, description = "A change of name or timing to one of the daemon's own job heartbeats (they can only be paused), or a name already taken", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -297,6 +340,7 @@ async fn update(
         Some(n) => check_name(n)?,
         None => current.name.clone(),
     };
+    selfcheck::check_edit(&current, &changed_fields(&input, &current))?;
     let t = timing(&input, Some(&current))?;
     let paused = input.paused.unwrap_or(current.paused);
     let result = client
@@ -325,7 +369,7 @@ async fn update(
     Ok(ApiJson(hb.view(Utc::now(), &base_url(&state))).into_response())
 }
 
-#[utoipa::path(delete, path = "/api/heartbeats/{id}", operation_id = "deleteHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/heartbeats/{id}", operation_id = "deleteHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 409, description = "One of the daemon's own job heartbeats, which cannot be deleted", body = crate::error::ErrorEnvelope), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -334,7 +378,7 @@ async fn remove(
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     let client = state.pool.get().await?;
-    fetch(&client, &caller, id).await?;
+    selfcheck::check_delete(&fetch(&client, &caller, id).await?)?;
     client
         .execute(
             "DELETE FROM heartbeat.heartbeat WHERE heartbeat_id = $1",

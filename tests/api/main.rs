@@ -7,6 +7,7 @@ mod audit;
 mod cli_refresh;
 mod cluster;
 mod dashboard;
+mod detection;
 mod foundation;
 mod jobs;
 mod layout;
