@@ -36,6 +36,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_ping_path"),
     migration!(8, "0008_ping_ring"),
     migration!(9, "0009_schedule_pause"),
+    migration!(10, "0010_thresholds"),
 ];
 
 /// The advisory lock key that serializes migration runners ("hbmigrat").

@@ -10,7 +10,9 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::schedule::HeartbeatSchedule;
-use super::status::{evaluate, Evaluation, Expectation, Signals, Status, StoredStatus};
+use super::status::{
+    evaluate, Evaluation, Expectation, Signals, Status, StoredStatus, Streaks, Thresholds,
+};
 
 /// `hb_` followed by 16 URL-safe base64 characters (96 random bits).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -54,7 +56,8 @@ impl fmt::Display for HeartbeatToken {
 /// The columns every heartbeat query selects, in [`Heartbeat::from_row`]'s order.
 pub const COLUMNS: &str = "heartbeat_id, project_id, name, token, period_seconds, schedule, tz, \
      grace_seconds, paused, created_at, resumed_at, last_ping_at, last_ping_kind, \
-     last_signal_at, last_signal_failed, started_at, status, deadline";
+     last_signal_at, last_signal_failed, started_at, status, deadline, failure_threshold, \
+     recovery_threshold, fail_streak, ok_streak, failing, failing_since, missed_at";
 
 /// One heartbeat row.
 #[derive(Debug, Clone)]
@@ -78,6 +81,10 @@ pub struct Heartbeat {
     /// The status as of the last flip.
     pub stored_status: StoredStatus,
     pub deadline: Option<DateTime<Utc>>,
+    pub thresholds: Thresholds,
+    /// As of the last ping or counted miss; [`Heartbeat::evaluate`] adds the
+    /// misses since.
+    pub streaks: Streaks,
 }
 
 impl Heartbeat {
@@ -101,6 +108,17 @@ impl Heartbeat {
             started_at: row.get(15),
             stored_status: row.get(16),
             deadline: row.get(17),
+            thresholds: Thresholds {
+                failure: row.get(18),
+                recovery: row.get(19),
+            },
+            streaks: Streaks {
+                fail: row.get(20),
+                ok: row.get(21),
+                failing: row.get(22),
+                failing_since: row.get(23),
+                missed_at: row.get(24),
+            },
         }
     }
 
@@ -129,6 +147,8 @@ impl Heartbeat {
             last_signal_at: self.last_signal_at,
             last_signal_failed: self.last_signal_failed,
             started_at: self.started_at,
+            streaks: self.streaks.clone(),
+            thresholds: self.thresholds,
         }
     }
 
@@ -163,6 +183,10 @@ impl Heartbeat {
             next_due_at: e.due_at,
             next_deadline: e.down_at,
             status_since: e.since,
+            failure_threshold: self.thresholds.failure,
+            recovery_threshold: self.thresholds.recovery,
+            failure_streak: e.streaks.fail,
+            success_streak: e.streaks.ok,
             curl: format!("curl -fsS -m 10 --retry 5 -o /dev/null {ping_url}"),
             crontab: format!(
                 "{cron_fields} heartbeat run --ping-url {ping_url} -- /path/to/your/command"
@@ -213,6 +237,16 @@ pub struct HeartbeatView {
     pub next_deadline: Option<DateTime<Utc>>,
     /// When the current status began, when known.
     pub status_since: Option<DateTime<Utc>>,
+    /// Failures in a row (fail pings, non-zero exit codes, missed deadlines)
+    /// that take it down; 1 to 100.
+    pub failure_threshold: i32,
+    /// Successes in a row that bring it back up; 1 to 100.
+    pub recovery_threshold: i32,
+    /// The current run of failures, missed deadlines up to now included; 0
+    /// after a success.
+    pub failure_streak: i32,
+    /// The current run of successes; 0 after a failure.
+    pub success_streak: i32,
     /// Where cron jobs ping (`/hb/{token}`).
     pub ping_url: String,
     /// A ready-to-paste curl command that pings.

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::heartbeat::{Heartbeat, HeartbeatToken, HeartbeatView, COLUMNS};
 use super::schedule::{parse_tz, HeartbeatSchedule};
 use super::selfcheck::{self, JobHeartbeatError};
-use super::status::StoredStatus;
+use super::status::{StoredStatus, Thresholds};
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::error::{ApiQuery, NoQuery};
@@ -126,6 +126,38 @@ pub struct HeartbeatInput {
     /// IANA time zone for `schedule` (default UTC).
     pub tz: Option<String>,
     pub paused: Option<bool>,
+    /// Failures in a row (fail pings, non-zero exit codes, missed deadlines)
+    /// before it is down: 1 to 100 (default 1).
+    #[schema(minimum = 1, maximum = 100)]
+    pub failure_threshold: Option<i32>,
+    /// Successes in a row before a down heartbeat is up again: 1 to 100
+    /// (default 1).
+    #[schema(minimum = 1, maximum = 100)]
+    pub recovery_threshold: Option<i32>,
+}
+
+/// Largest failure or recovery threshold.
+const MAX_THRESHOLD: i32 = 100;
+
+/// Merges the thresholds of `input` over `current` (None on create) and checks
+/// them.
+fn thresholds(input: &HeartbeatInput, current: Option<&Heartbeat>) -> ApiResult<Thresholds> {
+    let current = current.map(|hb| hb.thresholds).unwrap_or_default();
+    let t = Thresholds {
+        failure: input.failure_threshold.unwrap_or(current.failure),
+        recovery: input.recovery_threshold.unwrap_or(current.recovery),
+    };
+    for (field, value) in [
+        ("failure_threshold", t.failure),
+        ("recovery_threshold", t.recovery),
+    ] {
+        if !(1..=MAX_THRESHOLD).contains(&value) {
+            return Err(invalid(format!(
+                "{field}: must be between 1 and {MAX_THRESHOLD}"
+            )));
+        }
+    }
+    Ok(t)
 }
 
 /// The validated expectation and grace of a heartbeat.
@@ -196,8 +228,10 @@ fn timing(input: &HeartbeatInput, current: Option<&Heartbeat>) -> ApiResult<Timi
 
 const INSERT_HEARTBEAT: &str = "
 INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds,
-                                 schedule, tz, grace_seconds, paused, status)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9 THEN 'paused' ELSE 'pending' END)
+                                 schedule, tz, grace_seconds, paused, status,
+                                 failure_threshold, recovery_threshold)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9 THEN 'paused' ELSE 'pending' END,
+        $10, $11)
 ON CONFLICT (project_id, name) DO NOTHING";
 
 #[utoipa::path(post, path = "/api/heartbeats", operation_id = "createHeartbeat", tag = "heartbeats", request_body(content = HeartbeatInput, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = HeartbeatView), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
@@ -214,6 +248,7 @@ async fn create(
             .ok_or_else(|| invalid("name: required".into()))?,
     )?;
     let t = timing(&input, None)?;
+    let th = thresholds(&input, None)?;
     let paused = input.paused.unwrap_or(false);
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -255,6 +290,8 @@ async fn create(
                 &t.tz,
                 &t.grace_seconds,
                 &paused,
+                &th.failure,
+                &th.recovery,
             ],
         )
         .await?;
@@ -316,11 +353,16 @@ impl From<JobHeartbeatError> for ApiError {
 
 /// Editing keeps the last ping, the history and the stored status; the deadline
 /// is set to now so the deadline loop re-evaluates under the new timing (and
-/// records a flip if the new timing changes the status).
+/// records a flip if the new timing changes the status). New thresholds apply to
+/// the current streaks at once: a streak that now reaches one changes the state.
 const UPDATE_HEARTBEAT: &str = "
 UPDATE heartbeat.heartbeat SET
     name = $2, period_seconds = $3, schedule = $4, tz = $5, grace_seconds = $6,
-    paused = $7,
+    paused = $7, failure_threshold = $8, recovery_threshold = $9,
+    failing = CASE WHEN NOT failing AND fail_streak >= $8 THEN true
+                   WHEN failing AND ok_streak >= $9 THEN false ELSE failing END,
+    failing_since = CASE WHEN (NOT failing AND fail_streak >= $8) OR (failing AND ok_streak >= $9)
+                         THEN now() ELSE failing_since END,
     resumed_at = CASE WHEN paused AND NOT $7 THEN now() ELSE resumed_at END,
     deadline = now()
 WHERE heartbeat_id = $1";
@@ -342,6 +384,7 @@ async fn update(
     };
     selfcheck::check_edit(&current, &changed_fields(&input, &current))?;
     let t = timing(&input, Some(&current))?;
+    let th = thresholds(&input, Some(&current))?;
     let paused = input.paused.unwrap_or(current.paused);
     let result = client
         .execute(
@@ -354,6 +397,8 @@ async fn update(
                 &t.tz,
                 &t.grace_seconds,
                 &paused,
+                &th.failure,
+                &th.recovery,
             ],
         )
         .await;

@@ -3,8 +3,6 @@
 //! that cannot be switched off by accident, failure and recovery thresholds, and
 //! tags.
 
-#![allow(dead_code)] // helpers for the threshold tests that follow
-
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -204,4 +202,197 @@ async fn a_job_heartbeat_deleted_behind_the_apis_back_comes_back_within_one_inte
         assert_eq!(back[field], before[field], "{field}");
     }
     assert_eq!(back["status"], "pending");
+}
+
+fn at(hb: &Value, field: &str) -> DateTime<Utc> {
+    hb[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {hb}"))
+        .parse()
+        .unwrap()
+}
+
+fn streaks(hb: &Value) -> (i64, i64) {
+    (
+        hb["failure_streak"].as_i64().unwrap(),
+        hb["success_streak"].as_i64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn thresholds_are_validated_naming_the_field() {
+    let app = quiet_app().await;
+    let hb = create(&app, json!({"name": "defaults"})).await;
+    assert_eq!(
+        (
+            hb["failure_threshold"].as_i64(),
+            hb["recovery_threshold"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(streaks(&hb), (0, 0));
+    for field in ["failure_threshold", "recovery_threshold"] {
+        for bad in [json!(0), json!(101), json!(-1)] {
+            let (status, body) = app
+                .post_json("/api/heartbeats", &json!({"name": "x", field: bad}))
+                .await;
+            assert_eq!(status, 422, "{field}={bad}: {body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.starts_with(field), "{message}");
+            let (status, body) =
+                patch(&app, hb["id"].as_str().unwrap(), json!({ field: bad })).await;
+            assert_eq!(status, 422, "{field}={bad}: {body}");
+            assert!(body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(field));
+        }
+        for good in [1, 100] {
+            let (status, body) =
+                patch(&app, hb["id"].as_str().unwrap(), json!({ field: good })).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body[field], good);
+        }
+    }
+}
+
+#[tokio::test]
+async fn mixed_failures_in_a_row_take_it_down_at_the_threshold_and_successes_in_a_row_bring_it_back(
+) {
+    let app = quiet_app().await;
+    let hb = create(
+        &app,
+        json!({"name": "flaky", "period_seconds": 3600, "grace_seconds": 300,
+               "failure_threshold": 3, "recovery_threshold": 2}),
+    )
+    .await;
+    let id = hb["id"].as_str().unwrap();
+    let path = ping_path(&hb);
+
+    // A success between failures starts the count again.
+    ping(&app, &path).await;
+    ping(&app, &format!("{path}/fail")).await;
+    assert_eq!(streaks(&get_hb(&app, id).await), (1, 0));
+    let ok = ping(&app, &format!("{path}/0")).await;
+    assert_eq!(streaks(&get_hb(&app, id).await), (0, 1));
+    assert_eq!(tick(&app, ok).await.flips, 0);
+
+    // A fail ping and a non-zero exit code: two in a row, still up.
+    ping(&app, &format!("{path}/fail")).await;
+    let second = ping(&app, &format!("{path}/2")).await;
+    let hb = get_hb(&app, id).await;
+    assert_eq!(streaks(&hb), (2, 0));
+    assert_eq!(hb["status"], "up", "{hb}");
+    assert_eq!(tick(&app, second).await.flips, 0);
+
+    // The third is a missed deadline: not at the deadline, one second after.
+    let deadline = at(&hb, "next_deadline");
+    assert_eq!(deadline, second + secs(3900));
+    assert_eq!(tick(&app, deadline - secs(1)).await.flips, 0);
+    assert_eq!(tick(&app, deadline).await.flips, 0);
+    assert!(flips(&app, id).await.is_empty());
+    assert_eq!(tick(&app, deadline + secs(1)).await.flips, 1);
+    let f = flips(&app, id).await;
+    assert_eq!(
+        (f[0]["from"].as_str(), f[0]["to"].as_str()),
+        (Some("up"), Some("down"))
+    );
+    assert_eq!(at(&f[0], "at"), deadline, "dated at the missed deadline");
+    let hb = get_hb(&app, id).await;
+    assert_eq!(hb["status"], "down");
+    assert_eq!(streaks(&hb), (3, 0));
+
+    // One success is not enough to recover; a missed deadline before the second
+    // one starts the recovery count again.
+    let first = ping(&app, &path).await;
+    let hb = get_hb(&app, id).await;
+    assert_eq!(
+        (hb["status"].as_str(), streaks(&hb)),
+        (Some("down"), (0, 1))
+    );
+    assert_eq!(tick(&app, first).await.flips, 0);
+    let deadline = at(&get_hb(&app, id).await, "next_deadline");
+    assert_eq!(tick(&app, deadline).await.flips, 0);
+    assert_eq!(streaks(&get_hb(&app, id).await), (0, 1));
+    assert_eq!(tick(&app, deadline + secs(1)).await.flips, 0);
+    assert_eq!(streaks(&get_hb(&app, id).await), (1, 0));
+    ping(&app, &path).await;
+    let hb = get_hb(&app, id).await;
+    assert_eq!(
+        (hb["status"].as_str(), streaks(&hb)),
+        (Some("down"), (0, 1))
+    );
+    // The second success in a row (an exit code 0) brings it up, dated at it.
+    let up = ping(&app, &format!("{path}/0")).await;
+    let hb = get_hb(&app, id).await;
+    assert_eq!((hb["status"].as_str(), streaks(&hb)), (Some("up"), (0, 2)));
+    assert_eq!(tick(&app, up).await.flips, 1);
+    let f = flips(&app, id).await;
+    assert_eq!(
+        (f[0]["from"].as_str(), f[0]["to"].as_str()),
+        (Some("down"), Some("up"))
+    );
+    assert_eq!(at(&f[0], "at"), up);
+}
+
+#[tokio::test]
+async fn missed_deadlines_alone_count_one_per_period() {
+    let app = quiet_app().await;
+    let hb = create(
+        &app,
+        json!({"name": "quiet", "period_seconds": 600, "grace_seconds": 60,
+               "failure_threshold": 2}),
+    )
+    .await;
+    let id = hb["id"].as_str().unwrap();
+    let pinged = ping(&app, &ping_path(&hb)).await;
+    // First miss at pinged + 660; the next period runs from the missed due time
+    // (pinged + 600), so the second miss is at pinged + 1260.
+    assert_eq!(tick(&app, pinged + secs(661)).await.flips, 0);
+    let hb = get_hb(&app, id).await;
+    assert_eq!(streaks(&hb), (1, 0));
+    assert_eq!(at(&hb, "next_deadline"), pinged + secs(1260));
+    assert_eq!(tick(&app, pinged + secs(1260)).await.flips, 0);
+    assert_eq!(tick(&app, pinged + secs(1261)).await.flips, 1);
+    let f = flips(&app, id).await;
+    assert_eq!(at(&f[0], "at"), pinged + secs(1260));
+    // Left alone while down, it is not re-examined.
+    assert_eq!(tick(&app, pinged + secs(86_400)).await.examined, 0);
+}
+
+#[tokio::test]
+async fn raising_or_lowering_a_threshold_applies_to_the_current_streak() {
+    let app = quiet_app().await;
+    let hb = create(&app, json!({"name": "t", "failure_threshold": 3})).await;
+    let id = hb["id"].as_str().unwrap();
+    let path = ping_path(&hb);
+    ping(&app, &path).await;
+    ping(&app, &format!("{path}/fail")).await;
+    ping(&app, &format!("{path}/fail")).await;
+    assert_eq!(get_hb(&app, id).await["status"], "up");
+    let (status, hb) = patch(&app, id, json!({"failure_threshold": 2})).await;
+    assert_eq!(status, 200, "{hb}");
+    assert_eq!(hb["status"], "down", "{hb}");
+}
+
+#[tokio::test]
+async fn several_signals_in_one_batch_fold_in_order_and_the_last_threshold_reached_decides() {
+    let app = quiet_app().await;
+    let db = app.db().await;
+    // (fail, ok, failing, failure_threshold, recovery_threshold, runs) -> {fail, ok, failing}
+    for (args, want) in [
+        ("0, 0, false, 3, 2, '{-3,2,-1}'", vec![1, 0, 0]),
+        ("0, 0, false, 3, 2, '{-2}'", vec![2, 0, 0]),
+        ("2, 0, false, 3, 2, '{-1}'", vec![3, 0, 1]),
+        ("3, 0, true, 3, 2, '{1,-1,1}'", vec![0, 1, 1]),
+        ("0, 1, true, 3, 2, '{1}'", vec![0, 2, 0]),
+        ("0, 5, false, 1, 1, '{}'", vec![0, 5, 0]),
+    ] {
+        let row = db
+            .query_one(&format!("SELECT heartbeat.fold_signals({args})"), &[])
+            .await
+            .unwrap();
+        let got: Vec<i32> = row.get(0);
+        assert_eq!(got, want, "{args}");
+    }
 }
