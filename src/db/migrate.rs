@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_ping_ring"),
     migration!(9, "0009_schedule_pause"),
     migration!(10, "0010_thresholds"),
+    migration!(11, "0011_tags"),
 ];
 
 /// The advisory lock key that serializes migration runners ("hbmigrat").

@@ -53,11 +53,61 @@ impl fmt::Display for HeartbeatToken {
     }
 }
 
+/// A heartbeat's tags: at most [`Tags::MAX`], each 1 to [`Tags::MAX_CHARS`]
+/// characters of letters, digits and `-_.:/`, so a tag is safe in a URL query,
+/// a shell line and a label; sorted, without duplicates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tags(Vec<String>);
+
+/// Why a list of tags (or one tag) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    #[error("at most {} tags", Tags::MAX)]
+    TooMany,
+    #[error("'{0}' is not a tag: 1 to {max} characters of letters, digits and -_.:/", max = Tags::MAX_CHARS)]
+    Malformed(String),
+}
+
+impl Tags {
+    pub const MAX: usize = 20;
+    pub const MAX_CHARS: usize = 50;
+
+    pub fn parse(raw: &[String]) -> Result<Self, TagError> {
+        let mut tags = raw
+            .iter()
+            .map(|t| Self::parse_one(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        tags.sort();
+        tags.dedup();
+        if tags.len() > Self::MAX {
+            return Err(TagError::TooMany);
+        }
+        Ok(Self(tags))
+    }
+
+    /// One tag, as a filter names it.
+    pub fn parse_one(raw: &str) -> Result<String, TagError> {
+        let ok = (1..=Self::MAX_CHARS).contains(&raw.chars().count())
+            && raw
+                .chars()
+                .all(|c| c.is_alphanumeric() || "-_.:/".contains(c));
+        if ok {
+            Ok(raw.to_string())
+        } else {
+            Err(TagError::Malformed(raw.to_string()))
+        }
+    }
+
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+
 /// The columns every heartbeat query selects, in [`Heartbeat::from_row`]'s order.
 pub const COLUMNS: &str = "heartbeat_id, project_id, name, token, period_seconds, schedule, tz, \
      grace_seconds, paused, created_at, resumed_at, last_ping_at, last_ping_kind, \
      last_signal_at, last_signal_failed, started_at, status, deadline, failure_threshold, \
-     recovery_threshold, fail_streak, ok_streak, failing, failing_since, missed_at";
+     recovery_threshold, fail_streak, ok_streak, failing, failing_since, missed_at, tags";
 
 /// One heartbeat row.
 #[derive(Debug, Clone)]
@@ -85,6 +135,7 @@ pub struct Heartbeat {
     /// As of the last ping or counted miss; [`Heartbeat::evaluate`] adds the
     /// misses since.
     pub streaks: Streaks,
+    pub tags: Vec<String>,
 }
 
 impl Heartbeat {
@@ -119,6 +170,7 @@ impl Heartbeat {
                 failing_since: row.get(23),
                 missed_at: row.get(24),
             },
+            tags: row.get(25),
         }
     }
 
@@ -187,6 +239,7 @@ impl Heartbeat {
             recovery_threshold: self.thresholds.recovery,
             failure_streak: e.streaks.fail,
             success_streak: e.streaks.ok,
+            tags: self.tags.clone(),
             curl: format!("curl -fsS -m 10 --retry 5 -o /dev/null {ping_url}"),
             crontab: format!(
                 "{cron_fields} heartbeat run --ping-url {ping_url} -- /path/to/your/command"
@@ -247,6 +300,8 @@ pub struct HeartbeatView {
     pub failure_streak: i32,
     /// The current run of successes; 0 after a failure.
     pub success_streak: i32,
+    /// Free-form labels, sorted (`GET /api/heartbeats?tag=` filters on one).
+    pub tags: Vec<String>,
     /// Where cron jobs ping (`/hb/{token}`).
     pub ping_url: String,
     /// A ready-to-paste curl command that pings.
@@ -284,6 +339,25 @@ mod tests {
         ] {
             assert!(HeartbeatToken::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn tags_are_sorted_deduplicated_and_bounded() {
+        let raw = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            Tags::parse(&raw(&["prod", "db:main", "prod", "eu-west/1"]))
+                .unwrap()
+                .as_slice(),
+            ["db:main", "eu-west/1", "prod"]
+        );
+        assert_eq!(Tags::parse(&[]).unwrap().as_slice(), [] as [String; 0]);
+        for bad in ["", "has space", "a,b", "x&y", &"t".repeat(51)] {
+            assert!(Tags::parse(&raw(&[bad])).is_err(), "{bad}");
+        }
+        assert!(Tags::parse_one(&"t".repeat(50)).is_ok());
+        let many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
+        assert_eq!(Tags::parse(&many), Err(TagError::TooMany));
+        assert!(Tags::parse(&many[..20]).is_ok());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::heartbeat::{Heartbeat, HeartbeatToken, HeartbeatView, COLUMNS};
+use super::heartbeat::{Heartbeat, HeartbeatToken, HeartbeatView, Tags, COLUMNS};
 use super::schedule::{parse_tz, HeartbeatSchedule};
 use super::selfcheck::{self, JobHeartbeatError};
 use super::status::{StoredStatus, Thresholds};
@@ -70,18 +70,37 @@ fn parse_id(raw: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("no heartbeat {raw}")))
 }
 
-#[utoipa::path(get, path = "/api/heartbeats", operation_id = "listHeartbeats", tag = "heartbeats", responses((status = 200, description = "Heartbeats of the caller's project with their status", body = HeartbeatList)), security((), ("bearer" = [])))]
+/// `GET /api/heartbeats` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Only heartbeats carrying this tag.
+    #[param(min_length = 1, max_length = 50, pattern = r"^[\p{L}\p{N}\-_.:/]+$")]
+    tag: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/heartbeats", operation_id = "listHeartbeats", tag = "heartbeats", params(ListQuery), responses((status = 200, description = "Heartbeats of the caller's project with their status", body = HeartbeatList), (status = 422, description = "A malformed tag", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    _: ApiQuery<NoQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
+    let tag = q
+        .tag
+        .as_deref()
+        .map(Tags::parse_one)
+        .transpose()
+        .map_err(|e| invalid(format!("tag: {e}")))?;
     let client = state.pool.get().await?;
     let sql = format!(
-        "SELECT {COLUMNS} FROM heartbeat.heartbeat WHERE project_id = $1 OR $2 ORDER BY name, heartbeat_id"
+        "SELECT {COLUMNS} FROM heartbeat.heartbeat WHERE (project_id = $1 OR $2)
+         AND ($3::text IS NULL OR tags @> ARRAY[$3::text]) ORDER BY name, heartbeat_id"
     );
     let admin = caller.role == Role::Admin;
-    let rows = client.query(&sql, &[&caller.project_id, &admin]).await?;
+    let rows = client
+        .query(&sql, &[&caller.project_id, &admin, &tag])
+        .await?;
     let now = Utc::now();
     let base = base_url(&state);
     let heartbeats = rows
@@ -134,6 +153,20 @@ pub struct HeartbeatInput {
     /// (default 1).
     #[schema(minimum = 1, maximum = 100)]
     pub recovery_threshold: Option<i32>,
+    /// Free-form labels: at most 20, each 1 to 50 letters, digits or `-_.:/`;
+    /// on update the list replaces the old one.
+    #[schema(max_items = 20)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// The tags of `input`, or `current`'s (none on create), checked.
+fn tags(input: &HeartbeatInput, current: Option<&Heartbeat>) -> ApiResult<Vec<String>> {
+    match &input.tags {
+        Some(raw) => Tags::parse(raw)
+            .map(|t| t.as_slice().to_vec())
+            .map_err(|e| invalid(format!("tags: {e}"))),
+        None => Ok(current.map(|hb| hb.tags.clone()).unwrap_or_default()),
+    }
 }
 
 /// Largest failure or recovery threshold.
@@ -229,9 +262,9 @@ fn timing(input: &HeartbeatInput, current: Option<&Heartbeat>) -> ApiResult<Timi
 const INSERT_HEARTBEAT: &str = "
 INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds,
                                  schedule, tz, grace_seconds, paused, status,
-                                 failure_threshold, recovery_threshold)
+                                 failure_threshold, recovery_threshold, tags)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9 THEN 'paused' ELSE 'pending' END,
-        $10, $11)
+        $10, $11, $12)
 ON CONFLICT (project_id, name) DO NOTHING";
 
 #[utoipa::path(post, path = "/api/heartbeats", operation_id = "createHeartbeat", tag = "heartbeats", request_body(content = HeartbeatInput, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = HeartbeatView), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
@@ -249,6 +282,7 @@ async fn create(
     )?;
     let t = timing(&input, None)?;
     let th = thresholds(&input, None)?;
+    let tags = tags(&input, None)?;
     let paused = input.paused.unwrap_or(false);
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -292,6 +326,7 @@ async fn create(
                 &paused,
                 &th.failure,
                 &th.recovery,
+                &tags,
             ],
         )
         .await?;
@@ -358,7 +393,7 @@ impl From<JobHeartbeatError> for ApiError {
 const UPDATE_HEARTBEAT: &str = "
 UPDATE heartbeat.heartbeat SET
     name = $2, period_seconds = $3, schedule = $4, tz = $5, grace_seconds = $6,
-    paused = $7, failure_threshold = $8, recovery_threshold = $9,
+    paused = $7, failure_threshold = $8, recovery_threshold = $9, tags = $10,
     failing = CASE WHEN NOT failing AND fail_streak >= $8 THEN true
                    WHEN failing AND ok_streak >= $9 THEN false ELSE failing END,
     failing_since = CASE WHEN (NOT failing AND fail_streak >= $8) OR (failing AND ok_streak >= $9)
@@ -385,6 +420,7 @@ async fn update(
     selfcheck::check_edit(&current, &changed_fields(&input, &current))?;
     let t = timing(&input, Some(&current))?;
     let th = thresholds(&input, Some(&current))?;
+    let tags = tags(&input, Some(&current))?;
     let paused = input.paused.unwrap_or(current.paused);
     let result = client
         .execute(
@@ -399,6 +435,7 @@ async fn update(
                 &paused,
                 &th.failure,
                 &th.recovery,
+                &tags,
             ],
         )
         .await;

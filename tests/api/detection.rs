@@ -396,3 +396,104 @@ async fn several_signals_in_one_batch_fold_in_order_and_the_last_threshold_reach
         assert_eq!(got, want, "{args}");
     }
 }
+
+fn names(list: &Value) -> Vec<String> {
+    list["heartbeats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn tags_are_validated_kept_sorted_and_filter_the_list() {
+    let app = quiet_app().await;
+    let db = create(
+        &app,
+        json!({"name": "db backup", "tags": ["prod", "db:main", "prod"]}),
+    )
+    .await;
+    assert_eq!(db["tags"], json!(["db:main", "prod"]));
+    let web = create(&app, json!({"name": "web", "tags": ["staging"]})).await;
+    let bare = create(&app, json!({"name": "bare"})).await;
+    assert_eq!(bare["tags"], json!([]));
+
+    let (status, list) = app.get_json("/api/heartbeats?tag=prod").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(names(&list), ["db backup"]);
+    let (_, list) = app.get_json("/api/heartbeats?tag=nothing").await;
+    assert!(names(&list).is_empty());
+    let (status, body) = app.get_json("/api/heartbeats?tag=a%20b").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("tag:"));
+
+    for bad in [json!(["has space"]), json!([""]), json!(["x".repeat(51)])] {
+        let (status, body) = app
+            .post_json("/api/heartbeats", &json!({"name": "bad", "tags": bad}))
+            .await;
+        assert_eq!(status, 422, "{bad}: {body}");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("tags:"));
+    }
+    let many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
+    let (status, _) = app
+        .post_json("/api/heartbeats", &json!({"name": "bad", "tags": many}))
+        .await;
+    assert_eq!(status, 422);
+
+    // An update replaces the list; leaving it out keeps it.
+    let web_id = web["id"].as_str().unwrap();
+    let (status, hb) = patch(&app, web_id, json!({"tags": ["prod", "web"]})).await;
+    assert_eq!(status, 200, "{hb}");
+    assert_eq!(hb["tags"], json!(["prod", "web"]));
+    let (_, hb) = patch(&app, web_id, json!({"grace_seconds": 60})).await;
+    assert_eq!(hb["tags"], json!(["prod", "web"]));
+    let (_, list) = app.get_json("/api/heartbeats?tag=prod").await;
+    assert_eq!(names(&list), ["db backup", "web"]);
+    let _ = db;
+}
+
+#[tokio::test]
+async fn heartbeat_status_with_a_tag_looks_only_at_those_heartbeats() {
+    let app = quiet_app().await;
+    let prod = create(&app, json!({"name": "prod job", "tags": ["prod"]})).await;
+    let dev = create(&app, json!({"name": "dev job", "tags": ["dev"]})).await;
+    ping(&app, &ping_path(&prod)).await;
+    ping(&app, &format!("{}/fail", ping_path(&dev))).await;
+    let status = heartbeat::monitor::client::status_tagged;
+    assert!(!status(&app.address, None, false, Some("prod"))
+        .await
+        .unwrap());
+    assert!(status(&app.address, None, false, Some("dev"))
+        .await
+        .unwrap());
+
+    let cli = |tag: &'static str| {
+        let address = app.address.clone();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_heartbeat"))
+                .args(["status", "--fail-on-down", "--tag", tag])
+                .env("HEARTBEAT_URL", address)
+                .env_remove("HEARTBEAT_ADMIN_KEY")
+                .env_remove("HEARTBEAT_CONFIG")
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let out = cli("prod").await;
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("prod job") && !table.contains("dev job"),
+        "{table}"
+    );
+    let out = cli("dev").await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
