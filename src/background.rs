@@ -78,6 +78,9 @@ fn spawn_monitor(
             pings: state.pings.clone(),
             schedules,
             tz,
+            restore_every: std::time::Duration::from_millis(
+                state.config.monitor.deadline_interval_ms,
+            ),
             shutdown: state.shutdown.clone(),
         },
         finished,

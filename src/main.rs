@@ -66,6 +66,9 @@ enum Command {
         /// Exit with status 1 when any heartbeat is down.
         #[arg(long)]
         fail_on_down: bool,
+        /// Only heartbeats carrying this tag.
+        #[arg(long)]
+        tag: Option<String>,
     },
     /// Run a command between a start ping and an exit-code ping; exits with the
     /// command's exit code.
@@ -349,7 +352,13 @@ fn main() -> ExitCode {
             client,
             json,
             fail_on_down,
-        } => match runtime().block_on(monitor_client::status(&client.url, key.as_deref(), json)) {
+            tag,
+        } => match runtime().block_on(monitor_client::status_tagged(
+            &client.url,
+            key.as_deref(),
+            json,
+            tag.as_deref(),
+        )) {
             Ok(true) if fail_on_down => ExitCode::from(exit::BAD),
             Ok(_) => ExitCode::from(exit::SUCCESS),
             Err(e) => {

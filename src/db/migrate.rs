@@ -37,6 +37,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_ping_ring"),
     migration!(9, "0009_schedule_pause"),
     migration!(10, "0010_notify"),
+    migration!(11, "0011_thresholds"),
+    migration!(12, "0012_tags"),
 ];
 
 /// The advisory lock key that serializes migration runners ("hbmigrat").

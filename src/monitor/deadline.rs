@@ -209,9 +209,16 @@ pub enum DeadlineError {
     Db(#[from] tokio_postgres::Error),
 }
 
+/// Stores each claimed row's status, next deadline, and the streaks with the
+/// misses counted up to now (a start whose grace passed is one of them, so its
+/// `started_at` is cleared).
 const RESCHEDULE: &str = "
-UPDATE heartbeat.heartbeat h SET status = u.status, deadline = u.deadline
-FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(id, status, deadline)
+UPDATE heartbeat.heartbeat h SET status = u.status, deadline = u.deadline,
+    fail_streak = u.fail, ok_streak = u.ok, failing = u.failing,
+    failing_since = u.failing_since, missed_at = u.missed_at, started_at = u.started_at
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int4[], $5::int4[], $6::bool[],
+            $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
+     AS u(id, status, deadline, fail, ok, failing, failing_since, missed_at, started_at)
 WHERE h.heartbeat_id = u.id";
 
 const INSERT_FLIPS: &str = "
@@ -252,6 +259,12 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
     let mut ids = Vec::with_capacity(rows.len());
     let mut statuses = Vec::with_capacity(rows.len());
     let mut deadlines: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
+    let mut fails = Vec::with_capacity(rows.len());
+    let mut oks = Vec::with_capacity(rows.len());
+    let mut failings = Vec::with_capacity(rows.len());
+    let mut failing_sinces: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
+    let mut missed: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
+    let mut started: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
     let mut flips = Vec::new();
     for row in &rows {
         let hb = Heartbeat::from_row(row);
@@ -263,9 +276,28 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         ids.push(hb.id);
         statuses.push(to);
         deadlines.push(e.down_at);
+        fails.push(e.streaks.fail);
+        oks.push(e.streaks.ok);
+        failings.push(e.streaks.failing);
+        failing_sinces.push(e.streaks.failing_since);
+        missed.push(e.streaks.missed_at);
+        started.push(e.started_at);
     }
-    tx.execute(RESCHEDULE, &[&ids, &statuses, &deadlines])
-        .await?;
+    tx.execute(
+        RESCHEDULE,
+        &[
+            &ids,
+            &statuses,
+            &deadlines,
+            &fails,
+            &oks,
+            &failings,
+            &failing_sinces,
+            &missed,
+            &started,
+        ],
+    )
+    .await?;
     if !flips.is_empty() {
         let f_ids: Vec<Uuid> = flips.iter().map(|f| f.0.id).collect();
         let f_at: Vec<DateTime<Utc>> = flips.iter().map(|f| f.1).collect();

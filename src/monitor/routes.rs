@@ -14,9 +14,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::heartbeat::{Heartbeat, HeartbeatToken, HeartbeatView, COLUMNS};
+use super::heartbeat::{Heartbeat, HeartbeatToken, HeartbeatView, Tags, COLUMNS};
 use super::schedule::{parse_tz, HeartbeatSchedule};
-use super::status::StoredStatus;
+use super::selfcheck::{self, JobHeartbeatError};
+use super::status::{StoredStatus, Thresholds};
 use crate::auth::{Caller, Role};
 use crate::error::{fields, ApiError, ApiJson, ApiResult, NOT_BLANK_PATTERN};
 use crate::error::{ApiQuery, NoQuery};
@@ -65,18 +66,37 @@ fn parse_id(raw: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("no heartbeat {raw}")))
 }
 
-#[utoipa::path(get, path = "/api/heartbeats", operation_id = "listHeartbeats", tag = "heartbeats", responses((status = 200, description = "Heartbeats of the caller's project with their status", body = HeartbeatList)), security((), ("bearer" = [])))]
+/// `GET /api/heartbeats` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Only heartbeats carrying this tag.
+    #[param(min_length = 1, max_length = 50, pattern = r"^[\p{L}\p{N}\-_.:/]+$")]
+    tag: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/heartbeats", operation_id = "listHeartbeats", tag = "heartbeats", params(ListQuery), responses((status = 200, description = "Heartbeats of the caller's project with their status", body = HeartbeatList), (status = 422, description = "A malformed tag", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    _: ApiQuery<NoQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
+    let tag = q
+        .tag
+        .as_deref()
+        .map(Tags::parse_one)
+        .transpose()
+        .map_err(|e| invalid(format!("tag: {e}")))?;
     let client = state.pool.get().await?;
     let sql = format!(
-        "SELECT {COLUMNS} FROM heartbeat.heartbeat WHERE project_id = $1 OR $2 ORDER BY name, heartbeat_id"
+        "SELECT {COLUMNS} FROM heartbeat.heartbeat WHERE (project_id = $1 OR $2)
+         AND ($3::text IS NULL OR tags @> ARRAY[$3::text]) ORDER BY name, heartbeat_id"
     );
     let admin = caller.role == Role::Admin;
-    let rows = client.query(&sql, &[&caller.project_id, &admin]).await?;
+    let rows = client
+        .query(&sql, &[&caller.project_id, &admin, &tag])
+        .await?;
     let now = Utc::now();
     let base = base_url(&state);
     let heartbeats = rows
@@ -123,6 +143,17 @@ pub struct HeartbeatCreate {
     /// Where its alerts go: `"all"` the project's channels (the default), a list
     /// of channel ids, or `[]` for none.
     pub channels: Option<Routing>,
+    /// Failures in a row (fail pings, non-zero exit codes, missed deadlines)
+    /// before it is down: 1 to 100 (default 1).
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub failure_threshold: Option<i32>,
+    /// Successes in a row before a down heartbeat is up again: 1 to 100
+    /// (default 1).
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub recovery_threshold: Option<i32>,
+    /// Free-form labels: at most 20, each 1 to 50 letters, digits or `-_.:/`;
+    /// on update the list replaces the old one.
+    pub tags: Option<Vec<String>>,
 }
 
 /// A heartbeat's channels, as a client gives them.
@@ -184,6 +215,17 @@ pub struct HeartbeatPatch {
     /// Where its alerts go: `"all"` the project's channels, a list of channel
     /// ids, or `[]` for none; unset: kept.
     pub channels: Option<Routing>,
+    /// Failures in a row (fail pings, non-zero exit codes, missed deadlines)
+    /// before it is down: 1 to 100 (default 1).
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub failure_threshold: Option<i32>,
+    /// Successes in a row before a down heartbeat is up again: 1 to 100
+    /// (default 1).
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub recovery_threshold: Option<i32>,
+    /// Free-form labels: at most 20, each 1 to 50 letters, digits or `-_.:/`;
+    /// on update the list replaces the old one.
+    pub tags: Option<Vec<String>>,
 }
 
 /// The timing fields both bodies share, as [`timing`] reads them.
@@ -230,6 +272,19 @@ fn heartbeat_schema(create: bool) -> utoipa::openapi::schema::Schema {
                 "description": "IANA time zone for `schedule` (default UTC)"
             },
             "paused": {"type": ["boolean", "null"]},
+            "failure_threshold": {
+                "type": ["integer", "null"], "minimum": 1, "maximum": 100,
+                "description": "Failures in a row (fail pings, non-zero exit codes, missed deadlines) before it is down (default 1)"
+            },
+            "recovery_threshold": {
+                "type": ["integer", "null"], "minimum": 1, "maximum": 100,
+                "description": "Successes in a row before a down heartbeat is up again (default 1)"
+            },
+            "tags": {
+                "type": ["array", "null"], "maxItems": 20,
+                "items": {"type": "string", "pattern": "^[A-Za-z0-9_.:/-]{1,50}$"},
+                "description": "Free-form labels; on update the list replaces the old one"
+            },
             "channels": {
                 "anyOf": [
                     {"type": "string", "enum": ["all"]},
@@ -310,6 +365,44 @@ fn cron_pattern() -> String {
     format!("^{WS}*(?:@(?:{macros})|{minute}{WS}+{hour}{WS}+{dom}{WS}+{month}{WS}+{dow}){WS}*$")
 }
 
+/// The tags of `input`, or `current`'s (none on create), checked.
+fn tags(input: Option<&Vec<String>>, current: Option<&Heartbeat>) -> ApiResult<Vec<String>> {
+    match input {
+        Some(raw) => Tags::parse(raw)
+            .map(|t| t.as_slice().to_vec())
+            .map_err(|e| invalid(format!("tags: {e}"))),
+        None => Ok(current.map(|hb| hb.tags.clone()).unwrap_or_default()),
+    }
+}
+
+/// Largest failure or recovery threshold.
+const MAX_THRESHOLD: i32 = 100;
+
+/// Merges the thresholds of `input` over `current` (None on create) and checks
+/// them.
+fn thresholds(
+    failure: Option<i32>,
+    recovery: Option<i32>,
+    current: Option<&Heartbeat>,
+) -> ApiResult<Thresholds> {
+    let current = current.map(|hb| hb.thresholds).unwrap_or_default();
+    let t = Thresholds {
+        failure: failure.unwrap_or(current.failure),
+        recovery: recovery.unwrap_or(current.recovery),
+    };
+    for (field, value) in [
+        ("failure_threshold", t.failure),
+        ("recovery_threshold", t.recovery),
+    ] {
+        if !(1..=MAX_THRESHOLD).contains(&value) {
+            return Err(invalid(format!(
+                "{field}: must be between 1 and {MAX_THRESHOLD}"
+            )));
+        }
+    }
+    Ok(t)
+}
+
 /// The validated expectation and grace of a heartbeat.
 struct Timing {
     period_seconds: Option<i32>,
@@ -384,8 +477,10 @@ fn timing(input: TimingInput<'_>, current: Option<&Heartbeat>) -> ApiResult<Timi
 
 const INSERT_HEARTBEAT: &str = "
 INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds,
-                                 schedule, tz, grace_seconds, paused, status, channels)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9 THEN 'paused' ELSE 'pending' END, $10)
+                                 schedule, tz, grace_seconds, paused, status, channels,
+                                 failure_threshold, recovery_threshold, tags)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9 THEN 'paused' ELSE 'pending' END,
+        $10, $11, $12, $13)
 ON CONFLICT (project_id, name) DO NOTHING";
 
 #[utoipa::path(post, path = "/api/heartbeats", operation_id = "createHeartbeat", tag = "heartbeats", request_body(content = HeartbeatCreate, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = HeartbeatView), (status = 409, description = "A heartbeat of that name exists in the project (`conflict`), or the project has as many heartbeats as allowed (`heartbeat_limit`)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message; also a cron range written backwards or a day that never occurs in the given months, which the schema cannot state", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
@@ -405,6 +500,8 @@ async fn create(
         },
         None,
     )?;
+    let th = thresholds(input.failure_threshold, input.recovery_threshold, None)?;
+    let tags = tags(input.tags.as_ref(), None)?;
     let paused = input.paused.unwrap_or(false);
     let mut client = state.pool.get().await?;
     let channels = routing(&client, caller.project_id, input.channels.as_ref(), None).await?;
@@ -448,6 +545,9 @@ async fn create(
                 &t.grace_seconds,
                 &paused,
                 &channels,
+                &th.failure,
+                &th.recovery,
+                &tags,
             ],
         )
         .await?;
@@ -465,18 +565,65 @@ async fn create(
         .into_response())
 }
 
+/// The name and timing fields `input` would give a new value, for
+/// [`selfcheck::check_edit`].
+fn changed_fields(input: &HeartbeatPatch, current: &Heartbeat) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if input
+        .name
+        .as_deref()
+        .is_some_and(|n| n.trim() != current.name)
+    {
+        changed.push("name");
+    }
+    if input
+        .period_seconds
+        .is_some_and(|p| Some(p) != current.period_seconds)
+    {
+        changed.push("period_seconds");
+    }
+    if input
+        .grace_seconds
+        .is_some_and(|g| g != current.grace_seconds)
+    {
+        changed.push("grace_seconds");
+    }
+    if input
+        .schedule
+        .as_deref()
+        .is_some_and(|s| Some(s.trim()) != current.schedule.as_deref())
+    {
+        changed.push("schedule");
+    }
+    if input.tz.as_deref().is_some_and(|tz| tz != current.tz) {
+        changed.push("tz");
+    }
+    changed
+}
+
+impl From<JobHeartbeatError> for ApiError {
+    fn from(e: JobHeartbeatError) -> Self {
+        ApiError::client(StatusCode::CONFLICT, "job_heartbeat", e.to_string())
+    }
+}
+
 /// Editing keeps the last ping, the history and the stored status; the deadline
 /// is set to now so the deadline loop re-evaluates under the new timing (and
-/// records a flip if the new timing changes the status).
+/// records a flip if the new timing changes the status). New thresholds apply to
+/// the current streaks at once: a streak that now reaches one changes the state.
 const UPDATE_HEARTBEAT: &str = "
 UPDATE heartbeat.heartbeat SET
     name = $2, period_seconds = $3, schedule = $4, tz = $5, grace_seconds = $6,
-    paused = $7, channels = $8,
+    paused = $7, channels = $8, failure_threshold = $9, recovery_threshold = $10, tags = $11,
+    failing = CASE WHEN NOT failing AND fail_streak >= $9 THEN true
+                   WHEN failing AND ok_streak >= $10 THEN false ELSE failing END,
+    failing_since = CASE WHEN (NOT failing AND fail_streak >= $9) OR (failing AND ok_streak >= $10)
+                         THEN now() ELSE failing_since END,
     resumed_at = CASE WHEN paused AND NOT $7 THEN now() ELSE resumed_at END,
     deadline = now()
 WHERE heartbeat_id = $1";
 
-#[utoipa::path(patch, path = "/api/heartbeats/{id}", operation_id = "updateHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = HeartbeatPatch, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope), (status = 409, description = "Another heartbeat of the project has that name (`conflict`)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message; also a cron range written backwards or a day that never occurs in the given months, which the schema cannot state", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/heartbeats/{id}", operation_id = "updateHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = HeartbeatPatch, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope), (status = 409, description = "Another heartbeat of the project has that name (`conflict`), or a change of name or timing to one of the daemon's own job heartbeats (`job_heartbeat`; they can only be paused)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message; also a cron range written backwards or a day that never occurs in the given months, which the schema cannot state", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -491,6 +638,7 @@ async fn update(
         Some(n) => check_name(n)?,
         None => current.name.clone(),
     };
+    selfcheck::check_edit(&current, &changed_fields(&input, &current))?;
     let t = timing(
         TimingInput {
             period_seconds: input.period_seconds,
@@ -500,6 +648,12 @@ async fn update(
         },
         Some(&current),
     )?;
+    let th = thresholds(
+        input.failure_threshold,
+        input.recovery_threshold,
+        Some(&current),
+    )?;
+    let tags = tags(input.tags.as_ref(), Some(&current))?;
     let paused = input.paused.unwrap_or(current.paused);
     let channels = routing(
         &client,
@@ -520,6 +674,9 @@ async fn update(
                 &t.grace_seconds,
                 &paused,
                 &channels,
+                &th.failure,
+                &th.recovery,
+                &tags,
             ],
         )
         .await;
@@ -535,7 +692,7 @@ async fn update(
     Ok(ApiJson(hb.view(Utc::now(), &base_url(&state))).into_response())
 }
 
-#[utoipa::path(delete, path = "/api/heartbeats/{id}", operation_id = "deleteHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/heartbeats/{id}", operation_id = "deleteHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 409, description = "One of the daemon's own job heartbeats, which cannot be deleted", body = crate::error::ErrorEnvelope), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -544,7 +701,7 @@ async fn remove(
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     let client = state.pool.get().await?;
-    fetch(&client, &caller, id).await?;
+    selfcheck::check_delete(&fetch(&client, &caller, id).await?)?;
     client
         .execute(
             "DELETE FROM heartbeat.heartbeat WHERE heartbeat_id = $1",
