@@ -26,6 +26,9 @@
 #   FUZZ_RELEASE=1         build and run the release binary (default: debug)
 #   ST=path                the schemathesis CLI (default: st on PATH)
 #   FUZZ_ST_ARGS="..."     extra arguments for `st run` (e.g. --include-path-regex)
+# bench/schemathesis.toml (passed with --config-file) lets a few operations
+# answer 422 to schema-valid input, for rules that relate two fields or depend
+# on the daemon's state; docs/reliability.md lists them.
 # No example database is kept (--generation-database none): a run depends
 # only on the code and FUZZ_SEED, and leaves nothing in the work tree.
 # Exit status: schemathesis's (non-zero when it found a failure), or 2 when the
@@ -66,10 +69,11 @@ bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 mkdir -p "$report_dir"
 report_dir="$(cd "$report_dir" && pwd)"
 st="$(command -v "$st")"
+st_config="$(pwd)/bench/schemathesis.toml"
 
 # Everything from here on runs in a new network namespace (loopback only), so
 # the port is free by construction and nothing can reach another host.
-export bin mode examples seed phases report_dir st FUZZ_MAX_TIME="${FUZZ_MAX_TIME:-}" \
+export bin mode examples seed phases report_dir st st_config FUZZ_MAX_TIME="${FUZZ_MAX_TIME:-}" \
     FUZZ_ST_ARGS="${FUZZ_ST_ARGS:-}"
 exec unshare --net bash -euo pipefail -c '
 ip link set lo up 2>/dev/null || ifconfig lo up
@@ -112,7 +116,10 @@ extra=()
 # shellcheck disable=SC2206
 [ -n "$FUZZ_ST_ARGS" ] && extra+=($FUZZ_ST_ARGS)
 set +e
-"$st" run "$base/api/openapi.json" \
+# schemathesis keeps a crash cache (for `st replay`) in its working directory:
+# the report directory, not the work tree.
+cd "$report_dir"
+"$st" --config-file "$st_config" run "$base/api/openapi.json" \
     --url "$base" \
     "${auth[@]}" \
     --checks all \

@@ -27,6 +27,10 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The SMTP settings could not make a transport (or the password file is
+    /// unreadable).
+    #[error("{0}")]
+    Notify(String),
 }
 
 pub struct Application {
@@ -66,7 +70,8 @@ impl Application {
         }
         let (migrated_tx, migrated) = watch::channel(false);
         let database_url: Arc<str> = database_url.into();
-        let metric_catalog = MetricCatalog::load(&config.definitions_dir);
+        prepare_definitions(&config);
+        let metric_catalog = MetricCatalog::load(&config.definitions_dir());
         let mut bodies = job_bodies(&config, &metric_catalog);
         adjust(&mut bodies);
         let jobs = crate::jobs::Engine::new(
@@ -83,7 +88,22 @@ impl Application {
             config.monitor.ping_overlap_min,
             config.monitor.pings_kept,
         );
+        let public_url = config
+            .monitor
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.bind));
+        let mailer = match &config.notify.smtp {
+            Some(smtp) => Some(
+                crate::notify::email::Mailer::new(smtp, config.monitor.webhook_timeout())
+                    .map_err(StartupError::Notify)?,
+            ),
+            None => None,
+        };
+        let notifier = crate::notify::outbox::Deliverer::new(&config.monitor, public_url, mailer)
+            .with_redact_scope(Arc::from(&*database_url));
         let state = AppState::new(crate::state::StateInner {
+            notifier,
             pings,
             hc_uuids: Default::default(),
             jobs,
@@ -163,6 +183,48 @@ impl Application {
     }
 }
 
+/// Makes the definition files ready and says, in one line, which ones the daemon
+/// reads: without a configured `definitions_dir`, the demo set embedded in the
+/// binary is written under `data_dir` first. A directory that is missing or holds
+/// no files is a warning naming it, since its metrics and cuts will be empty.
+fn prepare_definitions(config: &Config) {
+    use crate::bundled_definitions::{count_sql_files, write_demo};
+    let dir = config.definitions_dir();
+    let source = if config.definitions_dir.is_some() {
+        "definitions_dir"
+    } else {
+        if let Err(e) = write_demo(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot write the embedded demo definitions");
+        }
+        "embedded demo"
+    };
+    let metrics_dir = crate::refresh::definitions::metrics_dir(&dir);
+    let cuts_dir = config.audit.cuts_dir(&dir);
+    let metrics = count_sql_files(&metrics_dir);
+    let cuts = count_sql_files(&cuts_dir);
+    tracing::info!(
+        source,
+        dir = %dir.display(),
+        metrics = metrics.unwrap_or(0),
+        cuts = cuts.unwrap_or(0),
+        "definitions loaded"
+    );
+    for (what, path, count) in [
+        ("metrics", &metrics_dir, metrics),
+        ("cuts", &cuts_dir, cuts),
+    ] {
+        match count {
+            None => {
+                tracing::warn!(dir = %path.display(), "the {what} directory is missing: no {what} will be computed")
+            }
+            Some(0) => {
+                tracing::warn!(dir = %path.display(), "the {what} directory holds no .sql files: no {what} will be computed")
+            }
+            Some(_) => {}
+        }
+    }
+}
+
 /// Each lane's real work; with `jobs.probe_body_ms` set, every lane runs the
 /// diagnostic probe body instead.
 fn job_bodies(config: &Config, catalog: &MetricCatalog) -> JobBodies {
@@ -173,13 +235,22 @@ fn job_bodies(config: &Config, catalog: &MetricCatalog) -> JobBodies {
             "jobs.probe_body_ms is set: every lane runs the diagnostic probe body"
         );
         let probe: Arc<dyn JobBody> = Arc::new(crate::jobs::probe::ProbeBody::new(ms));
-        return JobBodies::new(probe.clone(), probe.clone(), probe.clone(), probe);
+        return JobBodies::new(
+            probe.clone(),
+            probe.clone(),
+            probe.clone(),
+            probe.clone(),
+            probe,
+        );
     }
     JobBodies::new(
         Arc::new(RecomputeBody::new(config).with_catalog(catalog.clone())),
         Arc::new(BenchmarksBody::new(config)),
         Arc::new(crate::segments::SegmentsBody::from_config(config)),
         Arc::new(crate::audit::AuditBody::from_config(config)),
+        Arc::new(crate::retention::MaintenanceBody::new(
+            crate::retention::Policy::from_config(config),
+        )),
     )
 }
 
@@ -207,7 +278,8 @@ async fn migrate_with_retry(state: AppState, done: watch::Sender<bool>) {
                 return;
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?wait, "cannot migrate yet");
+                let error = db::explain(&e, &state.database_url);
+                tracing::warn!(%error, retry_in = ?wait, "cannot migrate yet");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = state.shutdown.cancelled() => return,

@@ -64,13 +64,13 @@ pub fn spawn_all(state: &AppState, tasks: &TaskTracker) {
 }
 
 /// The dead man's switch: the job heartbeats' follower, and (unless tests drive
-/// them by hand) the deadline loop and the alert delivery worker.
+/// them by hand) the deadline loop and the alert delivery worker of `notify`.
 fn spawn_monitor(
     state: &AppState,
     tasks: &TaskTracker,
     finished: tokio::sync::broadcast::Receiver<crate::jobs::Job>,
 ) {
-    use crate::monitor::{deadline, delivery, selfcheck};
+    use crate::monitor::{deadline, selfcheck};
     let (schedules, tz) = selfcheck::configured_schedules(&state.config.schedule);
     tasks.spawn(selfcheck::follow_jobs(
         selfcheck::LoopDeps {
@@ -78,6 +78,9 @@ fn spawn_monitor(
             pings: state.pings.clone(),
             schedules,
             tz,
+            restore_every: std::time::Duration::from_millis(
+                state.config.monitor.deadline_interval_ms,
+            ),
             shutdown: state.shutdown.clone(),
         },
         finished,
@@ -91,12 +94,15 @@ fn spawn_monitor(
             liveness: state.liveness.clone(),
             shutdown: state.shutdown.clone(),
         }));
-        tasks.spawn(delivery::run(delivery::LoopDeps {
-            pool: state.pool.clone(),
-            config: config.clone(),
-            metrics: state.metrics.clone(),
-            shutdown: state.shutdown.clone(),
-        }));
+        tasks.spawn(crate::notify::outbox::run(
+            crate::notify::outbox::LoopDeps {
+                pool: state.pool.clone(),
+                deliverer: state.notifier.clone(),
+                redact_scope: state.database_url.clone(),
+                metrics: state.metrics.clone(),
+                shutdown: state.shutdown.clone(),
+            },
+        ));
     }
 }
 

@@ -248,24 +248,111 @@ where
         // intermediate `Value` tree on the request path.
         let axum::Json(raw) =
             axum::Json::<Box<serde_json::value::RawValue>>::from_request(req, state).await?;
-        // PostgreSQL text cannot hold a NUL, and no field of this API needs one.
-        if raw.get().contains("\\u0000") {
-            return Err(ApiError::unprocessable(
-                "invalid_input",
-                "text fields must not contain NUL (\\u0000)",
-            ));
-        }
-        if !raw.get().starts_with('{') {
-            return Err(ApiError::unprocessable(
-                "invalid_input",
-                "the request body must be a JSON object",
-            ));
-        }
-        serde_json::from_str(raw.get())
-            .map(ApiJson)
-            .map_err(|e| ApiError::unprocessable("invalid_input", format!("invalid body: {e}")))
+        json_object(raw.get()).map(ApiJson)
     }
 }
+
+/// Reads a JSON body already checked for syntax into `T`, as every JSON route
+/// does: a NUL anywhere is refused naming its field, the top level must be an
+/// object, and a field of the wrong shape is 422 `invalid_input`.
+pub fn json_object<T: serde::de::DeserializeOwned>(raw: &str) -> ApiResult<T> {
+    // PostgreSQL text cannot hold a NUL, and no field of this API needs one.
+    // The cheap test on the raw text can also hit an escaped backslash
+    // followed by `u0000`; only a real NUL, found in the parsed tree, refuses.
+    if raw.contains("\\u0000") {
+        if let Some(field) = nul_field(raw) {
+            return Err(ApiError::unprocessable(
+                "invalid_input",
+                format!("{field}: must not contain NUL (\\u0000)"),
+            ));
+        }
+    }
+    // serde would read a top-level array as a struct's fields in order, so `[]`
+    // would silently mean all defaults.
+    if !raw.starts_with('{') {
+        return Err(ApiError::unprocessable(
+            "invalid_input",
+            "the request body must be a JSON object",
+        ));
+    }
+    serde_json::from_str(raw)
+        .map_err(|e| ApiError::unprocessable("invalid_input", format!("invalid body: {e}")))
+}
+
+/// Where in `json` a string (or a key) holds a NUL: the dotted path of the
+/// field, such as `name` or `metric_ids[2]`, or `None` when there is none.
+fn nul_field(json: &str) -> Option<String> {
+    fn walk(value: &serde_json::Value, path: &str) -> Option<String> {
+        match value {
+            serde_json::Value::String(s) if s.contains('\0') => Some(path.to_string()),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| walk(v, &format!("{path}[{i}]"))),
+            serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+                let here = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                if k.contains('\0') {
+                    Some(format!("{} (a field name)", here.escape_default()))
+                } else {
+                    walk(v, &here)
+                }
+            }),
+            _ => None,
+        }
+    }
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    walk(&value, "").map(|p| if p.is_empty() { "body".into() } else { p })
+}
+
+/// Field readers for request bodies, used with `#[serde(deserialize_with)]`.
+pub mod fields {
+    use serde::{Deserialize, Deserializer};
+
+    /// An optional integer that also takes an integral float such as `1046.0`:
+    /// JSON Schema (and so the OpenAPI document) counts it as an integer, and
+    /// JSON has one number type. `1046.5` and anything outside `i32` are refused.
+    /// Use with `#[serde(default)]`; `null` is absent.
+    pub fn integral_i32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Number {
+            Int(i64),
+            Float(f64),
+        }
+        let out_of_range = || serde::de::Error::custom("expected a whole number within i32");
+        match Option::<Number>::deserialize(d)? {
+            None => Ok(None),
+            Some(Number::Int(n)) => i32::try_from(n).map(Some).map_err(|_| out_of_range()),
+            Some(Number::Float(f)) => {
+                if f.fract() == 0.0 && f >= f64::from(i32::MIN) && f <= f64::from(i32::MAX) {
+                    Ok(Some(f as i32))
+                } else {
+                    Err(out_of_range())
+                }
+            }
+        }
+    }
+
+    /// A string that may be left out but not sent as `null`, for fields where
+    /// null means nothing (a name is never null). Use with `#[serde(default)]`.
+    pub fn non_null_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        String::deserialize(d).map(Some)
+    }
+}
+
+/// The pattern, in the OpenAPI document, of a text field the server trims and
+/// refuses when nothing is left: at least one character that is not white
+/// space as Rust's `str::trim` counts it (the Unicode `White_Space` set,
+/// spelled out because regex engines disagree on `\s`), and no NUL anywhere
+/// (refused by [`ApiJson`]).
+pub const NOT_BLANK_PATTERN: &str = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$";
+
+/// The pattern of any other free text field: no NUL (refused by [`ApiJson`]).
+pub const NO_NUL_PATTERN: &str = "^[^\\u0000]*$";
 
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {

@@ -11,6 +11,8 @@
 //! - [`panic`]: what a caught panic said (HTTP handlers and job bodies).
 //! - [`config`]: `ConfigError` (the leaf every section imports) and the one
 //!   configuration struct; flags over env over TOML.
+//! - [`bundled_definitions`]: the demo's metric and cut files and `heartbeat init`'s
+//!   examples, embedded in the binary.
 //! - [`db`]: the connection pool, versioned migrations, and the embedded PostgreSQL
 //!   cluster used when no `DATABASE_URL` is given (shared with the test harness).
 //!
@@ -26,6 +28,10 @@
 //!   redaction, loop liveness.
 //! - [`auth`]: projects, API keys, and who is calling.
 //! - [`monitor`]: the dead man's switch: heartbeats, pings, deadline loop, alerts.
+//! - [`retention`]: the `[retention]` policy and the batched deletes the
+//!   `maintenance` lane runs, so tables that grow with time stay bounded.
+//! - [`notify`]: channels (webhooks, HTTP templates, presets, email) and the
+//!   delivery worker that sends the alert outbox to them.
 //! - [`hc`]: healthchecks.io compatibility: its ping URLs and Management API over
 //!   the monitor's heartbeats.
 //!
@@ -48,6 +54,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod background;
+pub mod bundled_definitions;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -60,10 +67,12 @@ pub mod http;
 pub mod jobs;
 pub mod mcp;
 pub mod monitor;
+pub mod notify;
 pub mod openapi;
 pub mod ops;
 pub mod panic;
 pub mod refresh;
+pub mod retention;
 pub mod schedule;
 pub mod segments;
 pub mod state;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use heartbeat::app::Application;
+use heartbeat::cli::exit;
 use heartbeat::config::{Config, ConfigError};
 use heartbeat::db::{self, embedded::EmbeddedCluster};
 use heartbeat::monitor::client as monitor_client;
@@ -36,25 +37,38 @@ enum Command {
     Migrate(ConfigArgs),
     /// Print the version.
     Version,
-    /// Ask the daemon for a job and follow it: exit 0 success, 1 failed, 2 usage or
-    /// connection error, 3 job vanished (daemon restarted), 4 --timeout reached.
+    /// Write a commented example metric (DIR/metrics/) and audit cut (DIR/cuts/) to
+    /// start from; never overwrites. Point `definitions_dir` at DIR to use them.
+    Init {
+        /// The definitions directory to create or add to.
+        #[arg(default_value = "definitions")]
+        dir: PathBuf,
+    },
+    /// Ask the daemon for a job and follow its phases. Exit codes (every client
+    /// verb): 0 success, 1 the job failed, 2 usage, connection or key error, 3 the job
+    /// vanished (daemon restarted), 4 --timeout reached.
     Refresh(RefreshCli),
     /// Show the daemon's cron table (next fire time, last success, counters), or
-    /// with `next`, the fire times of any expression.
+    /// with `next`, the fire times of any expression. Exit 0, or 2 on a usage,
+    /// connection or key error.
     Schedule(ScheduleCli),
-    /// Manage projects (needs the admin key).
+    /// Manage projects (the admin key only: a project key is refused).
     #[command(subcommand)]
     Project(ProjectCommand),
-    /// Show every heartbeat's status.
+    /// Show every heartbeat's status. Exit 0; 1 with --fail-on-down when one is
+    /// down; 2 on a connection or key error.
     Status {
         #[command(flatten)]
         client: ClientArgs,
-        /// Print JSON instead of a table.
+        /// Print the API's JSON (`{"heartbeats": [...]}`) instead of a table.
         #[arg(long)]
         json: bool,
         /// Exit with status 1 when any heartbeat is down.
         #[arg(long)]
         fail_on_down: bool,
+        /// Only heartbeats carrying this tag.
+        #[arg(long)]
+        tag: Option<String>,
     },
     /// Run a command between a start ping and an exit-code ping; exits with the
     /// command's exit code.
@@ -71,6 +85,8 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum ProjectCommand {
     /// Create a project and print its read-write and read-only keys (shown once).
+    /// Needs the admin key (--key or HEARTBEAT_ADMIN_KEY); exit 0, or 2 when refused
+    /// (name taken, key missing or wrong) or the daemon is unreachable.
     Create {
         #[command(flatten)]
         client: ClientArgs,
@@ -84,8 +100,8 @@ struct ClientArgs {
     /// The daemon's base URL.
     #[arg(long, env = "HEARTBEAT_URL", default_value = "http://127.0.0.1:8000")]
     url: String,
-    /// A project key or the admin key (`HEARTBEAT_KEY`, else `HEARTBEAT_ADMIN_KEY`;
-    /// an empty value counts as unset).
+    /// The key to present: a project key or the admin key, as the verb needs
+    /// (`HEARTBEAT_KEY`, else `HEARTBEAT_ADMIN_KEY`; an empty value counts as unset).
     #[arg(long, env = "HEARTBEAT_KEY", hide_env_values = true)]
     key: Option<String>,
 }
@@ -126,7 +142,7 @@ impl Command {
                 ) => client.key.clone(),
                 _ => cli.client.key.clone(),
             },
-            Command::Version | Command::Run { .. } => return None,
+            Command::Version | Command::Init { .. } | Command::Run { .. } => return None,
         };
         resolve_key(given, admin_env)
     }
@@ -187,7 +203,7 @@ enum ScheduleCommand {
 
 #[derive(Args, Debug)]
 struct RefreshCli {
-    /// all | benchmarks | segments | audit
+    /// all (ingest + recompute) | benchmarks | segments | audit | maintenance
     what: String,
     /// Recompute only this metric (repeatable; with `all`).
     #[arg(long = "metric", value_name = "ID")]
@@ -230,7 +246,8 @@ struct ConfigArgs {
     #[arg(long, env = "HEARTBEAT_NO_SCHEDULER", action = clap::ArgAction::SetTrue,
           value_parser = clap::builder::BoolishValueParser::new())]
     no_scheduler: bool,
-    /// Directory holding metrics/ and cuts/ definition files.
+    /// Directory holding metrics/ and cuts/ definition files (relative: to the
+    /// working directory). Unset: the demo definitions embedded in the binary.
     #[arg(long, env = "HEARTBEAT_DEFINITIONS_DIR")]
     definitions_dir: Option<PathBuf>,
     /// Outside dead man's switch to GET every `ops.self_ping_interval_secs` while
@@ -273,7 +290,13 @@ impl ConfigArgs {
             config.no_scheduler = true;
         }
         if let Some(dir) = self.definitions_dir {
-            config.definitions_dir = dir;
+            // A path typed on the command line or set in the environment means the
+            // working directory it was given in; made absolute now so the start-up
+            // log names the directory actually read.
+            let dir = std::path::absolute(&dir).map_err(|e| {
+                ConfigError::new("definitions_dir", format!("'{}': {e}", dir.display()))
+            })?;
+            config.definitions_dir = Some(dir);
         }
         if let Some(url) = self.self_ping_url.filter(|u| !u.is_empty()) {
             config.ops.self_ping_url = Some(url);
@@ -291,6 +314,7 @@ fn main() -> ExitCode {
             println!("heartbeat {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Init { dir } => init(&dir),
         Command::Serve(args) => with_config(args, key, |config| runtime().block_on(serve(config))),
         Command::Migrate(args) => {
             with_config(args, key, |config| runtime().block_on(migrate(config)))
@@ -319,8 +343,8 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("heartbeat: {e}");
-                    ExitCode::FAILURE
+                    eprintln!("heartbeat project create: {e}");
+                    ExitCode::from(exit::USAGE_OR_CONNECTION)
                 }
             }
         }
@@ -328,12 +352,18 @@ fn main() -> ExitCode {
             client,
             json,
             fail_on_down,
-        } => match runtime().block_on(monitor_client::status(&client.url, key.as_deref(), json)) {
-            Ok(true) if fail_on_down => ExitCode::FAILURE,
-            Ok(_) => ExitCode::SUCCESS,
+            tag,
+        } => match runtime().block_on(monitor_client::status_tagged(
+            &client.url,
+            key.as_deref(),
+            json,
+            tag.as_deref(),
+        )) {
+            Ok(true) if fail_on_down => ExitCode::from(exit::BAD),
+            Ok(_) => ExitCode::from(exit::SUCCESS),
             Err(e) => {
-                eprintln!("heartbeat: {e}");
-                ExitCode::from(2)
+                eprintln!("heartbeat status: {e}");
+                ExitCode::from(exit::USAGE_OR_CONNECTION)
             }
         },
         Command::Run { ping_url, command } => {
@@ -390,6 +420,32 @@ fn schedule(cli: ScheduleCli, key: Option<String>) -> ExitCode {
     }
 }
 
+/// `heartbeat init [DIR]`: exit 0 with the files written, 1 when a file exists or
+/// cannot be written.
+fn init(dir: &std::path::Path) -> ExitCode {
+    match heartbeat::bundled_definitions::write_examples(dir) {
+        Ok(written) => {
+            for path in written {
+                println!("wrote {}", path.display());
+            }
+            let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            println!(
+                "use them with: heartbeat serve --definitions-dir {}",
+                absolute.display()
+            );
+            println!(
+                "(or definitions_dir = \"{}\" in the configuration file)",
+                absolute.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("heartbeat init: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -411,7 +467,10 @@ fn with_config(
             return ExitCode::from(2);
         }
     };
-    heartbeat::ops::redact::register_config_secrets(&config);
+    heartbeat::ops::redact::register_config_secrets(
+        config.admin_key.as_deref(),
+        config.database_url.as_deref(),
+    );
     heartbeat::telemetry::init(config.log_format);
     match body(config) {
         Ok(code) => code,
@@ -456,9 +515,23 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let app = Application::build(config, url).await?;
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
+    let cluster = cluster.map(|c| std::sync::Arc::new(std::sync::Mutex::new(c)));
+    let supervisor = cluster.clone().map(|cluster| {
+        tokio::spawn(db::supervise::run(db::supervise::SupervisorDeps {
+            cluster,
+            restarts: app
+                .state()
+                .metrics
+                .counter("heartbeat_embedded_postgres_restarts_total", &[]),
+            shutdown: stop.clone(),
+        }))
+    });
     app.run_until_stopped(stop).await?;
-    if let Some(mut cluster) = cluster {
-        tokio::task::block_in_place(|| cluster.stop());
+    if let Some(supervisor) = supervisor {
+        let _ = supervisor.await;
+    }
+    if let Some(cluster) = cluster {
+        tokio::task::block_in_place(|| cluster.lock().unwrap().stop());
         tracing::info!("embedded PostgreSQL stopped");
     }
     Ok(ExitCode::SUCCESS)
@@ -469,8 +542,9 @@ async fn migrate(config: Config) -> anyhow::Result<ExitCode> {
         Ok(db) => db,
         Err(code) => return Ok(code),
     };
-    let mut client = db::connect_direct(&url).await?;
-    let applied = db::migrate::run(&mut client).await?;
+    let explain = |e: tokio_postgres::Error| anyhow::anyhow!("database: {}", db::explain(&e, &url));
+    let mut client = db::connect_direct(&url).await.map_err(explain)?;
+    let applied = db::migrate::run(&mut client).await.map_err(explain)?;
     println!(
         "schema at version {} ({} applied now)",
         db::migrate::latest_version(),

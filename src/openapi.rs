@@ -60,7 +60,8 @@ struct DocumentShape {
         (name = "jobs", description = "The single-flight jobs engine."),
         (name = "schedule", description = "The internal cron table."),
         (name = "heartbeats", description = "Dead man's switch: heartbeats, their pings and flips."),
-        (name = "webhooks", description = "Where alerts are posted."),
+        (name = "channels", description = "Where alerts go: webhooks, HTTP templates, presets, email."),
+        (name = "webhooks", description = "Signed JSON webhooks (channels of kind webhook)."),
         (name = "projects", description = "Projects and their keys."),
         (name = "pings", description = "Public ping URLs (no key); plain-text answers for cron clients."),
         (name = "healthchecks.io pings", description = "healthchecks.io-compatible ping URLs (no key; plain-text answers). See docs/healthchecks-compat.md."),
@@ -206,7 +207,7 @@ pub fn exact(doc: &Document) -> Value {
 
 /// Operations whose JSON body may be left out (no body means the defaults); the
 /// annotation cannot say so without also allowing a JSON `null`, which is refused.
-const OPTIONAL_BODY: &[&str] = &["submitJob"];
+const OPTIONAL_BODY: &[&str] = &["submitJob", "pauseScheduleEntry"];
 
 /// The envelope answer for `description`.
 fn envelope(description: &str) -> Value {

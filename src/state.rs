@@ -59,6 +59,9 @@ pub struct StateInner {
     /// The group-commit ping writer: every ping, HTTP or from the daemon's own
     /// jobs, goes through it so pings arriving together share one commit.
     pub pings: crate::monitor::ping::PingWriter,
+    /// Sends alerts: `POST /api/channels/{id}/test` sends through it, and the
+    /// delivery worker gets a clone.
+    pub notifier: crate::notify::outbox::Deliverer,
     /// healthchecks.io check UUIDs already resolved to their heartbeat's token, so
     /// `/ping/<uuid>` costs no lookup on top of its ping's batch.
     pub hc_uuids: crate::hc::ping::UuidTokens,

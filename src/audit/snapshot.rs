@@ -32,7 +32,7 @@ pub struct AuditBody {
 impl AuditBody {
     pub fn from_config(config: &crate::config::Config) -> Self {
         Self {
-            cuts_dir: config.audit.cuts_dir(&config.definitions_dir),
+            cuts_dir: config.audit.cuts_dir(&config.definitions_dir()),
             statement_timeout: config.audit.statement_timeout(),
             max_rows: config.audit.max_rows,
         }

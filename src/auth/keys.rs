@@ -68,10 +68,12 @@ pub async fn create_project(
     client: &mut deadpool_postgres::Client,
     name: &str,
 ) -> Result<CreatedProject, AuthError> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 100 {
+    // Counted in characters as given, as the OpenAPI document's `maxLength` does.
+    let trimmed = name.trim();
+    if trimmed.is_empty() || name.chars().count() > 100 {
         return Err(AuthError::InvalidName);
     }
+    let name = trimmed;
     let project_id = Uuid::now_v7();
     let read_write_key = generate();
     let read_only_key = generate();

@@ -99,7 +99,7 @@ pub enum AuthError {
     #[error("this route needs the admin key")]
     NotAdmin,
     /// A project name that is empty or too long.
-    #[error("name: must be 1 to 100 characters")]
+    #[error("name: must be 1 to 100 characters, not only white space")]
     InvalidName,
     /// Project names are unique.
     #[error("a project named '{0}' already exists")]

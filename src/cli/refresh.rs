@@ -8,13 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// Exit codes, part of the CLI contract (docs/operations/cron.md).
+/// Exit codes: the one table of every client verb.
 pub mod exit {
-    pub const SUCCEEDED: u8 = 0;
-    pub const FAILED: u8 = 1;
-    pub const USAGE_OR_CONNECTION: u8 = 2;
-    pub const VANISHED: u8 = 3;
-    pub const TIMED_OUT: u8 = 4;
+    pub use crate::cli::exit::{TIMED_OUT, USAGE_OR_CONNECTION, VANISHED};
+    pub const SUCCEEDED: u8 = crate::cli::exit::SUCCESS;
+    pub const FAILED: u8 = crate::cli::exit::BAD;
 }
 
 /// How often the job is polled.
@@ -82,7 +80,7 @@ async fn follow(args: &RefreshArgs) -> Result<u8, (u8, String)> {
                 json!({"metric_ids": ids, "trigger": args.trigger}),
             )
         }
-        kind @ ("benchmarks" | "segments" | "audit") => {
+        kind @ ("benchmarks" | "segments" | "audit" | "maintenance") => {
             if !args.metrics.is_empty() {
                 return Err(usage("--metric applies only to `refresh all`".into()));
             }
@@ -93,7 +91,7 @@ async fn follow(args: &RefreshArgs) -> Result<u8, (u8, String)> {
         }
         other => {
             return Err(usage(format!(
-                "unknown job '{other}': expected all, benchmarks, segments or audit"
+                "unknown job '{other}': expected all, benchmarks, segments, audit or maintenance"
             )))
         }
     };
@@ -128,7 +126,7 @@ async fn follow(args: &RefreshArgs) -> Result<u8, (u8, String)> {
         (_, Some(true)) => "queued behind the running job",
         _ => "started",
     };
-    println!("{} job {job_id} {}: {how}", stamp(), args.what);
+    println!("{} job {job_id} {}: {how}", stamp(), scope_label(args));
 
     let tty = std::io::stdout().is_terminal();
     let started = Instant::now();
@@ -210,11 +208,10 @@ async fn follow(args: &RefreshArgs) -> Result<u8, (u8, String)> {
                 if tty {
                     println!();
                 }
-                println!(
-                    "{} job {job_id} succeeded in {:.1}s",
-                    stamp(),
-                    started.elapsed().as_secs_f64()
-                );
+                // The job's own run time, not how long we polled: a short job
+                // otherwise "took" one poll interval.
+                let took = job_duration(&job).unwrap_or_else(|| started.elapsed().as_secs_f64());
+                println!("{} job {job_id} succeeded in {took:.1}s", stamp());
                 return Ok(exit::SUCCEEDED);
             }
             "failed" | "cancelled" => {
@@ -234,9 +231,38 @@ async fn follow(args: &RefreshArgs) -> Result<u8, (u8, String)> {
     }
 }
 
+/// What was asked for, as the first line prints it: `all`, or `all (metrics:
+/// orders, revenue)` when `--metric` narrowed it.
+fn scope_label(args: &RefreshArgs) -> String {
+    if args.metrics.is_empty() {
+        args.what.clone()
+    } else {
+        format!("{} (metrics: {})", args.what, args.metrics.join(", "))
+    }
+}
+
+/// `finished_at - started_at` of a job's JSON, in seconds.
+fn job_duration(job: &Value) -> Option<f64> {
+    let at = |k: &str| {
+        chrono::DateTime::parse_from_rfc3339(job[k].as_str()?)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    let took = at("finished_at")? - at("started_at")?;
+    Some(took.num_milliseconds().max(0) as f64 / 1000.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_duration_printed_is_the_jobs_own() {
+        let job = json!({"started_at": "2026-01-01T00:00:00.100Z",
+                         "finished_at": "2026-01-01T00:00:00.142Z"});
+        assert_eq!(job_duration(&job), Some(0.042));
+        assert_eq!(job_duration(&json!({"started_at": null})), None);
+    }
 
     #[test]
     fn durations_take_a_unit() {

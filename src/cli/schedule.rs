@@ -15,11 +15,10 @@ use crate::schedule::CronSchedule;
 
 /// Exit codes, part of the CLI contract (docs/operations/cron.md).
 pub mod exit {
-    pub const OK: u8 = 0;
-    /// Unreachable daemon or a failed request.
-    pub const FAILED: u8 = 1;
-    /// Bad expression, time zone or option.
-    pub const USAGE: u8 = 2;
+    pub const OK: u8 = crate::cli::exit::SUCCESS;
+    /// Unreachable daemon, a refused key or request; a bad expression, time
+    /// zone or option.
+    pub const USAGE: u8 = crate::cli::exit::USAGE_OR_CONNECTION;
 }
 
 /// The next `count` fire times of `expr` after `after` (default now) in `tz`
@@ -67,7 +66,7 @@ pub async fn show(url: &str, key: Option<&str>, json: bool) -> u8 {
         }
         Err(msg) => {
             eprintln!("heartbeat schedule: {msg}");
-            exit::FAILED
+            exit::USAGE
         }
     }
 }
@@ -107,7 +106,7 @@ pub async fn control(
         }
         Err(msg) => {
             eprintln!("heartbeat schedule {}: {msg}", verb.verb());
-            exit::FAILED
+            exit::USAGE
         }
     }
 }

@@ -69,15 +69,20 @@ pub struct Config {
     /// Switch the internal cron table off, for hosts driven by crontab
     /// (`HEARTBEAT_NO_SCHEDULER`).
     pub no_scheduler: bool,
-    /// Directory holding `metrics/` and `cuts/` definition files.
-    pub definitions_dir: PathBuf,
+    /// Directory holding `metrics/` and `cuts/` definition files
+    /// (`HEARTBEAT_DEFINITIONS_DIR`). A relative path in the file is read against the
+    /// file's directory; on the command line or in the environment, against the
+    /// working directory at start. Unset: the demo definitions embedded in the
+    /// binary, written to `<data_dir>/demo-definitions` at start.
+    pub definitions_dir: Option<PathBuf>,
     /// Maximum number of pooled PostgreSQL connections.
     pub pool_size: usize,
     /// Largest accepted request body, in bytes; larger bodies get 413.
     pub body_limit_bytes: usize,
     /// How long a graceful shutdown may take before the daemon exits anyway, seconds.
     pub shutdown_timeout_secs: u64,
-    /// Load demo definitions and the demo source (on by default in embedded mode).
+    /// Add the demo event source and fill the cockpit at start (on by default in
+    /// embedded mode). The demo definitions are what an unset `definitions_dir` reads.
     pub demo: Option<bool>,
     /// `[[sources]]`: where events are ingested from (see `refresh::sources`).
     pub sources: Vec<crate::refresh::sources::SourceConfig>,
@@ -86,6 +91,9 @@ pub struct Config {
     /// The dead man's switch (`[monitor]`, see `monitor::MonitorConfig`).
     #[serde(default)]
     pub monitor: crate::monitor::MonitorConfig,
+    /// `[notify]`: reminder bounds and the SMTP server of email channels.
+    #[serde(default)]
+    pub notify: crate::notify::config::NotifyConfig,
     /// `[hc]`: healthchecks.io-compatible ping URLs (see `hc::HcConfig`).
     #[serde(default)]
     pub hc: crate::hc::HcConfig,
@@ -103,6 +111,10 @@ pub struct Config {
     /// `[audit]`: audit cuts directory and statement timeout (see `audit::AuditConfig`).
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,
+    /// `[retention]`: how long rows that grow with time are kept (see
+    /// `retention::RetentionConfig`).
+    #[serde(default)]
+    pub retention: crate::retention::config::RetentionConfig,
 }
 
 impl Default for Config {
@@ -114,7 +126,7 @@ impl Default for Config {
             admin_key: None,
             log_format: LogFormat::Text,
             no_scheduler: false,
-            definitions_dir: PathBuf::from("sql"),
+            definitions_dir: None,
             pool_size: 16,
             body_limit_bytes: 1024 * 1024,
             shutdown_timeout_secs: 10,
@@ -122,14 +134,69 @@ impl Default for Config {
             sources: Vec::new(),
             refresh: crate::refresh::config::RefreshConfig::default(),
             monitor: crate::monitor::MonitorConfig::default(),
+            notify: Default::default(),
             hc: Default::default(),
             jobs: Default::default(),
             ops: Default::default(),
             schedule: Default::default(),
             segments: Default::default(),
             audit: Default::default(),
+            retention: Default::default(),
         }
     }
+}
+
+/// The dotted name of the entry at byte `at` of a TOML text, and the value
+/// written there: the key on that line under the nearest table header above it
+/// (`[[array]]` headers counted, so the third `[[sources]]` is `sources[2]`). A
+/// span on a header line (a table missing a required key) names the table.
+fn locate(text: &str, at: usize) -> (Option<String>, Option<String>) {
+    let at = at.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let line = text[line_start..line_end].trim();
+    let mut arrays: std::collections::HashMap<String, usize> = Default::default();
+    let mut section: Option<String> = None;
+    for header in text[..line_end].lines().map(str::trim) {
+        if let Some(name) = header.strip_prefix("[[").and_then(|h| h.split("]]").next()) {
+            let name = name.trim().to_string();
+            let n = arrays.entry(name.clone()).or_insert(0);
+            section = Some(format!("{name}[{n}]"));
+            *n += 1;
+        } else if let Some(name) = header.strip_prefix('[').and_then(|h| h.split(']').next()) {
+            section = Some(name.trim().to_string());
+        }
+    }
+    if line.starts_with('[') {
+        return (section, None);
+    }
+    let Some((key, value)) = line.split_once('=') else {
+        return (section, None);
+    };
+    let key = key.trim().trim_matches('"');
+    let value = value.trim();
+    let field = match (&section, key.is_empty()) {
+        (_, true) => section.clone(),
+        (Some(s), false) => Some(format!("{s}.{key}")),
+        (None, false) => Some(key.to_string()),
+    };
+    (field, (!value.is_empty()).then(|| value.to_string()))
+}
+
+/// `sources[i]` (with the entry's `name` when it has one) for the first
+/// `[[sources]]` entry that does not parse on its own.
+fn failing_source(text: &str) -> Option<String> {
+    let doc: toml::Table = toml::from_str(text).ok()?;
+    let sources = doc.get("sources")?.as_array()?;
+    sources.iter().enumerate().find_map(|(i, entry)| {
+        let parsed = crate::refresh::sources::SourceConfig::deserialize(entry.clone());
+        parsed
+            .is_err()
+            .then(|| match entry.get("name").and_then(|n| n.as_str()) {
+                Some(name) => format!("sources[{i}] (name = \"{name}\")"),
+                None => format!("sources[{i}]"),
+            })
+    })
 }
 
 fn default_data_dir() -> PathBuf {
@@ -145,35 +212,51 @@ fn default_data_dir() -> PathBuf {
 
 impl Config {
     /// Reads the TOML file at `path` (all fields optional) over the defaults.
+    /// Relative directories in it are read against the file's own directory, so
+    /// the daemon finds the same files whatever its working directory.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::new("config", format!("cannot read {}: {e}", path.display()))
         })?;
-        Self::from_toml(&text)
+        let mut config = Self::from_toml(&text)?;
+        let base = std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_default();
+        let anchor = |dir: &mut PathBuf| {
+            if dir.is_relative() {
+                *dir = base.join(&*dir);
+            }
+        };
+        if let Some(dir) = &mut config.definitions_dir {
+            anchor(dir);
+        }
+        if let Some(dir) = &mut config.audit.cuts_dir {
+            anchor(dir);
+        }
+        Ok(config)
     }
 
-    /// Parses TOML text over the defaults, naming the offending key on error.
+    /// Parses TOML text over the defaults; an error names the offending entry in
+    /// full (`schedule.entries.nightly.cron`, `sources[1]`, `bind`) and quotes the
+    /// bad value, so a user finds the line without counting.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| {
-            // The span covers the bad value or key; the key is what precedes `=` on
-            // that line.
-            let field = e
-                .span()
-                .map(|span| {
-                    let start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
-                    let end = text[span.start..]
-                        .find('\n')
-                        .map_or(text.len(), |i| span.start + i);
-                    text[start..end]
-                        .split('=')
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_string()
-                })
-                .filter(|s| !s.is_empty() && !s.starts_with('['))
-                .unwrap_or_else(|| "config".to_string());
-            ConfigError::new(field, e.message().to_string())
+            let message = e.message().to_string();
+            let Some(span) = e.span() else {
+                return ConfigError::new("config", message);
+            };
+            let (mut field, value) = locate(text, span.start);
+            if field.as_deref().is_some_and(|f| f.starts_with("sources[")) {
+                // Sources are a tagged enum, so serde reports the whole array's
+                // span: find the entry by parsing each one alone.
+                field = failing_source(text).or(field);
+            }
+            let problem = match value {
+                Some(v) if !message.contains(&v) => format!("{message} (value: {v})"),
+                _ => message,
+            };
+            ConfigError::new(field.unwrap_or_else(|| "config".into()), problem)
         })
     }
 
@@ -209,6 +292,7 @@ impl Config {
         }
         self.jobs.validate()?;
         self.monitor.validate()?;
+        self.notify.validate()?;
         self.hc.validate()?;
         self.ops.validate()?;
         self.schedule.validate()?;
@@ -222,6 +306,7 @@ impl Config {
         self.refresh.validate()?;
         self.segments.validate()?;
         self.audit.validate()?;
+        self.retention.validate()?;
         Ok(())
     }
 
@@ -229,6 +314,14 @@ impl Config {
     /// the embedded default.
     pub fn demo_enabled(&self) -> bool {
         self.demo.unwrap_or(self.database_url.is_none())
+    }
+
+    /// The directory metric and cut files are read from: the configured one, else
+    /// where the demo definitions embedded in the binary are written at start.
+    pub fn definitions_dir(&self) -> PathBuf {
+        self.definitions_dir
+            .clone()
+            .unwrap_or_else(|| crate::bundled_definitions::demo_dir(&self.data_dir))
     }
 
     pub fn shutdown_timeout(&self) -> Duration {
@@ -421,8 +514,62 @@ mod tests {
     }
 
     #[test]
+    fn relative_directories_in_a_file_are_read_against_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("heartbeat.toml");
+        std::fs::write(
+            &path,
+            "definitions_dir = \"defs\"\n[audit]\ncuts_dir = \"../cuts\"\n",
+        )
+        .unwrap();
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!(c.definitions_dir(), dir.path().join("defs"));
+        assert_eq!(c.audit.cuts_dir, Some(dir.path().join("../cuts")));
+        let absolute = Config::from_toml("definitions_dir = \"/srv/defs\"").unwrap();
+        assert_eq!(absolute.definitions_dir(), Path::new("/srv/defs"));
+    }
+
+    #[test]
+    fn without_a_definitions_dir_the_demo_files_live_in_the_data_dir() {
+        let c = Config::from_toml("data_dir = \"/var/lib/hb\"").unwrap();
+        assert_eq!(
+            c.definitions_dir(),
+            Path::new("/var/lib/hb/demo-definitions")
+        );
+    }
+
+    #[test]
     fn a_bad_bind_names_the_field() {
         let err = Config::from_toml("bind = \"nope\"").unwrap_err();
         assert!(err.to_string().starts_with("bind"), "{err}");
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn parse_errors_name_the_section_the_entry_and_the_value() {
+        let cases = [
+            (
+                "[[sources]]\nname = \"a\"\nkind = \"demo\"\n[[sources]]\nkind = \"demo\"\n",
+                "sources[1]",
+                "name",
+            ),
+            (
+                "[schedule.entries.nightly]\njob = \"audit\"\ncron = \"0 3 * * funday\"\n",
+                "schedule.entries.nightly.cron",
+                "funday",
+            ),
+            (
+                "[[sources]]\nname = \"a\"\nkind = \"demo\"\n[[sources]]\nname = \"shop\"\nkind = \"http_json\"\n",
+                "sources[1] (name = \"shop\")",
+                "url",
+            ),
+            ("[monitor]\npings_kept = \"many\"\n", "monitor.pings_kept", "many"),
+            ("bind = \"localhost\"\n", "bind", "localhost"),
+        ];
+        for (text, field, value) in cases {
+            let err = Config::from_toml(text).unwrap_err();
+            assert_eq!(err.field, field, "{text}: {err}");
+            assert!(err.problem.contains(value), "{text}: {err}");
+        }
     }
 }

@@ -182,9 +182,19 @@ async function loadHeartbeats() {
   renderHeartbeats();
 }
 
+// The daemon's own job:* heartbeats get their own section: an operator sees
+// them beside their own, and they can only be paused.
 function renderHeartbeats() {
-  const body = $("heartbeats-body");
-  body.replaceChildren(...heartbeats.map((hb) => el("tr", { "data-id": hb.id, "data-status": hb.status, class: "hb-row" },
+  const own = heartbeats.filter((hb) => !hb.job);
+  const jobs = heartbeats.filter((hb) => hb.job);
+  $("heartbeats-body").replaceChildren(...own.map((hb) => heartbeatRow(hb, true)));
+  $("job-heartbeats-body").replaceChildren(...jobs.map((hb) => heartbeatRow(hb, false)));
+  $("job-heartbeats").hidden = jobs.length === 0;
+  $("heartbeats-empty").hidden = own.length > 0;
+}
+
+function heartbeatRow(hb, editable) {
+  return el("tr", { "data-id": hb.id, "data-status": hb.status, class: "hb-row" },
     el("td", {}, el("span", { class: "dot status-" + hb.status, title: hb.status })),
     el("td", {}, el("a", { href: "#heartbeat/" + encodeURIComponent(hb.id) }, hb.name)),
     el("td", {}, el("span", { class: "status-label status-" + hb.status }, hb.status)),
@@ -193,10 +203,10 @@ function renderHeartbeats() {
     el("td", { title: when(hb.last_ping_at) }, ago(hb.last_ping_at)),
     el("td", { class: "row-actions" },
       el("button", { type: "button", class: "secondary", onclick: () => togglePause(hb) }, hb.paused || hb.status === "paused" ? "Resume" : "Pause"),
-      el("button", { type: "button", class: "secondary", onclick: () => editHeartbeat(hb) }, "Edit"),
-      el("button", { type: "button", class: "danger", onclick: () => deleteHeartbeat(hb) }, "Delete")),
-  )));
-  $("heartbeats-empty").hidden = heartbeats.length > 0;
+      ...(editable ? [
+        el("button", { type: "button", class: "secondary", onclick: () => editHeartbeat(hb) }, "Edit"),
+        el("button", { type: "button", class: "danger", onclick: () => deleteHeartbeat(hb) }, "Delete")] : [])),
+  );
 }
 
 function openForm(hb) {

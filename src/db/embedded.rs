@@ -9,7 +9,12 @@
 //! Why a guardian process: the server must not outlive us, even on SIGKILL. A tiny
 //! `sh` reads a pipe whose write end only this process holds; when the pipe closes
 //! (exit, crash or kill) it stops the server and, for throwaway clusters, deletes the
-//! directory. Graceful shutdown stops the server directly and waits for it.
+//! directory. Graceful shutdown stops whichever server runs on the data directory
+//! (`pg_ctl stop -D`: ours, or one an operator restarted) and waits for it.
+//!
+//! Why [`EmbeddedCluster::restart`]: the daemon is a dead man's switch, so its own
+//! database dying must not leave it up and useless. `db::supervise` watches the
+//! server and restarts it; PostgreSQL runs crash recovery from its WAL on start.
 //!
 //! As root, initdb refuses to run, so every server command runs as the `postgres`
 //! user (or `nobody`) and that user owns the cluster directory.
@@ -112,6 +117,19 @@ pub struct EmbeddedCluster {
     server: Option<Child>,
     guardian: Option<(Child, ChildStdin)>,
     throwaway: bool,
+    /// Whether this value stops the server when stopped or dropped (false once
+    /// detached: the harness's server lives until the guardian stops it).
+    owns_server: bool,
+}
+
+/// What [`EmbeddedCluster::restart`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restarted {
+    /// A new server was started (with crash recovery, if the old one died).
+    Started,
+    /// A server already runs on the data directory (an operator started one):
+    /// it is used as is.
+    Adopted,
 }
 
 impl EmbeddedCluster {
@@ -132,6 +150,7 @@ impl EmbeddedCluster {
             server: None,
             guardian: None,
             throwaway,
+            owns_server: false,
         };
         cluster.prepare_dirs()?;
         if !cluster.pgdata().join("PG_VERSION").exists() {
@@ -276,6 +295,53 @@ impl EmbeddedCluster {
     pub fn start(&mut self) -> Result<(), EmbeddedError> {
         self.recover_stale_server()?;
         self.port = free_loopback_port()?;
+        self.owns_server = true;
+        self.spawn_server()?;
+        self.create_database()?;
+        let _ = fs::write(self.root.join("postgres.port"), self.port.to_string());
+        Ok(())
+    }
+
+    /// The exit status of the server this value started, once it has exited
+    /// (None while it runs, or if none was started).
+    pub fn server_exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.server.as_mut()?.try_wait().ok().flatten()
+    }
+
+    /// The pid of a live PostgreSQL server on the data directory, whoever started it.
+    pub fn running_pid(&self) -> Option<i32> {
+        let text = fs::read_to_string(self.pgdata().join("postmaster.pid")).ok()?;
+        let pid = text.lines().next()?.trim().parse::<i32>().ok()?;
+        is_postgres_process(pid).then_some(pid)
+    }
+
+    /// Starts the server again on the same port and socket (the pool's connection
+    /// string names them) after it died. PostgreSQL does crash recovery itself; a
+    /// start while backends of the dead server still hold its shared memory fails,
+    /// and the caller retries. A server already running on the data directory
+    /// (an operator's) is adopted instead.
+    pub fn restart(&mut self) -> Result<Restarted, EmbeddedError> {
+        if let Some(server) = self.server.as_mut() {
+            if server.try_wait().ok().flatten().is_none() {
+                return Ok(Restarted::Adopted);
+            }
+        }
+        self.server = None;
+        // The guardian watched the dead server: let it go, a new one watches the next.
+        if let Some((mut child, stdin)) = self.guardian.take() {
+            drop(stdin);
+            let _ = child.wait();
+        }
+        if self.running_pid().is_some() {
+            return Ok(Restarted::Adopted);
+        }
+        self.spawn_server()?;
+        Ok(Restarted::Started)
+    }
+
+    /// Spawns the postmaster on `self.port` with its guardian, and waits until it
+    /// accepts connections.
+    fn spawn_server(&mut self) -> Result<(), EmbeddedError> {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -290,6 +356,7 @@ impl EmbeddedCluster {
             .arg(self.socket_dir())
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-c", "max_connections=200"])
+            .args(self.fast_crash_recovery())
             // A throwaway cluster trades durability for speed; a kept one keeps it.
             .args(if self.throwaway {
                 &[
@@ -314,10 +381,7 @@ impl EmbeddedCluster {
         let pid = server.id();
         self.server = Some(server);
         self.spawn_guardian(pid)?;
-        self.wait_ready()?;
-        self.create_database()?;
-        let _ = fs::write(self.root.join("postgres.port"), self.port.to_string());
-        Ok(())
+        self.wait_ready()
     }
 
     fn spawn_guardian(&mut self, pid: u32) -> Result<(), EmbeddedError> {
@@ -341,6 +405,21 @@ impl EmbeddedCluster {
         let stdin = child.stdin.take().expect("piped stdin");
         self.guardian = Some((child, stdin));
         Ok(())
+    }
+
+    /// Crash recovery starts by fsyncing every file of the data directory one by
+    /// one (seconds on a slow disk, during which the dead man's switch is down);
+    /// `syncfs` makes it one call per file system. PostgreSQL 14 and later.
+    fn fast_crash_recovery(&self) -> Vec<&'static str> {
+        let major = fs::read_to_string(self.pgdata().join("PG_VERSION"))
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        if cfg!(target_os = "linux") && major >= 14 {
+            vec!["-c", "recovery_init_sync_method=syncfs"]
+        } else {
+            Vec::new()
+        }
     }
 
     fn wait_ready(&mut self) -> Result<(), EmbeddedError> {
@@ -422,8 +501,23 @@ impl EmbeddedCluster {
         &self.bin_dir
     }
 
-    /// Stops the server (fast shutdown) and waits for it to exit.
+    /// Stops whichever server runs on the data directory (fast shutdown) and waits
+    /// for it to exit: the one this value started, or one an operator restarted.
     pub fn stop(&mut self) {
+        if !self.owns_server {
+            return;
+        }
+        self.owns_server = false;
+        if self.running_pid().is_some() {
+            let _ = self
+                .command("pg_ctl")
+                .arg("-D")
+                .arg(self.pgdata())
+                .args(["stop", "-m", "fast", "-w", "-t", "30"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         if let Some(mut server) = self.server.take() {
             let pid = nix::unistd::Pid::from_raw(server.id() as i32);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
@@ -444,6 +538,7 @@ impl EmbeddedCluster {
     /// Keeps the server running until this process exits, then the guardian stops
     /// it. For the test harness, whose cluster lives in a static.
     pub fn detach(mut self) {
+        self.owns_server = false;
         self.server.take();
         if let Some((child, stdin)) = self.guardian.take() {
             std::mem::forget(child);

@@ -36,8 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_ping_path"),
     migration!(8, "0008_ping_ring"),
     migration!(9, "0009_schedule_pause"),
-    migration!(10, "0010_hc_compat"),
-    migration!(11, "0011_hc_check_fields"),
+    migration!(10, "0010_notify"),
+    migration!(11, "0011_thresholds"),
+    migration!(12, "0012_tags"),
+    migration!(13, "0013_hc_compat"),
+    migration!(14, "0014_hc_check_fields"),
 ];
 
 /// The advisory lock key that serializes migration runners ("hbmigrat").
@@ -54,8 +57,12 @@ pub async fn run(client: &mut Client) -> Result<Vec<i32>, tokio_postgres::Error>
     let mut tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
+    // `IF NOT EXISTS` on an existing schema or table raises a NOTICE, which the
+    // driver logs: a repeated migrate would print one line per object for nothing
+    // being wrong. Transaction-local, so the session keeps its setting.
     tx.batch_execute(
-        "CREATE SCHEMA IF NOT EXISTS heartbeat;
+        "SET LOCAL client_min_messages = warning;
+         CREATE SCHEMA IF NOT EXISTS heartbeat;
          CREATE TABLE IF NOT EXISTS heartbeat.schema_migrations (
              version    integer PRIMARY KEY,
              name       text NOT NULL,

@@ -1,7 +1,9 @@
-//! Database access: the connection pool, migrations and the embedded cluster.
+//! Database access: the connection pool, migrations, the embedded cluster and
+//! its supervisor.
 
 pub mod embedded;
 pub mod migrate;
+pub mod supervise;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
@@ -74,4 +76,68 @@ pub async fn connect_direct(
         }
     });
     Ok(client)
+}
+
+/// What went wrong reaching or asking PostgreSQL, in words a user can act on:
+/// the server's own message and SQLSTATE code when it answered (`database "x"
+/// does not exist`, `password authentication failed for user "y"`), else the
+/// failure with the server it tried (`Connection refused ... (server
+/// 127.0.0.1:5432)`). The driver's own text is only "db error" for the first.
+pub fn explain(e: &tokio_postgres::Error, database_url: &str) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut out = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(hint) = db.hint() {
+            out += &format!("; hint: {hint}");
+        }
+        return out;
+    }
+    format!("{} (server {})", with_causes(e), server_of(database_url))
+}
+
+/// An error's text followed by each cause's, since the driver's own text often
+/// leaves out the useful part ("error connecting to server").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out += &format!(": {text}");
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// [`explain`] for a pool checkout: the connection's own error, or the pool's.
+pub fn explain_pool(e: &deadpool_postgres::PoolError, database_url: &str) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => explain(e, database_url),
+        other => format!(
+            "{} (server {})",
+            with_causes(other),
+            server_of(database_url)
+        ),
+    }
+}
+
+/// `host:port` (or the socket directory) a connection string names.
+fn server_of(database_url: &str) -> String {
+    let Ok(config) = database_url.parse::<tokio_postgres::Config>() else {
+        return "unknown".into();
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => format!("{h}:{port}"),
+            tokio_postgres::config::Host::Unix(p) => format!("{}:{port}", p.display()),
+        })
+        .collect();
+    if hosts.is_empty() {
+        format!("localhost:{port}")
+    } else {
+        hosts.join(", ")
+    }
 }

@@ -5,7 +5,7 @@
 //! A UUID is resolved through [`UuidTokens`], an in-memory map filled on first
 //! use: a heartbeat's `ping_uuid` and token never change, so a known UUID costs
 //! no database round trip on top of the ping's own batch, and `/ping/<uuid>`
-//! keeps the throughput of `/hb/<token>` (docs/decisions.md §22). A stale entry
+//! keeps the throughput of `/hb/<token>` (docs/decisions.md §23). A stale entry
 //! (the heartbeat was deleted) only names a token the writer no longer finds,
 //! which answers 404 and drops the entry. Slug URLs are looked up per ping: a
 //! rename changes the slug.
@@ -248,6 +248,9 @@ pub async fn resolve_slug(
         tz: "UTC".into(),
         grace_seconds: 3_600,
         paused: false,
+        channels: None,
+        thresholds: Default::default(),
+        tags: Vec::new(),
     };
     let id = match heartbeat::create(&mut client, project_id, &new, limit.saturating_mul(2)).await {
         Ok(id) => id,

@@ -268,6 +268,9 @@ pub async fn create(
         tz,
         grace_seconds: spec.grace.unwrap_or(DEFAULT_GRACE) as i32,
         paused: false,
+        channels: None,
+        thresholds: Default::default(),
+        tags: Vec::new(),
     };
     let id = heartbeat::create(&mut client, project_id, &new, limit)
         .await

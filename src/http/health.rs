@@ -67,18 +67,24 @@ async fn check(state: &AppState) -> Result<i32, String> {
     if state.shutdown.is_cancelled() {
         return Err("shutting down".into());
     }
-    let client = state
-        .pool
-        .get()
-        .await
-        .map_err(|e| format!("database unreachable: {e}"))?;
+    let client = state.pool.get().await.map_err(|e| {
+        format!(
+            "database unreachable: {}",
+            crate::db::explain_pool(&e, &state.database_url)
+        )
+    })?;
     let pending = tokio::time::timeout(
         std::time::Duration::from_secs(3),
         migrate::pending_versions(&client),
     )
     .await
     .map_err(|_| "database did not answer within 3 s".to_string())?
-    .map_err(|e| format!("database error: {e}"))?;
+    .map_err(|e| {
+        format!(
+            "database error: {}",
+            crate::db::explain(&e, &state.database_url)
+        )
+    })?;
     match pending {
         // This daemon's own start-up (migrations, then fitting the ping history
         // to `pings_kept`) must be done too: another daemon may have migrated.

@@ -39,7 +39,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::refresh::routes())
         .merge(crate::segments::routes())
         .merge(crate::audit::routes())
-        .merge(crate::monitor::routes());
+        .merge(crate::monitor::routes())
+        .merge(crate::notify::routes());
     // One auth layer over every `/api` route, applied here so every
     // route merged above is keyed. `/mcp` has its own layer (every MCP call is a
     // POST, so the method-based read/write rule cannot apply; see mcp::server).

@@ -38,11 +38,11 @@ pub trait JobBody: Send + Sync + 'static {
     fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<serde_json::Value, JobError>>;
 }
 
-/// The four bodies, one per lane. `Default` gives bodies that succeed immediately
+/// The bodies, one per lane. `Default` gives bodies that succeed immediately
 /// (used until the refresh work plugs in the real ones, and in tests).
 #[derive(Clone)]
 pub struct JobBodies {
-    bodies: [Arc<dyn JobBody>; 4],
+    bodies: [Arc<dyn JobBody>; JobKind::COUNT],
 }
 
 impl JobBodies {
@@ -51,9 +51,10 @@ impl JobBodies {
         benchmarks: Arc<dyn JobBody>,
         segments: Arc<dyn JobBody>,
         audit: Arc<dyn JobBody>,
+        maintenance: Arc<dyn JobBody>,
     ) -> Self {
         Self {
-            bodies: [recompute, benchmarks, segments, audit],
+            bodies: [recompute, benchmarks, segments, audit, maintenance],
         }
     }
 
@@ -70,7 +71,7 @@ impl Default for JobBodies {
     fn default() -> Self {
         let noop: Arc<dyn JobBody> = Arc::new(NoopBody);
         Self {
-            bodies: [noop.clone(), noop.clone(), noop.clone(), noop],
+            bodies: std::array::from_fn(|_| noop.clone()),
         }
     }
 }
@@ -93,6 +94,8 @@ pub struct JobContext {
     pub(crate) cancel: CancellationToken,
     /// Cancel tokens of every connection this job took, so cancelling the job can
     /// stop its running statements on the server (pg_cancel_backend equivalent).
+    /// Bound: one per [`JobContext::client`] call of this one job (a body takes a
+    /// handful); dropped with the job.
     pub(crate) statements: Arc<Mutex<Vec<CancelToken>>>,
     pub(crate) pool: Pool,
     pub(crate) scope: Scope,

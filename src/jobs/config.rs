@@ -32,6 +32,7 @@ pub struct MaxRuntimes {
     pub benchmarks: u64,
     pub segments: u64,
     pub audit: u64,
+    pub maintenance: u64,
 }
 
 impl Default for MaxRuntimes {
@@ -41,6 +42,7 @@ impl Default for MaxRuntimes {
             benchmarks: 10 * 60,
             segments: 10 * 60,
             audit: 15 * 60,
+            maintenance: 30 * 60,
         }
     }
 }
@@ -65,6 +67,7 @@ impl JobsConfig {
             JobKind::Benchmarks => m.benchmarks,
             JobKind::Segments => m.segments,
             JobKind::Audit => m.audit,
+            JobKind::Maintenance => m.maintenance,
         })
     }
 

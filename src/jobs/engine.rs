@@ -85,7 +85,12 @@ struct Lane {
     running: Option<Running>,
 }
 
-/// Jobs this node ran or handed out, bounded by count and age, for status polls.
+/// Jobs this node ran or handed out, for status polls.
+///
+/// Bound: finished jobs beyond `jobs.retain_count` (200) or older than
+/// `jobs.retain_secs` (a day) are pruned on every insert, so `by_id` holds at most
+/// `retain_count` finished jobs plus the ≤ 2 live ones per lane; `remote` holds at
+/// most `4 × max(retain_count, 16)` ids, also aged out after `retain_secs`.
 #[derive(Default)]
 struct Retention {
     by_id: HashMap<Uuid, JobRecord>,
@@ -116,13 +121,13 @@ pub struct LaneStats {
 }
 
 struct Inner {
-    counters: [LaneCounters; 4],
+    counters: [LaneCounters; JobKind::COUNT],
     /// The running job per lane. A std mutex: every critical section is a few
     /// pointer moves, never an await, so 1,000 concurrent joins stay cheap.
-    lanes: [Mutex<Lane>; 4],
+    lanes: [Mutex<Lane>; JobKind::COUNT],
     /// Serializes this node's decisions to start or end a lane's job (they await
     /// the database); joins onto a running job never take it.
-    gates: [tokio::sync::Mutex<()>; 4],
+    gates: [tokio::sync::Mutex<()>; JobKind::COUNT],
     retention: Mutex<Retention>,
     /// Each lane's work, fixed at construction.
     bodies: JobBodies,

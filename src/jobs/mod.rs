@@ -1,4 +1,4 @@
-//! The single-flight jobs engine: four lanes, coalescing, phases, timeouts.
+//! The single-flight jobs engine: one lane per kind, coalescing, phases, timeouts.
 //!
 //! - [`model`]: kinds, scopes, triggers, the job record (the API's job JSON).
 //! - [`body`]: the pluggable work a lane runs, and the context it reports through.

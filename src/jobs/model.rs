@@ -24,15 +24,21 @@ pub enum JobKind {
     Segments,
     /// Audit-cut registry sync plus snapshots.
     Audit,
+    /// Retention: deletes rows past `[retention]`, one phase per table.
+    Maintenance,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::Recompute,
         JobKind::Benchmarks,
         JobKind::Segments,
         JobKind::Audit,
+        JobKind::Maintenance,
     ];
+
+    /// How many lanes there are (the size of per-lane arrays).
+    pub const COUNT: usize = Self::ALL.len();
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +46,7 @@ impl JobKind {
             JobKind::Benchmarks => "benchmarks",
             JobKind::Segments => "segments",
             JobKind::Audit => "audit",
+            JobKind::Maintenance => "maintenance",
         }
     }
 
@@ -61,7 +68,7 @@ impl FromStr for JobKind {
         JobKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown job kind '{s}': expected one of recompute, benchmarks, segments, audit"))
+            .ok_or_else(|| format!("unknown job kind '{s}': expected one of recompute, benchmarks, segments, audit, maintenance"))
     }
 }
 
@@ -102,7 +109,11 @@ impl Scope {
     }
 }
 
-/// In the OpenAPI document: `"all"` or a list of metric ids.
+/// More ids than this in one request is a mistake, not a scope.
+pub const MAX_METRIC_IDS: usize = 1000;
+
+/// In the OpenAPI document: `"all"` or a list of 1 to [`MAX_METRIC_IDS`]
+/// metric ids (an empty list is refused: `"all"` says every metric).
 impl utoipa::PartialSchema for Scope {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
@@ -112,7 +123,17 @@ impl utoipa::PartialSchema for Scope {
                     .schema_type(Type::String)
                     .enum_values(Some(["all"])),
             )
-            .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)))
+            .item(
+                ArrayBuilder::new()
+                    .items(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            // No NUL: the request edge refuses one in any text.
+                            .pattern(Some("^[^\\u0000]*$")),
+                    )
+                    .min_items(Some(1))
+                    .max_items(Some(MAX_METRIC_IDS)),
+            )
             .description(Some("\"all\" or a list of metric ids"))
             .into()
     }

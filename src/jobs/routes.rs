@@ -16,11 +16,10 @@ use super::error::EngineError;
 use super::model::{Job, JobKind, Scope, Trigger};
 use crate::error::ErrorEnvelope;
 use crate::error::NoQuery;
-use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
+use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::state::AppState;
 
-/// More ids than this in one request is a mistake, not a scope.
-pub const MAX_METRIC_IDS: usize = 1000;
+use super::model::MAX_METRIC_IDS;
 
 /// The jobs routes with their OpenAPI operations: each path comes from its
 /// handler's `#[utoipa::path]`, so a route cannot exist without its entry.
@@ -129,15 +128,30 @@ fn accepted(submitted: super::engine::Submitted) -> Response {
     responses(
         (status = 202, description = "The job serving this request", body = Submitted),
         (status = 400, description = "Malformed JSON", body = ErrorEnvelope),
-        (status = 422, description = "Unknown metric ids (named) or a bad field", body = ErrorEnvelope),
+        (status = 422, description = "Metric ids unknown to the catalog (`unknown_metric_ids`, named; the catalog follows the definitions directory, so the document cannot list them) or a bad field", body = ErrorEnvelope),
         (status = 503, description = "Shutting down", body = ErrorEnvelope),
     ),
     security((), ("bearer" = [])))]
 async fn post_recompute(
     State(state): State<AppState>,
     _: ApiQuery<NoQuery>,
-    ApiJson(body): ApiJson<JobRequestBody>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
 ) -> ApiResult<Response> {
+    // A body, when there is one, must say it is JSON here (docs/api.md); no body
+    // is all defaults, as on `POST /api/jobs/{kind}`.
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json && !body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::client(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a body must be sent as Content-Type: application/json (or send none for all defaults)",
+        ));
+    }
+    let body = optional_body(&body)?;
     let scope = metric_scope(&state, body.metric_ids)?;
     let submitted = state
         .jobs
@@ -157,7 +171,7 @@ async fn post_recompute(
     responses(
         (status = 202, description = "The job serving this request", body = Submitted),
         (status = 404, description = "Unknown kind", body = ErrorEnvelope),
-        (status = 422, description = "Bad field", body = ErrorEnvelope),
+        (status = 422, description = "Metric ids unknown to the catalog (`unknown_metric_ids`, named), `metric_ids` for a kind other than recompute, or a bad field", body = ErrorEnvelope),
         (status = 503, description = "Shutting down", body = ErrorEnvelope),
     ),
     security((), ("bearer" = [])))]
@@ -168,23 +182,7 @@ async fn post_job(
     body: Bytes,
 ) -> ApiResult<Response> {
     let kind: JobKind = key.parse().map_err(ApiError::not_found)?;
-    let body: JobRequestBody = if body.iter().all(u8::is_ascii_whitespace) {
-        JobRequestBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            let code = if e.is_data() {
-                "invalid_input"
-            } else {
-                "malformed_json"
-            };
-            let status = if e.is_data() {
-                StatusCode::UNPROCESSABLE_ENTITY
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            ApiError::client(status, code, e.to_string())
-        })?
-    };
+    let body = optional_body(&body)?;
     let scope = match kind {
         JobKind::Recompute => metric_scope(&state, body.metric_ids)?,
         _ if body.metric_ids != Scope::All => {
@@ -204,6 +202,18 @@ async fn post_job(
         })
         .await?;
     Ok(accepted(submitted))
+}
+
+/// A job-creating route's body: every field is optional, so no body (or only
+/// whitespace, with or without a Content-Type) means all defaults, on every such
+/// route alike.
+fn optional_body(body: &[u8]) -> ApiResult<JobRequestBody> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(JobRequestBody::default());
+    }
+    let raw: Box<serde_json::value::RawValue> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::client(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?;
+    crate::error::json_object(raw.get())
 }
 
 fn parse_id(raw: &str) -> ApiResult<Uuid> {
@@ -271,6 +281,9 @@ async fn active_recompute(
     .into_response())
 }
 
+/// Most jobs one `GET /api/jobs` returns.
+const MAX_LIST_LIMIT: usize = 500;
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -278,8 +291,8 @@ struct ListQuery {
     /// Only jobs of this kind.
     #[param(value_type = Option<JobKind>)]
     kind: Option<String>,
-    /// At most this many (default 50; more than 500 counts as 500).
-    #[param(value_type = Option<u64>, minimum = 0)]
+    /// At most this many (default 50, at most 500: more is refused).
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 500)]
     limit: Option<usize>,
 }
 
@@ -287,7 +300,7 @@ struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "Retained jobs, newest first", body = JobList),
-        (status = 422, description = "Unknown kind or bad query", body = ErrorEnvelope),
+        (status = 422, description = "Unknown kind, a limit above 500, or another bad query parameter (`invalid_query`)", body = ErrorEnvelope),
     ),
     security((), ("bearer" = [])))]
 async fn list_jobs(
@@ -301,7 +314,13 @@ async fn list_jobs(
         ),
         None => None,
     };
-    let limit = q.limit.unwrap_or(50).min(500);
+    let limit = q.limit.unwrap_or(50);
+    if limit > MAX_LIST_LIMIT {
+        return Err(ApiError::unprocessable(
+            "invalid_query",
+            format!("limit: at most {MAX_LIST_LIMIT}"),
+        ));
+    }
     let jobs: Vec<_> = state
         .jobs
         .recent()

@@ -68,14 +68,31 @@ async fn call(
 /// `heartbeat status`: prints every heartbeat the key may see. Returns whether
 /// any is down.
 pub async fn status(base: &str, key: Option<&str>, as_json: bool) -> Result<bool, ClientError> {
+    status_tagged(base, key, as_json, None).await
+}
+
+/// `heartbeat status --tag`: as [`status`], only the heartbeats tagged `tag`
+/// (when given); whether any of them is down.
+pub async fn status_tagged(
+    base: &str,
+    key: Option<&str>,
+    as_json: bool,
+    tag: Option<&str>,
+) -> Result<bool, ClientError> {
     let url = format!("{}/api/heartbeats", base.trim_end_matches('/'));
-    let body = call(http().get(&url), &url, key).await?;
+    let request = match tag {
+        Some(tag) => http().get(&url).query(&[("tag", tag)]),
+        None => http().get(&url),
+    };
+    let body = call(request, &url, key).await?;
     let list = body["heartbeats"].as_array().cloned().unwrap_or_default();
     let any_down = list.iter().any(|h| h["status"] == "down");
     if as_json {
+        // The API's own answer, `{"heartbeats": [...]}`, so a script written
+        // against the API reads this output unchanged.
         println!(
             "{}",
-            serde_json::to_string_pretty(&body["heartbeats"]).unwrap_or_default()
+            serde_json::to_string_pretty(&body).unwrap_or_default()
         );
     } else {
         print!("{}", status_table(&list));

@@ -209,9 +209,16 @@ pub enum DeadlineError {
     Db(#[from] tokio_postgres::Error),
 }
 
+/// Stores each claimed row's status, next deadline, and the streaks with the
+/// misses counted up to now (a start whose grace passed is one of them, so its
+/// `started_at` is cleared).
 const RESCHEDULE: &str = "
-UPDATE heartbeat.heartbeat h SET status = u.status, deadline = u.deadline
-FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(id, status, deadline)
+UPDATE heartbeat.heartbeat h SET status = u.status, deadline = u.deadline,
+    fail_streak = u.fail, ok_streak = u.ok, failing = u.failing,
+    failing_since = u.failing_since, missed_at = u.missed_at, started_at = u.started_at
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int4[], $5::int4[], $6::bool[],
+            $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
+     AS u(id, status, deadline, fail, ok, failing, failing_since, missed_at, started_at)
 WHERE h.heartbeat_id = u.id";
 
 const INSERT_FLIPS: &str = "
@@ -221,12 +228,18 @@ FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[])
      AS f(id, at, from_status, to_status)
 RETURNING flip_id, heartbeat_id";
 
-/// One outbox row per (alerting flip, webhook of its project).
+/// One outbox row per (alerting flip, channel it routes to): every unmuted
+/// channel of its project, or the heartbeat's own list (`heartbeat.channels`).
 const INSERT_ALERTS: &str = "
-INSERT INTO heartbeat.alert (flip_id, webhook_id, payload, created_at, next_attempt_at)
-SELECT a.flip_id, w.webhook_id, a.payload, $4, $4
-FROM unnest($1::int8[], $2::uuid[], $3::jsonb[]) AS a(flip_id, project_id, payload)
-JOIN heartbeat.webhook w ON w.project_id = a.project_id";
+INSERT INTO heartbeat.alert (flip_id, channel_id, heartbeat_id, event, payload, created_at,
+                             next_attempt_at)
+SELECT a.flip_id, c.channel_id, a.heartbeat_id, a.event, a.payload, $6, $6
+FROM unnest($1::int8[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[])
+     AS a(flip_id, project_id, heartbeat_id, event, payload)
+JOIN heartbeat.heartbeat h ON h.heartbeat_id = a.heartbeat_id
+JOIN heartbeat.channel c ON c.project_id = a.project_id AND NOT c.muted
+     AND (h.channels IS NULL OR c.channel_id = ANY(h.channels))
+ON CONFLICT DO NOTHING";
 
 async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineError> {
     let mut client = pool.get().await?;
@@ -246,6 +259,12 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
     let mut ids = Vec::with_capacity(rows.len());
     let mut statuses = Vec::with_capacity(rows.len());
     let mut deadlines: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
+    let mut fails = Vec::with_capacity(rows.len());
+    let mut oks = Vec::with_capacity(rows.len());
+    let mut failings = Vec::with_capacity(rows.len());
+    let mut failing_sinces: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
+    let mut missed: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
+    let mut started: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
     let mut flips = Vec::new();
     for row in &rows {
         let hb = Heartbeat::from_row(row);
@@ -257,9 +276,28 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         ids.push(hb.id);
         statuses.push(to);
         deadlines.push(e.down_at);
+        fails.push(e.streaks.fail);
+        oks.push(e.streaks.ok);
+        failings.push(e.streaks.failing);
+        failing_sinces.push(e.streaks.failing_since);
+        missed.push(e.streaks.missed_at);
+        started.push(e.started_at);
     }
-    tx.execute(RESCHEDULE, &[&ids, &statuses, &deadlines])
-        .await?;
+    tx.execute(
+        RESCHEDULE,
+        &[
+            &ids,
+            &statuses,
+            &deadlines,
+            &fails,
+            &oks,
+            &failings,
+            &failing_sinces,
+            &missed,
+            &started,
+        ],
+    )
+    .await?;
     if !flips.is_empty() {
         let f_ids: Vec<Uuid> = flips.iter().map(|f| f.0.id).collect();
         let f_at: Vec<DateTime<Utc>> = flips.iter().map(|f| f.1).collect();
@@ -271,6 +309,8 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         tick.flips = inserted.len();
         let mut a_flip = Vec::new();
         let mut a_project = Vec::new();
+        let mut a_heartbeat = Vec::new();
+        let mut a_event = Vec::new();
         let mut a_payload = Vec::new();
         for row in &inserted {
             let flip_id: i64 = row.get(0);
@@ -283,6 +323,8 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
             };
             a_flip.push(flip_id);
             a_project.push(hb.project_id);
+            a_heartbeat.push(hb.id);
+            a_event.push(event);
             a_payload.push(json!({
                 "event": event,
                 "heartbeat": {"id": hb.id, "name": hb.name, "project_id": hb.project_id},
@@ -294,7 +336,17 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         }
         if !a_flip.is_empty() {
             tick.alerts = tx
-                .execute(INSERT_ALERTS, &[&a_flip, &a_project, &a_payload, &now])
+                .execute(
+                    INSERT_ALERTS,
+                    &[
+                        &a_flip,
+                        &a_project,
+                        &a_heartbeat,
+                        &a_event,
+                        &a_payload,
+                        &now,
+                    ],
+                )
                 .await?;
         }
     }

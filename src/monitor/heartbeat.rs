@@ -10,7 +10,9 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::schedule::HeartbeatSchedule;
-use super::status::{evaluate, Evaluation, Expectation, Signals, Status, StoredStatus};
+use super::status::{
+    evaluate, Evaluation, Expectation, Signals, Status, StoredStatus, Streaks, Thresholds,
+};
 
 /// `hb_` followed by 16 URL-safe base64 characters (96 random bits).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -51,10 +53,62 @@ impl fmt::Display for HeartbeatToken {
     }
 }
 
+/// A heartbeat's tags: at most [`Tags::MAX`], each 1 to [`Tags::MAX_CHARS`]
+/// characters of ASCII letters, digits and `-_.:/`, so a tag is safe in a URL query,
+/// a shell line and a label; sorted, without duplicates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tags(Vec<String>);
+
+/// Why a list of tags (or one tag) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    #[error("at most {} tags", Tags::MAX)]
+    TooMany,
+    #[error("'{0}' is not a tag: 1 to {max} characters of letters, digits and -_.:/", max = Tags::MAX_CHARS)]
+    Malformed(String),
+}
+
+impl Tags {
+    pub const MAX: usize = 20;
+    pub const MAX_CHARS: usize = 50;
+
+    pub fn parse(raw: &[String]) -> Result<Self, TagError> {
+        let mut tags = raw
+            .iter()
+            .map(|t| Self::parse_one(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        tags.sort();
+        tags.dedup();
+        if tags.len() > Self::MAX {
+            return Err(TagError::TooMany);
+        }
+        Ok(Self(tags))
+    }
+
+    /// One tag, as a filter names it.
+    pub fn parse_one(raw: &str) -> Result<String, TagError> {
+        let ok = (1..=Self::MAX_CHARS).contains(&raw.chars().count())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c));
+        if ok {
+            Ok(raw.to_string())
+        } else {
+            Err(TagError::Malformed(raw.to_string()))
+        }
+    }
+
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+
 /// The columns every heartbeat query selects, in [`Heartbeat::from_row`]'s order.
 pub const COLUMNS: &str = "heartbeat_id, project_id, name, token, period_seconds, schedule, tz, \
      grace_seconds, paused, created_at, resumed_at, last_ping_at, last_ping_kind, \
-     last_signal_at, last_signal_failed, started_at, status, deadline, ping_uuid, slug";
+     last_signal_at, last_signal_failed, started_at, status, deadline, channels, \
+     failure_threshold, recovery_threshold, fail_streak, ok_streak, failing, failing_since, \
+     missed_at, tags, ping_uuid, slug";
 
 /// One heartbeat row.
 #[derive(Debug, Clone)]
@@ -78,6 +132,13 @@ pub struct Heartbeat {
     /// The status as of the last flip.
     pub stored_status: StoredStatus,
     pub deadline: Option<DateTime<Utc>>,
+    /// The channels its alerts go to; None: every channel of its project.
+    pub channels: Option<Vec<Uuid>>,
+    pub thresholds: Thresholds,
+    /// As of the last ping or counted miss; [`Heartbeat::evaluate`] adds the
+    /// misses since.
+    pub streaks: Streaks,
+    pub tags: Vec<String>,
     /// The healthchecks.io-style check UUID: pinging `/ping/<uuid>` needs nothing
     /// else, so it is a secret like the token.
     pub ping_uuid: Uuid,
@@ -106,9 +167,27 @@ impl Heartbeat {
             started_at: row.get(15),
             stored_status: row.get(16),
             deadline: row.get(17),
-            ping_uuid: row.get(18),
-            slug: row.get(19),
+            channels: row.get(18),
+            thresholds: Thresholds {
+                failure: row.get(19),
+                recovery: row.get(20),
+            },
+            streaks: Streaks {
+                fail: row.get(21),
+                ok: row.get(22),
+                failing: row.get(23),
+                failing_since: row.get(24),
+                missed_at: row.get(25),
+            },
+            tags: row.get(26),
+            ping_uuid: row.get(27),
+            slug: row.get(28),
         }
+    }
+
+    /// Whether this is one of the daemon's own job heartbeats (`super::selfcheck`).
+    pub fn is_job(&self) -> bool {
+        self.project_id == super::SYSTEM_PROJECT && self.name.starts_with("job:")
     }
 
     /// The expectation; a schedule that no longer parses (it was validated on the
@@ -131,6 +210,8 @@ impl Heartbeat {
             last_signal_at: self.last_signal_at,
             last_signal_failed: self.last_signal_failed,
             started_at: self.started_at,
+            streaks: self.streaks.clone(),
+            thresholds: self.thresholds,
         }
     }
 
@@ -167,12 +248,22 @@ impl Heartbeat {
             next_due_at: e.due_at,
             next_deadline: e.down_at,
             status_since: e.since,
+            failure_threshold: self.thresholds.failure,
+            recovery_threshold: self.thresholds.recovery,
+            failure_streak: e.streaks.fail,
+            success_streak: e.streaks.ok,
+            tags: self.tags.clone(),
             curl: format!("curl -fsS -m 10 --retry 5 -o /dev/null {ping_url}"),
             crontab: format!(
                 "{cron_fields} heartbeat run --ping-url {ping_url} -- /path/to/your/command"
             ),
             ping_url,
             created_at: self.created_at,
+            channels: match &self.channels {
+                None => serde_json::json!("all"),
+                Some(ids) => serde_json::json!(ids),
+            },
+            job: self.is_job(),
         }
     }
 }
@@ -188,6 +279,10 @@ pub struct NewHeartbeat {
     pub tz: String,
     pub grace_seconds: i32,
     pub paused: bool,
+    /// The channels its alerts go to; None: every channel of its project.
+    pub channels: Option<Vec<Uuid>>,
+    pub thresholds: Thresholds,
+    pub tags: Vec<String>,
 }
 
 /// Why a heartbeat was not created.
@@ -203,9 +298,10 @@ pub enum CreateError {
 
 const INSERT_HEARTBEAT: &str = "
 INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds,
-                                 schedule, tz, grace_seconds, paused, status, slug)
+                                 schedule, tz, grace_seconds, paused, status, slug, channels,
+                                 failure_threshold, recovery_threshold, tags)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9 THEN 'paused' ELSE 'pending' END,
-        $10)
+        $10, $11, $12, $13, $14)
 ON CONFLICT (project_id, name) DO NOTHING";
 
 /// Creates `new` in `project_id` unless the project already holds `limit`
@@ -249,6 +345,10 @@ pub async fn create(
                 &new.grace_seconds,
                 &new.paused,
                 &new.slug,
+                &new.channels,
+                &new.thresholds.failure,
+                &new.thresholds.recovery,
+                &new.tags,
             ],
         )
         .await?;
@@ -303,6 +403,18 @@ pub struct HeartbeatView {
     pub next_deadline: Option<DateTime<Utc>>,
     /// When the current status began, when known.
     pub status_since: Option<DateTime<Utc>>,
+    /// Failures in a row (fail pings, non-zero exit codes, missed deadlines)
+    /// that take it down; 1 to 100.
+    pub failure_threshold: i32,
+    /// Successes in a row that bring it back up; 1 to 100.
+    pub recovery_threshold: i32,
+    /// The current run of failures, missed deadlines up to now included; 0
+    /// after a success.
+    pub failure_streak: i32,
+    /// The current run of successes; 0 after a failure.
+    pub success_streak: i32,
+    /// Free-form labels, sorted (`GET /api/heartbeats?tag=` filters on one).
+    pub tags: Vec<String>,
     /// Where cron jobs ping (`/hb/{token}`).
     pub ping_url: String,
     /// A ready-to-paste curl command that pings.
@@ -310,6 +422,13 @@ pub struct HeartbeatView {
     /// A ready-to-paste crontab line wrapping a command with `heartbeat run`.
     pub crontab: String,
     pub created_at: DateTime<Utc>,
+    /// Where its alerts go: `"all"` the project's channels, or a list of channel
+    /// ids (`[]`: none).
+    #[schema(value_type = Object)]
+    pub channels: serde_json::Value,
+    /// One of the daemon's own `job:*` heartbeats: it can be paused, not deleted
+    /// or re-timed (its timing is the cron table's).
+    pub job: bool,
 }
 
 #[cfg(test)]
@@ -337,6 +456,25 @@ mod tests {
         ] {
             assert!(HeartbeatToken::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn tags_are_sorted_deduplicated_and_bounded() {
+        let raw = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            Tags::parse(&raw(&["prod", "db:main", "prod", "eu-west/1"]))
+                .unwrap()
+                .as_slice(),
+            ["db:main", "eu-west/1", "prod"]
+        );
+        assert_eq!(Tags::parse(&[]).unwrap().as_slice(), [] as [String; 0]);
+        for bad in ["", "has space", "a,b", "x&y", &"t".repeat(51)] {
+            assert!(Tags::parse(&raw(&[bad])).is_err(), "{bad}");
+        }
+        assert!(Tags::parse_one(&"t".repeat(50)).is_ok());
+        let many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
+        assert_eq!(Tags::parse(&many), Err(TagError::TooMany));
+        assert!(Tags::parse(&many[..20]).is_ok());
     }
 
     #[test]

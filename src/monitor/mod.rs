@@ -1,6 +1,6 @@
 //! The dead man's switch: heartbeats that cron jobs ping, a status computed from
-//! time, a deadline loop that flips statuses and writes alerts to an outbox, and a
-//! delivery worker that posts them to webhooks. It exists so a cron job that
+//! time, and a deadline loop that flips statuses and writes alerts to an outbox,
+//! which `crate::notify` delivers. It exists so a cron job that
 //! silently stops running is noticed; the daemon's own jobs are watched the same
 //! way. The HTTP contract is in docs/api.md ("Heartbeats", "Pings", "Webhooks and
 //! alerts"); why it is built this way, in docs/decisions.md §11, §12, §19, §21.
@@ -15,16 +15,14 @@
 //! - [`ping`]: what a ping says, and the group-commit writer that records it.
 //! - [`ring`]: the ping history's ring of slots, refitted when `pings_kept` changes.
 //! - [`ping_routes`]: the public `/hb/{token}` routes, answered in plain text.
-//! - [`routes`]: `/api/heartbeats`, `/api/webhooks`, `/api/projects`.
+//! - [`routes`]: `/api/heartbeats`, `/api/projects`.
 //! - [`deadline`]: the loop that flips statuses at their deadlines.
-//! - [`delivery`]: the worker that posts outbox alerts, signed, with backoff.
 //! - [`selfcheck`]: built-in heartbeats for the daemon's own jobs.
 //! - [`client`]: the CLI verbs `status`, `run`, `project create`.
 //! - `text_column`: the stored statuses' and states' conversion to `text` columns.
 
 pub mod client;
 pub mod deadline;
-pub mod delivery;
 pub mod heartbeat;
 pub mod ping;
 pub mod ping_routes;
@@ -34,6 +32,8 @@ pub mod schedule;
 pub mod selfcheck;
 pub mod status;
 mod text_column;
+
+pub(crate) use text_column::text_enum;
 
 use std::time::Duration;
 
@@ -58,7 +58,7 @@ pub struct MonitorConfig {
     /// The base URL ping URLs are built from (as cron clients reach the daemon).
     /// Unset: `http://<bind>`.
     pub public_url: Option<String>,
-    /// Run the deadline loop and the delivery worker. Tests switch them off to drive
+    /// Run the deadline loop and the delivery worker (`crate::notify::outbox`). Tests switch them off to drive
     /// single iterations with their own clock.
     pub loops: bool,
     /// How often the deadline loop looks for passed deadlines, milliseconds.
@@ -69,7 +69,7 @@ pub struct MonitorConfig {
     pub status_count_interval_ms: u64,
     /// How often the delivery worker looks for due alerts, milliseconds.
     pub delivery_interval_ms: u64,
-    /// Timeout of one webhook POST, seconds.
+    /// Timeout of one delivery request (webhook, HTTP channel, SMTP session), seconds.
     pub webhook_timeout_secs: u64,
     /// First retry delay after a failed delivery, seconds; doubles per attempt.
     pub retry_base_secs: u64,

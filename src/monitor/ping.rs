@@ -92,7 +92,8 @@ pub struct PingWriter {
     queue: mpsc::Sender<Waiting>,
 }
 
-/// Room for queued pings before new ones wait for room.
+/// Room for queued pings before new ones wait for room: the bound on pings held in
+/// memory (a full queue makes ping handlers wait, it never grows).
 const QUEUE_DEPTH: usize = 8192;
 
 /// What the writers share: the queue they gather batches from (one gatherer at a
@@ -244,6 +245,7 @@ pub async fn write_batch(
                 &batch.agents,
                 &batch.bodies,
                 &kept,
+                &batch.hb_runs,
             ],
         )
         .await?;
@@ -260,6 +262,10 @@ struct BatchColumns<'a> {
     /// The last ping that is not a `log` (the one that sets the status), if any.
     hb_signal_kind: Vec<Option<&'static str>>,
     hb_signal_at: Vec<Option<DateTime<Utc>>>,
+    /// The heartbeat's signals in arrival order as runs, an `int4[]` literal
+    /// (`{2,-1}`: two successes then a failure) for `heartbeat.fold_signals`;
+    /// None when the batch holds only start and log pings for it.
+    hb_runs: Vec<Option<String>>,
     tokens: Vec<&'a str>,
     /// 1 for a heartbeat's first ping in the batch, 2 for its second...
     ranks: Vec<i64>,
@@ -282,6 +288,7 @@ impl<'a> BatchColumns<'a> {
             hb_last_kind: Vec::new(),
             hb_signal_kind: Vec::new(),
             hb_signal_at: Vec::new(),
+            hb_runs: Vec::new(),
             tokens: Vec::with_capacity(pings.len()),
             ranks: Vec::with_capacity(pings.len()),
             kinds: Vec::with_capacity(pings.len()),
@@ -292,6 +299,7 @@ impl<'a> BatchColumns<'a> {
             agents: Vec::with_capacity(pings.len()),
             bodies: Vec::with_capacity(pings.len()),
         };
+        let mut runs: Vec<Vec<i32>> = Vec::new();
         for p in pings {
             let token = p.token.as_str();
             let h = *by_token.entry(token).or_insert_with(|| {
@@ -301,6 +309,7 @@ impl<'a> BatchColumns<'a> {
                 b.hb_last_kind.push(p.kind.as_str());
                 b.hb_signal_kind.push(None);
                 b.hb_signal_at.push(None);
+                runs.push(Vec::new());
                 b.hb_tokens.len() - 1
             });
             b.hb_counts[h] += 1;
@@ -309,6 +318,17 @@ impl<'a> BatchColumns<'a> {
             if p.kind != PingKind::Log {
                 b.hb_signal_kind[h] = Some(p.kind.as_str());
                 b.hb_signal_at[h] = Some(p.at);
+            }
+            let step = match p.kind {
+                PingKind::Success => 1,
+                PingKind::Fail => -1,
+                PingKind::Start | PingKind::Log => 0,
+            };
+            if step != 0 {
+                match runs[h].last_mut() {
+                    Some(run) if run.signum() == step => *run += step,
+                    _ => runs[h].push(step),
+                }
             }
             b.tokens.push(token);
             b.ranks.push(b.hb_counts[h]);
@@ -320,8 +340,18 @@ impl<'a> BatchColumns<'a> {
             b.agents.push(p.user_agent.as_deref());
             b.bodies.push(p.body.as_deref());
         }
+        b.hb_runs = runs.iter().map(|r| runs_literal(r)).collect();
         b
     }
+}
+
+/// `[2, -1]` as the `int4[]` literal `{2,-1}`; None for no signal.
+fn runs_literal(runs: &[i32]) -> Option<String> {
+    if runs.is_empty() {
+        return None;
+    }
+    let inner: Vec<String> = runs.iter().map(i32::to_string).collect();
+    Some(format!("{{{}}}", inner.join(",")))
 }
 
 /// The group-commit statement. A finish without a rid is timed from the start
@@ -338,14 +368,20 @@ impl<'a> BatchColumns<'a> {
 /// non-HOT (new entries in every index); this way a heartbeat pinged every minute
 /// on an hourly period costs the loop one reschedule an hour.
 ///
+/// Streaks (failure and recovery thresholds) are folded in by
+/// `heartbeat.fold_signals` (migration 0010) from the batch's runs of signals,
+/// `$17`, in the same row update: no extra statement. A change of `failing`
+/// is dated at the heartbeat's last signal in the batch, and a failure already
+/// hands the row to the deadline loop, which records the flip.
+///
 /// History is a ring (`monitor::ring`): ping `seq` lands in slot `seq % $16` and
 /// overwrites the ping `$16` before it, in place. Only a burst's newest `$16`
 /// pings are written, since one statement cannot write a slot twice.
 const WRITE_PINGS: &str = "
 WITH hbin AS (
     SELECT * FROM unnest($1::text[], $2::int8[], $3::timestamptz[], $4::text[], $5::text[],
-                         $6::timestamptz[])
-         AS l(token, cnt, last_at, last_kind, kind, at)
+                         $6::timestamptz[], $17::text[])
+         AS l(token, cnt, last_at, last_kind, kind, at, runs)
 ),
 hb AS (
     UPDATE heartbeat.heartbeat h SET
@@ -358,6 +394,12 @@ hb AS (
         started_at = CASE l.kind WHEN 'start' THEN l.at WHEN 'success' THEN NULL
                                  WHEN 'fail' THEN NULL ELSE h.started_at END,
         prev_started_at = h.started_at,
+        (fail_streak, ok_streak, failing, failing_since) = (
+            SELECT f.s[1], f.s[2], f.s[3] = 1,
+                   CASE WHEN (f.s[3] = 1) <> h.failing THEN l.at ELSE h.failing_since END
+            FROM heartbeat.fold_signals(h.fail_streak, h.ok_streak, h.failing,
+                                        h.failure_threshold, h.recovery_threshold,
+                                        COALESCE(l.runs, '{}')::int4[]) AS f(s)),
         status = CASE WHEN h.status = 'pending' AND l.kind = 'success' THEN 'up' ELSE h.status END,
         deadline = CASE
             WHEN h.paused OR l.kind IS NULL THEN h.deadline
@@ -475,6 +517,29 @@ mod tests {
                 assert!(a.at < b.at, "one heartbeat's pings out of arrival order");
             }
         }
+    }
+
+    #[test]
+    fn a_batch_gives_each_heartbeat_its_signals_as_runs_in_arrival_order() {
+        let (a, b) = (HeartbeatToken::generate(), HeartbeatToken::generate());
+        let at = Utc::now();
+        let kinds = [
+            (&a, PingKind::Success),
+            (&b, PingKind::Log),
+            (&a, PingKind::Success),
+            (&a, PingKind::Fail),
+            (&a, PingKind::Start),
+            (&a, PingKind::Fail),
+            (&b, PingKind::Start),
+            (&a, PingKind::Success),
+        ];
+        let pings: Vec<PingRecord> = kinds
+            .iter()
+            .map(|(t, k)| PingRecord::new((*t).clone(), *k, at))
+            .collect();
+        let refs: Vec<&PingRecord> = pings.iter().collect();
+        let batch = BatchColumns::new(&refs);
+        assert_eq!(batch.hb_runs, vec![Some("{2,-2,1}".to_string()), None]);
     }
 
     #[test]

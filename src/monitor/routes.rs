@@ -1,4 +1,4 @@
-//! `/api/heartbeats`, `/api/webhooks` and `/api/projects`.
+//! `/api/heartbeats` and `/api/projects` (webhooks are channels now: `crate::notify`).
 //!
 //! Every query is scoped by the caller's project, so another project's heartbeat
 //! is simply not found (404, never 403: nothing leaks). The admin key sees every
@@ -9,15 +9,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::heartbeat::{self, CreateError, Heartbeat, HeartbeatView, NewHeartbeat, COLUMNS};
+use super::heartbeat::{self, CreateError, Heartbeat, HeartbeatView, NewHeartbeat, Tags, COLUMNS};
 use super::schedule::{parse_tz, HeartbeatSchedule};
-use super::status::StoredStatus;
+use super::selfcheck::{self, JobHeartbeatError};
+use super::status::{StoredStatus, Thresholds};
 use crate::auth::{Caller, Role};
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{fields, ApiError, ApiJson, ApiResult, NOT_BLANK_PATTERN};
 use crate::error::{ApiQuery, NoQuery};
 use crate::state::AppState;
 
@@ -29,13 +31,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(show, update, remove))
         .routes(routes!(pings))
         .routes(routes!(flips))
-        .routes(routes!(list_webhooks, create_webhook))
-        .routes(routes!(remove_webhook))
         .routes(routes!(list_projects, create_project))
 }
-
-/// Shortest webhook secret accepted (the admin key's minimum too).
-const MIN_WEBHOOK_SECRET_CHARS: usize = 16;
 
 /// Longest period or grace accepted: a year.
 const MAX_SECONDS: i32 = 366 * 86_400;
@@ -69,18 +66,37 @@ fn parse_id(raw: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("no heartbeat {raw}")))
 }
 
-#[utoipa::path(get, path = "/api/heartbeats", operation_id = "listHeartbeats", tag = "heartbeats", responses((status = 200, description = "Heartbeats of the caller's project with their status", body = HeartbeatList)), security((), ("bearer" = [])))]
+/// `GET /api/heartbeats` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Only heartbeats carrying this tag.
+    #[param(min_length = 1, max_length = 50, pattern = r"^[\p{L}\p{N}\-_.:/]+$")]
+    tag: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/heartbeats", operation_id = "listHeartbeats", tag = "heartbeats", params(ListQuery), responses((status = 200, description = "Heartbeats of the caller's project with their status", body = HeartbeatList), (status = 422, description = "A malformed tag", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    _: ApiQuery<NoQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
+    let tag = q
+        .tag
+        .as_deref()
+        .map(Tags::parse_one)
+        .transpose()
+        .map_err(|e| invalid(format!("tag: {e}")))?;
     let client = state.pool.get().await?;
     let sql = format!(
-        "SELECT {COLUMNS} FROM heartbeat.heartbeat WHERE project_id = $1 OR $2 ORDER BY name, heartbeat_id"
+        "SELECT {COLUMNS} FROM heartbeat.heartbeat WHERE (project_id = $1 OR $2)
+         AND ($3::text IS NULL OR tags @> ARRAY[$3::text]) ORDER BY name, heartbeat_id"
     );
     let admin = caller.role == Role::Admin;
-    let rows = client.query(&sql, &[&caller.project_id, &admin]).await?;
+    let rows = client
+        .query(&sql, &[&caller.project_id, &admin, &tag])
+        .await?;
     let now = Utc::now();
     let base = base_url(&state);
     let heartbeats = rows
@@ -109,22 +125,282 @@ async fn show(
     Ok(ApiJson(hb.view(Utc::now(), &base_url(&state))).into_response())
 }
 
-/// Fields a client may set. On create, unset fields take defaults; on update,
-/// unset fields are kept.
-#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
+/// Body of `POST /api/heartbeats`: unset fields take defaults. `period_seconds`
+/// and `schedule` exclude each other (the `anyOf` says so).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HeartbeatInput {
-    /// 1 to 200 characters, unique in the project; required on create.
-    pub name: Option<String>,
-    /// Seconds between expected pings (default a day); not with `schedule`.
+pub struct HeartbeatCreate {
+    /// 1 to 200 characters (before trimming), not only white space; unique in
+    /// the project.
+    pub name: String,
+    #[serde(default, deserialize_with = "fields::integral_i32")]
     pub period_seconds: Option<i32>,
-    /// Seconds past the expected time before down (default an hour).
+    #[serde(default, deserialize_with = "fields::integral_i32")]
     pub grace_seconds: Option<i32>,
-    /// Five-field cron expression; not with `period_seconds`.
     pub schedule: Option<String>,
-    /// IANA time zone for `schedule` (default UTC).
     pub tz: Option<String>,
     pub paused: Option<bool>,
+    /// Where its alerts go: `"all"` the project's channels (the default), a list
+    /// of channel ids, or `[]` for none.
+    pub channels: Option<Routing>,
+    /// Failures in a row (fail pings, non-zero exit codes, missed deadlines)
+    /// before it is down: 1 to 100 (default 1).
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub failure_threshold: Option<i32>,
+    /// Successes in a row before a down heartbeat is up again: 1 to 100
+    /// (default 1).
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub recovery_threshold: Option<i32>,
+    /// Free-form labels: at most 20, each 1 to 50 letters, digits or `-_.:/`;
+    /// on update the list replaces the old one.
+    pub tags: Option<Vec<String>>,
+}
+
+/// A heartbeat's channels, as a client gives them.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Routing {
+    /// `"all"`.
+    All(String),
+    List(Vec<Uuid>),
+}
+
+/// The stored form of `channels`: None for all; a list is checked against the
+/// caller's project, so a heartbeat never routes to another project's channel.
+async fn routing(
+    client: &tokio_postgres::Client,
+    project: Uuid,
+    input: Option<&Routing>,
+    current: Option<Option<Vec<Uuid>>>,
+) -> ApiResult<Option<Vec<Uuid>>> {
+    match input {
+        None => Ok(current.unwrap_or(None)),
+        Some(Routing::All(s)) if s == "all" => Ok(None),
+        Some(Routing::All(_)) => Err(invalid("channels: \"all\" or a list of channel ids".into())),
+        Some(Routing::List(ids)) => {
+            let mut ids = ids.clone();
+            ids.sort();
+            ids.dedup();
+            let found: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM heartbeat.channel
+                     WHERE project_id = $1 AND channel_id = ANY($2)",
+                    &[&project, &ids],
+                )
+                .await?
+                .get(0);
+            if found != ids.len() as i64 {
+                return Err(invalid(
+                    "channels: every id must be a channel of this project".into(),
+                ));
+            }
+            Ok(Some(ids))
+        }
+    }
+}
+
+/// Body of `PATCH /api/heartbeats/{id}`: unset fields are kept.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatPatch {
+    #[serde(default, deserialize_with = "fields::non_null_string")]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub period_seconds: Option<i32>,
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub grace_seconds: Option<i32>,
+    pub schedule: Option<String>,
+    pub tz: Option<String>,
+    pub paused: Option<bool>,
+    /// Where its alerts go: `"all"` the project's channels, a list of channel
+    /// ids, or `[]` for none; unset: kept.
+    pub channels: Option<Routing>,
+    /// Failures in a row (fail pings, non-zero exit codes, missed deadlines)
+    /// before it is down: 1 to 100 (default 1).
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub failure_threshold: Option<i32>,
+    /// Successes in a row before a down heartbeat is up again: 1 to 100
+    /// (default 1).
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub recovery_threshold: Option<i32>,
+    /// Free-form labels: at most 20, each 1 to 50 letters, digits or `-_.:/`;
+    /// on update the list replaces the old one.
+    pub tags: Option<Vec<String>>,
+}
+
+/// The timing fields both bodies share, as [`timing`] reads them.
+struct TimingInput<'a> {
+    period_seconds: Option<i32>,
+    grace_seconds: Option<i32>,
+    schedule: Option<&'a str>,
+    tz: Option<&'a str>,
+}
+
+/// The heartbeat body schemas, written out because no derive can say what the
+/// server checks: lengths in characters, bounds, the IANA zone list, the shape
+/// of a cron expression, and that `period_seconds` and `schedule` exclude each
+/// other. What is still checked only by the server: a cron range written
+/// backwards (`5-3`) and a day that never occurs in the given months
+/// (`0 0 30 2 *`), answered 422 naming the field.
+fn heartbeat_schema(create: bool) -> utoipa::openapi::schema::Schema {
+    let name = json!({
+        "type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS,
+        "pattern": NOT_BLANK_PATTERN,
+        "description": "1 to 200 characters (before trimming), not only white space; unique in the project"
+    });
+    let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+    let mut schema = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "name": name,
+            "period_seconds": {
+                "type": ["integer", "null"], "minimum": 1, "maximum": MAX_SECONDS,
+                "description": "Seconds between expected pings (default a day); not with `schedule`"
+            },
+            "grace_seconds": {
+                "type": ["integer", "null"], "minimum": 0, "maximum": MAX_SECONDS,
+                "description": "Seconds past the expected time before down (default an hour)"
+            },
+            "schedule": {
+                "type": ["string", "null"], "pattern": cron_pattern(),
+                "description": "Five-field cron expression or a macro such as @daily; not with `period_seconds`"
+            },
+            "tz": {
+                "type": ["string", "null"],
+                "enum": zones.iter().map(|z| json!(z)).chain([Value::Null]).collect::<Vec<_>>(),
+                "description": "IANA time zone for `schedule` (default UTC)"
+            },
+            "paused": {"type": ["boolean", "null"]},
+            "failure_threshold": {
+                "type": ["integer", "null"], "minimum": 1, "maximum": 100,
+                "description": "Failures in a row (fail pings, non-zero exit codes, missed deadlines) before it is down (default 1)"
+            },
+            "recovery_threshold": {
+                "type": ["integer", "null"], "minimum": 1, "maximum": 100,
+                "description": "Successes in a row before a down heartbeat is up again (default 1)"
+            },
+            "tags": {
+                "type": ["array", "null"], "maxItems": 20,
+                "items": {"type": "string", "pattern": "^[A-Za-z0-9_.:/-]{1,50}$"},
+                "description": "Free-form labels; on update the list replaces the old one"
+            },
+            "channels": {
+                "anyOf": [
+                    {"type": "string", "enum": ["all"]},
+                    {"type": "array", "items": {"type": "string", "format": "uuid"}},
+                    {"type": "null"}
+                ],
+                "description": "Where its alerts go: \"all\" the project's channels (the default), a list of channel ids of this project, or [] for none"
+            }
+        },
+        "anyOf": [
+            {"properties": {"schedule": {"type": "null"}}},
+            {"properties": {"period_seconds": {"type": "null"}}}
+        ]
+    });
+    if create {
+        schema["required"] = json!(["name"]);
+        schema["description"] =
+            json!("Unset fields take defaults; `period_seconds` and `schedule` exclude each other");
+    } else {
+        schema["description"] = json!("Fields to change; unset fields are kept; `period_seconds` and `schedule` exclude each other");
+    }
+    serde_json::from_value(schema).expect("the heartbeat schema is a schema")
+}
+
+impl utoipa::PartialSchema for HeartbeatCreate {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        heartbeat_schema(true).into()
+    }
+}
+
+impl utoipa::ToSchema for HeartbeatCreate {}
+
+impl utoipa::PartialSchema for HeartbeatPatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        heartbeat_schema(false).into()
+    }
+}
+
+impl utoipa::ToSchema for HeartbeatPatch {}
+
+/// White space as `str::trim` and `split_whitespace` count it, spelled out.
+const WS: &str =
+    "[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+
+/// The shape of what `schedule::cron::CronSchedule::parse` takes, as a pattern:
+/// five fields of comma lists of `*`, a value or a range, a step only after `*`
+/// or a range, values within each field's bounds (leading zeros allowed),
+/// month and day names in any case; or a macro.
+fn cron_pattern() -> String {
+    fn any_case(word: &str) -> String {
+        word.chars()
+            .map(|c| format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase()))
+            .collect()
+    }
+    fn names(list: &[&str]) -> String {
+        list.iter()
+            .map(|n| any_case(n))
+            .collect::<Vec<_>>()
+            .join("|")
+    }
+    let field = |value: &str| {
+        let step = "(?:/0*[1-9][0-9]{0,8})?";
+        let item = format!("(?:\\*{step}|(?:{value})-(?:{value}){step}|(?:{value}))");
+        format!("{item}(?:,{item})*")
+    };
+    let minute = field("0*[1-5]?[0-9]");
+    let hour = field("0*(?:2[0-3]|1?[0-9])");
+    let dom = field("0*(?:3[01]|[12][0-9]|[1-9])");
+    let months = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let month = field(&format!("0*(?:1[0-2]|[1-9])|{}", names(&months)));
+    let days = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+    let dow = field(&format!("0*[0-7]|{}", names(&days)));
+    let macros = names(&[
+        "yearly", "annually", "monthly", "weekly", "daily", "midnight", "hourly",
+    ]);
+    format!("^{WS}*(?:@(?:{macros})|{minute}{WS}+{hour}{WS}+{dom}{WS}+{month}{WS}+{dow}){WS}*$")
+}
+
+/// The tags of `input`, or `current`'s (none on create), checked.
+fn tags(input: Option<&Vec<String>>, current: Option<&Heartbeat>) -> ApiResult<Vec<String>> {
+    match input {
+        Some(raw) => Tags::parse(raw)
+            .map(|t| t.as_slice().to_vec())
+            .map_err(|e| invalid(format!("tags: {e}"))),
+        None => Ok(current.map(|hb| hb.tags.clone()).unwrap_or_default()),
+    }
+}
+
+/// Largest failure or recovery threshold.
+const MAX_THRESHOLD: i32 = 100;
+
+/// Merges the thresholds of `input` over `current` (None on create) and checks
+/// them.
+fn thresholds(
+    failure: Option<i32>,
+    recovery: Option<i32>,
+    current: Option<&Heartbeat>,
+) -> ApiResult<Thresholds> {
+    let current = current.map(|hb| hb.thresholds).unwrap_or_default();
+    let t = Thresholds {
+        failure: failure.unwrap_or(current.failure),
+        recovery: recovery.unwrap_or(current.recovery),
+    };
+    for (field, value) in [
+        ("failure_threshold", t.failure),
+        ("recovery_threshold", t.recovery),
+    ] {
+        if !(1..=MAX_THRESHOLD).contains(&value) {
+            return Err(invalid(format!(
+                "{field}: must be between 1 and {MAX_THRESHOLD}"
+            )));
+        }
+    }
+    Ok(t)
 }
 
 /// The validated expectation and grace of a heartbeat.
@@ -139,22 +415,28 @@ fn invalid(message: String) -> ApiError {
     ApiError::unprocessable("invalid_input", message)
 }
 
+/// Longest heartbeat name, in characters as given (JSON Schema's `maxLength`
+/// counts the same way: code points, before any trimming).
+const MAX_NAME_CHARS: usize = 200;
+
 fn check_name(name: &str) -> ApiResult<String> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 200 {
-        return Err(invalid("name: must be 1 to 200 characters".into()));
+    let trimmed = name.trim();
+    if trimmed.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(invalid(format!(
+            "name: must be 1 to {MAX_NAME_CHARS} characters, not only white space"
+        )));
     }
-    Ok(name.to_string())
+    Ok(trimmed.to_string())
 }
 
 /// Merges `input` over `current` (None on create) and checks the result.
-fn timing(input: &HeartbeatInput, current: Option<&Heartbeat>) -> ApiResult<Timing> {
+fn timing(input: TimingInput<'_>, current: Option<&Heartbeat>) -> ApiResult<Timing> {
     if input.period_seconds.is_some() && input.schedule.is_some() {
         return Err(invalid(
             "give either period_seconds or schedule, not both".into(),
         ));
     }
-    let (period_seconds, schedule) = match (input.period_seconds, &input.schedule, current) {
+    let (period_seconds, schedule) = match (input.period_seconds, input.schedule, current) {
         (Some(p), _, _) => (Some(p), None),
         (None, Some(s), _) => (None, Some(s.trim().to_string())),
         (None, None, Some(hb)) => (hb.period_seconds, hb.schedule.clone()),
@@ -162,7 +444,7 @@ fn timing(input: &HeartbeatInput, current: Option<&Heartbeat>) -> ApiResult<Timi
     };
     let tz = input
         .tz
-        .clone()
+        .map(str::to_string)
         .or_else(|| current.map(|hb| hb.tz.clone()))
         .unwrap_or_else(|| "UTC".into());
     let grace_seconds = input
@@ -193,20 +475,27 @@ fn timing(input: &HeartbeatInput, current: Option<&Heartbeat>) -> ApiResult<Timi
     })
 }
 
-#[utoipa::path(post, path = "/api/heartbeats", operation_id = "createHeartbeat", tag = "heartbeats", request_body(content = HeartbeatInput, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = HeartbeatView), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/heartbeats", operation_id = "createHeartbeat", tag = "heartbeats", request_body(content = HeartbeatCreate, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = HeartbeatView), (status = 409, description = "A heartbeat of that name exists in the project (`conflict`), or the project has as many heartbeats as allowed (`heartbeat_limit`)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message; also a cron range written backwards or a day that never occurs in the given months, which the schema cannot state", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
     _: ApiQuery<NoQuery>,
-    ApiJson(input): ApiJson<HeartbeatInput>,
+    ApiJson(input): ApiJson<HeartbeatCreate>,
 ) -> ApiResult<Response> {
-    let name = check_name(
-        input
-            .name
-            .as_deref()
-            .ok_or_else(|| invalid("name: required".into()))?,
+    let name = check_name(&input.name)?;
+    let t = timing(
+        TimingInput {
+            period_seconds: input.period_seconds,
+            grace_seconds: input.grace_seconds,
+            schedule: input.schedule.as_deref(),
+            tz: input.tz.as_deref(),
+        },
+        None,
     )?;
-    let t = timing(&input, None)?;
+    let th = thresholds(input.failure_threshold, input.recovery_threshold, None)?;
+    let tags = tags(input.tags.as_ref(), None)?;
+    let mut client = state.pool.get().await?;
+    let channels = routing(&client, caller.project_id, input.channels.as_ref(), None).await?;
     let new = NewHeartbeat {
         name,
         slug: None,
@@ -215,8 +504,10 @@ async fn create(
         tz: t.tz,
         grace_seconds: t.grace_seconds,
         paused: input.paused.unwrap_or(false),
+        channels,
+        thresholds: th,
+        tags,
     };
-    let mut client = state.pool.get().await?;
     let limit = state.config.monitor.max_heartbeats_per_project;
     let id = heartbeat::create(&mut client, caller.project_id, &new, limit)
         .await
@@ -235,26 +526,73 @@ async fn create(
         .into_response())
 }
 
+/// The name and timing fields `input` would give a new value, for
+/// [`selfcheck::check_edit`].
+fn changed_fields(input: &HeartbeatPatch, current: &Heartbeat) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if input
+        .name
+        .as_deref()
+        .is_some_and(|n| n.trim() != current.name)
+    {
+        changed.push("name");
+    }
+    if input
+        .period_seconds
+        .is_some_and(|p| Some(p) != current.period_seconds)
+    {
+        changed.push("period_seconds");
+    }
+    if input
+        .grace_seconds
+        .is_some_and(|g| g != current.grace_seconds)
+    {
+        changed.push("grace_seconds");
+    }
+    if input
+        .schedule
+        .as_deref()
+        .is_some_and(|s| Some(s.trim()) != current.schedule.as_deref())
+    {
+        changed.push("schedule");
+    }
+    if input.tz.as_deref().is_some_and(|tz| tz != current.tz) {
+        changed.push("tz");
+    }
+    changed
+}
+
+impl From<JobHeartbeatError> for ApiError {
+    fn from(e: JobHeartbeatError) -> Self {
+        ApiError::client(StatusCode::CONFLICT, "job_heartbeat", e.to_string())
+    }
+}
+
 /// Editing keeps the last ping, the history and the stored status; the deadline
 /// is set to now so the deadline loop re-evaluates under the new timing (and
-/// records a flip if the new timing changes the status). A new name derives a new
-/// slug, as healthchecks.io's v1/v2 API does.
+/// records a flip if the new timing changes the status). New thresholds apply to
+/// the current streaks at once: a streak that now reaches one changes the state.
+/// A new name derives a new slug, as healthchecks.io's v1/v2 API does.
 const UPDATE_HEARTBEAT: &str = "
 UPDATE heartbeat.heartbeat SET
     name = $2, slug = CASE WHEN name = $2 THEN slug ELSE heartbeat.slugify($2) END,
     period_seconds = $3, schedule = $4, tz = $5, grace_seconds = $6,
-    paused = $7,
+    paused = $7, channels = $8, failure_threshold = $9, recovery_threshold = $10, tags = $11,
+    failing = CASE WHEN NOT failing AND fail_streak >= $9 THEN true
+                   WHEN failing AND ok_streak >= $10 THEN false ELSE failing END,
+    failing_since = CASE WHEN (NOT failing AND fail_streak >= $9) OR (failing AND ok_streak >= $10)
+                         THEN now() ELSE failing_since END,
     resumed_at = CASE WHEN paused AND NOT $7 THEN now() ELSE resumed_at END,
     deadline = now()
 WHERE heartbeat_id = $1";
 
-#[utoipa::path(patch, path = "/api/heartbeats/{id}", operation_id = "updateHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = HeartbeatInput, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/heartbeats/{id}", operation_id = "updateHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = HeartbeatPatch, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope), (status = 409, description = "Another heartbeat of the project has that name (`conflict`), or a change of name or timing to one of the daemon's own job heartbeats (`job_heartbeat`; they can only be paused)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message; also a cron range written backwards or a day that never occurs in the given months, which the schema cannot state", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
     _: ApiQuery<NoQuery>,
     Path(id): Path<String>,
-    ApiJson(input): ApiJson<HeartbeatInput>,
+    ApiJson(input): ApiJson<HeartbeatPatch>,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     let client = state.pool.get().await?;
@@ -263,8 +601,30 @@ async fn update(
         Some(n) => check_name(n)?,
         None => current.name.clone(),
     };
-    let t = timing(&input, Some(&current))?;
+    selfcheck::check_edit(&current, &changed_fields(&input, &current))?;
+    let t = timing(
+        TimingInput {
+            period_seconds: input.period_seconds,
+            grace_seconds: input.grace_seconds,
+            schedule: input.schedule.as_deref(),
+            tz: input.tz.as_deref(),
+        },
+        Some(&current),
+    )?;
+    let th = thresholds(
+        input.failure_threshold,
+        input.recovery_threshold,
+        Some(&current),
+    )?;
+    let tags = tags(input.tags.as_ref(), Some(&current))?;
     let paused = input.paused.unwrap_or(current.paused);
+    let channels = routing(
+        &client,
+        current.project_id,
+        input.channels.as_ref(),
+        Some(current.channels.clone()),
+    )
+    .await?;
     let result = client
         .execute(
             UPDATE_HEARTBEAT,
@@ -276,6 +636,10 @@ async fn update(
                 &t.tz,
                 &t.grace_seconds,
                 &paused,
+                &channels,
+                &th.failure,
+                &th.recovery,
+                &tags,
             ],
         )
         .await;
@@ -291,7 +655,7 @@ async fn update(
     Ok(ApiJson(hb.view(Utc::now(), &base_url(&state))).into_response())
 }
 
-#[utoipa::path(delete, path = "/api/heartbeats/{id}", operation_id = "deleteHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/heartbeats/{id}", operation_id = "deleteHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 409, description = "One of the daemon's own job heartbeats, which cannot be deleted", body = crate::error::ErrorEnvelope), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -300,7 +664,7 @@ async fn remove(
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     let client = state.pool.get().await?;
-    fetch(&client, &caller, id).await?;
+    selfcheck::check_delete(&fetch(&client, &caller, id).await?)?;
     client
         .execute(
             "DELETE FROM heartbeat.heartbeat WHERE heartbeat_id = $1",
@@ -417,123 +781,21 @@ async fn flips(
     Ok(ApiJson(FlipList { flips }).into_response())
 }
 
-/// Body of `POST /api/webhooks`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookInput {
-    /// An http or https URL alerts are POSTed to.
-    url: String,
-    /// Key of the `Heartbeat-Signature` HMAC-SHA256; never shown again.
-    secret: Option<String>,
-}
-
-/// A webhook; its secret is never shown.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct WebhookView {
-    id: Uuid,
-    url: String,
-    /// Whether alerts are signed.
-    has_secret: bool,
-    created_at: DateTime<Utc>,
-}
-
-/// `GET /api/webhooks`.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct WebhookList {
-    /// Oldest first.
-    webhooks: Vec<WebhookView>,
-}
-
-fn webhook_view(r: &tokio_postgres::Row) -> WebhookView {
-    WebhookView {
-        id: r.get(0),
-        url: r.get(1),
-        has_secret: r.get(2),
-        created_at: r.get(3),
-    }
-}
-
-#[utoipa::path(get, path = "/api/webhooks", operation_id = "listWebhooks", tag = "webhooks", responses((status = 200, description = "Webhooks of the caller's project (secrets never shown)", body = WebhookList)), security((), ("bearer" = [])))]
-async fn list_webhooks(
-    State(state): State<AppState>,
-    caller: Caller,
-    _: ApiQuery<NoQuery>,
-) -> ApiResult<Response> {
-    let client = state.pool.get().await?;
-    let rows = client
-        .query(
-            "SELECT webhook_id, url, secret IS NOT NULL, created_at FROM heartbeat.webhook
-             WHERE project_id = $1 ORDER BY created_at",
-            &[&caller.project_id],
-        )
-        .await?;
-    let webhooks = rows.iter().map(webhook_view).collect();
-    Ok(ApiJson(WebhookList { webhooks }).into_response())
-}
-
-#[utoipa::path(post, path = "/api/webhooks", operation_id = "createWebhook", tag = "webhooks", request_body(content = WebhookInput, description = "url and optional secret for the HMAC-SHA256 signature"), responses((status = 201, description = "Created", body = WebhookView), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
-async fn create_webhook(
-    State(state): State<AppState>,
-    caller: Caller,
-    _: ApiQuery<NoQuery>,
-    ApiJson(input): ApiJson<WebhookInput>,
-) -> ApiResult<Response> {
-    let url = reqwest::Url::parse(&input.url)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .ok_or_else(|| invalid("url: must be an http or https URL".into()))?;
-    let secret = input.secret.filter(|s| !s.is_empty());
-    if let Some(secret) = &secret {
-        // It keys the HMAC signature, and the log redactor masks only secrets it
-        // can tell from ordinary words.
-        if secret.chars().count() < MIN_WEBHOOK_SECRET_CHARS {
-            return Err(invalid(format!(
-                "secret: at least {MIN_WEBHOOK_SECRET_CHARS} characters"
-            )));
-        }
-        // Before anything can log it: from now on it is masked in every line.
-        crate::ops::redact::register_secret(secret);
-    }
-    let client = state.pool.get().await?;
-    let row = client
-        .query_one(
-            "INSERT INTO heartbeat.webhook (webhook_id, project_id, url, secret)
-             VALUES ($1, $2, $3, $4)
-             RETURNING webhook_id, url, secret IS NOT NULL, created_at",
-            &[&Uuid::now_v7(), &caller.project_id, &url.as_str(), &secret],
-        )
-        .await?;
-    Ok((StatusCode::CREATED, ApiJson(webhook_view(&row))).into_response())
-}
-
-#[utoipa::path(delete, path = "/api/webhooks/{id}", operation_id = "deleteWebhook", tag = "webhooks", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
-async fn remove_webhook(
-    State(state): State<AppState>,
-    caller: Caller,
-    _: ApiQuery<NoQuery>,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let not_found = || ApiError::not_found(format!("no webhook {id}"));
-    let webhook_id = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    let client = state.pool.get().await?;
-    let n = client
-        .execute(
-            "DELETE FROM heartbeat.webhook WHERE webhook_id = $1 AND project_id = $2",
-            &[&webhook_id, &caller.project_id],
-        )
-        .await?;
-    if n == 0 {
-        return Err(not_found());
-    }
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
 /// Body of `POST /api/projects`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectInput {
-    /// 1 to 100 characters, unique.
+    /// 1 to 100 characters (before trimming), not only white space; unique.
+    #[schema(schema_with = project_name_schema)]
     name: String,
+}
+
+fn project_name_schema() -> utoipa::openapi::schema::Schema {
+    serde_json::from_value(json!({
+        "type": "string", "minLength": 1, "maxLength": 100, "pattern": NOT_BLANK_PATTERN,
+        "description": "1 to 100 characters (before trimming), not only white space; unique"
+    }))
+    .expect("the project name schema is a schema")
 }
 
 /// One project, without its keys.
@@ -553,7 +815,7 @@ pub struct ProjectList {
     projects: Vec<ProjectSummary>,
 }
 
-#[utoipa::path(post, path = "/api/projects", operation_id = "createProject", tag = "projects", request_body(content = ProjectInput, description = "name"), responses((status = 201, description = "Created, with its keys (shown once)", body = crate::auth::CreatedProject), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/projects", operation_id = "createProject", tag = "projects", request_body(content = ProjectInput, description = "name"), responses((status = 201, description = "Created, with its keys (shown once)", body = crate::auth::CreatedProject), (status = 409, description = "A project of that name exists (`conflict`)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -590,4 +852,86 @@ async fn list_projects(
         })
         .collect();
     Ok(ApiJson(ProjectList { projects }).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::schedule::HeartbeatSchedule;
+
+    fn matches(pattern: &str, text: &str) -> bool {
+        regex::Regex::new(pattern).unwrap().is_match(text)
+    }
+
+    #[test]
+    fn the_cron_pattern_takes_what_the_parser_takes() {
+        let pattern = cron_pattern();
+        for good in [
+            "* * * * *",
+            "*/5 * * * *",
+            "0 0 * * 0",
+            "0 0 * * 7",
+            "30 4 1,15 * MON-fri",
+            "0-59/15 00 1-31 jan-DEC sun",
+            "  @Daily ",
+            "@hourly",
+            "5 4 * * sun\t",
+            "007 23 31 12 *",
+        ] {
+            assert!(matches(&pattern, good), "pattern refuses {good:?}");
+            assert!(HeartbeatSchedule::parse(good, "UTC").is_ok(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "* * * *",
+            "60 * * * *",
+            "* 24 * * *",
+            "* * 0 * *",
+            "* * * 13 *",
+            "* * * * 8",
+            "5/2 * * * *",
+            "*/0 * * * *",
+            "@reboot",
+            "* * * * * *",
+            "1,,2 * * * *",
+        ] {
+            assert!(!matches(&pattern, bad), "pattern takes {bad:?}");
+            assert!(HeartbeatSchedule::parse(bad, "UTC").is_err(), "{bad:?}");
+        }
+        // What only the server can tell: both match the shape and are refused.
+        for semantic in ["5-3 * * * *", "0 0 30 2 *"] {
+            assert!(matches(&pattern, semantic));
+            assert!(HeartbeatSchedule::parse(semantic, "UTC").is_err());
+        }
+    }
+
+    #[test]
+    fn names_are_counted_in_characters_before_trimming() {
+        assert!(check_name(&"é".repeat(200)).is_ok());
+        assert!(check_name(&"é".repeat(201)).is_err());
+        assert_eq!(check_name("  a  ").unwrap(), "a");
+        assert!(check_name(&format!("a{}", " ".repeat(200))).is_err());
+        assert!(check_name(" \u{3000}\t").is_err());
+    }
+
+    #[test]
+    fn integral_floats_are_integers_and_fractions_are_not() {
+        let p: HeartbeatPatch = serde_json::from_str(r#"{"period_seconds": 1046.0}"#).unwrap();
+        assert_eq!(p.period_seconds, Some(1046));
+        let p: HeartbeatPatch = serde_json::from_str(r#"{"grace_seconds": null}"#).unwrap();
+        assert_eq!(p.grace_seconds, None);
+        for bad in [
+            r#"{"period_seconds": 1046.5}"#,
+            r#"{"period_seconds": 1e12}"#,
+            r#"{"period_seconds": "60"}"#,
+            r#"{"name": null}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<HeartbeatPatch>(bad).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(serde_json::from_str::<HeartbeatCreate>(r#"{"name": null}"#).is_err());
+        assert!(serde_json::from_str::<HeartbeatCreate>(r#"{}"#).is_err());
+    }
 }

@@ -92,7 +92,52 @@ pub struct Signals {
     pub last_signal_at: Option<DateTime<Utc>>,
     pub last_signal_failed: bool,
     pub started_at: Option<DateTime<Utc>>,
+    /// The streaks as of the last ping or counted miss.
+    pub streaks: Streaks,
+    pub thresholds: Thresholds,
 }
+
+/// `failure_threshold` and `recovery_threshold` (1 to 100, default 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Failures in a row that take a heartbeat down.
+    pub failure: i32,
+    /// Successes in a row that bring it back up.
+    pub recovery: i32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            failure: 1,
+            recovery: 1,
+        }
+    }
+}
+
+/// Failures and successes in a row, and the state they led to. The ping
+/// statement folds pings in (`heartbeat.fold_signals`); [`evaluate`] folds in
+/// the deadlines missed since, and the deadline loop stores what it gives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Streaks {
+    /// Failures in a row: fail pings, non-zero exit codes, missed deadlines.
+    pub fail: i32,
+    /// Successes in a row.
+    pub ok: i32,
+    /// Down by the thresholds: set at the `failure`-th failure in a row, cleared
+    /// at the `recovery`-th success in a row.
+    pub failing: bool,
+    /// When `failing` last changed.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// The expected time of the last missed deadline counted: the next
+    /// expectation runs from it, so each missed period or fire time counts once.
+    pub missed_at: Option<DateTime<Utc>>,
+}
+
+/// Most missed deadlines one evaluation counts: a heartbeat left unwatched for
+/// long (the loop stopped) catches up over several passes instead of one long
+/// computation. The deadline loop stores the count, so nothing is lost.
+const MAX_MISSES_PER_EVALUATION: usize = 1000;
 
 /// The status at one instant, and when it changes next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,63 +147,94 @@ pub struct Evaluation {
     pub since: Option<DateTime<Utc>>,
     /// When the next ping is expected (past it: late).
     pub due_at: Option<DateTime<Utc>>,
-    /// The deadline: strictly after this instant the heartbeat is down. None when
-    /// it is already down, paused or pending with nothing started.
+    /// The next deadline: strictly after this instant a miss is counted (and
+    /// the heartbeat is down once the misses reach its failure threshold). None
+    /// when nothing is left to miss: paused, pending with nothing started, or down
+    /// with no success since.
     pub down_at: Option<DateTime<Utc>>,
+    /// The streaks at `now`, missed deadlines included.
+    pub streaks: Streaks,
+    /// The pending start at `now`: one whose grace passed was counted as a miss.
+    pub started_at: Option<DateTime<Utc>>,
 }
 
-/// Computes the status of a heartbeat at `now`.
+/// Computes the status of a heartbeat at `now`: counts the deadlines missed
+/// since the stored streaks (each a failure), then reads the status off them.
 pub fn evaluate(
     expectation: &Expectation,
     grace: Duration,
     signals: &Signals,
     now: DateTime<Utc>,
 ) -> Evaluation {
+    let mut streaks = signals.streaks.clone();
+    let mut started_at = signals.started_at;
     if signals.paused {
         return Evaluation {
             status: Status::Paused,
             since: None,
             due_at: None,
             down_at: None,
+            streaks,
+            started_at,
         };
     }
-    if signals.last_signal_failed {
-        if let Some(at) = signals.last_signal_at {
-            return Evaluation {
-                status: Status::Down,
-                since: Some(at),
-                due_at: None,
-                down_at: None,
-            };
+    let mut due_at;
+    let mut down_at;
+    let mut counted = 0;
+    loop {
+        // Expectations run from the latest of the last signal, a resume and the
+        // last counted miss, but only once something has ever been heard: a
+        // silent new heartbeat stays pending.
+        let reference = signals
+            .last_signal_at
+            .map(|s| s.max(signals.resumed_at.unwrap_or(s)))
+            .map(|r| r.max(streaks.missed_at.unwrap_or(r)));
+        due_at = reference.and_then(|r| match expectation {
+            Expectation::Period(p) => Some(r + *p),
+            Expectation::Schedule(s) => s.next_after(r),
+        });
+        // Down with no success since: another miss changes nothing.
+        if streaks.failing && streaks.ok == 0 {
+            down_at = None;
+            break;
+        }
+        let due_down = due_at.map(|d| d + grace);
+        let start_down = started_at.map(|s| s + grace);
+        down_at = match (due_down, start_down) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let Some(missed) = down_at.filter(|d| now > *d) else {
+            break;
+        };
+        if counted == MAX_MISSES_PER_EVALUATION {
+            break;
+        }
+        counted += 1;
+        if start_down == Some(missed) {
+            started_at = None;
+        }
+        if due_down == Some(missed) {
+            streaks.missed_at = due_at;
+        }
+        streaks.fail += 1;
+        streaks.ok = 0;
+        if !streaks.failing && streaks.fail >= signals.thresholds.failure {
+            streaks.failing = true;
+            streaks.failing_since = Some(missed);
         }
     }
-    // Expectations run from the later of the last signal and a resume, but only
-    // once something has ever been heard: a silent new heartbeat stays pending.
-    let reference = match (signals.last_signal_at, signals.resumed_at) {
-        (Some(s), Some(r)) => Some(s.max(r)),
-        (Some(s), None) => Some(s),
-        (None, _) => None,
-    };
-    let due_at = reference.and_then(|r| match expectation {
-        Expectation::Period(p) => Some(r + *p),
-        Expectation::Schedule(s) => s.next_after(r),
-    });
-    let start_down = signals.started_at.map(|s| s + grace);
-    let down_at = match (due_at.map(|d| d + grace), start_down) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    if let Some(down_at) = down_at {
-        if now > down_at {
-            return Evaluation {
-                status: Status::Down,
-                since: Some(down_at),
-                due_at,
-                down_at: None,
-            };
-        }
+    if streaks.failing {
+        return Evaluation {
+            status: Status::Down,
+            since: streaks.failing_since,
+            due_at,
+            down_at,
+            streaks,
+            started_at,
+        };
     }
-    let status = match (reference, due_at) {
+    let status = match (signals.last_signal_at, due_at) {
         (None, _) => Status::Pending,
         (Some(_), Some(due)) if now > due => Status::Late,
         _ => Status::Up,
@@ -173,6 +249,8 @@ pub fn evaluate(
         since,
         due_at,
         down_at,
+        streaks,
+        started_at,
     }
 }
 
@@ -192,6 +270,18 @@ mod tests {
             last_signal_at: None,
             last_signal_failed: false,
             started_at: None,
+            streaks: Streaks::default(),
+            thresholds: Thresholds::default(),
+        }
+    }
+
+    /// The streaks the ping statement stores after one fail ping at `at`.
+    fn failed_once(at: DateTime<Utc>) -> Streaks {
+        Streaks {
+            fail: 1,
+            failing: true,
+            failing_since: Some(at),
+            ..Streaks::default()
         }
     }
 
@@ -262,12 +352,18 @@ mod tests {
         let failed = Signals {
             last_signal_at: Some(t(10, 0, 0)),
             last_signal_failed: true,
+            streaks: failed_once(t(10, 0, 0)),
             ..signals()
         };
         let e = evaluate(&hourly(), GRACE, &failed, t(10, 0, 0));
         assert_eq!((e.status, e.since), (Status::Down, Some(t(10, 0, 0))));
         let recovered = Signals {
             last_signal_at: Some(t(10, 1, 0)),
+            streaks: Streaks {
+                ok: 1,
+                failing_since: Some(t(10, 1, 0)),
+                ..Streaks::default()
+            },
             ..signals()
         };
         let e = evaluate(&hourly(), GRACE, &recovered, t(10, 1, 0));
@@ -309,6 +405,7 @@ mod tests {
             paused: true,
             last_signal_at: Some(t(1, 0, 0)),
             last_signal_failed: true,
+            streaks: failed_once(t(1, 0, 0)),
             ..signals()
         };
         assert_eq!(

@@ -26,6 +26,8 @@ pub const DEFAULT_MAX_SILENCE: Duration = Duration::from_secs(60);
 pub struct Liveness {
     /// A std mutex: registration happens a handful of times per process and the
     /// checks copy a few entries out; beats themselves touch only an atomic.
+    /// Bound: one entry per running loop; a retired loop's entry is removed at the
+    /// next registration.
     loops: Arc<Mutex<Vec<Entry>>>,
     /// Beats are stored as milliseconds since this instant, so an atomic holds them
     /// and `tokio::time::pause` drives them in tests.

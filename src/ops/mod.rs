@@ -9,6 +9,7 @@
 //! - [`sd_notify`]: READY / WATCHDOG / STOPPING.
 //! - [`self_ping`]: the outbound ping while healthy.
 //! - [`redact`]: masks keys, webhook secrets and DSN passwords in every log line.
+//! - [`table_rows`]: row-count estimates and the process's RSS for `/metrics`.
 
 pub mod config;
 pub mod liveness;
@@ -17,6 +18,7 @@ pub mod redact;
 pub mod routes;
 pub mod sd_notify;
 pub mod self_ping;
+pub mod table_rows;
 
 use std::time::Duration;
 
@@ -38,12 +40,17 @@ pub struct LoopDeps {
     pub shutdown: CancellationToken,
 }
 
-/// Starts the job-metrics observer, the systemd notifier and the self-ping.
+/// Starts the recorder's upkeep timer, the job-metrics observer, the systemd
+/// notifier and the self-ping.
 pub fn spawn_loops(
     deps: LoopDeps,
     tasks: &TaskTracker,
     finished: tokio::sync::broadcast::Receiver<crate::jobs::Job>,
 ) {
+    tasks.spawn(prometheus::upkeep_loop(prometheus::UpkeepDeps {
+        metrics: deps.metrics.clone(),
+        shutdown: deps.shutdown.clone(),
+    }));
     tasks.spawn(prometheus::observe_jobs(
         prometheus::JobObserverDeps {
             metrics: deps.metrics,

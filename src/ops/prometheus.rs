@@ -19,8 +19,14 @@
 //! Scrape-time numbers are read from the handles in a [`Scrape`], so rendering
 //! needs no application state and no HTTP.
 //!
+//! Histogram samples pile up in the recorder until an upkeep folds them into
+//! their summaries. Rendering does one, but a daemon nobody scrapes would keep
+//! every request's latency sample forever (about 22 bytes a request), so
+//! [`upkeep_loop`] runs one every [`UPKEEP_EVERY`] whether or not anyone scrapes.
+//!
 //! Every name and label is listed in docs/operations/metrics.md.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,7 +83,15 @@ pub struct Scrape<'a> {
     pub pool: &'a Pool,
     /// The watched loops, for their beat ages.
     pub liveness: &'a Liveness,
+    /// Estimated rows per table (`super::table_rows::estimates`), read just before.
+    pub table_rows: &'a [(String, f64)],
 }
+
+/// How often [`upkeep_loop`] folds histogram samples into their summaries: short
+/// enough that the sample buffers stay small under any realistic request rate
+/// (1,000 requests a second leave at most 5,000 samples, ~110 KB, between two
+/// upkeeps), long enough to cost nothing.
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// This daemon's recorder. Cheap to clone.
 #[derive(Clone)]
@@ -85,6 +99,9 @@ pub struct Metrics {
     /// Arc because handlers and loops all record into the one recorder.
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
+    /// Upkeeps run by [`Metrics::run_upkeep`] (not those a scrape does), so a
+    /// test can see the timer works without anyone scraping.
+    upkeeps: Arc<AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -103,9 +120,22 @@ impl Metrics {
         let metrics = Self {
             recorder: Arc::new(recorder),
             handle,
+            upkeeps: Arc::new(AtomicU64::new(0)),
         };
         metrics.describe();
         metrics
+    }
+
+    /// Folds the histogram samples recorded since the last upkeep into their
+    /// summaries, freeing the samples. [`upkeep_loop`] calls it on a timer.
+    pub fn run_upkeep(&self) {
+        self.handle.run_upkeep();
+        self.upkeeps.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many timer upkeeps ([`Metrics::run_upkeep`]) have run.
+    pub fn upkeeps(&self) -> u64 {
+        self.upkeeps.load(Ordering::Relaxed)
     }
 
     fn describe(&self) {
@@ -252,6 +282,14 @@ impl Metrics {
             self.gauge("heartbeat_loop_beat_age_seconds", &[("loop", name)])
                 .set(age.as_secs_f64());
         }
+        for (table, rows) in from.table_rows {
+            self.gauge("heartbeat_table_rows_estimate", &[("table", table)])
+                .set(*rows);
+        }
+        if let Some(rss) = super::table_rows::resident_bytes() {
+            self.gauge("heartbeat_process_resident_memory_bytes", &[])
+                .set(rss as f64);
+        }
         self.gauge(
             "heartbeat_build_info",
             &[("version", env!("CARGO_PKG_VERSION"))],
@@ -368,10 +406,42 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
         "Seconds since each watched background loop last beat.",
     ),
     (
+        "heartbeat_embedded_postgres_restarts_total",
+        "Times the embedded PostgreSQL was found dead and started again.",
+    ),
+    (
+        "heartbeat_table_rows_estimate",
+        "Estimated rows per table of the heartbeat schema (pg_class.reltuples).",
+    ),
+    (
+        "heartbeat_process_resident_memory_bytes",
+        "Resident memory of the daemon process, bytes.",
+    ),
+    (
         "heartbeat_build_info",
         "Always 1; the version label names the running build.",
     ),
 ];
+
+/// What [`upkeep_loop`] needs.
+pub struct UpkeepDeps {
+    pub metrics: Metrics,
+    pub shutdown: CancellationToken,
+}
+
+/// Runs the recorder's upkeep every [`UPKEEP_EVERY`] until shutdown, so histogram
+/// samples never accumulate, scraper or not.
+pub async fn upkeep_loop(deps: UpkeepDeps) {
+    let mut every = tokio::time::interval(UPKEEP_EVERY);
+    // A stalled runtime needs one upkeep afterwards, not a burst.
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => deps.metrics.run_upkeep(),
+            _ = deps.shutdown.cancelled() => return,
+        }
+    }
+}
 
 /// What [`observe_jobs`] needs.
 pub struct JobObserverDeps {
@@ -421,6 +491,43 @@ mod tests {
             rb.contains("heartbeat_pings_received_total{kind=\"fail\"} 1"),
             "{rb}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn upkeep_runs_on_its_timer_without_any_scrape() {
+        let metrics = Metrics::new();
+        let shutdown = CancellationToken::new();
+        let lp = tokio::spawn(upkeep_loop(UpkeepDeps {
+            metrics: metrics.clone(),
+            shutdown: shutdown.clone(),
+        }));
+        for i in 0..1000 {
+            metrics
+                .histogram("heartbeat_http_request_duration_seconds", &[])
+                .record(f64::from(i) / 1e4);
+        }
+        // The first tick is immediate; then one per period, with no render at all.
+        tokio::time::sleep(UPKEEP_EVERY * 3 + Duration::from_millis(1)).await;
+        assert_eq!(metrics.upkeeps(), 4);
+        // The folded samples are kept in the summary, not lost.
+        let text = metrics.handle.render();
+        assert!(
+            text.contains("heartbeat_http_request_duration_seconds_count 1000"),
+            "{text}"
+        );
+        shutdown.cancel();
+        lp.await.unwrap();
+        tokio::time::sleep(UPKEEP_EVERY * 3).await;
+        assert_eq!(metrics.upkeeps(), 4, "the loop stops on the shutdown token");
+    }
+
+    #[test]
+    fn a_scrape_is_not_counted_as_a_timer_upkeep() {
+        let metrics = Metrics::new();
+        metrics.handle.render();
+        assert_eq!(metrics.upkeeps(), 0);
+        metrics.run_upkeep();
+        assert_eq!(metrics.upkeeps(), 1);
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //!
 //! Two nets, both applied to every formatted log line by [`Redacting`], the writer
 //! the log subscriber writes through:
-//! - **known secrets**: values the daemon knows are secret (the admin key, the
-//!   database password, webhook secrets as they are loaded) are registered with
-//!   [`register_secret`] and replaced wherever they appear;
+//! - **known secrets**: values the daemon knows are secret are replaced wherever
+//!   they appear: the admin key and the database password (registered once with
+//!   [`register_secret`]) and webhook secrets (registered as webhooks are created or
+//!   loaded with [`register_webhook_secret`], dropped with
+//!   [`forget_webhook_secret`] when their webhook is deleted, and resynced from the
+//!   webhook table with [`replace_webhook_secrets`]);
 //! - **shapes**: a password in a connection URL (`postgres://user:PASSWORD@host`),
 //!   a `password=...` key-value pair, and an `Authorization: Bearer ...` value are
 //!   masked even if nobody registered them.
@@ -13,6 +16,7 @@
 //! the net under that.
 
 use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 use std::sync::RwLock;
 
@@ -25,30 +29,163 @@ pub const MASK: &str = "***";
 /// wreck the log and protect nothing.
 const MIN_SECRET_LEN: usize = 6;
 
-/// Process-wide because the log subscriber is process-wide.
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// The secrets the writer masks.
+///
+/// Bound: the configuration's secrets (two at most) plus the secrets of the
+/// webhooks that exist. A deleted webhook's secret is forgotten by the node that
+/// deletes it, and every node resyncs the webhook half from the table
+/// (`monitor::delivery` does it every few minutes), so deletions elsewhere are
+/// forgotten too and the list never outgrows the webhook table.
+///
+/// Webhook secrets are kept per database (the `scope`, its connection string):
+/// a daemon has one, but a test process runs many daemons on as many databases,
+/// and one database's resync must not drop another's secrets.
+struct Registry {
+    /// From the configuration; kept for the whole process.
+    config: BTreeSet<String>,
+    /// Webhook secrets per database, as its webhook table last held them, each
+    /// with the [`Registry::seq`] at which it was last registered: a resync drops
+    /// only secrets registered before its query started, so a webhook created
+    /// during a resync stays masked.
+    webhooks: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Bumped by every registration and every resync mark.
+    seq: u64,
+    /// Both sets, longest first, so a secret that contains another is masked whole.
+    masked: Vec<String>,
+}
 
-/// Masks `secret` in every log line from now on.
-pub fn register_secret(secret: &str) {
-    let secret = secret.trim();
-    if secret.len() < MIN_SECRET_LEN {
-        return;
-    }
-    let mut secrets = SECRETS.write().unwrap();
-    if !secrets.iter().any(|s| s == secret) {
-        secrets.push(secret.to_string());
-        // Longest first, so a secret that contains another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+impl Registry {
+    fn rebuild(&mut self) {
+        let all: BTreeSet<&String> = self
+            .config
+            .iter()
+            .chain(self.webhooks.values().flat_map(|s| s.keys()))
+            .collect();
+        let mut all: Vec<String> = all.into_iter().cloned().collect();
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        self.masked = all;
     }
 }
 
+/// Process-wide because the log subscriber is process-wide.
+static SECRETS: RwLock<Registry> = RwLock::new(Registry {
+    config: BTreeSet::new(),
+    webhooks: BTreeMap::new(),
+    seq: 0,
+    masked: Vec::new(),
+});
+
+/// The trimmed secret, if long enough to be worth masking.
+fn maskable(secret: &str) -> Option<&str> {
+    let secret = secret.trim();
+    (secret.len() >= MIN_SECRET_LEN).then_some(secret)
+}
+
+/// Masks `secret` in every log line for the rest of the process (configuration
+/// secrets: the admin key, the database password).
+pub fn register_secret(secret: &str) {
+    let Some(secret) = maskable(secret) else {
+        return;
+    };
+    let mut reg = SECRETS.write().unwrap();
+    if reg.config.insert(secret.to_string()) {
+        reg.rebuild();
+    }
+}
+
+/// Masks the `secret` of a webhook in the `scope` database in every log line
+/// until its webhook is deleted.
+pub fn register_webhook_secret(scope: &str, secret: &str) {
+    let Some(secret) = maskable(secret) else {
+        return;
+    };
+    let mut reg = SECRETS.write().unwrap();
+    reg.seq += 1;
+    let seq = reg.seq;
+    if reg
+        .webhooks
+        .entry(scope.to_string())
+        .or_default()
+        .insert(secret.to_string(), seq)
+        .is_none()
+    {
+        reg.rebuild();
+    }
+}
+
+/// Stops masking a deleted webhook's `secret` (unless the configuration or
+/// another database's webhook holds the same value).
+pub fn forget_webhook_secret(scope: &str, secret: &str) {
+    let Some(secret) = maskable(secret) else {
+        return;
+    };
+    let mut reg = SECRETS.write().unwrap();
+    let removed = reg
+        .webhooks
+        .get_mut(scope)
+        .is_some_and(|s| s.remove(secret).is_some());
+    if removed {
+        reg.webhooks.retain(|_, s| !s.is_empty());
+        reg.rebuild();
+    }
+}
+
+/// Taken before reading the webhook table for [`replace_webhook_secrets`].
+pub fn resync_mark() -> u64 {
+    let mut reg = SECRETS.write().unwrap();
+    reg.seq += 1;
+    reg.seq
+}
+
+/// Makes the `scope` database's webhook secrets `secrets` (what its webhook
+/// table held when read after `mark` was taken), keeping any registered since.
+pub fn replace_webhook_secrets<'a>(
+    scope: &str,
+    mark: u64,
+    secrets: impl IntoIterator<Item = &'a str>,
+) {
+    let mut reg = SECRETS.write().unwrap();
+    let seq = reg.seq;
+    let mut next: BTreeMap<String, u64> = reg
+        .webhooks
+        .get(scope)
+        .map(|s| {
+            s.iter()
+                .filter(|(_, at)| **at > mark)
+                .map(|(k, at)| (k.clone(), *at))
+                .collect()
+        })
+        .unwrap_or_default();
+    for secret in secrets.into_iter().filter_map(maskable) {
+        next.entry(secret.to_string()).or_insert(seq);
+    }
+    let unchanged = reg
+        .webhooks
+        .get(scope)
+        .is_some_and(|s| s.keys().eq(next.keys()));
+    if next.is_empty() {
+        reg.webhooks.remove(scope);
+    } else {
+        reg.webhooks.insert(scope.to_string(), next);
+    }
+    if !unchanged {
+        reg.rebuild();
+    }
+}
+
+/// How many secrets are masked (configuration and webhooks).
+pub fn secret_count() -> usize {
+    SECRETS.read().unwrap().masked.len()
+}
+
 /// Registers the secrets found in the configuration: the admin key and the
-/// database password.
-pub fn register_config_secrets(config: &crate::config::Config) {
-    if let Some(key) = &config.admin_key {
+/// database password. Given the two values, not the config struct, so the
+/// redactor stays below every area that registers secrets with it.
+pub fn register_config_secrets(admin_key: Option<&str>, database_url: Option<&str>) {
+    if let Some(key) = admin_key {
         register_secret(key);
     }
-    if let Some(url) = &config.database_url {
+    if let Some(url) = database_url {
         if let Ok(parsed) = url.parse::<tokio_postgres::Config>() {
             if let Some(pw) = parsed.get_password() {
                 register_secret(&String::from_utf8_lossy(pw));
@@ -68,7 +205,7 @@ pub fn scrub(line: &str) -> Cow<'_, str> {
     let mut out = Cow::Borrowed(line);
     {
         let secrets = SECRETS.read().unwrap();
-        for secret in secrets.iter() {
+        for secret in secrets.masked.iter() {
             if out.contains(secret.as_str()) {
                 out = Cow::Owned(out.replace(secret.as_str(), MASK));
             }
@@ -310,6 +447,34 @@ mod tests {
         register_secret("the-admin-key-0123456789");
         let out = scrub("token=the-admin-key-0123456789; again the-admin-key-0123456789");
         assert_eq!(out, "token=***; again ***");
+    }
+
+    #[test]
+    fn a_forgotten_webhook_secret_is_no_longer_masked_but_config_secrets_stay() {
+        register_webhook_secret("db1", "whsec_forget_me_0001");
+        register_secret("config-secret-0002");
+        assert_eq!(scrub("a whsec_forget_me_0001 b"), "a *** b");
+        forget_webhook_secret("db1", "whsec_forget_me_0001");
+        assert_eq!(
+            scrub("a whsec_forget_me_0001 b"),
+            "a whsec_forget_me_0001 b"
+        );
+        forget_webhook_secret("db1", "config-secret-0002");
+        assert_eq!(scrub("x config-secret-0002"), "x ***");
+    }
+
+    #[test]
+    fn a_resync_drops_webhook_secrets_the_table_no_longer_holds() {
+        register_webhook_secret("db2", "whsec_resync_gone_03");
+        register_webhook_secret("db3", "whsec_other_db_05");
+        let mark = resync_mark();
+        // Created while the resync read the table: kept.
+        register_webhook_secret("db2", "whsec_created_during_06");
+        replace_webhook_secrets("db2", mark, ["whsec_resync_kept_04"]);
+        assert_eq!(scrub("whsec_created_during_06"), "***");
+        assert_eq!(scrub("whsec_resync_gone_03"), "whsec_resync_gone_03");
+        assert_eq!(scrub("whsec_resync_kept_04"), "***");
+        assert_eq!(scrub("whsec_other_db_05"), "***", "another database's stay");
     }
 
     #[test]

@@ -36,11 +36,13 @@ pub async fn metrics_route(State(state): State<AppState>, RawQuery(query): RawQu
             "GET /metrics takes no query parameters",
         );
     }
+    let table_rows = super::table_rows::estimates(&state.pool).await;
     let body = state.metrics.render(&Scrape {
         jobs: &state.jobs,
         schedule: &state.schedule,
         pool: &state.pool,
         liveness: &state.liveness,
+        table_rows: &table_rows,
     });
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }

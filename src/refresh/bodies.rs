@@ -36,7 +36,7 @@ impl RecomputeBody {
     pub fn new(config: &Config) -> Self {
         Self {
             sources: super::effective_sources(config),
-            metrics_dir: definitions::metrics_dir(&config.definitions_dir),
+            metrics_dir: definitions::metrics_dir(&config.definitions_dir()),
             refresh: config.refresh.clone(),
             clock: crate::clock::system(),
             catalog: None,

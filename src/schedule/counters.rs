@@ -51,7 +51,8 @@ impl EntryCounters {
 #[derive(Debug, Clone, Default)]
 pub struct ScheduleCounters {
     /// A std mutex: it is taken once per entry when the loop starts and per read,
-    /// never across an await.
+    /// never across an await. Bound: one entry per cron entry of the table (fixed
+    /// at start).
     entries: Arc<Mutex<BTreeMap<String, Arc<EntryCounters>>>>,
 }
 

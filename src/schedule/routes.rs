@@ -117,9 +117,9 @@ fn table(state: &AppState) -> ApiResult<Table> {
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-#[utoipa::path(post, path = "/api/schedule/{entry}/pause", tag = "schedule",
+#[utoipa::path(post, path = "/api/schedule/{entry}/pause", operation_id = "pauseScheduleEntry", tag = "schedule",
     params(("entry" = String, Path, description = "Cron entry name, e.g. `recompute`")),
-    request_body(content = Option<PauseBody>, description = "Optional `until`"),
+    request_body(content = PauseBody, description = "Optional (no body: paused until resumed); `null` is refused"),
     responses(
         (status = 200, description = "Paused on every node; the entry as now listed", body = EntryView),
         (status = 400, description = "Malformed JSON", body = ErrorEnvelope),
@@ -141,7 +141,7 @@ async fn pause_entry(
     entry_view(&state, &table, &entry).await.map(Json)
 }
 
-#[utoipa::path(post, path = "/api/schedule/{entry}/resume", tag = "schedule",
+#[utoipa::path(post, path = "/api/schedule/{entry}/resume", operation_id = "resumeScheduleEntry", tag = "schedule",
     params(("entry" = String, Path, description = "Cron entry name")),
     responses(
         (status = 200, description = "Resumed; each node catches the entry up once at its next wake-up (within 30 s)", body = EntryView),
@@ -160,7 +160,7 @@ async fn resume_entry(
     entry_view(&state, &table, &entry).await.map(Json)
 }
 
-#[utoipa::path(post, path = "/api/schedule/{entry}/trigger", tag = "schedule",
+#[utoipa::path(post, path = "/api/schedule/{entry}/trigger", operation_id = "triggerScheduleEntry", tag = "schedule",
     params(("entry" = String, Path, description = "Cron entry name")),
     responses(
         (status = 202, description = "The job serving it (`trigger: \"manual\"`), coalesced like any request", body = Submitted),

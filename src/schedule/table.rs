@@ -1,7 +1,7 @@
 //! The cron table: the `[schedule]` configuration section and the validated
 //! entries the tick loop runs.
 //!
-//! Entries are keyed by name and merged over the four seed entries (docs/operations/cron.md), so
+//! Entries are keyed by name and merged over the five seed entries (docs/operations/cron.md), so
 //! switching one off or moving it is a two-line config change:
 //!
 //! ```toml
@@ -31,11 +31,13 @@ use crate::config::error::ConfigError;
 use crate::jobs::JobKind;
 
 /// The seed table: (entry name, job, cron).
-pub const SEED_ENTRIES: [(&str, JobKind, &str); 4] = [
+pub const SEED_ENTRIES: [(&str, JobKind, &str); 5] = [
     ("recompute", JobKind::Recompute, "17 * * * *"),
     ("benchmarks", JobKind::Benchmarks, "23 4 * * *"),
     ("segments", JobKind::Segments, "30 4 * * *"),
     ("audit", JobKind::Audit, "45 4 * * *"),
+    // Retention before the daily jobs, in the night's quietest hour.
+    ("maintenance", JobKind::Maintenance, "10 3 * * *"),
 ];
 
 /// Default catch-up window for entries that fire more than once a day.
@@ -53,7 +55,7 @@ pub struct ScheduleConfig {
     #[serde(deserialize_with = "deserialize_tz")]
     pub timezone: Tz,
     /// Entries by name, merged over the seed entries `recompute`, `benchmarks`,
-    /// `segments` and `audit`. Naming a seed overrides only the fields given.
+    /// `segments`, `audit` and `maintenance`. Naming a seed overrides only the fields given.
     pub entries: BTreeMap<String, EntryConfig>,
 }
 
@@ -71,7 +73,7 @@ impl Default for ScheduleConfig {
 #[serde(deny_unknown_fields)]
 pub struct EntryConfig {
     /// Which lane it asks for: `recompute` (scope all), `benchmarks`, `segments`,
-    /// `audit`. Default: the entry's name, when that names a lane.
+    /// `audit`, `maintenance`. Default: the entry's name, when that names a lane.
     pub job: Option<JobKind>,
     /// Five-field crontab expression or macro (`@hourly`, `@daily`, ...).
     pub cron: Option<CronSchedule>,
@@ -267,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn the_default_table_is_the_four_seed_lines_in_utc() {
+    fn the_default_table_is_the_five_seed_lines_in_utc() {
         let t = table("").unwrap();
         assert_eq!(t.timezone, Tz::UTC);
         let lines: Vec<_> = t
@@ -282,10 +284,17 @@ mod tests {
                 ("benchmarks", JobKind::Benchmarks, "23 4 * * *".into(), true),
                 ("segments", JobKind::Segments, "30 4 * * *".into(), true),
                 ("audit", JobKind::Audit, "45 4 * * *".into(), true),
+                (
+                    "maintenance",
+                    JobKind::Maintenance,
+                    "10 3 * * *".into(),
+                    true
+                ),
             ]
         );
         assert_eq!(t.entries[0].catch_up_window, Duration::hours(6));
         assert_eq!(t.entries[1].catch_up_window, Duration::hours(26));
+        assert_eq!(t.entries[4].catch_up_window, Duration::hours(26));
     }
 
     #[test]
@@ -309,18 +318,19 @@ cron = "0 18 * * MON-FRI"
         assert!(!t.entries[1].enabled);
         assert_eq!(t.entries[0].schedule.to_string(), "*/20 * * * *");
         assert_eq!(t.entries[0].catch_up_window, Duration::hours(2));
-        assert_eq!(t.entries[4].name, "evening");
-        assert_eq!(t.entries[4].kind, JobKind::Recompute);
+        assert_eq!(t.entries[5].name, "evening");
+        assert_eq!(t.entries[5].kind, JobKind::Recompute);
     }
 
     #[test]
     fn bad_schedule_settings_name_the_field() {
         let err = table("[schedule]\ntimezone = \"Mars/Olympus\"").unwrap_err();
-        assert_eq!(err.field, "timezone");
+        assert_eq!(err.field, "schedule.timezone");
+        assert!(err.problem.contains("Mars/Olympus"), "{err}");
         assert!(err.problem.contains("not an IANA time zone"), "{err}");
 
         let err = table("[schedule.entries.audit]\ncron = \"0 0 * * 8\"").unwrap_err();
-        assert_eq!(err.field, "cron");
+        assert_eq!(err.field, "schedule.entries.audit.cron");
         assert!(
             err.problem.contains("day-of-week: 8 is out of range 0-7"),
             "{err}"

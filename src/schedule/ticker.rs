@@ -782,6 +782,8 @@ enabled = false
 enabled = false
 [schedule.entries.audit]
 enabled = false
+[schedule.entries.maintenance]
+enabled = false
 "#
         ))
         .unwrap()
@@ -1042,6 +1044,11 @@ enabled = false
                 ("benchmarks", utc("2026-11-23T04:23:00Z"), Outcome::CaughtUp),
                 ("segments", utc("2026-11-23T04:30:00Z"), Outcome::CaughtUp),
                 ("audit", utc("2026-11-23T04:45:00Z"), Outcome::CaughtUp),
+                (
+                    "maintenance",
+                    utc("2026-11-23T03:10:00Z"),
+                    Outcome::CaughtUp
+                ),
             ]
         );
     }

@@ -100,7 +100,7 @@ mod tests {
         assert_eq!(config.segments.window_days, 14);
         assert_eq!(config.segments.score, super::ScoreKind::ValueSum);
         assert_eq!(
-            config.audit.cuts_dir(&config.definitions_dir),
+            config.audit.cuts_dir(&config.definitions_dir()),
             std::path::Path::new("/defs/cuts")
         );
         assert_eq!(config.audit.statement_timeout().as_secs(), 5);

@@ -145,6 +145,15 @@ async fn in_chromium_an_operator_creates_a_heartbeat_sees_it_turn_green_and_runs
             ))
             .await;
             page.screenshot(&shots.join("02-created.png")).await;
+            // The daemon's own job heartbeats sit in their own section, without
+            // the edit and delete buttons.
+            page.wait_for(
+                "document.querySelectorAll('#job-heartbeats-body tr.hb-row').length === 4
+                 && !document.getElementById('job-heartbeats').hidden
+                 && !document.getElementById('heartbeats-body').textContent.includes('job:')
+                 && document.querySelector('#job-heartbeats-body button.danger') === null",
+            )
+            .await;
 
             // The page shows the URL built from `monitor.public_url` (unset here, so
             // from the bind address with port 0): ping the same path on the port

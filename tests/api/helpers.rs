@@ -158,7 +158,7 @@ pub fn test_config() -> Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         no_scheduler: true,
         demo: Some(false),
-        definitions_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/sql").into(),
+        definitions_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/sql").into()),
         shutdown_timeout_secs: 5,
         ..Config::default()
     }

@@ -107,7 +107,7 @@ async fn app_with_metrics_running(
         std::fs::write(defs.path().join(format!("metrics/{id}.sql")), "-- test").unwrap();
     }
     let mut config = config;
-    config.definitions_dir = defs.path().to_path_buf();
+    config.definitions_dir = Some(defs.path().to_path_buf());
     (spawn_app_with_bodies(config, bodies).await, defs)
 }
 

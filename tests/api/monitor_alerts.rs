@@ -11,7 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use heartbeat::config::Config;
 use heartbeat::jobs::JobKind;
-use heartbeat::monitor::{deadline, delivery, MonitorConfig};
+use heartbeat::monitor::{deadline, MonitorConfig};
+use heartbeat::notify::outbox as delivery;
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app_with, spawn_app_with_bodies, test_config, TestApp};
@@ -121,10 +122,8 @@ async fn a_flip_writes_one_signed_alert_per_webhook_and_delivery_posts_it() {
     let tick = deadline::run_once(&app.state.pool, when).await.unwrap();
     assert_eq!((tick.flips, tick.alerts), (1, 1));
     let cfg = &app.state.config.monitor;
-    let http = delivery::http_client(cfg);
-    let done = delivery::deliver_once(&app.state.pool, &http, cfg, when)
-        .await
-        .unwrap();
+    let deliverer = delivery::Deliverer::new(cfg, app.address.clone(), None);
+    let done = deliverer.deliver_once(&app.state.pool, when).await.unwrap();
     assert_eq!(done.delivered, 1);
     let accepted = receiver.accepted.lock().unwrap().clone();
     assert_eq!(accepted.len(), 1);
@@ -140,22 +139,16 @@ async fn a_flip_writes_one_signed_alert_per_webhook_and_delivery_posts_it() {
         format!("sha256={}", delivery::sign("s3cret-signing-key", body))
     );
     // Delivered once: a second pass sends nothing.
-    let again = delivery::deliver_once(
-        &app.state.pool,
-        &http,
-        cfg,
-        when + chrono::Duration::hours(1),
-    )
-    .await
-    .unwrap();
+    let again = deliverer
+        .deliver_once(&app.state.pool, when + chrono::Duration::hours(1))
+        .await
+        .unwrap();
     assert_eq!(again.delivered, 0);
     // Up again: one more alert.
     ping(&app, &ping_path(&hb)).await;
     let back = last_ping_at(&app, hb["id"].as_str().unwrap()).await;
     deadline::run_once(&app.state.pool, back).await.unwrap();
-    delivery::deliver_once(&app.state.pool, &http, cfg, back)
-        .await
-        .unwrap();
+    deliverer.deliver_once(&app.state.pool, back).await.unwrap();
     let events: Vec<_> = receiver
         .accepted()
         .iter()
@@ -172,8 +165,8 @@ async fn a_receiver_that_fails_twice_gets_the_alert_on_the_third_attempt_after_b
     let (_, when) = heartbeat_gone_quiet(&app).await;
     deadline::run_once(&app.state.pool, when).await.unwrap();
     let cfg = app.state.config.monitor.clone();
-    let http = delivery::http_client(&cfg);
-    let pass = |now| delivery::deliver_once(&app.state.pool, &http, &cfg, now);
+    let deliverer = delivery::Deliverer::new(&cfg, app.address.clone(), None);
+    let pass = |now| deliverer.deliver_once(&app.state.pool, now);
     assert_eq!(pass(when).await.unwrap().retrying, 1);
     // Not due again until the backoff has passed.
     let first_retry = when + delivery::backoff(&cfg, 1);

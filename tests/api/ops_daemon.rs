@@ -233,8 +233,9 @@ impl std::io::Write for Captured {
 async fn deliver_to_a_webhook_made_elsewhere(app: &crate::helpers::TestApp, secret: &str) {
     let db = app.db().await;
     db.execute(
-        "INSERT INTO heartbeat.webhook (webhook_id, project_id, url, secret)
-         SELECT gen_random_uuid(), project_id, 'http://127.0.0.1:9/hook', $1
+        "INSERT INTO heartbeat.channel (channel_id, project_id, name, kind, config)
+         SELECT gen_random_uuid(), project_id, 'webhook', 'webhook',
+                jsonb_build_object('url', 'http://127.0.0.1:9/hook', 'secret', $1::text)
          FROM heartbeat.project WHERE name = 'default'",
         &[&secret],
     )
@@ -251,8 +252,8 @@ async fn deliver_to_a_webhook_made_elsewhere(app: &crate::helpers::TestApp, secr
     for _ in 0..200 {
         let attempts: i64 = db
             .query_one(
-                "SELECT count(*) FROM heartbeat.alert a JOIN heartbeat.webhook w USING (webhook_id)
-                 WHERE w.secret = $1 AND a.attempts > 0",
+                "SELECT count(*) FROM heartbeat.alert a JOIN heartbeat.channel c USING (channel_id)
+                 WHERE c.config->>'secret' = $1 AND a.attempts > 0",
                 &[&secret],
             )
             .await
@@ -384,4 +385,29 @@ async fn the_daemon_self_pings_while_healthy_and_goes_silent_when_a_loop_stalls(
         silent_from,
         "no ping while a loop is stalled"
     );
+}
+
+#[tokio::test]
+async fn a_deleted_webhooks_secret_is_dropped_from_the_log_redactor() {
+    use heartbeat::ops::redact::scrub;
+    let secret = format!("wh-deleted-{}", uuid::Uuid::new_v4().simple());
+    let app = spawn_app_with(test_config()).await;
+    let (status, hook) = app
+        .post_json(
+            "/api/webhooks",
+            &serde_json::json!({"url": "https://hooks.example/gone", "secret": secret}),
+        )
+        .await;
+    assert_eq!(status, 201, "{hook}");
+    assert_eq!(scrub(&format!("x {secret}")), "x ***");
+    let id = hook["id"].as_str().unwrap();
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/webhooks/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // Nothing holds the secret any more: the redactor does not keep it either.
+    assert_eq!(scrub(&format!("x {secret}")), format!("x {secret}"));
 }

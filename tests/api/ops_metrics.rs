@@ -400,3 +400,48 @@ async fn the_heartbeats_gauge_counts_every_status_as_the_api_shows_it() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn the_recorder_is_kept_up_by_the_daemon_with_nobody_scraping() {
+    let app = spawn_app().await;
+    // Traffic that records latency samples, and no GET /metrics at all.
+    for _ in 0..20 {
+        let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let period = heartbeat::ops::prometheus::UPKEEP_EVERY;
+    let deadline = tokio::time::Instant::now() + period * 2 + Duration::from_secs(2);
+    // The timer's first upkeep is immediate, the second one a period later.
+    while app.state.metrics.upkeeps() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no upkeep within two periods without a scrape: {} so far",
+            app.state.metrics.upkeeps()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn metrics_show_table_row_estimates_and_the_process_rss() {
+    let app = spawn_app().await;
+    let db = app.db().await;
+    db.batch_execute(
+        "INSERT INTO heartbeat.event (source, event_id, occurred_at, client_id, name, batch_id)
+         SELECT 't', 'e' || i, now(), 'c', 'x', 1 FROM generate_series(1, 500) i;
+         ANALYZE heartbeat.event;",
+    )
+    .await
+    .unwrap();
+    let s = scrape(&app).await;
+    assert_eq!(
+        value(&s, "heartbeat_table_rows_estimate", &[("table", "event")]),
+        Some(500.0)
+    );
+    assert!(
+        value(&s, "heartbeat_table_rows_estimate", &[("table", "flip")]).is_some(),
+        "every table of the schema has a gauge"
+    );
+    let rss = value(&s, "heartbeat_process_resident_memory_bytes", &[]).unwrap();
+    assert!(rss > 1e6, "{rss}");
+}

@@ -324,7 +324,8 @@ async fn no_route_describes_its_json_body_as_a_bare_object() {
     let schemas = &spec["components"]["schemas"];
     for (schema, field) in [
         ("HeartbeatView", "next_deadline"),
-        ("HeartbeatInput", "period_seconds"),
+        ("HeartbeatCreate", "period_seconds"),
+        ("HeartbeatPatch", "period_seconds"),
         ("WebhookView", "has_secret"),
         ("MetricSummary", "band"),
         ("SegmentDay", "counts"),

@@ -65,7 +65,7 @@ LEFT JOIN (
 /// The test config with definitions from `dir`.
 pub fn config_with(dir: &tempfile::TempDir) -> Config {
     Config {
-        definitions_dir: dir.path().to_path_buf(),
+        definitions_dir: Some(dir.path().to_path_buf()),
         ..test_config()
     }
 }

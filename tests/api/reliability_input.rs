@@ -592,3 +592,174 @@ async fn routes_that_take_no_query_refuse_an_unknown_parameter_by_name() {
         "{active}"
     );
 }
+
+/// PostgreSQL text cannot hold a NUL: a body with one is refused with 422
+/// `invalid_input`, naming the field, before anything is stored; a `\u0000`
+/// that is only text (an escaped backslash before `u0000`) is not a NUL.
+#[tokio::test]
+async fn a_nul_in_a_body_is_refused_naming_the_field() {
+    let app = spawn_app_with(test_config()).await;
+    let nul = |field: &str, body: &str| {
+        (
+            field.to_string(),
+            (
+                Method::POST,
+                "/api/heartbeats".to_string(),
+                Some(body.to_string()),
+            ),
+        )
+    };
+    let cases = [
+        nul("name", r#"{"name": "a\u0000b"}"#),
+        nul("schedule", r#"{"name": "n", "schedule": "\u0000"}"#),
+        nul("tz", r#"{"name": "n", "tz": "UTC\u0000"}"#),
+        (
+            "url".to_string(),
+            (
+                Method::POST,
+                "/api/webhooks".to_string(),
+                Some(r#"{"url": "http://x.example/\u0000"}"#.to_string()),
+            ),
+        ),
+        (
+            "metric_ids[1]".to_string(),
+            (
+                Method::POST,
+                "/api/metrics/recompute".to_string(),
+                Some(r#"{"metric_ids": ["a", "\u0000"]}"#.to_string()),
+            ),
+        ),
+        (
+            "name".to_string(),
+            (
+                Method::POST,
+                "/api/projects".to_string(),
+                Some(r#"{"name": "p\u0000"}"#.to_string()),
+            ),
+        ),
+    ];
+    for (field, case) in &cases {
+        let (status, text) = send(&app, case).await;
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            (status, error_code(&body)),
+            (422, "invalid_input"),
+            "{text}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert_eq!(
+            message,
+            format!("{field}: must not contain NUL (\\u0000)"),
+            "{text}"
+        );
+    }
+    let (_, list) = app.get_json("/api/heartbeats").await;
+    let stored: Vec<&str> = list["heartbeats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|hb| hb["name"].as_str())
+        .filter(|name| !name.starts_with("job:"))
+        .collect();
+    assert!(stored.is_empty(), "nothing is stored: {stored:?}");
+    // Text that only spells `\u0000` is a name like any other.
+    let (status, created) = app
+        .post_json("/api/heartbeats", &serde_json::json!({"name": "a\\u0000b"}))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["name"], "a\\u0000b");
+}
+
+/// JSON has one number type, and the OpenAPI document's integers include
+/// `1046.0`: the server takes an integral float where it takes an integer,
+/// and refuses a fraction.
+#[tokio::test]
+async fn an_integral_float_is_an_integer() {
+    let app = spawn_app_with(test_config()).await;
+    let (status, created) = app
+        .post_json(
+            "/api/heartbeats",
+            &serde_json::json!({"name": "f", "period_seconds": 1046.0, "grace_seconds": 0.0}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["period_seconds"], 1046);
+    assert_eq!(created["grace_seconds"], 0);
+    let (status, body) = app
+        .post_json(
+            "/api/heartbeats",
+            &serde_json::json!({"name": "g", "period_seconds": 1046.5}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (422, "invalid_input"),
+        "{body}"
+    );
+}
+
+/// What the OpenAPI document now states, the server holds to: names counted
+/// in characters, `GET /api/jobs?limit=` at most 500, `metric_ids` not empty.
+#[tokio::test]
+async fn the_documented_bounds_are_the_servers() {
+    let app = spawn_app_with(test_config()).await;
+    let (status, body) = app
+        .post_json(
+            "/api/heartbeats",
+            &serde_json::json!({"name": "é".repeat(200)}),
+        )
+        .await;
+    assert_eq!(
+        status, 201,
+        "200 two-byte characters are 200 characters: {body}"
+    );
+    let (status, body) = app
+        .post_json(
+            "/api/heartbeats",
+            &serde_json::json!({"name": "é".repeat(201)}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (422, "invalid_input"),
+        "{body}"
+    );
+    let (status, body) = app
+        .post_json(
+            "/api/projects",
+            &serde_json::json!({"name": "ü".repeat(100)}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .post_json(
+            "/api/projects",
+            &serde_json::json!({"name": "ü".repeat(101)}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (422, "invalid_input"),
+        "{body}"
+    );
+    let (status, body) = app.get_json("/api/jobs?limit=500").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.get_json("/api/jobs?limit=501").await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (422, "invalid_query"),
+        "{body}"
+    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("limit"));
+    let (status, body) = app
+        .post_json(
+            "/api/webhooks",
+            &serde_json::json!({"url": "http://user:pw@x.example/"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (422, "invalid_input"),
+        "{body}"
+    );
+}

@@ -221,7 +221,7 @@ LEFT JOIN (
 
 fn quiet_config(definitions: &tempfile::TempDir) -> Config {
     Config {
-        definitions_dir: definitions.path().to_path_buf(),
+        definitions_dir: Some(definitions.path().to_path_buf()),
         monitor: MonitorConfig {
             loops: false,
             ..MonitorConfig::default()

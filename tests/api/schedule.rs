@@ -78,7 +78,8 @@ async fn with_no_scheduler_the_table_is_listed_but_nothing_fires() {
             ("recompute", "17 * * * *"),
             ("benchmarks", "23 4 * * *"),
             ("segments", "30 4 * * *"),
-            ("audit", "45 4 * * *")
+            ("audit", "45 4 * * *"),
+            ("maintenance", "10 3 * * *")
         ]
     );
     assert!(body["entries"][0]["next_fire_at"].is_null());
@@ -100,7 +101,7 @@ async fn a_fresh_daemon_catches_up_each_entry_once_and_records_its_success() {
     }
     let (_, jobs) = app.get_json("/api/jobs").await;
     let jobs = jobs["jobs"].as_array().unwrap();
-    assert_eq!(jobs.len(), 4, "one job per entry, not one per missed tick");
+    assert_eq!(jobs.len(), 5, "one job per entry, not one per missed tick");
     assert!(jobs.iter().all(|j| j["trigger"] == "cron"));
 
     let db = app.db().await;
@@ -112,7 +113,16 @@ async fn a_fresh_daemon_catches_up_each_entry_once_and_records_its_success() {
         .await
         .unwrap();
     let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(names, ["audit", "benchmarks", "recompute", "segments"]);
+    assert_eq!(
+        names,
+        [
+            "audit",
+            "benchmarks",
+            "maintenance",
+            "recompute",
+            "segments"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -162,14 +172,14 @@ async fn heartbeat_schedule_prints_each_entry_with_its_next_fire_and_last_succes
     );
     assert_eq!(
         out.matches("+00:00").count(),
-        8,
+        10,
         "next fire and last success per entry: {out}"
     );
 
     let (code, out, _) = cli(&["schedule", "--url", &app.address, "--json"]).await;
     assert_eq!(code, 0);
     let json: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(json["entries"].as_array().unwrap().len(), 4);
+    assert_eq!(json["entries"].as_array().unwrap().len(), 5);
 }
 
 #[tokio::test]
@@ -251,7 +261,8 @@ async fn under_a_seeded_stream_of_ticks_and_user_requests_every_tick_runs_once_o
         "[schedule.entries.recompute]\ncron = \"* * * * *\"\n\
          [schedule.entries.benchmarks]\nenabled = false\n\
          [schedule.entries.segments]\nenabled = false\n\
-         [schedule.entries.audit]\nenabled = false\n",
+         [schedule.entries.audit]\nenabled = false\n\
+         [schedule.entries.maintenance]\nenabled = false\n",
     )
     .unwrap()
     .schedule
@@ -608,7 +619,9 @@ async fn heartbeat_schedule_pause_resume_and_trigger_drive_the_daemon() {
     let (code, out, _) = cli(&["schedule", "trigger", "segments", "--url", &app.address]).await;
     assert_eq!(code, 0);
     assert!(out.starts_with("segments triggered: job "), "{out}");
+    // A request the daemon refuses (404) is exit 2 in the one CLI table
+    // (src/cli/exit.rs, README "Exit codes").
     let (code, _, err) = cli(&["schedule", "pause", "nightly", "--url", &app.address]).await;
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(err.contains("no cron entry named 'nightly'"), "{err}");
 }

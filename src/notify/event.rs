@@ -1,0 +1,148 @@
+//! What an alert says: its event, the heartbeat it is about, and the placeholder
+//! values every channel kind renders from.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::template::Vars;
+
+/// Why an alert was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Down,
+    Up,
+    Reminder,
+    Test,
+}
+
+impl EventKind {
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::Down,
+        EventKind::Up,
+        EventKind::Reminder,
+        EventKind::Test,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Down => "down",
+            EventKind::Up => "up",
+            EventKind::Reminder => "reminder",
+            EventKind::Test => "test",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|e| e.as_str() == name)
+    }
+}
+
+/// Longest excerpt of the last ping's body an alert carries.
+pub const BODY_EXCERPT_CHARS: usize = 1000;
+
+/// An alert as the delivery worker reads it: the stored payload plus what the
+/// heartbeat looks like now.
+#[derive(Debug, Clone)]
+pub struct AlertEvent {
+    pub kind: EventKind,
+    /// The outbox row's JSON (`event`, `heartbeat`, `at`, `status`, ...), posted
+    /// as it is to `webhook` channels.
+    pub payload: Value,
+    pub heartbeat_id: Option<Uuid>,
+    pub token: Option<String>,
+    pub last_ping_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i32>,
+    pub body: Option<String>,
+    /// The last success, when the last signal was one.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// What the heartbeat expects, in words ("every 3600 s", or a schedule).
+    pub expected: Option<String>,
+}
+
+impl AlertEvent {
+    pub fn name(&self) -> String {
+        self.payload["heartbeat"]["name"]
+            .as_str()
+            .unwrap_or("heartbeat")
+            .to_string()
+    }
+
+    /// A subject line: short enough for every service's title field.
+    pub fn title(&self) -> String {
+        let name: String = self.name().chars().take(100).collect();
+        match self.kind {
+            EventKind::Down => format!("{name} is DOWN"),
+            EventKind::Up => format!("{name} is up again"),
+            EventKind::Reminder => format!("{name} is still DOWN"),
+            EventKind::Test => "Test notification from heartbeat".to_string(),
+        }
+    }
+
+    /// Every placeholder's value; `base_url` is where people reach the daemon.
+    pub fn vars(&self, base_url: &str, now: DateTime<Utc>) -> Vars {
+        let base = base_url.trim_end_matches('/');
+        let mut v = Vars::new();
+        let mut put = |k: &str, val: String| {
+            v.insert(k.to_string(), val);
+        };
+        let p = &self.payload;
+        let text = |x: &Value| x.as_str().unwrap_or("").to_string();
+        let id = self
+            .heartbeat_id
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| text(&p["heartbeat"]["id"]));
+        put("EVENT", self.kind.as_str().to_string());
+        put("NAME", self.name());
+        put("HEARTBEAT_ID", id.clone());
+        put("STATUS", text(&p["status"]));
+        put("PREVIOUS_STATUS", text(&p["previous_status"]));
+        put("NOW", now.to_rfc3339_opts(SecondsFormat::Secs, true));
+        put("AT", text(&p["at"]));
+        let last = self
+            .last_ping_at
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        put("LAST_PING_AT", last.clone().unwrap_or_default());
+        put(
+            "EXIT_CODE",
+            self.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+        );
+        let body: String = self
+            .body
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .take(BODY_EXCERPT_CHARS)
+            .collect();
+        put("BODY", body);
+        put(
+            "PING_URL",
+            self.token
+                .as_ref()
+                .map(|t| format!("{base}/hb/{t}"))
+                .unwrap_or_default(),
+        );
+        let details = format!("{base}/?heartbeat={id}");
+        put("DETAILS_URL", details.clone());
+        // Heartbeats carry no tags yet; the placeholder renders empty.
+        put("TAGS", String::new());
+        put("JSON", p.to_string());
+        let title = self.title();
+        let since = match &last {
+            Some(t) => format!("last ping {t}"),
+            None => "never pinged".to_string(),
+        };
+        let text = match self.kind {
+            EventKind::Test => format!("{title}: this channel works. {base}"),
+            _ => format!(
+                "{title} ({} → {} at {}; {since}). {details}",
+                text(&p["previous_status"]),
+                text(&p["status"]),
+                text(&p["at"]),
+            ),
+        };
+        put("TITLE", title);
+        put("TEXT", text);
+        v
+    }
+}
