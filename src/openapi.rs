@@ -207,7 +207,7 @@ pub fn exact(doc: &Document) -> Value {
 
 /// Operations whose JSON body may be left out (no body means the defaults); the
 /// annotation cannot say so without also allowing a JSON `null`, which is refused.
-const OPTIONAL_BODY: &[&str] = &["submitJob", "pauseScheduleEntry"];
+const OPTIONAL_BODY: &[&str] = &["submitJob", "submitRecompute", "pauseScheduleEntry"];
 
 /// The envelope answer for `description`.
 fn envelope(description: &str) -> Value {

@@ -424,11 +424,23 @@ pub struct HeartbeatView {
     pub created_at: DateTime<Utc>,
     /// Where its alerts go: `"all"` the project's channels, or a list of channel
     /// ids (`[]`: none).
-    #[schema(value_type = Object)]
+    #[schema(schema_with = routing_schema)]
     pub channels: serde_json::Value,
     /// One of the daemon's own `job:*` heartbeats: it can be paused, not deleted
     /// or re-timed (its timing is the cron table's).
     pub job: bool,
+}
+
+/// `channels` as the API shows it: `"all"` or a list of channel ids.
+fn routing_schema() -> utoipa::openapi::schema::Schema {
+    serde_json::from_value(serde_json::json!({
+        "anyOf": [
+            {"type": "string", "enum": ["all"]},
+            {"type": "array", "items": {"type": "string", "format": "uuid"}}
+        ],
+        "description": "Where its alerts go: \"all\" the project's channels, or a list of channel ids ([]: none)"
+    }))
+    .expect("the routing schema is a schema")
 }
 
 #[cfg(test)]

@@ -45,6 +45,32 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(remove_webhook))
 }
 
+/// The documented shape of `POST /api/channels`: as [`ChannelInput`], with
+/// `kind` required and one of the kinds. What `config` needs depends on the kind
+/// (docs/notifications.md), so it stays a free object here.
+pub struct ChannelCreateDoc;
+
+impl utoipa::PartialSchema for ChannelCreateDoc {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let schema: utoipa::openapi::schema::Schema = serde_json::from_value(json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["kind"],
+            "properties": {
+                "name": {"type": ["string", "null"], "description": "1 to 200 characters (default: the kind)"},
+                "kind": {"type": "string", "enum": super::channel::Kind::names(), "description": "Fixed once created"},
+                "config": {"type": ["object", "null"], "description": "The kind's settings (docs/notifications.md); no text in it may hold NUL"},
+                "repeat_every_seconds": {"type": ["integer", "null"], "description": "Seconds between reminders while a heartbeat stays down; 0 or null: none"},
+                "muted": {"type": ["boolean", "null"]}
+            }
+        }))
+        .expect("the channel schema is a schema");
+        schema.into()
+    }
+}
+
+impl utoipa::ToSchema for ChannelCreateDoc {}
+
 fn parse_id(raw: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("no channel {raw}")))
 }
@@ -82,7 +108,7 @@ async fn show(
     Ok(ApiJson(c.view(e)).into_response())
 }
 
-#[utoipa::path(post, path = "/api/channels", operation_id = "createChannel", tag = "channels", request_body(content = ChannelInput, description = "kind and config (docs/notifications.md); name, repeat_every_seconds, muted"), responses((status = 201, description = "Created; secrets masked from now on", body = ChannelView), (status = 422, description = "Invalid field (an unknown kind or placeholder, a missing config field), named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/channels", operation_id = "createChannel", tag = "channels", request_body(content = ChannelCreateDoc, description = "kind and config (docs/notifications.md); name, repeat_every_seconds, muted"), responses((status = 201, description = "Created; secrets masked from now on", body = ChannelView), (status = 422, description = "Invalid field (an unknown kind or placeholder, a missing config field), named in the message", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -292,10 +318,35 @@ async fn alert(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
-    /// An http or https URL alerts are POSTed to.
+    /// An http or https URL alerts are POSTed to: a host name or IPv4 address,
+    /// an optional port, path and query; no user, password or fragment.
+    #[schema(schema_with = webhook_url_schema)]
     url: String,
-    /// Key of the `Heartbeat-Signature` HMAC-SHA256; never shown again.
+    /// Key of the `Heartbeat-Signature` HMAC-SHA256; never shown again. Empty
+    /// or null: alerts are not signed.
+    #[schema(schema_with = webhook_secret_schema)]
     secret: Option<String>,
+}
+
+fn webhook_url_schema() -> utoipa::openapi::schema::Schema {
+    serde_json::from_value(json!({
+        "type": "string", "pattern": channel::WEBHOOK_URL_PATTERN,
+        "description": "An http or https URL alerts are POSTed to: a host name or IPv4 address, an optional port, path and query; no user, password or fragment"
+    }))
+    .expect("the url schema is a schema")
+}
+
+/// `secret`: null, empty (unsigned), or at least 16 characters without NUL.
+fn webhook_secret_schema() -> utoipa::openapi::schema::Schema {
+    serde_json::from_value(json!({
+        "anyOf": [
+            {"type": "null"},
+            {"type": "string", "maxLength": 0},
+            {"type": "string", "minLength": channel::MIN_WEBHOOK_SECRET_CHARS, "pattern": crate::error::NO_NUL_PATTERN}
+        ],
+        "description": "Key of the `Heartbeat-Signature` HMAC-SHA256, at least 16 characters; never shown again. Empty or null: alerts are not signed."
+    }))
+    .expect("the secret schema is a schema")
 }
 
 /// A webhook; its secret is never shown.

@@ -145,10 +145,11 @@ async fn in_chromium_an_operator_creates_a_heartbeat_sees_it_turn_green_and_runs
             ))
             .await;
             page.screenshot(&shots.join("02-created.png")).await;
-            // The daemon's own job heartbeats sit in their own section, without
-            // the edit and delete buttons.
+            // The daemon's own job heartbeats (one per job kind, maintenance
+            // included) sit in their own section, without the edit and delete
+            // buttons.
             page.wait_for(
-                "document.querySelectorAll('#job-heartbeats-body tr.hb-row').length === 4
+                "document.querySelectorAll('#job-heartbeats-body tr.hb-row').length === 5
                  && !document.getElementById('job-heartbeats').hidden
                  && !document.getElementById('heartbeats-body').textContent.includes('job:')
                  && document.querySelector('#job-heartbeats-body button.danger') === null",

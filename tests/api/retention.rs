@@ -65,8 +65,9 @@ async fn maintenance_deletes_rows_past_retention_and_keeps_the_rest() {
     let db = app.db().await;
     let webhook = uuid::Uuid::new_v4();
     db.execute(
-        "INSERT INTO heartbeat.webhook (webhook_id, project_id, url)
-         SELECT $1, project_id, 'http://127.0.0.1:9/' FROM heartbeat.heartbeat WHERE heartbeat_id = $2",
+        "INSERT INTO heartbeat.channel (channel_id, project_id, name, kind, config)
+         SELECT $1, project_id, 'webhook', 'webhook', '{\"url\": \"http://127.0.0.1:9/\"}'
+         FROM heartbeat.heartbeat WHERE heartbeat_id = $2",
         &[&webhook, &hb_id],
     )
     .await
@@ -88,9 +89,9 @@ async fn maintenance_deletes_rows_past_retention_and_keeps_the_rest() {
     }
     // Alerts: delivered 8 days ago (goes), delivered 1 day ago (stays, keeps
     // nothing else alive), pending on the 15-day flip (stays, and keeps its flip).
-    let alert = "INSERT INTO heartbeat.alert (flip_id, webhook_id, payload, created_at,
-                     next_attempt_at, state, delivered_at)
-                 VALUES ($1, $2, '{}', $3, $3, $4, $5)";
+    let alert = "INSERT INTO heartbeat.alert (flip_id, channel_id, payload, created_at,
+                     next_attempt_at, state, delivered_at, event)
+                 VALUES ($1, $2, '{}', $3, $3, $4, $5, 'down')";
     let delivered = "delivered";
     let pending = "pending";
     db.execute(
