@@ -20,7 +20,7 @@ use super::ping::{
 };
 use super::DEFAULT_PING_PREFIX;
 use crate::monitor::heartbeat::HeartbeatToken;
-use crate::monitor::ping::{parse_rid, PingOutcome, PingRecord};
+use crate::monitor::ping::{parse_rid, PingOutcome};
 use crate::monitor::ping_routes::{self, text, Sent};
 use crate::state::AppState;
 
@@ -217,17 +217,9 @@ async fn record(
     limit: usize,
     created: bool,
 ) -> Response {
-    let sent = Sent::read(req, limit).await;
-    let ping = PingRecord {
-        token,
-        kind,
-        exit_code,
-        rid,
-        at: sent.at,
-        source: sent.source,
-        user_agent: sent.user_agent,
-        body: sent.body,
-    };
+    let ping = Sent::read(req, limit)
+        .await
+        .into_ping(token, kind, exit_code, rid);
     match ping_routes::record(state, ping).await {
         Ok(PingOutcome::Recorded) if created => answer(StatusCode::CREATED, "Created", limit),
         Ok(PingOutcome::Recorded) => answer(StatusCode::OK, "OK", limit),

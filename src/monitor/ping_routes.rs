@@ -21,7 +21,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::heartbeat::HeartbeatToken;
-use super::ping::{parse_rid, parse_suffix, PingOutcome, PingRecord, PingUrlError, PingWriteError};
+use super::ping::{
+    parse_rid, parse_suffix, PingKind, PingOutcome, PingRecord, PingUrlError, PingWriteError,
+};
 use crate::state::AppState;
 
 /// `/hb/...`: plain text, no auth, outside the JSON envelope. `/ping/{token}`
@@ -85,17 +87,9 @@ pub(crate) async fn handle(
     let Some(token) = HeartbeatToken::parse(&token) else {
         return text(StatusCode::NOT_FOUND, "not found\n", limit);
     };
-    let sent = Sent::read(req, limit).await;
-    let ping = PingRecord {
-        token,
-        kind,
-        exit_code,
-        rid,
-        at: sent.at,
-        source: sent.source,
-        user_agent: sent.user_agent,
-        body: sent.body,
-    };
+    let ping = Sent::read(req, limit)
+        .await
+        .into_ping(token, kind, exit_code, rid);
     match record(&state, ping).await {
         Ok(PingOutcome::Recorded) => text(StatusCode::OK, "OK\n", limit),
         Ok(PingOutcome::UnknownToken) => text(StatusCode::NOT_FOUND, "not found\n", limit),
@@ -136,6 +130,26 @@ impl Sent {
             source,
             user_agent,
             body,
+        }
+    }
+
+    /// The ping this request makes of `token`, whichever URL form named it.
+    pub(crate) fn into_ping(
+        self,
+        token: HeartbeatToken,
+        kind: PingKind,
+        exit_code: Option<i32>,
+        rid: Option<uuid::Uuid>,
+    ) -> PingRecord {
+        PingRecord {
+            token,
+            kind,
+            exit_code,
+            rid,
+            at: self.at,
+            source: self.source,
+            user_agent: self.user_agent,
+            body: self.body,
         }
     }
 }
