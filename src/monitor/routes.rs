@@ -72,7 +72,7 @@ fn parse_id(raw: &str) -> ApiResult<Uuid> {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only heartbeats carrying this tag.
-    #[param(min_length = 1, max_length = 50, pattern = r"^[\p{L}\p{N}\-_.:/]+$")]
+    #[param(min_length = 1, max_length = 50, pattern = r"^[A-Za-z0-9\-_.:/]+$")]
     tag: Option<String>,
 }
 

@@ -425,8 +425,8 @@ pub struct ChannelInput {
     /// `mattermost`, `google_chat`, `ntfy`, `gotify`, `telegram`, `pagerduty`,
     /// `opsgenie`, `github`, `gitea`. Fixed once created.
     pub kind: Option<String>,
-    /// The kind's settings (docs/notifications.md).
-    #[schema(value_type = Object)]
+    /// The kind's settings (docs/notifications.md); on update, replaced whole.
+    #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
     /// Seconds between reminders while a heartbeat stays down; 0 or null: none.
     #[serde(default, deserialize_with = "present")]

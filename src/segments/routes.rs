@@ -70,7 +70,7 @@ WHERE snapshot_date = $1 AND ($2::text IS NULL OR tier = $2)
 ORDER BY rank, client_id
 LIMIT $3 OFFSET $4";
 
-#[utoipa::path(get, path = "/api/segments", operation_id = "listSegments", tag = "segments", params(("date" = Option<NaiveDate>, Query, description = "Default: the latest snapshot"), ("tier" = Option<Tier>, Query, description = "Only clients of this tier in the page"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000), ("offset" = Option<i64>, Query, minimum = 0)), responses((status = 200, description = "Counts per tier and a page of clients", body = SegmentDay), (status = 404, description = "No snapshot for that day", body = crate::error::ErrorEnvelope), (status = 422, description = "Bad query", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/segments", operation_id = "listSegments", tag = "segments", params(("date" = Option<NaiveDate>, Query, description = "Default: the latest snapshot"), ("tier" = inline(Option<Tier>), Query, description = "Only clients of this tier in the page"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000), ("offset" = Option<i64>, Query, minimum = 0)), responses((status = 200, description = "Counts per tier and a page of clients", body = SegmentDay), (status = 404, description = "No snapshot for that day", body = crate::error::ErrorEnvelope), (status = 422, description = "Bad query", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn list_day(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<DayQuery>,
