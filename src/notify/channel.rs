@@ -658,6 +658,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_webhook_url_the_pattern_takes_parses_as_http() {
+        for good in [
+            "http://127.0.0.1:9/hook",
+            "https://hooks.example/created",
+            "HTTPS://a-b.c0.Example:65535/x/y;z=1@%20",
+            "http://localhost",
+            "http://x1.a2",
+            "https://hooks.example/in?token=abc&x=1",
+        ] {
+            assert!(WEBHOOK_URL.is_match(good), "{good}");
+            let url = reqwest::Url::parse(good).unwrap();
+            assert!(matches!(url.scheme(), "http" | "https"), "{good}");
+        }
+        for bad in [
+            "",
+            "ftp://x",
+            "not a url",
+            "http://",
+            "http://1.2.3.999/",
+            "http://a.0x/",
+            "http://u:p@host/",
+            "http://host:65536/",
+            "http://host/#frag",
+            "http://[::1]/",
+            "http://a..b/",
+        ] {
+            assert!(!WEBHOOK_URL.is_match(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn secrets_are_masked_and_a_sent_back_mask_keeps_the_stored_value() {
         let kind = Kind::Preset(Preset::Pagerduty);
         let config = json!({"routing_key": "R0123456789abcdef", "url": "https://x.test"});
