@@ -6,38 +6,13 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use heartbeat::config::Config;
-use heartbeat::monitor::{deadline, MonitorConfig};
+use heartbeat::monitor::deadline;
 use serde_json::{json, Value};
 
-use crate::helpers::{error_code, spawn_app_with, test_config, TestApp};
+use crate::helpers::{error_code, spawn_app_with, TestApp};
 
-/// Loops off: each test drives the deadline loop itself.
-fn quiet_config() -> Config {
-    Config {
-        monitor: MonitorConfig {
-            loops: false,
-            ..MonitorConfig::default()
-        },
-        ..test_config()
-    }
-}
-
-async fn quiet_app() -> TestApp {
-    spawn_app_with(quiet_config()).await
-}
-
-async fn create(app: &TestApp, body: Value) -> Value {
-    let (status, hb) = app.post_json("/api/heartbeats", &body).await;
-    assert_eq!(status, 201, "{hb}");
-    hb
-}
-
-async fn get_hb(app: &TestApp, id: &str) -> Value {
-    let (status, hb) = app.get_json(&format!("/api/heartbeats/{id}")).await;
-    assert_eq!(status, 200, "{hb}");
-    hb
-}
+// The monitor tests' quiet daemon and heartbeat helpers.
+use crate::monitor::{create, get_hb, quiet_app, quiet_config};
 
 async fn patch(app: &TestApp, id: &str, body: Value) -> (u16, Value) {
     let r = app

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::helpers::{error_code, spawn_app_on, spawn_app_with, test_config, TestApp};
 
 /// Loops off: each test drives the deadline loop and delivery itself.
-fn quiet_config() -> Config {
+pub(crate) fn quiet_config() -> Config {
     Config {
         monitor: MonitorConfig {
             loops: false,
@@ -22,17 +22,17 @@ fn quiet_config() -> Config {
     }
 }
 
-async fn quiet_app() -> TestApp {
+pub(crate) async fn quiet_app() -> TestApp {
     spawn_app_with(quiet_config()).await
 }
 
-async fn create(app: &TestApp, body: Value) -> Value {
+pub(crate) async fn create(app: &TestApp, body: Value) -> Value {
     let (status, hb) = app.post_json("/api/heartbeats", &body).await;
     assert_eq!(status, 201, "{hb}");
     hb
 }
 
-async fn get_hb(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn get_hb(app: &TestApp, id: &str) -> Value {
     let (status, hb) = app.get_json(&format!("/api/heartbeats/{id}")).await;
     assert_eq!(status, 200, "{hb}");
     hb
