@@ -39,6 +39,8 @@ demo = true
 [monitor]
 max_heartbeats_per_project = 1000000
 pings_kept = 10
+[retention]
+flips_keep_per_heartbeat = 5
 EOT
 "$BIN" serve --config "$DIR/hb.toml" --data-dir "$DIR/data" --bind "127.0.0.1:$PORT" > "$DIR/log" 2>&1 &
 PID=$!
@@ -74,12 +76,40 @@ cat "$DIR/load.out"
 awk -v half=$((MINUTES * 30)) '$1 >= half { n++; sx += $1; sy += $2 / 1024; sxx += $1 * $1; sxy += $1 * $2 / 1024 }
   END { b = (n * sxy - sx * sy) / (n * sxx - sx * sx);
         printf "RSS slope over the second half: %.2f MB per 10 min (%d samples; pass: < 1)\n", b * 600, n }' "$DIR/rss"
-curl -sf -X POST "$URL/api/jobs/maintenance" -H 'content-type: application/json' -d '{}' >/dev/null
-sleep 5
-echo "maintenance job:"
-curl -sf "$URL/api/jobs?limit=1" | python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; print(j["kind"], j["state"], json.dumps(j.get("result")))'
-echo "row estimates after maintenance (ANALYZE first):"
-PSQL -c "ANALYZE" >/dev/null
-curl -sf "$URL/metrics" | grep -E '^heartbeat_table_rows_estimate\{table="(flip|alert|tick_claim|event|ping_ring|client_segment_snapshot|audit_cut_snapshot)"'
+# Ten minutes leave nothing old enough to delete, so every time-stamped row is
+# aged past its retention first: what maintenance keeps afterwards is exactly
+# what the retention allows (the newest flips per heartbeat; pending alerts).
+PSQL -c "UPDATE heartbeat.flip SET at = at - interval '1000 days', detected_at = detected_at - interval '1000 days'" \
+     -c "UPDATE heartbeat.alert SET created_at = created_at - interval '1000 days',
+                delivered_at = delivered_at - interval '1000 days',
+                next_attempt_at = next_attempt_at - interval '1000 days' WHERE state <> 'pending'" \
+     -c "UPDATE heartbeat.event SET occurred_at = occurred_at - interval '1000 days'" \
+     -c "UPDATE heartbeat.client_segment_snapshot SET snapshot_date = snapshot_date - 1000" \
+     -c "UPDATE heartbeat.audit_cut_snapshot SET computed_at = computed_at - interval '1000 days'"
+echo "rows before maintenance (aged 1000 days):"
+COUNTS="SELECT 'flip ' || (SELECT count(*) FROM heartbeat.flip)
+          || ' (most per heartbeat: ' || coalesce((SELECT max(n) FROM (SELECT count(*) n FROM heartbeat.flip GROUP BY heartbeat_id) f), 0) || ')'
+     UNION ALL SELECT 'alert (not pending) ' || count(*) FROM heartbeat.alert WHERE state <> 'pending'
+     UNION ALL SELECT 'event ' || count(*) FROM heartbeat.event
+     UNION ALL SELECT 'client_segment_snapshot ' || count(*) FROM heartbeat.client_segment_snapshot
+     UNION ALL SELECT 'audit_cut_snapshot ' || count(*) FROM heartbeat.audit_cut_snapshot"
+PSQL -c "$COUNTS" | sed 's/^/  /'
+JOB=$(curl -sf -X POST "$URL/api/jobs/maintenance" -H 'content-type: application/json' -d '{}' |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["job_id"])')
+for _ in $(seq 600); do
+  STATE=$(curl -sf "$URL/api/jobs/$JOB" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+  case "$STATE" in succeeded|failed|cancelled) break ;; esac
+  sleep 0.5
+done
+echo "maintenance job: $STATE"
+curl -sf "$URL/api/jobs/$JOB" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin).get("result")))'
+echo "rows after maintenance:"
+PSQL -c "$COUNTS" | sed 's/^/  /'
+PSQL -At -c "SELECT (SELECT coalesce(max(n), 0) FROM (SELECT count(*) n FROM heartbeat.flip GROUP BY heartbeat_id) f) <= 5
+                AND (SELECT count(*) FROM heartbeat.alert WHERE state <> 'pending') = 0
+                AND (SELECT count(*) FROM heartbeat.event) = 0
+                AND (SELECT count(*) FROM heartbeat.client_segment_snapshot) = 0
+                AND (SELECT count(*) FROM heartbeat.audit_cut_snapshot) = 0" |
+  sed 's/^t$/retention check: pass (only what the retention allows is left)/; s/^f$/retention check: FAIL/'
 sleep 30
 awk -v r="$(rss_kb)" 'BEGIN{printf "idle RSS after 30 s: %.1f MB\n", r / 1024}'

@@ -136,22 +136,36 @@ async fn twenty_sigkills_mid_recompute_leave_every_metric_old_or_complete_and_th
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let wait_ms = (seed >> 33) % 700;
-        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
-        let state = client
-            .get(format!(
-                "{}/api/jobs/{}",
-                daemon.url,
-                job["job_id"].as_str().unwrap()
-            ))
-            .send()
-            .await
-            .ok();
-        if let Some(r) = state {
-            let v: Value = r.json().await.unwrap_or(Value::Null);
-            if v["state"] == "running" {
-                kills_mid_job += 1;
+        let job_url = format!(
+            "{}/api/jobs/{}",
+            daemon.url,
+            job["job_id"].as_str().unwrap()
+        );
+        let state = |client: reqwest::Client, url: String| async move {
+            match client.get(url).send().await {
+                Ok(r) => r.json::<Value>().await.unwrap_or(Value::Null)["state"].clone(),
+                Err(_) => Value::Null,
             }
+        };
+        // Even rounds kill as soon as the job is seen running, so some kills land
+        // mid-job however fast this machine computes; odd rounds kill after a
+        // random wait, anywhere from before the job starts to after it ends.
+        let wait_ms = if round % 2 == 0 {
+            let watching = Instant::now();
+            while watching.elapsed() < Duration::from_secs(5) {
+                let s = state(client.clone(), job_url.clone()).await;
+                if s == "running" || s == "succeeded" || s == "failed" {
+                    break;
+                }
+            }
+            watching.elapsed().as_millis() as u64
+        } else {
+            let wait_ms = (seed >> 33) % 700;
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+            wait_ms
+        };
+        if state(client.clone(), job_url).await == "running" {
+            kills_mid_job += 1;
         }
         daemon.child.start_kill().unwrap();
         daemon.child.wait().await.unwrap();
@@ -172,6 +186,7 @@ async fn twenty_sigkills_mid_recompute_leave_every_metric_old_or_complete_and_th
         next_event += 7;
         daemon = start(&database_url, dir.path(), &log).await;
     }
+    eprintln!("{kills_mid_job} of {KILLS} kills landed mid-job");
     assert!(kills_mid_job > 0, "at least one kill landed mid-job");
 
     // After the last restart, the next request completes and brings every metric up.
