@@ -23,7 +23,7 @@ BIN=$(realpath "$BIN")
 DIR=$(mktemp -d /tmp/hb-ping-cpu.XXXXXX)
 chmod 755 "$DIR"
 PORT=$((20000 + RANDOM % 20000))
-cleanup() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"; }
+cleanup() { if [ -n "${PID:-}" ]; then kill "$PID" 2>/dev/null || true; fi; wait 2>/dev/null || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 cat > "$DIR/hb.toml" <<EOT
 no_scheduler = true

@@ -26,10 +26,12 @@ DIR=$(mktemp -d /tmp/hb-soak.XXXXXX)
 chmod 755 "$DIR"
 PORT=$((20000 + RANDOM % 20000))
 HOOK_PORT=$((PORT + 1))
+# Under `set -e` a failing `kill` (the process already gone) would end the trap
+# early and leave the daemon running, hence `|| true`.
 cleanup() {
-  [ -n "${LOAD:-}" ] && kill "$LOAD" 2>/dev/null
-  [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null
-  wait 2>/dev/null
+  if [ -n "${LOAD:-}" ]; then kill "$LOAD" 2>/dev/null || true; fi
+  if [ -n "${PID:-}" ]; then kill "$PID" 2>/dev/null || true; fi
+  wait 2>/dev/null || true
   rm -rf "$DIR"
 }
 trap cleanup EXIT

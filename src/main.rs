@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 /// mimalloc instead of glibc malloc: the request path allocates a few dozen small
 /// objects per request, and glibc's malloc/free were ~12 % of the daemon's CPU
-/// under load (docs/benchmarks.md, gate benchmark).
+/// under load (docs/benchmarks.md, gate benchmark). Built with `no_thp`: with
+/// transparent huge pages an idle daemon's heap held ~25 MB of RSS instead of ~8
+/// (docs/benchmarks.md, "Soak").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
