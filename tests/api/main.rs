@@ -19,6 +19,7 @@ mod mcp;
 mod monitor;
 mod monitor_alerts;
 mod monitor_auth;
+mod monitor_flips;
 mod notify_channels;
 mod notify_email;
 mod notify_presets;
