@@ -9,6 +9,7 @@ mod cli_refresh;
 mod cluster;
 mod dashboard;
 mod detection;
+mod docs_error_texts;
 mod docs_operations;
 mod first_hour;
 mod foundation;
