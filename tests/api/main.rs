@@ -6,6 +6,7 @@ mod helpers;
 mod audit;
 mod cli_contract;
 mod cli_refresh;
+mod cli_verbs;
 mod cluster;
 mod dashboard;
 mod detection;
