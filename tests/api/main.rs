@@ -13,6 +13,7 @@ mod detection;
 mod docs_error_texts;
 mod docs_operations;
 mod first_hour;
+mod first_hour_bare;
 mod foundation;
 mod hc_api;
 mod hc_ping;
