@@ -197,3 +197,84 @@ async fn the_audit_errors_the_docs_quote_are_the_jobs() {
     .await;
     assert_quoted(&two, &said);
 }
+
+#[tokio::test]
+async fn the_cannot_migrate_yet_log_line_names_the_cause_as_readyz_does() {
+    let doc = quote(
+        "docs/api.md",
+        "The daemon's `cannot migrate yet` log line and `heartbeat migrate` say the same.",
+    );
+    assert!(!doc.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("daemon.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_heartbeat"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env(
+            "DATABASE_URL",
+            crate::helpers::database_url("no_such_database_for_the_log"),
+        )
+        .env("HEARTBEAT_BIND", format!("127.0.0.1:{port}"))
+        .env("HEARTBEAT_NO_SCHEDULER", "1")
+        .env("HEARTBEAT_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .env_remove("HEARTBEAT_CONFIG")
+        .env_remove("HEARTBEAT_ADMIN_KEY")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let cause = r#"database "no_such_database_for_the_log" does not exist (SQLSTATE 3D000)"#;
+    let mut line = None;
+    for _ in 0..200 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        line = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| {
+                v["message"] == "cannot migrate yet"
+                    || v["fields"]["message"] == "cannot migrate yet"
+            });
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let line = line.unwrap_or_else(|| {
+        panic!(
+            "no 'cannot migrate yet' line:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    assert!(
+        line.to_string().contains(&cause.replace('"', "\\\"")),
+        "{line}"
+    );
+    // /readyz says the same once its own check has run (polled: it may still
+    // be on its first attempt).
+    let mut reason = Value::Null;
+    for _ in 0..200 {
+        reason = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        if reason["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(cause)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("/readyz never named the cause: {reason}");
+}
