@@ -68,14 +68,16 @@ enum Command {
         /// Exit with status 1 when any heartbeat is down.
         #[arg(long)]
         fail_on_down: bool,
-        /// Only heartbeats carrying this tag.
+        /// Only heartbeats carrying this tag: 1 to 50 ASCII letters, digits or
+        /// `-_.:/` (anything else exits 2 with the daemon's 422).
         #[arg(long)]
         tag: Option<String>,
     },
     /// Run a command between a start ping and an exit-code ping; exits with the
     /// command's exit code.
     Run {
-        /// The heartbeat's ping URL (`.../hb/<token>`).
+        /// The heartbeat's ping URL (`.../hb/<token>`, or a healthchecks.io-style
+        /// `.../ping/<uuid>`); `/start` and `/<exit code>` are appended to it.
         #[arg(long, env = "HEARTBEAT_PING_URL")]
         ping_url: String,
         /// The command and its arguments, after `--`.
@@ -92,6 +94,7 @@ enum ProjectCommand {
     Create {
         #[command(flatten)]
         client: ClientArgs,
+        /// The project's name: 1 to 100 characters, not only white space, unique.
         name: String,
     },
 }
@@ -99,7 +102,8 @@ enum ProjectCommand {
 /// Where client verbs find the daemon, and the key they present.
 #[derive(Args, Debug)]
 struct ClientArgs {
-    /// The daemon's base URL.
+    /// The daemon's base URL, http:// or https:// (a path prefix behind a proxy
+    /// is kept).
     #[arg(long, env = "HEARTBEAT_URL", default_value = "http://127.0.0.1:8000")]
     url: String,
     /// The key to present: a project key or the admin key, as the verb needs
@@ -167,23 +171,28 @@ enum ScheduleCommand {
     /// Print the next N fire times of EXPR, one per line, RFC 3339 with the UTC
     /// offset. A bad expression or zone exits 2 naming the field and value.
     Next {
-        /// Five-field crontab expression or macro, e.g. "17 * * * *" or @daily.
+        /// Five-field crontab expression (minute hour day-of-month month
+        /// day-of-week; names such as MON or JAN allowed), e.g. "17 * * * *", or a
+        /// macro: @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly
+        /// (@reboot is refused).
         expr: String,
-        /// IANA time zone the expression is read in.
+        /// IANA time zone the expression is read in, e.g. Europe/Berlin.
         #[arg(long, default_value = "UTC")]
         tz: String,
-        /// Start after this RFC 3339 time instead of now.
+        /// Start after this RFC 3339 time (e.g. 2026-03-08T00:00:00Z) instead of now.
         #[arg(long)]
         after: Option<String>,
-        /// How many fire times.
+        /// How many fire times (a whole number).
         #[arg(short = 'n', default_value_t = 5)]
         n: usize,
     },
     /// Pause ENTRY on every node, surviving restarts; its job heartbeat is paused
     /// with it. On resume it catches up once within its catch-up window.
     Pause {
+        /// A cron entry's name (`heartbeat schedule` lists them).
         entry: String,
-        /// End the pause by itself at this RFC 3339 time.
+        /// End the pause by itself at this RFC 3339 time (e.g.
+        /// 2026-12-01T06:00:00Z), which must be in the future.
         #[arg(long)]
         until: Option<String>,
         #[command(flatten)]
@@ -191,12 +200,14 @@ enum ScheduleCommand {
     },
     /// Resume a paused ENTRY on every node.
     Resume {
+        /// A cron entry's name (`heartbeat schedule` lists them).
         entry: String,
         #[command(flatten)]
         client: ClientArgs,
     },
     /// Fire ENTRY now through the jobs gate (`trigger: "manual"`).
     Trigger {
+        /// A cron entry's name (`heartbeat schedule` lists them).
         entry: String,
         #[command(flatten)]
         client: ClientArgs,
@@ -205,17 +216,20 @@ enum ScheduleCommand {
 
 #[derive(Args, Debug)]
 struct RefreshCli {
-    /// all (ingest + recompute) | benchmarks | segments | audit | maintenance
+    /// The job: all (ingest + recompute; `recompute` is the same) | benchmarks |
+    /// segments | audit | maintenance.
     what: String,
-    /// Recompute only this metric (repeatable; with `all`).
+    /// Recompute only this metric id (repeatable; with `all` or `recompute`
+    /// only). An id the daemon does not know exits 2 naming it.
     #[arg(long = "metric", value_name = "ID")]
     metrics: Vec<String>,
-    /// cron | user | deploy | api
+    /// Who asked, recorded on the job: cron | user | deploy | api.
     #[arg(long, default_value = "api", value_parser = ["cron", "user", "deploy", "api"])]
     trigger: String,
     #[command(flatten)]
     client: ClientArgs,
-    /// Give up waiting after this long (30s, 10m, 1h); the job goes on.
+    /// Give up waiting after this long: a whole number with s, m, h or d (30s,
+    /// 10m, 1h, 1d), or plain seconds; exits 4 and the job goes on.
     #[arg(long, value_parser = heartbeat::cli::refresh::parse_duration)]
     timeout: Option<std::time::Duration>,
 }
@@ -228,23 +242,27 @@ struct ConfigArgs {
     /// TOML configuration file.
     #[arg(long, env = "HEARTBEAT_CONFIG")]
     config: Option<PathBuf>,
-    /// Listen address.
+    /// Listen address: an IP and a port, e.g. 127.0.0.1:8000 or [::1]:8000 (no
+    /// host names). Not loopback: an admin key is required.
     #[arg(long, env = "HEARTBEAT_BIND")]
     bind: Option<String>,
-    /// PostgreSQL connection string; unset runs the embedded cluster.
+    /// PostgreSQL connection string, as a URL (postgres://user:pass@host/db) or
+    /// key=value pairs (host=... dbname=...); unset or empty runs the embedded
+    /// cluster.
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
-    /// Directory of the embedded cluster.
+    /// Directory of the embedded cluster (created if missing).
     #[arg(long, env = "HEARTBEAT_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Admin bearer key (else `HEARTBEAT_ADMIN_KEY`); unset or empty means open,
-    /// loopback-only mode.
+    /// Admin bearer key, at least 16 characters (else `HEARTBEAT_ADMIN_KEY`);
+    /// unset or empty means open, loopback-only mode.
     #[arg(long)]
     admin_key: Option<String>,
-    /// `text` or `json`.
+    /// Log lines as `text` (for a terminal) or `json` (one object per line).
     #[arg(long, env = "HEARTBEAT_LOG_FORMAT")]
     log_format: Option<String>,
-    /// Switch the internal cron table off (host crontab drives the jobs).
+    /// Switch the internal cron table off (host crontab drives the jobs). The
+    /// environment variable takes true/false, 1/0, yes/no or on/off.
     #[arg(long, env = "HEARTBEAT_NO_SCHEDULER", action = clap::ArgAction::SetTrue,
           value_parser = clap::builder::BoolishValueParser::new())]
     no_scheduler: bool,
@@ -252,8 +270,8 @@ struct ConfigArgs {
     /// working directory). Unset: the demo definitions embedded in the binary.
     #[arg(long, env = "HEARTBEAT_DEFINITIONS_DIR")]
     definitions_dir: Option<PathBuf>,
-    /// Outside dead man's switch to GET every `ops.self_ping_interval_secs` while
-    /// healthy.
+    /// An outside dead man's switch's URL (http:// or https://) to GET every
+    /// `ops.self_ping_interval_secs` while healthy.
     #[arg(long, env = "HEARTBEAT_SELF_PING_URL", hide_env_values = true)]
     self_ping_url: Option<String>,
 }

@@ -513,6 +513,41 @@ mod tests {
         );
     }
 
+    /// The TOML keys the README's table of common settings names (its third
+    /// column; `[[sources]]` is the array itself).
+    fn readme_keys() -> Vec<String> {
+        let readme = include_str!("../../README.md");
+        readme
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.matches('|').count() == 6)
+            .filter_map(|l| l.split('|').nth(3))
+            .flat_map(|cell| cell.split('`').skip(1).step_by(2).map(str::to_string))
+            .filter(|k| k != "TOML key")
+            .collect()
+    }
+
+    #[test]
+    fn every_key_the_readme_names_exists() {
+        let mut keys = Vec::new();
+        keys_of(&[], &mut keys);
+        let named = readme_keys();
+        assert!(named.len() >= 12, "the README's table: {named:?}");
+        let unknown: Vec<_> = named
+            .iter()
+            .filter(|k| {
+                let array = k.trim_start_matches("[[").trim_end_matches("]]");
+                !keys.contains(k)
+                    && !keys
+                        .iter()
+                        .any(|key| key.starts_with(&format!("{array}[]")))
+            })
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "README.md names keys the config does not have: {unknown:?}"
+        );
+    }
+
     #[test]
     fn relative_directories_in_a_file_are_read_against_the_file() {
         let dir = tempfile::tempdir().unwrap();

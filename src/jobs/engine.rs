@@ -199,7 +199,8 @@ impl Engine {
         }
         job.coalesced_requests += 1;
         if req.trigger == Trigger::Cron {
-            tracing::info!(job_id = %job.job_id, kind = %req.kind, "cron tick absorbed by the running job");
+            tracing::info!(job_id = %job.job_id, kind = %req.kind, phase = job.phase_or_start(),
+                node = %job.node, "cron tick absorbed by the running job");
         }
         Some(Submitted {
             job_id: job.job_id,
@@ -312,7 +313,8 @@ impl Engine {
         if remote.scope.covers(&req.scope) && registry::add_request(&**db, remote.job_id).await? {
             self.remember_remote(remote.job_id);
             if req.trigger == Trigger::Cron {
-                tracing::info!(job_id = %remote.job_id, %kind, node = %remote.node, "cron tick absorbed by a job on another node");
+                tracing::info!(job_id = %remote.job_id, %kind, phase = remote.phase_or_start(),
+                    node = %remote.node, "cron tick absorbed by a job on another node");
             }
             return Ok(Some(Submitted {
                 job_id: remote.job_id,
@@ -518,7 +520,8 @@ impl Engine {
                 return Err(e);
             }
         }
-        tracing::info!(job_id = %job.job_id, %kind, trigger = job.trigger.as_str(), scope = ?job.scope, node = %job.node, "job started");
+        tracing::info!(job_id = %job.job_id, %kind, phase = job.phase_or_start(),
+            trigger = job.trigger.as_str(), scope = ?job.scope, node = %job.node, "job started");
         self.inner.counters[kind.index()]
             .started
             .fetch_add(1, Ordering::Relaxed);
@@ -561,7 +564,8 @@ impl Engine {
                 lock.release().await;
                 break;
             };
-            tracing::info!(job_id = %job.job_id, %kind, scope = ?job.scope, node = %job.node, "follow-up started");
+            tracing::info!(job_id = %job.job_id, %kind, phase = job.phase_or_start(),
+                scope = ?job.scope, node = %job.node, "follow-up started");
             self.inner.counters[kind.index()]
                 .started
                 .fetch_add(1, Ordering::Relaxed);
@@ -626,7 +630,9 @@ impl Engine {
         let finished = self.finish(kind, record, outcome, reason.lock().unwrap().clone());
         if let Ok(db) = self.inner.pool.get().await {
             if let Err(e) = registry::publish(&**db, &finished).await {
-                tracing::warn!(job_id = %finished.job_id, error = %e, "could not publish the finished job");
+                tracing::warn!(job_id = %finished.job_id, kind = %finished.kind,
+                    phase = finished.phase_or_start(), node = %finished.node, error = %e,
+                    "could not publish the finished job");
             }
         }
         let _ = self.inner.finished.send(finished.view());
@@ -659,7 +665,7 @@ impl Engine {
     ) -> Job {
         let mut job = record.lock().unwrap();
         let now = Utc::now();
-        let phase = job.phase.clone().unwrap_or_else(|| "start".into());
+        let phase = job.phase_or_start().to_string();
         if let Some(last) = job.phases.last_mut() {
             last.finished_at.get_or_insert(now);
         }

@@ -276,6 +276,13 @@ pub struct Job {
 }
 
 impl Job {
+    /// The phase for a log line: the current one, or `start` before the first,
+    /// so every line about a job carries `job_id`, `kind`, `phase` and `node`
+    /// (docs/operations/supervision.md).
+    pub fn phase_or_start(&self) -> &str {
+        self.phase.as_deref().unwrap_or("start")
+    }
+
     /// The job as the API shows it: every request counted, wherever it arrived.
     pub fn view(&self) -> Job {
         let mut job = self.clone();

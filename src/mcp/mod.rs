@@ -17,13 +17,15 @@
 //!   and the typed arguments of each tool.
 //! - [`server`]: the `rmcp` handler: lists tools, checks the caller's role in one
 //!   place, dispatches calls.
-//!
-//! A body that is not JSON, or JSON that is not a JSON-RPC message, gets HTTP 400
-//! with a JSON-RPC error object (`-32700` parse error, `-32600` invalid request,
-//! `id: null`), as JSON-RPC 2.0 and the Streamable HTTP transport prescribe; the
-//! SDK alone would answer 415, which sends a client hunting for a content-type
-//! problem it does not have ([`jsonrpc_errors`]).
+//! - [`message`]: which JSON-RPC 2.0 rule a body breaks. A body that is not JSON,
+//!   or JSON that is not a JSON-RPC message, gets HTTP 400 with a JSON-RPC error
+//!   object (`-32700` parse error, `-32600` invalid request, `id: null`), as
+//!   JSON-RPC 2.0 and the Streamable HTTP transport prescribe, and params of the
+//!   wrong shape `-32602`; the SDK alone would answer 415 or "method not found",
+//!   which sends a client hunting for a problem it does not have
+//!   ([`jsonrpc_errors`]).
 
+pub mod message;
 pub mod server;
 pub mod tools;
 
@@ -37,6 +39,9 @@ use axum::Router;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
+use serde_json::Value;
+
+use self::message::Verdict;
 use crate::state::AppState;
 
 /// The `/mcp` route. `api` is the REST router with its state (the same routes the
@@ -69,17 +74,19 @@ pub fn routes(api: Router, state: &AppState) -> Router<AppState> {
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
 }
 
-/// Keeps the body the SDK reads, and when the SDK refuses it as undeserializable
-/// (its 415) although it was sent as JSON, answers what JSON-RPC says instead:
-/// 400 with `-32700` when the body is not JSON, `-32600` when it is JSON but not
-/// a JSON-RPC message.
+/// Holds every JSON body to the JSON-RPC 2.0 rules before the SDK reads it
+/// ([`message::judge`]): a body that is not a JSON-RPC message gets HTTP 400 with
+/// `-32700` or `-32600` and `id: null`, params of the wrong shape `-32602` for the
+/// request's id. What the SDK answers `-32601` is reworded: "method not found"
+/// naming the method and the ones there are, or `-32602` when the method is one
+/// this server answers (so its params were what the SDK could not read).
 async fn jsonrpc_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let sent_as_json = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !sent_as_json {
+    if req.method() != axum::http::Method::POST || !sent_as_json {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
@@ -91,27 +98,64 @@ async fn jsonrpc_errors(State(state): State<AppState>, req: Request, next: Next)
             &format!("request body exceeds {limit} bytes"),
         );
     };
-    let resp = next
-        .run(Request::from_parts(
-            parts,
-            axum::body::Body::from(bytes.clone()),
-        ))
-        .await;
-    if resp.status() != StatusCode::UNSUPPORTED_MEDIA_TYPE {
-        return resp;
-    }
-    let (code, message) = match serde_json::from_slice::<serde_json::Value>(&bytes) {
-        Err(e) => (-32700, format!("parse error: {e}")),
-        Ok(_) => (
-            -32600,
-            "invalid request: not a JSON-RPC 2.0 request, notification or response".to_string(),
-        ),
+    let method = match message::judge(&bytes) {
+        Verdict::Invalid { code, message } => {
+            return rpc_error(StatusCode::BAD_REQUEST, Value::Null, code, &message)
+        }
+        Verdict::BadParams {
+            id: Some(id),
+            message,
+        } => return rpc_error(StatusCode::OK, id, message::INVALID_PARAMS, &message),
+        Verdict::BadParams { id: None, message } => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                message::INVALID_PARAMS,
+                &message,
+            )
+        }
+        Verdict::Pass { method } => method,
     };
+    let resp = next
+        .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await;
+    match method {
+        Some(method) if resp.status() == StatusCode::OK => reword_not_found(resp, &method).await,
+        _ => resp,
+    }
+}
+
+/// The SDK's `-32601` carries only the method's name; see [`jsonrpc_errors`].
+async fn reword_not_found(resp: Response, method: &str) -> Response {
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut answer = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(v) if v["error"]["code"] == message::METHOD_NOT_FOUND => v,
+        _ => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+    };
+    answer["error"] = if message::METHODS.contains(&method) {
+        serde_json::json!({
+            "code": message::INVALID_PARAMS,
+            "message": format!("invalid params for {method}: they do not match its schema"),
+        })
+    } else {
+        serde_json::json!({
+            "code": message::METHOD_NOT_FOUND,
+            "message": message::method_not_found(method),
+        })
+    };
+    (StatusCode::OK, axum::Json(answer)).into_response()
+}
+
+/// A JSON-RPC error object as the whole answer.
+fn rpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
     (
-        StatusCode::BAD_REQUEST,
+        status,
         axum::Json(serde_json::json!({
             "jsonrpc": "2.0",
-            "id": null,
+            "id": id,
             "error": {"code": code, "message": message},
         })),
     )

@@ -1,8 +1,10 @@
 //! The deadline loop: finds heartbeats whose deadline has passed, flips their
 //! stored status, and writes the alert rows to the outbox, all in one transaction.
-//! It makes every status change but one: a first success (`pending` → `up`),
-//! which never alerts, is written by the ping statement itself
-//! (docs/decisions.md §11).
+//! It makes every change of the stored status (`pending`, `up`, `down`,
+//! `paused`), so each one has its flip row: a ping that may change the status
+//! only hands the row over by moving its deadline (docs/decisions.md §11).
+//! `late` is up with a warning, computed from the clock at read; it is never
+//! stored and never flips.
 //!
 //! Rows are claimed with `FOR UPDATE SKIP LOCKED` through the partial index on
 //! `deadline`, so several daemons can share the work. A flip is dated at the
@@ -226,7 +228,7 @@ INSERT INTO heartbeat.flip (heartbeat_id, at, from_status, to_status, detected_a
 SELECT id, at, from_status, to_status, clock_timestamp()
 FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[])
      AS f(id, at, from_status, to_status)
-RETURNING flip_id, heartbeat_id";
+RETURNING flip_id, heartbeat_id, to_status";
 
 /// One outbox row per (alerting flip, channel it routes to): every unmuted
 /// channel of its project, or the heartbeat's own list (`heartbeat.channels`).
@@ -265,14 +267,12 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
     let mut failing_sinces: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
     let mut missed: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
     let mut started: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
-    let mut flips = Vec::new();
+    let mut flips: Vec<Flip> = Vec::new();
     for row in &rows {
         let hb = Heartbeat::from_row(row);
         let e = hb.evaluate(now);
         let to = e.status.stored();
-        if to != hb.stored_status {
-            flips.push((hb.clone(), e.since.unwrap_or(now), to));
-        }
+        flips.extend(flips_of(&hb, to, e.since.unwrap_or(now)));
         ids.push(hb.id);
         statuses.push(to);
         deadlines.push(e.down_at);
@@ -299,10 +299,10 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
     )
     .await?;
     if !flips.is_empty() {
-        let f_ids: Vec<Uuid> = flips.iter().map(|f| f.0.id).collect();
-        let f_at: Vec<DateTime<Utc>> = flips.iter().map(|f| f.1).collect();
-        let f_from: Vec<StoredStatus> = flips.iter().map(|f| f.0.stored_status).collect();
-        let f_to: Vec<StoredStatus> = flips.iter().map(|f| f.2).collect();
+        let f_ids: Vec<Uuid> = flips.iter().map(|f| f.hb.id).collect();
+        let f_at: Vec<DateTime<Utc>> = flips.iter().map(|f| f.at).collect();
+        let f_from: Vec<StoredStatus> = flips.iter().map(|f| f.from).collect();
+        let f_to: Vec<StoredStatus> = flips.iter().map(|f| f.to).collect();
         let inserted = tx
             .query(INSERT_FLIPS, &[&f_ids, &f_at, &f_from, &f_to])
             .await?;
@@ -315,10 +315,13 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         for row in &inserted {
             let flip_id: i64 = row.get(0);
             let hb_id: Uuid = row.get(1);
-            let Some((hb, at, to)) = flips.iter().find(|f| f.0.id == hb_id) else {
+            let to: StoredStatus = row.get(2);
+            let Some(Flip { hb, at, from, to }) =
+                flips.iter().find(|f| f.hb.id == hb_id && f.to == to)
+            else {
                 continue;
             };
-            let Some(event) = alert_event(hb.stored_status, *to) else {
+            let Some(event) = alert_event(*from, *to) else {
                 continue;
             };
             a_flip.push(flip_id);
@@ -330,7 +333,7 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
                 "heartbeat": {"id": hb.id, "name": hb.name, "project_id": hb.project_id},
                 "at": at,
                 "detected_at": now,
-                "previous_status": hb.stored_status,
+                "previous_status": from,
                 "status": to,
             }));
         }
@@ -359,6 +362,43 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         );
     }
     Ok(tick)
+}
+
+/// One change of a heartbeat's stored status, as a `heartbeat.flip` row.
+struct Flip {
+    hb: Heartbeat,
+    at: DateTime<Utc>,
+    from: StoredStatus,
+    to: StoredStatus,
+}
+
+/// The flips that take `hb` from its stored status to `to` (changed at `at`):
+/// none, one, or, for a `pending` heartbeat the loop first sees when it is no
+/// longer up (its first signal came, then its deadline passed, while the loop
+/// was not running), `pending → up` at that signal before the change itself, so
+/// the first success is in the history whatever the loop's timing.
+fn flips_of(hb: &Heartbeat, to: StoredStatus, at: DateTime<Utc>) -> Vec<Flip> {
+    let from = hb.stored_status;
+    if to == from {
+        return Vec::new();
+    }
+    let flip = |from, to, at| Flip {
+        hb: hb.clone(),
+        at,
+        from,
+        to,
+    };
+    let first_up = hb
+        .last_signal_at
+        .filter(|_| from == StoredStatus::Pending && to != StoredStatus::Up)
+        .filter(|&signal| signal <= at && hb.evaluate(signal).status.stored() == StoredStatus::Up);
+    match first_up {
+        Some(signal) => vec![
+            flip(StoredStatus::Pending, StoredStatus::Up, signal),
+            flip(StoredStatus::Up, to, at),
+        ],
+        None => vec![flip(from, to, at)],
+    }
 }
 
 /// Which transitions alert: going down, and coming back up from down. Pending,

@@ -356,11 +356,11 @@ fn runs_literal(runs: &[i32]) -> Option<String> {
 
 /// The group-commit statement. A finish without a rid is timed from the start
 /// pending before this batch, `prev_started_at` (RETURNING sees only new values).
-/// A failure or a ping to a down or schedule-based heartbeat sets the deadline to
-/// the ping's time, handing the flip (and its alert) to the deadline loop. The one
-/// status the statement writes itself is a first success, `pending` → `up`: it
-/// never alerts, records no flip, and keeps the stored status true for the loop
-/// and the status gauge (docs/decisions.md §11).
+/// A failure, a first success (`pending` → `up`), or a ping to a down or
+/// schedule-based heartbeat sets the deadline to the ping's time, handing the
+/// status change, its flip and any alert to the deadline loop, which records
+/// every change of the stored status; the statement never writes `status`
+/// itself (docs/decisions.md §11).
 ///
 /// A success never moves the deadline earlier, so it keeps the stored one: a lower
 /// bound the deadline loop re-evaluates and pushes forward when it comes due.
@@ -400,10 +400,10 @@ hb AS (
             FROM heartbeat.fold_signals(h.fail_streak, h.ok_streak, h.failing,
                                         h.failure_threshold, h.recovery_threshold,
                                         COALESCE(l.runs, '{}')::int4[]) AS f(s)),
-        status = CASE WHEN h.status = 'pending' AND l.kind = 'success' THEN 'up' ELSE h.status END,
         deadline = CASE
             WHEN h.paused OR l.kind IS NULL THEN h.deadline
             WHEN l.kind = 'fail' OR h.status = 'down' OR h.schedule IS NOT NULL THEN l.at
+            WHEN h.status = 'pending' AND l.kind = 'success' THEN LEAST(h.deadline, l.at)
             WHEN l.kind = 'start' THEN LEAST(h.deadline, l.at + make_interval(secs => h.grace_seconds))
             WHEN h.deadline IS NOT NULL
                  AND h.deadline <= l.at + make_interval(secs => h.period_seconds + h.grace_seconds)

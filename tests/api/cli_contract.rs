@@ -187,6 +187,9 @@ async fn every_job_creating_route_takes_no_body_as_all_defaults() {
         "/api/metrics/recompute",
         "/api/jobs/recompute",
         "/api/jobs/audit",
+        "/api/jobs/benchmarks",
+        "/api/jobs/segments",
+        "/api/jobs/maintenance",
     ] {
         let r = app.client.post(app.url(path)).send().await.unwrap();
         let status = r.status().as_u16();

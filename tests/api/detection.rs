@@ -245,7 +245,8 @@ async fn mixed_failures_in_a_row_take_it_down_at_the_threshold_and_successes_in_
     let path = ping_path(&hb);
 
     // A success between failures starts the count again.
-    ping(&app, &path).await;
+    let first = ping(&app, &path).await;
+    assert_eq!(tick(&app, first).await.flips, 1, "pending -> up");
     ping(&app, &format!("{path}/fail")).await;
     assert_eq!(streaks(&get_hb(&app, id).await), (1, 0));
     let ok = ping(&app, &format!("{path}/0")).await;
@@ -265,7 +266,7 @@ async fn mixed_failures_in_a_row_take_it_down_at_the_threshold_and_successes_in_
     assert_eq!(deadline, second + secs(3900));
     assert_eq!(tick(&app, deadline - secs(1)).await.flips, 0);
     assert_eq!(tick(&app, deadline).await.flips, 0);
-    assert!(flips(&app, id).await.is_empty());
+    assert_eq!(flips(&app, id).await.len(), 1, "only the first success");
     assert_eq!(tick(&app, deadline + secs(1)).await.flips, 1);
     let f = flips(&app, id).await;
     assert_eq!(
@@ -321,6 +322,7 @@ async fn missed_deadlines_alone_count_one_per_period() {
     .await;
     let id = hb["id"].as_str().unwrap();
     let pinged = ping(&app, &ping_path(&hb)).await;
+    assert_eq!(tick(&app, pinged).await.flips, 1, "pending -> up");
     // First miss at pinged + 660; the next period runs from the missed due time
     // (pinged + 600), so the second miss is at pinged + 1260.
     assert_eq!(tick(&app, pinged + secs(661)).await.flips, 0);

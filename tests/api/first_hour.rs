@@ -185,7 +185,7 @@ async fn an_empty_definitions_directory_is_a_warning_naming_it() {
 
 /// The `/readyz` reason of a daemon built on `database_url`, once it names the
 /// database (the first attempts may still be under way).
-async fn readyz_reason(database_url: String) -> String {
+pub(crate) async fn readyz_reason(database_url: String) -> String {
     let mut config = crate::helpers::test_config();
     config.database_url = Some(database_url.clone());
     let app = heartbeat::app::Application::build(config, database_url)
@@ -215,7 +215,7 @@ async fn readyz_reason(database_url: String) -> String {
 }
 
 /// The test server over TCP, as `user:password@127.0.0.1:port/dbname` would name it.
-fn tcp_url(dbname: &str, password: &str) -> String {
+pub(crate) fn tcp_url(dbname: &str, password: &str) -> String {
     let config: tokio_postgres::Config = crate::helpers::database_url("postgres").parse().unwrap();
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),

@@ -340,12 +340,27 @@ async fn a_period_heartbeat_goes_up_late_down_and_up_again_with_flips_dated_at_t
     let deadline: DateTime<Utc> = hb["next_deadline"].as_str().unwrap().parse().unwrap();
     assert_eq!(deadline, pinged + secs(3900));
 
-    // Exactly at the deadline nothing flips; one second later it is down.
+    // The first success is a flip too, pending -> up, dated at the ping.
+    let t = tick(&app, pinged).await;
+    assert_eq!((t.flips, t.alerts), (1, 0), "a first success never alerts");
+    let f = flips(&app, id).await;
+    assert_eq!(f.len(), 1);
+    assert_eq!(
+        (f[0]["from"].as_str(), f[0]["to"].as_str()),
+        (Some("pending"), Some("up"))
+    );
+    let at: DateTime<Utc> = f[0]["at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(at, pinged, "the first success is dated at the ping");
+
+    // Exactly at the deadline nothing flips (late is not a flip); one second
+    // later it is down.
+    assert_eq!(tick(&app, pinged + secs(3700)).await.flips, 0);
     assert_eq!(tick(&app, pinged + secs(3900)).await.flips, 0);
-    assert!(flips(&app, id).await.is_empty());
+    assert_eq!(flips(&app, id).await.len(), 1);
     let t = tick(&app, pinged + secs(3901)).await;
     assert_eq!(t.flips, 1);
     let f = flips(&app, id).await;
+    assert_eq!(f.len(), 2);
     assert_eq!(f[0]["from"], "up");
     assert_eq!(f[0]["to"], "down");
     let at: DateTime<Utc> = f[0]["at"].as_str().unwrap().parse().unwrap();
@@ -396,6 +411,8 @@ async fn a_start_without_a_finish_goes_down_when_grace_passes() {
     let id = hb["id"].as_str().unwrap();
     let path = ping_path(&hb);
     assert_eq!(ping(&app, &path).await.0, 200);
+    let first = last_ping_at(&app, id).await;
+    assert_eq!(tick(&app, first).await.flips, 1, "pending -> up");
     assert_eq!(ping(&app, &format!("{path}/start")).await.0, 200);
     let started = last_ping_at(&app, id).await;
     assert_eq!(tick(&app, started + secs(600)).await.flips, 0);
@@ -640,6 +657,10 @@ async fn a_ping_before_the_deadline_moves_it_later_without_a_flip() {
     let id = hb["id"].as_str().unwrap();
     let uuid: uuid::Uuid = id.parse().unwrap();
     assert_eq!(ping(&app, &ping_path(&hb)).await.0, 200);
+    // The loop records the first success (pending -> up), as it would within
+    // half a second.
+    let pinged = last_ping_at(&app, id).await;
+    assert_eq!(tick(&app, pinged).await.flips, 1);
     // Pretend that ping came 1,000 s ago, then ping again now.
     let db = app.state.pool.get().await.unwrap();
     db.execute(
@@ -679,13 +700,13 @@ async fn a_ping_before_the_deadline_moves_it_later_without_a_flip() {
         second + secs(3900),
         "the loop moved the stored deadline"
     );
-    assert!(flips(&app, id).await.is_empty());
+    assert_eq!(flips(&app, id).await.len(), 1, "only pending -> up");
     // The second ping's deadline is the one that counts.
     tick(&app, second + secs(3900)).await;
-    assert!(flips(&app, id).await.is_empty());
+    assert_eq!(flips(&app, id).await.len(), 1, "only pending -> up");
     tick(&app, second + secs(3901)).await;
     let f = flips(&app, id).await;
-    assert_eq!(f.len(), 1);
+    assert_eq!(f.len(), 2);
     let at: DateTime<Utc> = f[0]["at"].as_str().unwrap().parse().unwrap();
     assert_eq!(
         at,

@@ -142,7 +142,8 @@ pub fn deliverer(app: &TestApp) -> Deliverer {
 pub async fn down_then_up(app: &TestApp, hb: &Value, when: DateTime<Utc>) {
     let d = deliverer(app);
     let tick = deadline::run_once(&app.state.pool, when).await.unwrap();
-    assert_eq!(tick.flips, 1);
+    // The first success (pending -> up, silent), then the miss (up -> down).
+    assert_eq!(tick.flips, 2);
     d.deliver_once(&app.state.pool, when).await.unwrap();
     let back = ping(app, hb, "").await;
     deadline::run_once(&app.state.pool, back).await.unwrap();
@@ -376,7 +377,7 @@ async fn a_heartbeat_routes_to_all_channels_a_list_or_none_and_muted_ones_get_no
     assert_eq!(status, 422);
     let when = t1 + chrono::Duration::seconds(30);
     let tick = deadline::run_once(&app.state.pool, when).await.unwrap();
-    assert_eq!(tick.flips, 3);
+    assert_eq!(tick.flips, 6, "each: pending -> up, then up -> down");
     assert_eq!(tick.alerts, 3, "to-all: a and b; to-a: a; to-none: nothing");
     deliverer(&app)
         .deliver_once(&app.state.pool, when)

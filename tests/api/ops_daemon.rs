@@ -188,9 +188,30 @@ async fn json_logs_carry_job_fields_and_never_the_key_or_the_database_password()
 
     let log = daemon.log();
     let mut job_lines = 0;
+    // docs/operations/supervision.md ("Logs"): the engine's lines about a job
+    // carry job_id, kind, phase and node as top-level fields.
+    let engine_lines = [
+        "job started",
+        "follow-up started",
+        "phase started",
+        "job finished",
+        "cron tick absorbed by the running job",
+        "cron tick absorbed by a job on another node",
+        "could not publish the finished job",
+    ];
+    let mut engine_seen = std::collections::BTreeSet::new();
     for line in &log {
         let v: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        if v["job_id"] == id.as_str() {
+            let message = v["message"].as_str().unwrap_or_default();
+            if engine_lines.contains(&message) {
+                engine_seen.insert(message.to_string());
+                for field in ["kind", "phase", "node"] {
+                    assert!(v[field].is_string(), "no top-level {field}: {line}");
+                }
+            }
+        }
         assert!(!line.contains(ADMIN_KEY), "the admin key leaked: {line}");
         assert!(
             !line.contains(DB_PASSWORD),
@@ -204,6 +225,12 @@ async fn json_logs_carry_job_fields_and_never_the_key_or_the_database_password()
         }
     }
     assert_eq!(job_lines, 1, "one 'job finished' line: {log:#?}");
+    for message in ["job started", "phase started", "job finished"] {
+        assert!(
+            engine_seen.contains(message),
+            "no '{message}' line: {log:#?}"
+        );
+    }
     let db_line = log
         .iter()
         .find(|l| l.contains("using database"))
