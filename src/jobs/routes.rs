@@ -13,6 +13,8 @@ use uuid::Uuid;
 use super::engine::JobRequest;
 use super::engine::Submitted;
 use super::error::EngineError;
+use super::follow::{follow, Followed};
+use super::live::JobEvent;
 use super::model::{Job, JobKind, Scope, Trigger};
 use crate::error::ErrorEnvelope;
 use crate::error::NoQuery;
@@ -31,6 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_jobs))
         .routes(routes!(get_job, post_job))
         .routes(routes!(cancel_job))
+        .routes(routes!(job_events))
 }
 
 /// Body of `POST /api/metrics/recompute` and (optionally) `POST /api/jobs/{kind}`.
@@ -365,4 +368,76 @@ mod tests {
         assert!(serde_json::from_str::<JobRequestBody>(r#"{"trigger":"boss"}"#).is_err());
         assert!(serde_json::from_str::<JobRequestBody>(r#"{"extra":1}"#).is_err());
     }
+}
+
+/// The header an SSE client sends on reconnecting: the last `id:` it received.
+const LAST_EVENT_ID: &str = "last-event-id";
+
+/// `Last-Event-ID` as an event id: absent means from the start.
+fn last_event_id(headers: &axum::http::HeaderMap) -> ApiResult<u64> {
+    let Some(raw) = headers.get(LAST_EVENT_ID) else {
+        return Ok(0);
+    };
+    raw.to_str()
+        .ok()
+        .map(str::trim)
+        .and_then(|v| {
+            if v.is_empty() {
+                Some(0)
+            } else {
+                v.parse().ok()
+            }
+        })
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_input",
+                "Last-Event-ID must be the id of an event from this stream (a whole number)",
+            )
+        })
+}
+
+/// One job event as an SSE frame: `id:` the event's number, `event:` what
+/// changed, `data:` the event's JSON.
+fn sse_frame(event: &JobEvent) -> axum::response::sse::Event {
+    axum::response::sse::Event::default()
+        .id(event.id.to_string())
+        .event(event.event.as_str())
+        .data(serde_json::to_string(event).expect("an event serializes"))
+}
+
+#[utoipa::path(get, path = "/api/jobs/{id}/events", operation_id = "followJob", tag = "jobs",
+    params(
+        ("id" = Uuid, Path, description = "Job id"),
+        ("Last-Event-ID" = Option<u64>, Header, minimum = 0,
+            description = "Resume after this event id (what an EventSource sends on reconnecting); absent means from the start"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: one event per state, phase and progress change (`event:` state, phase or progress; `id:` its number; `data:` a JobEvent as JSON), ending with the final state, whose data carries the whole job. A job on another node is followed through the shared job table.",
+            content_type = "text/event-stream", body = JobEvent),
+        (status = 204, description = "The job had already ended at the given Last-Event-ID: nothing more to send (an EventSource stops reconnecting)"),
+        (status = 404, description = "Unknown, expired or lost in a restart", body = ErrorEnvelope),
+        (status = 422, description = "Last-Event-ID is not a whole number (`invalid_input`)", body = ErrorEnvelope),
+        (status = 503, description = "The shared job table cannot be read", body = ErrorEnvelope),
+    ),
+    security((), ("bearer" = [])))]
+async fn job_events(
+    State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
+    Path(raw): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    use axum::response::sse::{KeepAlive, Sse};
+    use futures::StreamExt;
+    let id = parse_id(&raw)?;
+    let after = last_event_id(&headers)?;
+    let events = match follow(&state.jobs, id, after).await {
+        Ok(Followed::Stream(events)) => events,
+        Ok(Followed::Ended) => return Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(EngineError::NotFound(_)) => return Err(no_such_job(id)),
+        Err(e) => return Err(e.into()),
+    };
+    let frames = events.map(|e| Ok::<_, std::convert::Infallible>(sse_frame(&e)));
+    Ok(Sse::new(frames)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }

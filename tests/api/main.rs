@@ -14,6 +14,7 @@ mod foundation;
 mod hc_api;
 mod hc_ping;
 mod jobs;
+mod jobs_events;
 mod layout;
 mod mcp;
 mod monitor;

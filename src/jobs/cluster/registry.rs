@@ -5,6 +5,7 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::lane_lock::{lane_key, LOCK_HELD};
+use crate::jobs::live::JobEvent;
 use crate::jobs::{Job, JobKind, JobState, Scope, Trigger};
 
 type DbResult<T> = Result<T, tokio_postgres::Error>;
@@ -25,17 +26,30 @@ pub struct PublishEcho {
     pub cancel_requested: bool,
 }
 
-/// Publishes (inserts or refreshes) a job this node owns.
-pub async fn publish(db: &impl GenericClient, job: &Job) -> DbResult<PublishEcho> {
+/// Publishes (inserts or refreshes) a job this node owns, with its event log.
+pub async fn publish(
+    db: &impl GenericClient,
+    job: &Job,
+    events: &[JobEvent],
+) -> DbResult<PublishEcho> {
     let json = serde_json::to_value(job).expect("a job serializes");
+    let events = serde_json::to_value(events).expect("events serialize");
     let row = db
         .query_one(
-            "INSERT INTO heartbeat.cluster_job (job_id, lane, node, state, job)
-             VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO heartbeat.cluster_job (job_id, lane, node, state, job, events)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (job_id) DO UPDATE
-                SET node = EXCLUDED.node, state = EXCLUDED.state, job = EXCLUDED.job, updated_at = now()
+                SET node = EXCLUDED.node, state = EXCLUDED.state, job = EXCLUDED.job,
+                    events = EXCLUDED.events, updated_at = now()
              RETURNING extra_requests, cancel_requested",
-            &[&job.job_id, &job.kind.as_str(), &job.node, &state_str(job.state), &json],
+            &[
+                &job.job_id,
+                &job.kind.as_str(),
+                &job.node,
+                &state_str(job.state),
+                &json,
+                &events,
+            ],
         )
         .await?;
     Ok(PublishEcho {
@@ -172,28 +186,49 @@ pub enum Found {
 
 /// Any published or queued job by id.
 pub async fn find(db: &impl GenericClient, id: Uuid) -> DbResult<Option<Found>> {
+    Ok(find_with(db, id, false).await?.map(|(found, _)| found))
+}
+
+/// Any published or queued job by id, with the event log its owner published in
+/// the same row (read together, so the log never runs ahead of the job).
+pub async fn find_with_events(
+    db: &impl GenericClient,
+    id: Uuid,
+) -> DbResult<Option<(Found, Vec<JobEvent>)>> {
+    find_with(db, id, true).await
+}
+
+async fn find_with(
+    db: &impl GenericClient,
+    id: Uuid,
+    with_events: bool,
+) -> DbResult<Option<(Found, Vec<JobEvent>)>> {
     if let Some(r) = db
         .query_opt(
-            "SELECT job, extra_requests, lane, state FROM heartbeat.cluster_job WHERE job_id = $1",
-            &[&id],
+            "SELECT job, extra_requests, lane, state,
+                    CASE WHEN $2 THEN events ELSE '[]' END
+             FROM heartbeat.cluster_job WHERE job_id = $1",
+            &[&id, &with_events],
         )
         .await?
     {
         let Some(job) = job_from_row(r.get(0), r.get(1)) else {
             return Ok(None);
         };
+        let events: Vec<JobEvent> = serde_json::from_value(r.get(4)).unwrap_or_default();
         if r.get::<_, String>(3) != "running" {
-            return Ok(Some(Found::Ended(job)));
+            return Ok(Some((Found::Ended(job), events)));
         }
         let held: bool = db
             .query_one(&format!("SELECT {LOCK_HELD}"), &[&lane_key(job.kind)])
             .await?
             .get(0);
-        return Ok(Some(if held {
+        let found = if held {
             Found::Live(job)
         } else {
             Found::Ended(job)
-        }));
+        };
+        return Ok(Some((found, events)));
     }
     let row = db
         .query_opt(
@@ -203,7 +238,7 @@ pub async fn find(db: &impl GenericClient, id: Uuid) -> DbResult<Option<Found>> 
         .await?;
     Ok(row.and_then(|r| {
         let kind: JobKind = r.get::<_, String>("lane").parse().ok()?;
-        queued_from_row(&r).map(|q| Found::Queued(queued_job(q, kind, "")))
+        queued_from_row(&r).map(|q| (Found::Queued(queued_job(q, kind, "")), Vec::new()))
     }))
 }
 
