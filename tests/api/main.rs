@@ -38,4 +38,5 @@ mod reliability_input;
 mod reliability_pg;
 mod retention;
 mod schedule;
+mod schedule_pause_until;
 mod segments;
