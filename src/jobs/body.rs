@@ -249,6 +249,13 @@ impl JobContext {
         live.note();
     }
 
+    /// Adds `n` units of work done in the current phase (buckets of a backfill).
+    pub fn advance_by(&self, n: u64) {
+        let mut live = self.record.lock().unwrap();
+        live.job.progress.done += n;
+        live.note();
+    }
+
     /// Replaces the current phase's detail (e.g. per-source results).
     pub fn set_phase_detail(&self, detail: serde_json::Value) {
         let mut live = self.record.lock().unwrap();

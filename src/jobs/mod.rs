@@ -20,6 +20,7 @@ pub mod follow;
 pub mod live;
 pub mod model;
 pub mod probe;
+pub mod range;
 pub mod routes;
 
 pub use body::{JobBodies, JobBody, JobContext, JobError};

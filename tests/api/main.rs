@@ -26,6 +26,7 @@ mod notify_presets;
 mod ops_daemon;
 mod ops_metrics;
 mod ops_openapi;
+mod refresh_backfill;
 mod refresh_compute;
 mod refresh_ingest;
 mod refresh_jobs;

@@ -91,6 +91,11 @@ pub async fn add_request(db: &impl GenericClient, job_id: Uuid) -> DbResult<bool
 
 /// Merges a request into the lane's follow-up (creating it with `new_id` if
 /// absent). Returns the follow-up's id and whether it already existed.
+///
+/// The union is computed here, not in SQL, since a scope with ranges unites per
+/// metric ([`Scope::union`]); each merge is a compare-and-swap on the scope the
+/// union was computed from, retried if another node merged in between, so no
+/// request is lost to a race.
 pub async fn enqueue(
     db: &impl GenericClient,
     kind: JobKind,
@@ -98,19 +103,46 @@ pub async fn enqueue(
     trigger: Trigger,
     new_id: Uuid,
 ) -> DbResult<(Uuid, bool)> {
-    let scope = serde_json::to_value(scope).expect("a scope serializes");
-    let row = db
-        .query_one(
-            "INSERT INTO heartbeat.cluster_queue (lane, job_id, scope, trigger, requests)
-             VALUES ($1, $2, $3, $4, 1)
-             ON CONFLICT (lane) DO UPDATE
-                SET scope = heartbeat.scope_union(cluster_queue.scope, EXCLUDED.scope),
-                    requests = cluster_queue.requests + 1
-             RETURNING job_id, (xmax <> 0) AS merged",
-            &[&kind.as_str(), &new_id, &scope, &trigger.as_str()],
-        )
-        .await?;
-    Ok((row.get(0), row.get(1)))
+    loop {
+        let current = db
+            .query_opt(
+                "SELECT job_id, scope FROM heartbeat.cluster_queue WHERE lane = $1",
+                &[&kind.as_str()],
+            )
+            .await?;
+        let Some(row) = current else {
+            let json = serde_json::to_value(scope).expect("a scope serializes");
+            let inserted = db
+                .query_opt(
+                    "INSERT INTO heartbeat.cluster_queue (lane, job_id, scope, trigger, requests)
+                     VALUES ($1, $2, $3, $4, 1)
+                     ON CONFLICT (lane) DO NOTHING RETURNING job_id",
+                    &[&kind.as_str(), &new_id, &json, &trigger.as_str()],
+                )
+                .await?;
+            match inserted {
+                Some(r) => return Ok((r.get(0), false)),
+                None => continue,
+            }
+        };
+        let (job_id, old): (Uuid, serde_json::Value) = (row.get(0), row.get(1));
+        let merged = match serde_json::from_value::<Scope>(old.clone()) {
+            Ok(queued) => queued.union(scope),
+            // Unreadable (written by a newer node?): widen to everything.
+            Err(_) => Scope::All.union(scope),
+        };
+        let merged = serde_json::to_value(&merged).expect("a scope serializes");
+        let n = db
+            .execute(
+                "UPDATE heartbeat.cluster_queue SET scope = $3, requests = requests + 1
+                 WHERE lane = $1 AND job_id = $2 AND scope = $4",
+                &[&kind.as_str(), &job_id, &merged, &old],
+            )
+            .await?;
+        if n == 1 {
+            return Ok((job_id, true));
+        }
+    }
 }
 
 /// A follow-up taken off the queue to run.
