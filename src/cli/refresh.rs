@@ -32,6 +32,11 @@ pub struct RefreshArgs {
     pub url: String,
     pub key: Option<String>,
     pub timeout: Option<Duration>,
+    /// A backfill's range (recompute only), passed through as typed.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Answer the backfill's buckets; run nothing.
+    pub dry_run: bool,
 }
 
 /// Parses `30s`, `10m`, `2h`, `1d` or plain seconds.
@@ -78,14 +83,26 @@ async fn follow(args: &RefreshArgs) -> Result<u8, (u8, String)> {
             } else {
                 json!(args.metrics)
             };
-            (
-                "/api/metrics/recompute".to_string(),
-                json!({"metric_ids": ids, "trigger": args.trigger}),
-            )
+            let mut body = json!({"metric_ids": ids, "trigger": args.trigger});
+            if let Some(from) = &args.from {
+                body["from"] = json!(from);
+            }
+            if let Some(to) = &args.to {
+                body["to"] = json!(to);
+            }
+            if args.dry_run {
+                body["dry_run"] = json!(true);
+            }
+            ("/api/metrics/recompute".to_string(), body)
         }
         kind @ ("benchmarks" | "segments" | "audit" | "maintenance") => {
             if !args.metrics.is_empty() {
                 return Err(usage("--metric applies only to `refresh all`".into()));
+            }
+            if args.from.is_some() || args.dry_run {
+                return Err(usage(
+                    "--from, --to and --dry-run apply only to `refresh all`".into(),
+                ));
             }
             (
                 format!("/api/jobs/{kind}"),
@@ -113,6 +130,10 @@ async fn follow(args: &RefreshArgs) -> Result<u8, (u8, String)> {
         .map_err(|e| usage(format!("cannot reach the daemon at {base}: {e}")))?;
     let status = resp.status();
     let answer: Value = resp.json().await.unwrap_or(Value::Null);
+    if args.dry_run && status.as_u16() == 200 {
+        print_dry_run(&answer);
+        return Ok(exit::SUCCEEDED);
+    }
     if status.as_u16() != 202 {
         let msg = answer["error"]["message"]
             .as_str()
@@ -386,14 +407,50 @@ impl Follow<'_> {
     }
 }
 
+/// One line per metric: its buckets and their runs.
+fn print_dry_run(answer: &Value) {
+    let metrics = answer["metrics"].as_array().cloned().unwrap_or_default();
+    if metrics.is_empty() {
+        println!("dry run: no metric would recompute anything");
+    }
+    for m in metrics {
+        let runs: Vec<String> = m["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                format!(
+                    "{} .. {}",
+                    r["from"].as_str().unwrap_or("?"),
+                    r["to"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        println!(
+            "dry run: {} would recompute {} {} bucket(s): {}",
+            m["metric_id"].as_str().unwrap_or("?"),
+            m["buckets"],
+            m["grain"].as_str().unwrap_or(""),
+            runs.join(", ")
+        );
+    }
+}
+
 /// What was asked for, as the first line prints it: `all`, or `all (metrics:
 /// orders, revenue)` when `--metric` narrowed it.
 fn scope_label(args: &RefreshArgs) -> String {
-    if args.metrics.is_empty() {
+    let mut label = if args.metrics.is_empty() {
         args.what.clone()
     } else {
         format!("{} (metrics: {})", args.what, args.metrics.join(", "))
+    };
+    if let Some(from) = &args.from {
+        label.push_str(&format!(
+            " from {from} to {}",
+            args.to.as_deref().unwrap_or("now")
+        ));
     }
+    label
 }
 
 /// `finished_at - started_at` of a job's JSON, in seconds.

@@ -336,3 +336,54 @@ async fn a_dry_run_answers_the_buckets_and_runs_nothing_and_bad_ranges_are_named
         .await;
     assert_eq!(status, 422, "{body}");
 }
+
+async fn cli_refresh(url: &str, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_heartbeat"))
+        .arg("refresh")
+        .args(args)
+        .args(["--url", url])
+        .env_remove("HEARTBEAT_KEY")
+        .env_remove("HEARTBEAT_ADMIN_KEY")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn heartbeat_refresh_backfills_a_range_and_dry_runs_it() {
+    let dir = definitions(&[("orders", &hourly_counter("order", "counter"))]);
+    let app = spawn_app_with(config_with(&dir)).await;
+    let m = last_midnight();
+    let from = hours_ago(m, 72).format("%Y-%m-%d").to_string();
+    let to = hours_ago(m, 48).format("%Y-%m-%d").to_string();
+    let range = ["--from", from.as_str(), "--to", to.as_str()];
+    let mut args = vec!["all", "--metric", "orders"];
+    args.extend(range);
+    let mut dry = args.clone();
+    dry.push("--dry-run");
+    let (code, out, err) = cli_refresh(&app.address, &dry).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("orders would recompute 24 hour bucket(s)"),
+        "{out}"
+    );
+    let (_, jobs) = app.get_json("/api/jobs").await;
+    assert!(jobs["jobs"].as_array().unwrap().is_empty(), "{jobs}");
+
+    let (code, out, err) = cli_refresh(&app.address, &args).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("from {from} to {to}")), "{out}");
+    assert!(out.contains("succeeded"), "{out}");
+    let (_, jobs) = app.get_json("/api/jobs").await;
+    let job = &jobs["jobs"][0];
+    assert_eq!(job["result"]["buckets"], 24, "{job}");
+    assert_eq!(job["progress"]["done"], 24, "progress in buckets: {job}");
+
+    let (code, _, err) = cli_refresh(&app.address, &["segments", "--from", &from]).await;
+    assert_eq!(code, 2, "{err}");
+}
