@@ -232,6 +232,16 @@ struct RefreshCli {
     /// 10m, 1h, 1d), or plain seconds; exits 4 and the job goes on.
     #[arg(long, value_parser = heartbeat::cli::refresh::parse_duration)]
     timeout: Option<std::time::Duration>,
+    /// Backfill: recompute the buckets from here (a date such as 2026-10-01, or an
+    /// RFC 3339 time), whatever their state (with `all`).
+    #[arg(long, value_name = "DATE")]
+    from: Option<String>,
+    /// Backfill: up to here, excluded (default: now); needs --from.
+    #[arg(long, value_name = "DATE", requires = "from")]
+    to: Option<String>,
+    /// Print the buckets each metric would recompute; run nothing (needs --from).
+    #[arg(long, requires = "from")]
+    dry_run: bool,
 }
 
 /// Options that override the configuration file; each also reads its environment
@@ -398,6 +408,9 @@ fn main() -> ExitCode {
                 url: cli.client.url,
                 key,
                 timeout: cli.timeout,
+                from: cli.from,
+                to: cli.to,
+                dry_run: cli.dry_run,
             };
             ExitCode::from(runtime().block_on(heartbeat::cli::refresh::run(args)))
         }

@@ -3,3 +3,4 @@
 pub mod exit;
 pub mod refresh;
 pub mod schedule;
+pub mod sse;

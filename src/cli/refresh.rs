@@ -1,7 +1,10 @@
 //! `heartbeat refresh`: ask the daemon for a job, follow it to the end.
 //!
 //! Made for cron logs: one timestamped line per phase transition (a progress bar
-//! on a terminal instead), and an exit code a wrapper can act on.
+//! on a terminal instead), and an exit code a wrapper can act on. The job is
+//! followed through its event stream (`GET /api/jobs/{id}/events`), resumed with
+//! `Last-Event-ID` when the connection drops; a daemon that refuses the stream
+//! is polled instead.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -15,7 +18,7 @@ pub mod exit {
     pub const FAILED: u8 = crate::cli::exit::BAD;
 }
 
-/// How often the job is polled.
+/// How often the job is polled (and a dropped stream retried).
 const POLL_EVERY: Duration = Duration::from_millis(500);
 /// How long the daemon may be unreachable mid-poll before we give up.
 const UNREACHABLE_FOR: Duration = Duration::from_secs(30);
@@ -29,6 +32,11 @@ pub struct RefreshArgs {
     pub url: String,
     pub key: Option<String>,
     pub timeout: Option<Duration>,
+    /// A backfill's range (recompute only), passed through as typed.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Answer the backfill's buckets; run nothing.
+    pub dry_run: bool,
 }
 
 /// Parses `30s`, `10m`, `2h`, `1d` or plain seconds.
@@ -75,14 +83,26 @@ async fn follow(args: &RefreshArgs) -> Result<u8, (u8, String)> {
             } else {
                 json!(args.metrics)
             };
-            (
-                "/api/metrics/recompute".to_string(),
-                json!({"metric_ids": ids, "trigger": args.trigger}),
-            )
+            let mut body = json!({"metric_ids": ids, "trigger": args.trigger});
+            if let Some(from) = &args.from {
+                body["from"] = json!(from);
+            }
+            if let Some(to) = &args.to {
+                body["to"] = json!(to);
+            }
+            if args.dry_run {
+                body["dry_run"] = json!(true);
+            }
+            ("/api/metrics/recompute".to_string(), body)
         }
         kind @ ("benchmarks" | "segments" | "audit" | "maintenance") => {
             if !args.metrics.is_empty() {
                 return Err(usage("--metric applies only to `refresh all`".into()));
+            }
+            if args.from.is_some() || args.dry_run {
+                return Err(usage(
+                    "--from, --to and --dry-run apply only to `refresh all`".into(),
+                ));
             }
             (
                 format!("/api/jobs/{kind}"),
@@ -110,6 +130,10 @@ async fn follow(args: &RefreshArgs) -> Result<u8, (u8, String)> {
         .map_err(|e| usage(format!("cannot reach the daemon at {base}: {e}")))?;
     let status = resp.status();
     let answer: Value = resp.json().await.unwrap_or(Value::Null);
+    if args.dry_run && status.as_u16() == 200 {
+        print_dry_run(&answer);
+        return Ok(exit::SUCCEEDED);
+    }
     if status.as_u16() != 202 {
         let msg = answer["error"]["message"]
             .as_str()
@@ -128,117 +152,305 @@ async fn follow(args: &RefreshArgs) -> Result<u8, (u8, String)> {
     };
     println!("{} job {job_id} {}: {how}", stamp(), scope_label(args));
 
-    let tty = std::io::stdout().is_terminal();
-    let started = Instant::now();
-    let mut seen_phases = 0usize;
-    let mut last_state = String::new();
-    let mut unreachable_since: Option<Instant> = None;
-    loop {
-        if args.timeout.is_some_and(|t| started.elapsed() >= t) {
-            if tty {
-                println!();
-            }
-            println!(
-                "{} job {job_id}: still running after --timeout; giving up (the job goes on)",
-                stamp()
-            );
-            return Ok(exit::TIMED_OUT);
+    let mut watch = Watch {
+        job_id,
+        tty: std::io::stdout().is_terminal(),
+        started: Instant::now(),
+        seen_phases: 0,
+        said_running: false,
+    };
+    let follow = Follow {
+        client: &client,
+        base,
+        key: args.key.as_deref(),
+        deadline: args.timeout.map(|t| watch.started + t),
+    };
+    if let Some(code) = follow.stream(&mut watch).await {
+        return Ok(code);
+    }
+    follow.poll(&mut watch).await
+}
+
+/// How `refresh` reaches the job it follows.
+struct Follow<'a> {
+    client: &'a reqwest::Client,
+    base: &'a str,
+    key: Option<&'a str>,
+    /// When `--timeout` runs out.
+    deadline: Option<Instant>,
+}
+
+/// What has been printed about the job so far (the stream and the polls share it,
+/// so a fallback to polling repeats nothing).
+struct Watch {
+    job_id: String,
+    tty: bool,
+    started: Instant,
+    seen_phases: usize,
+    said_running: bool,
+}
+
+impl Watch {
+    fn line(&self, text: &str) {
+        if self.tty {
+            println!();
         }
-        let resp = auth(client.get(format!("{base}/api/jobs/{job_id}")))
-            .send()
-            .await;
-        let resp = match resp {
-            Ok(r) => {
-                unreachable_since = None;
-                r
-            }
-            Err(e) => {
-                let since = *unreachable_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > UNREACHABLE_FOR {
-                    return Err(usage(format!("lost the daemon at {base}: {e}")));
-                }
-                tokio::time::sleep(POLL_EVERY).await;
-                continue;
-            }
+        println!("{} job {} {text}", stamp(), self.job_id);
+    }
+
+    fn phase_started(&mut self, name: &str) {
+        self.line(&format!("phase {name} started"));
+        self.seen_phases += 1;
+        self.said_running = true;
+    }
+
+    fn running(&mut self) {
+        if !self.said_running {
+            println!("{} job {} running", stamp(), self.job_id);
+            self.said_running = true;
+        }
+    }
+
+    fn progress(&self, phase: &str, done: u64, total: u64) {
+        if !self.tty {
+            return;
+        }
+        let width = 30usize;
+        let filled = if total > 0 {
+            ((done.min(total) as usize) * width) / total as usize
+        } else {
+            0
         };
-        if resp.status().as_u16() == 404 {
-            if tty {
-                println!();
-            }
-            println!("{} job {job_id}: vanished (the daemon restarted?); the next tick or request runs it afresh", stamp());
-            return Ok(exit::VANISHED);
-        }
-        let job: Value = resp.json().await.unwrap_or(Value::Null);
-        let phases = job["phases"].as_array().cloned().unwrap_or_default();
-        for phase in phases.iter().skip(seen_phases) {
-            if tty {
-                println!();
-            }
-            println!(
-                "{} job {job_id} phase {} started",
-                stamp(),
-                phase["name"].as_str().unwrap_or("?")
-            );
-        }
-        seen_phases = phases.len();
-        let state = job["state"].as_str().unwrap_or("").to_string();
-        if state != last_state && state == "running" && seen_phases == 0 {
-            println!("{} job {job_id} running", stamp());
-        }
-        last_state = state.clone();
-        if tty && state == "running" {
-            let done = job["progress"]["done"].as_u64().unwrap_or(0);
-            let total = job["progress"]["total"].as_u64().unwrap_or(0);
-            let width = 30usize;
-            let filled = if total > 0 {
-                ((done.min(total) as usize) * width) / total as usize
-            } else {
-                0
-            };
-            print!(
-                "\r  {} [{}{}] {done}/{total}",
-                job["phase"].as_str().unwrap_or(""),
-                "#".repeat(filled),
-                "-".repeat(width - filled)
-            );
-            let _ = std::io::stdout().flush();
-        }
-        match state.as_str() {
+        print!(
+            "\r  {phase} [{}{}] {done}/{total}",
+            "#".repeat(filled),
+            "-".repeat(width - filled)
+        );
+        let _ = std::io::stdout().flush();
+    }
+
+    /// Prints the end of a finished job; its exit code, or None if not finished.
+    fn finished(&self, job: &Value) -> Option<u8> {
+        match job["state"].as_str()? {
             "succeeded" => {
-                if tty {
-                    println!();
-                }
-                // The job's own run time, not how long we polled: a short job
+                // The job's own run time, not how long we followed: a short job
                 // otherwise "took" one poll interval.
-                let took = job_duration(&job).unwrap_or_else(|| started.elapsed().as_secs_f64());
-                println!("{} job {job_id} succeeded in {took:.1}s", stamp());
-                return Ok(exit::SUCCEEDED);
+                let took =
+                    job_duration(job).unwrap_or_else(|| self.started.elapsed().as_secs_f64());
+                self.line(&format!("succeeded in {took:.1}s"));
+                Some(exit::SUCCEEDED)
             }
-            "failed" | "cancelled" => {
-                if tty {
-                    println!();
-                }
-                println!(
-                    "{} job {job_id} {state}: {}",
-                    stamp(),
-                    job["error"].as_str().unwrap_or("no detail")
-                );
-                return Ok(exit::FAILED);
+            state @ ("failed" | "cancelled") => {
+                let error = job["error"].as_str().unwrap_or("no detail");
+                self.line(&format!("{state}: {error}"));
+                Some(exit::FAILED)
             }
-            _ => {}
+            _ => None,
         }
-        tokio::time::sleep(POLL_EVERY).await;
+    }
+
+    fn timed_out(&self) -> u8 {
+        self.line("still running after --timeout; giving up (the job goes on)");
+        exit::TIMED_OUT
+    }
+}
+
+/// Longest silence on the event stream before it counts as lost (the daemon
+/// sends a keep-alive comment every 15 s).
+const STREAM_IDLE: Duration = Duration::from_secs(45);
+
+impl Follow<'_> {
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        let rb = self.client.get(format!("{}{path}", self.base));
+        match self.key {
+            Some(k) => rb.bearer_auth(k),
+            None => rb,
+        }
+    }
+
+    fn timed_out(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Follows `GET /api/jobs/{id}/events`, reconnecting with `Last-Event-ID`
+    /// while the daemon answers. None hands over to polling: the stream was
+    /// refused (an older daemon), cut for longer than we wait, or the job ended
+    /// between two connections.
+    async fn stream(&self, watch: &mut Watch) -> Option<u8> {
+        let mut parser = super::sse::SseParser::default();
+        let mut lost_since: Option<Instant> = None;
+        loop {
+            let mut req = self
+                .get(&format!("/api/jobs/{}/events", watch.job_id))
+                .header(reqwest::header::ACCEPT, "text/event-stream")
+                // The client's 30 s limit is for whole requests; a stream lives
+                // as long as its job.
+                .timeout(Duration::from_secs(365 * 24 * 3600));
+            if !parser.last_id().is_empty() {
+                req = req.header("Last-Event-ID", parser.last_id());
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(_) => {
+                    let since = *lost_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > UNREACHABLE_FOR || self.timed_out() {
+                        return None;
+                    }
+                    tokio::time::sleep(POLL_EVERY).await;
+                    continue;
+                }
+            };
+            let is_stream = resp
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+            if resp.status().as_u16() != 200 || !is_stream {
+                return None;
+            }
+            lost_since = None;
+            let mut resp = resp;
+            loop {
+                let wait = match self.deadline {
+                    Some(d) => STREAM_IDLE.min(d.saturating_duration_since(Instant::now())),
+                    None => STREAM_IDLE,
+                };
+                let chunk = match tokio::time::timeout(wait, resp.chunk()).await {
+                    Ok(Ok(Some(chunk))) => chunk,
+                    // Ended or cut: reconnect from the last id.
+                    Ok(Ok(None) | Err(_)) => break,
+                    Err(_) if self.timed_out() => return Some(watch.timed_out()),
+                    Err(_) => break,
+                };
+                for event in parser.feed(&chunk) {
+                    let Ok(data) = serde_json::from_str::<Value>(&event.data) else {
+                        continue;
+                    };
+                    match event.event.as_str() {
+                        "phase" => watch.phase_started(data["phase"].as_str().unwrap_or("?")),
+                        "progress" => watch.progress(
+                            data["phase"].as_str().unwrap_or(""),
+                            data["progress"]["done"].as_u64().unwrap_or(0),
+                            data["progress"]["total"].as_u64().unwrap_or(0),
+                        ),
+                        "state" if data["state"] == "running" => watch.running(),
+                        "state" => {
+                            if let Some(code) = watch.finished(&data["job"]) {
+                                return Some(code);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if self.timed_out() {
+                    return Some(watch.timed_out());
+                }
+            }
+            if self.timed_out() {
+                return Some(watch.timed_out());
+            }
+        }
+    }
+
+    /// Polls `GET /api/jobs/{id}` until the job ends.
+    async fn poll(&self, watch: &mut Watch) -> Result<u8, (u8, String)> {
+        let mut unreachable_since: Option<Instant> = None;
+        loop {
+            if self.timed_out() {
+                return Ok(watch.timed_out());
+            }
+            let resp = match self
+                .get(&format!("/api/jobs/{}", watch.job_id))
+                .send()
+                .await
+            {
+                Ok(r) => {
+                    unreachable_since = None;
+                    r
+                }
+                Err(e) => {
+                    let since = *unreachable_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > UNREACHABLE_FOR {
+                        return Err((
+                            exit::USAGE_OR_CONNECTION,
+                            format!("lost the daemon at {}: {e}", self.base),
+                        ));
+                    }
+                    tokio::time::sleep(POLL_EVERY).await;
+                    continue;
+                }
+            };
+            if resp.status().as_u16() == 404 {
+                watch.line(
+                    "vanished (the daemon restarted?); the next tick or request runs it afresh",
+                );
+                return Ok(exit::VANISHED);
+            }
+            let job: Value = resp.json().await.unwrap_or(Value::Null);
+            let phases = job["phases"].as_array().cloned().unwrap_or_default();
+            for phase in phases.iter().skip(watch.seen_phases) {
+                watch.phase_started(phase["name"].as_str().unwrap_or("?"));
+            }
+            if job["state"] == "running" {
+                watch.running();
+                watch.progress(
+                    job["phase"].as_str().unwrap_or(""),
+                    job["progress"]["done"].as_u64().unwrap_or(0),
+                    job["progress"]["total"].as_u64().unwrap_or(0),
+                );
+            }
+            if let Some(code) = watch.finished(&job) {
+                return Ok(code);
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+}
+
+/// One line per metric: its buckets and their runs.
+fn print_dry_run(answer: &Value) {
+    let metrics = answer["metrics"].as_array().cloned().unwrap_or_default();
+    if metrics.is_empty() {
+        println!("dry run: no metric would recompute anything");
+    }
+    for m in metrics {
+        let runs: Vec<String> = m["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                format!(
+                    "{} .. {}",
+                    r["from"].as_str().unwrap_or("?"),
+                    r["to"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        println!(
+            "dry run: {} would recompute {} {} bucket(s): {}",
+            m["metric_id"].as_str().unwrap_or("?"),
+            m["buckets"],
+            m["grain"].as_str().unwrap_or(""),
+            runs.join(", ")
+        );
     }
 }
 
 /// What was asked for, as the first line prints it: `all`, or `all (metrics:
 /// orders, revenue)` when `--metric` narrowed it.
 fn scope_label(args: &RefreshArgs) -> String {
-    if args.metrics.is_empty() {
+    let mut label = if args.metrics.is_empty() {
         args.what.clone()
     } else {
         format!("{} (metrics: {})", args.what, args.metrics.join(", "))
+    };
+    if let Some(from) = &args.from {
+        label.push_str(&format!(
+            " from {from} to {}",
+            args.to.as_deref().unwrap_or("now")
+        ));
     }
+    label
 }
 
 /// `finished_at - started_at` of a job's JSON, in seconds.

@@ -101,12 +101,24 @@ function ago(iso) {
   return age(s) + " ago";
 }
 
+// A duration in words, to its two largest units: "1 day", "5 minutes",
+// "4 days 22 hours", "45 seconds".
+function durationInWords(seconds) {
+  let s = Math.max(0, Math.round(seconds));
+  const units = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
+  const parts = [];
+  for (const [name, size] of units) {
+    const n = Math.floor(s / size);
+    s -= n * size;
+    if (n > 0 || (parts.length === 0 && size === 1)) parts.push(n + " " + name + (n === 1 ? "" : "s"));
+    else if (parts.length) break;
+    if (parts.length === 2) break;
+  }
+  return parts.join(" ");
+}
+
 function age(seconds) {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return s + " s";
-  if (s < 3600) return Math.floor(s / 60) + " min";
-  if (s < 86400) return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
-  return Math.floor(s / 86400) + " d " + Math.floor((s % 86400) / 3600) + " h";
+  return durationInWords(seconds);
 }
 
 function when(iso) {
@@ -123,8 +135,7 @@ function num(v, digits) {
 
 function minutes(seconds) {
   if (seconds === null || seconds === undefined) return "–";
-  const m = seconds / 60;
-  return (Number.isInteger(m) ? m : m.toFixed(1)) + " min";
+  return durationInWords(seconds);
 }
 
 function showUnavailable(id, err) {
@@ -477,6 +488,13 @@ async function loadCut(cutId, window) {
 
 // ---- views and polling ----------------------------------------------------
 
+// Views other scripts add (schedule.js...): name -> loader run on each refresh.
+const extraViews = {};
+
+function registerView(name, load) {
+  extraViews[name] = load;
+}
+
 let view = "heartbeats";
 let detailId = null;
 let lastCockpit = 0;
@@ -488,7 +506,7 @@ function route() {
     view = "heartbeat";
     detailId = hash.slice("heartbeat/".length);
   } else {
-    view = ["heartbeats", "cockpit", "jobs", "audit"].includes(hash) ? hash : "heartbeats";
+    view = ["heartbeats", "cockpit", "jobs", "audit", ...Object.keys(extraViews)].includes(hash) ? hash : "heartbeats";
   }
   for (const s of document.querySelectorAll(".view")) s.hidden = s.id !== "view-" + view;
   for (const a of document.querySelectorAll("#sidebar a")) a.classList.toggle("active", a.dataset.view === (view === "heartbeat" ? "heartbeats" : view));
@@ -501,6 +519,7 @@ async function refreshAll() {
   if (view === "heartbeat" && detailId) work.push(loadHeartbeatDetail(detailId));
   if (view === "jobs") work.push(loadJobs());
   if (view === "audit") work.push(loadCuts());
+  if (extraViews[view]) work.push(extraViews[view]());
   if (view === "cockpit" && Date.now() - lastCockpit > COCKPIT_POLL_MS) {
     lastCockpit = Date.now();
     work.push(loadCockpit());

@@ -15,6 +15,7 @@ use tokio_postgres::CancelToken;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::live::LiveJob;
 use super::model::{Job, JobKind, Phase, Scope, Trigger};
 
 /// Why a job body stopped without succeeding.
@@ -88,9 +89,10 @@ impl JobBody for NoopBody {
 /// A running job's handle on itself.
 #[derive(Clone)]
 pub struct JobContext {
-    /// Shared with the engine so status polls read progress as it happens; a std
-    /// mutex because every critical section is a few field writes.
-    pub(crate) record: Arc<Mutex<Job>>,
+    /// Shared with the engine so status polls and event streams read progress as
+    /// it happens; a std mutex because every critical section is a few field
+    /// writes.
+    pub(crate) record: Arc<Mutex<LiveJob>>,
     pub(crate) cancel: CancellationToken,
     /// Cancel tokens of every connection this job took, so cancelling the job can
     /// stop its running statements on the server (pg_cancel_backend equivalent).
@@ -106,9 +108,10 @@ pub struct JobContext {
 }
 
 impl JobContext {
-    pub(crate) fn new(record: Arc<Mutex<Job>>, cancel: CancellationToken, pool: Pool) -> Self {
+    pub(crate) fn new(record: Arc<Mutex<LiveJob>>, cancel: CancellationToken, pool: Pool) -> Self {
         let (scope, job_id, trigger) = {
-            let job = record.lock().unwrap();
+            let live = record.lock().unwrap();
+            let job = &live.job;
             (job.scope.clone(), job.job_id, job.trigger)
         };
         Self {
@@ -150,7 +153,12 @@ impl JobContext {
 
     /// A context for driving a body outside the engine (CLI one-shots, tests).
     pub fn detached(kind: JobKind, scope: Scope, pool: Pool) -> Self {
-        let record = Arc::new(Mutex::new(Job::new(kind, scope, Trigger::Api, "detached")));
+        let record = Arc::new(Mutex::new(LiveJob::new(Job::new(
+            kind,
+            scope,
+            Trigger::Api,
+            "detached",
+        ))));
         Self::new(record, CancellationToken::new(), pool)
     }
 
@@ -195,8 +203,8 @@ impl JobContext {
 
     /// Ends the current phase (if any) and starts `name` with `total` units.
     pub fn begin_phase(&self, name: &str, total: u64) {
-        let mut guard = self.record.lock().unwrap();
-        let job = &mut *guard;
+        let mut live = self.record.lock().unwrap();
+        let job = &mut live.job;
         let now = Utc::now();
         let (job_id, kind) = (job.job_id, job.kind);
         if let Some(last) = job.phases.last_mut() {
@@ -216,32 +224,42 @@ impl JobContext {
         job.progress.done = 0;
         job.progress.total = total;
         tracing::info!(job_id = %job.job_id, kind = %job.kind, phase = name, node = %job.node, "phase started");
+        live.note();
     }
 
     /// Sets the current phase's progress.
     pub fn set_progress(&self, done: u64, total: u64) {
-        let mut job = self.record.lock().unwrap();
-        job.progress.done = done;
-        job.progress.total = total;
+        let mut live = self.record.lock().unwrap();
+        live.job.progress.done = done;
+        live.job.progress.total = total;
+        live.note();
     }
 
     /// Sets the job's `result` ahead of a failure: the engine keeps only the error
     /// string of a failed body, so a body that has structured detail to show
     /// (which parts failed, and why) records it here before returning `Err`.
     pub fn set_failed_result(&self, result: serde_json::Value) {
-        self.record.lock().unwrap().result = result;
+        self.record.lock().unwrap().job.result = result;
     }
 
     /// Adds one unit of work done in the current phase.
     pub fn advance(&self) {
-        let mut job = self.record.lock().unwrap();
-        job.progress.done += 1;
+        let mut live = self.record.lock().unwrap();
+        live.job.progress.done += 1;
+        live.note();
+    }
+
+    /// Adds `n` units of work done in the current phase (buckets of a backfill).
+    pub fn advance_by(&self, n: u64) {
+        let mut live = self.record.lock().unwrap();
+        live.job.progress.done += n;
+        live.note();
     }
 
     /// Replaces the current phase's detail (e.g. per-source results).
     pub fn set_phase_detail(&self, detail: serde_json::Value) {
-        let mut job = self.record.lock().unwrap();
-        if let Some(last) = job.phases.last_mut() {
+        let mut live = self.record.lock().unwrap();
+        if let Some(last) = live.job.phases.last_mut() {
             last.detail = detail;
         }
     }

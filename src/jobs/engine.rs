@@ -34,6 +34,7 @@ use super::cluster::registry::{self, Found};
 use super::cluster::LaneLock;
 use super::config::JobsConfig;
 use super::error::EngineError;
+use super::live::{JobEvent, LiveJob};
 use super::model::{Job, JobKind, JobState, Scope, Trigger};
 
 /// How long a cancelled body gets to notice and roll back before it is dropped.
@@ -57,6 +58,13 @@ pub struct Submitted {
     pub queued: bool,
 }
 
+/// What [`Engine::local_events`] answers.
+pub(super) struct LocalEvents {
+    pub events: Vec<JobEvent>,
+    pub finished: Option<Box<Job>>,
+    pub wake: tokio::sync::watch::Receiver<u64>,
+}
+
 /// Why a running job is being stopped; decides its final state and error.
 #[derive(Debug, Clone)]
 pub enum CancelReason {
@@ -70,8 +78,9 @@ pub enum CancelReason {
     Other(String),
 }
 
-/// Shared, live record of a job: the body writes progress, polls read it.
-type JobRecord = Arc<Mutex<Job>>;
+/// Shared, live record of a job: the body writes progress, polls and event
+/// streams read it.
+type JobRecord = Arc<Mutex<LiveJob>>;
 type ReasonSlot = Arc<Mutex<Option<CancelReason>>>;
 
 struct Running {
@@ -191,7 +200,8 @@ impl Engine {
     fn join_local(&self, req: &JobRequest) -> Option<Submitted> {
         let lane = self.inner.lanes[req.kind.index()].lock().unwrap();
         let running = lane.running.as_ref()?;
-        let mut job = running.record.lock().unwrap();
+        let mut live = running.record.lock().unwrap();
+        let job = &mut live.job;
         // A job that has just finished stays in the lane until its runner lets go;
         // it must not absorb new requests.
         if job.state.is_finished() || !job.scope.covers(&req.scope) {
@@ -269,7 +279,7 @@ impl Engine {
                 match self.adopt_follow_up(kind, Some(&req)).await {
                     Ok(Some(job)) => {
                         let submitted = Submitted {
-                            job_id: job.job_id,
+                            job_id: job.job.job_id,
                             coalesced: true,
                             queued: false,
                         };
@@ -282,13 +292,15 @@ impl Engine {
                         return Err(e);
                     }
                 }
-                let job = Job::new(kind, req.scope.clone(), req.trigger, &self.inner.node);
+                let mut job = Job::new(kind, req.scope.clone(), req.trigger, &self.inner.node);
+                job.state = JobState::Running;
+                job.started_at = Some(Utc::now());
                 let submitted = Submitted {
                     job_id: job.job_id,
                     coalesced: false,
                     queued: false,
                 };
-                self.start(kind, job, lock, false).await?;
+                self.start(kind, LiveJob::new(job), lock, false).await?;
                 return Ok(submitted);
             }
             drop(gate);
@@ -401,7 +413,7 @@ impl Engine {
         &self,
         kind: JobKind,
         merge: Option<&JobRequest>,
-    ) -> Result<Option<Job>, EngineError> {
+    ) -> Result<Option<LiveJob>, EngineError> {
         let mut db = self.inner.pool.get().await?;
         let tx = db.transaction().await?;
         let Some(q) = registry::take_queued(&*tx, kind).await? else {
@@ -414,9 +426,10 @@ impl Engine {
         }
         job.state = JobState::Running;
         job.started_at = Some(Utc::now());
-        registry::publish(&*tx, &job).await?;
+        let live = LiveJob::new(job);
+        registry::publish(&*tx, &live.job, &live.events.all()).await?;
         tx.commit().await?;
-        Ok(Some(job))
+        Ok(Some(live))
     }
 
     /// One janitor pass: forget dead nodes' rows, start orphaned follow-ups.
@@ -445,7 +458,7 @@ impl Engine {
     }
 
     fn retain(&self, record: &JobRecord) {
-        let id = record.lock().unwrap().job_id;
+        let id = record.lock().unwrap().job.job_id;
         let mut ret = self.inner.retention.lock().unwrap();
         if ret.by_id.insert(id, record.clone()).is_none() {
             ret.order.push_back(id);
@@ -468,10 +481,10 @@ impl Engine {
                 continue;
             };
             let (finished, old) = {
-                let job = record.lock().unwrap();
+                let live = record.lock().unwrap();
                 (
-                    job.state.is_finished(),
-                    job.finished_at.is_some_and(|f| now - f > max_age),
+                    live.job.state.is_finished(),
+                    live.job.finished_at.is_some_and(|f| now - f > max_age),
                 )
             };
             if finished && (old || dropped < excess) {
@@ -496,21 +509,18 @@ impl Engine {
         }
     }
 
-    /// Marks `job` running under `lock`, publishes it and spawns its runner. The
-    /// caller holds the lane's gate.
+    /// Publishes the running `live` job (unless `published` already) and spawns
+    /// its runner under `lock`. The caller holds the lane's gate.
     async fn start(
         &self,
         kind: JobKind,
-        mut job: Job,
+        live: LiveJob,
         lock: LaneLock,
         published: bool,
     ) -> Result<(), EngineError> {
         if !published {
-            job.state = JobState::Running;
-            job.started_at = Some(Utc::now());
-            job.node = self.inner.node.clone();
             let published = match self.inner.pool.get().await {
-                Ok(db) => registry::publish(&**db, &job)
+                Ok(db) => registry::publish(&**db, &live.job, &live.events.all())
                     .await
                     .map_err(EngineError::from),
                 Err(e) => Err(e.into()),
@@ -520,12 +530,13 @@ impl Engine {
                 return Err(e);
             }
         }
+        let job = &live.job;
         tracing::info!(job_id = %job.job_id, %kind, phase = job.phase_or_start(),
             trigger = job.trigger.as_str(), scope = ?job.scope, node = %job.node, "job started");
         self.inner.counters[kind.index()]
             .started
             .fetch_add(1, Ordering::Relaxed);
-        let record = Arc::new(Mutex::new(job));
+        let record = Arc::new(Mutex::new(live));
         self.retain(&record);
         let cancel = CancellationToken::new();
         let reason: ReasonSlot = Arc::new(Mutex::new(None));
@@ -559,17 +570,18 @@ impl Engine {
             } else {
                 self.adopt_follow_up(kind, None).await.ok().flatten()
             };
-            let Some(job) = next else {
+            let Some(live) = next else {
                 self.inner.lanes[kind.index()].lock().unwrap().running = None;
                 lock.release().await;
                 break;
             };
+            let job = &live.job;
             tracing::info!(job_id = %job.job_id, %kind, phase = job.phase_or_start(),
                 scope = ?job.scope, node = %job.node, "follow-up started");
             self.inner.counters[kind.index()]
                 .started
                 .fetch_add(1, Ordering::Relaxed);
-            record = Arc::new(Mutex::new(job));
+            record = Arc::new(Mutex::new(live));
             self.retain(&record);
             cancel = CancellationToken::new();
             reason = Arc::new(Mutex::new(None));
@@ -627,9 +639,9 @@ impl Engine {
                 break Err(String::new());
             }
         };
-        let finished = self.finish(kind, record, outcome, reason.lock().unwrap().clone());
+        let (finished, events) = self.finish(kind, record, outcome, reason.lock().unwrap().clone());
         if let Ok(db) = self.inner.pool.get().await {
-            if let Err(e) = registry::publish(&**db, &finished).await {
+            if let Err(e) = registry::publish(&**db, &finished, &events).await {
                 tracing::warn!(job_id = %finished.job_id, kind = %finished.kind,
                     phase = finished.phase_or_start(), node = %finished.node, error = %e,
                     "could not publish the finished job");
@@ -640,12 +652,15 @@ impl Engine {
 
     /// Publishes progress; learns remote joins and remote cancel requests.
     async fn republish(&self, record: &JobRecord, reason: &ReasonSlot, cancel: &CancellationToken) {
-        let snapshot = record.lock().unwrap().clone();
+        let (snapshot, events) = {
+            let live = record.lock().unwrap();
+            (live.job.clone(), live.events.all())
+        };
         let Ok(db) = self.inner.pool.get().await else {
             return;
         };
-        if let Ok(echo) = registry::publish(&**db, &snapshot).await {
-            record.lock().unwrap().remote_requests = echo.extra_requests;
+        if let Ok(echo) = registry::publish(&**db, &snapshot, &events).await {
+            record.lock().unwrap().job.remote_requests = echo.extra_requests;
             if echo.cancel_requested {
                 reason
                     .lock()
@@ -662,8 +677,9 @@ impl Engine {
         record: &JobRecord,
         outcome: Result<serde_json::Value, String>,
         reason: Option<CancelReason>,
-    ) -> Job {
-        let mut job = record.lock().unwrap();
+    ) -> (Job, Vec<JobEvent>) {
+        let mut live = record.lock().unwrap();
+        let job = &mut live.job;
         let now = Utc::now();
         let phase = job.phase_or_start().to_string();
         if let Some(last) = job.phases.last_mut() {
@@ -705,13 +721,51 @@ impl Engine {
             .unwrap_or(0.0);
         tracing::info!(job_id = %job.job_id, %kind, phase = %phase, duration_s = secs,
             outcome = ?job.state, error = job.error.as_deref().unwrap_or(""), node = %job.node, "job finished");
-        job.clone()
+        let job = job.clone();
+        live.note();
+        (job, live.events.all())
     }
 
     /// A job this node knows in memory.
     pub fn get_local(&self, id: Uuid) -> Option<Job> {
         let ret = self.inner.retention.lock().unwrap();
-        ret.by_id.get(&id).map(|r| r.lock().unwrap().view())
+        ret.by_id.get(&id).map(|r| r.lock().unwrap().job.view())
+    }
+
+    /// This node's events of job `id` after `after`, the job once it has finished,
+    /// and a receiver that wakes on its next event; None if not retained here.
+    pub(super) fn local_events(&self, id: Uuid, after: u64) -> Option<LocalEvents> {
+        let ret = self.inner.retention.lock().unwrap();
+        let live = ret.by_id.get(&id)?.lock().unwrap();
+        Some(LocalEvents {
+            events: live.events.after(after),
+            finished: live
+                .job
+                .state
+                .is_finished()
+                .then(|| Box::new(live.job.view())),
+            wake: live.events.watch(),
+        })
+    }
+
+    /// Whether this node answered a request with job `id` of another node.
+    pub(super) fn handed_out(&self, id: Uuid) -> bool {
+        self.inner
+            .retention
+            .lock()
+            .unwrap()
+            .remote
+            .contains_key(&id)
+    }
+
+    /// The pool, for readers of the shared job tables beside the engine.
+    pub(super) fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// Cancelled when shutdown begins.
+    pub(super) fn closing(&self) -> &CancellationToken {
+        &self.inner.closing
     }
 
     /// A job by id: this node's, one running on any live node, a queued follow-up,
@@ -743,7 +797,7 @@ impl Engine {
             let lane = self.inner.lanes[kind.index()].lock().unwrap();
             lane.running
                 .as_ref()
-                .map(|r| r.record.lock().unwrap().view())
+                .map(|r| r.record.lock().unwrap().job.view())
         };
         if local.is_some() {
             return Ok(local);
@@ -767,7 +821,7 @@ impl Engine {
                 .iter()
                 .rev()
                 .filter_map(|id| ret.by_id.get(id))
-                .map(|r| r.lock().unwrap().view())
+                .map(|r| r.lock().unwrap().job.view())
                 .collect()
         };
         let db = self.inner.pool.get().await?;
@@ -799,7 +853,7 @@ impl Engine {
             job.state = JobState::Cancelled;
             job.error = Some("cancelled before it started".into());
             job.finished_at = Some(Utc::now());
-            let record = Arc::new(Mutex::new(job.clone()));
+            let record = Arc::new(Mutex::new(LiveJob::new(job.clone())));
             self.retain(&record);
             let _ = self.inner.finished.send(job.clone());
             return Ok(job);
@@ -815,7 +869,7 @@ impl Engine {
     pub fn cancel_with(&self, kind: JobKind, id: Uuid, reason: CancelReason) -> bool {
         let lane = self.inner.lanes[kind.index()].lock().unwrap();
         match &lane.running {
-            Some(running) if running.record.lock().unwrap().job_id == id => {
+            Some(running) if running.record.lock().unwrap().job.job_id == id => {
                 running.reason.lock().unwrap().get_or_insert(reason);
                 running.cancel.cancel();
                 true
@@ -858,7 +912,7 @@ impl Engine {
                 let lane = self.inner.lanes[kind.index()].lock().unwrap();
                 lane.running
                     .as_ref()
-                    .map(|r| r.record.lock().unwrap().job_id)
+                    .map(|r| r.record.lock().unwrap().job.job_id)
             };
             if let Some(id) = id {
                 self.cancel_with(kind, id, CancelReason::Shutdown);

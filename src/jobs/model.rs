@@ -1,7 +1,7 @@
 //! The job vocabulary: kinds, scopes, triggers, states, and the job record whose
 //! JSON is the API contract (docs/api.md).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+use super::range::RangeSet;
 
 /// One lane per kind; a lane runs one job at a time.
 #[derive(
@@ -72,49 +74,133 @@ impl FromStr for JobKind {
     }
 }
 
-/// What a job covers. `All` covers everything; a metric list covers its subsets.
-/// In JSON `"all"` or a list of metric ids, read by this one `Deserialize` for the
-/// API body, the MCP tool and the shared job tables alike.
+/// What a job covers: which metrics it brings up to date (incrementally), and
+/// which bucket ranges it recomputes per metric (a backfill).
+///
+/// `All` covers every incremental request; a metric list covers its subsets. A
+/// backfill's ranges are covered only by ranges that hold them, metric by metric:
+/// an incremental run does not recompute buckets it already has. In JSON `"all"`,
+/// a list of metric ids, or for a backfill `{"metrics": "all" | [ids] | null,
+/// "ranges": {"<metric id>": [{"from", "to"}, ...]}}`, read by this one
+/// `Deserialize` for the API, the MCP tool and the shared job tables alike.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Scope {
     #[default]
     All,
     Metrics(BTreeSet<String>),
+    Backfill(Backfill),
+}
+
+/// A scope with ranges: the incremental part merged with it (if any) and, per
+/// metric, the union of the ranges asked for. Never holds an empty range set.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Backfill {
+    /// The incremental part: `"all"`, a list, or null for none.
+    pub metrics: Option<Box<Scope>>,
+    pub ranges: BTreeMap<String, RangeSet>,
 }
 
 impl Scope {
+    /// A backfill of `ranges` for each of `ids`.
+    pub fn backfill<'a>(ids: impl IntoIterator<Item = &'a String>, ranges: &RangeSet) -> Scope {
+        Scope::Backfill(Backfill {
+            metrics: None,
+            ranges: ids
+                .into_iter()
+                .map(|id| (id.clone(), ranges.clone()))
+                .collect(),
+        })
+    }
+
+    /// The incremental part: None when the scope is only a backfill.
+    fn incremental(&self) -> Option<&Scope> {
+        match self {
+            Scope::Backfill(b) => b.metrics.as_deref(),
+            plain => Some(plain),
+        }
+    }
+
+    /// The backfill ranges per metric (empty for a plain scope).
+    pub fn ranges(&self) -> Option<&BTreeMap<String, RangeSet>> {
+        match self {
+            Scope::Backfill(b) => Some(&b.ranges),
+            _ => None,
+        }
+    }
+
     /// Whether a job with this scope already does everything `other` asks for.
     pub fn covers(&self, other: &Scope) -> bool {
-        match (self, other) {
-            (Scope::All, _) => true,
-            (Scope::Metrics(_), Scope::All) => false,
-            (Scope::Metrics(mine), Scope::Metrics(theirs)) => theirs.is_subset(mine),
-        }
+        let incremental = match (self.incremental(), other.incremental()) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(Scope::All), _) => true,
+            (Some(Scope::Metrics(mine)), Some(Scope::Metrics(theirs))) => theirs.is_subset(mine),
+            _ => false,
+        };
+        let empty = BTreeMap::new();
+        let mine = self.ranges().unwrap_or(&empty);
+        incremental
+            && other
+                .ranges()
+                .unwrap_or(&empty)
+                .iter()
+                .all(|(id, theirs)| mine.get(id).is_some_and(|m| m.covers(theirs)))
     }
 
-    /// The smallest scope covering both.
+    /// The smallest scope covering both: incremental parts united, ranges united
+    /// per metric.
     pub fn union(&self, other: &Scope) -> Scope {
-        match (self, other) {
-            (Scope::Metrics(a), Scope::Metrics(b)) => Scope::Metrics(a.union(b).cloned().collect()),
-            _ => Scope::All,
+        let incremental = match (self.incremental(), other.incremental()) {
+            (None, None) => None,
+            (Some(x), None) | (None, Some(x)) => Some(x.clone()),
+            (Some(Scope::Metrics(a)), Some(Scope::Metrics(b))) => {
+                Some(Scope::Metrics(a.union(b).cloned().collect()))
+            }
+            _ => Some(Scope::All),
+        };
+        let mut ranges = self.ranges().cloned().unwrap_or_default();
+        for (id, theirs) in other.ranges().into_iter().flatten() {
+            let merged = ranges
+                .get(id)
+                .map_or_else(|| theirs.clone(), |m| m.union(theirs));
+            ranges.insert(id.clone(), merged);
+        }
+        match (incremental, ranges.is_empty()) {
+            (Some(plain), true) => plain,
+            (incremental, _) => Scope::Backfill(Backfill {
+                metrics: incremental.map(Box::new),
+                ranges,
+            }),
         }
     }
 
-    /// The metric ids, or None for all.
+    /// The metric ids brought up to date incrementally: None for all, an empty
+    /// set for a backfill alone.
     pub fn metric_ids(&self) -> Option<&BTreeSet<String>> {
-        match self {
-            Scope::All => None,
-            Scope::Metrics(ids) => Some(ids),
+        static NONE: BTreeSet<String> = BTreeSet::new();
+        match self.incremental() {
+            Some(Scope::All) => None,
+            Some(Scope::Metrics(ids)) => Some(ids),
+            _ => Some(&NONE),
         }
+    }
+
+    /// Whether the job touches metric `id` at all (incrementally or by a range).
+    pub fn includes_metric(&self, id: &str) -> bool {
+        self.metric_ids().is_none_or(|ids| ids.contains(id))
+            || self.ranges().is_some_and(|r| r.contains_key(id))
     }
 }
 
 /// More ids than this in one request is a mistake, not a scope.
 pub const MAX_METRIC_IDS: usize = 1000;
 
-/// In the OpenAPI document: `"all"` or a list of 1 to [`MAX_METRIC_IDS`]
-/// metric ids (an empty list is refused: `"all"` says every metric).
-impl utoipa::PartialSchema for Scope {
+/// A request's `metric_ids` in the OpenAPI document: `"all"` or a list of 1 to
+/// [`MAX_METRIC_IDS`] metric ids (an empty list is refused: `"all"` says every
+/// metric). Read into a [`Scope`].
+pub struct MetricIds;
+
+impl utoipa::PartialSchema for MetricIds {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
         OneOfBuilder::new()
@@ -139,6 +225,48 @@ impl utoipa::PartialSchema for Scope {
     }
 }
 
+impl ToSchema for MetricIds {}
+
+/// A job's scope in the OpenAPI document: what [`MetricIds`] allows, or a
+/// backfill's object.
+impl utoipa::PartialSchema for Scope {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Type,
+        };
+        let ranges = ArrayBuilder::new().items(super::range::Range::schema());
+        let backfill = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "metrics",
+                OneOfBuilder::new()
+                    .item(MetricIds::schema())
+                    .item(ObjectBuilder::new().schema_type(Type::Null))
+                    .description(Some(
+                        "The incremental part merged with the backfill, or null",
+                    )),
+            )
+            .required("metrics")
+            .property(
+                "ranges",
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .additional_properties(Some(AdditionalProperties::RefOr(ranges.into())))
+                    .description(Some(
+                        "Per metric id, the bucket ranges [from, to) it recomputes",
+                    )),
+            )
+            .required("ranges");
+        OneOfBuilder::new()
+            .item(MetricIds::schema())
+            .item(backfill)
+            .description(Some(
+                "\"all\", a list of metric ids, or a backfill's metrics and ranges",
+            ))
+            .into()
+    }
+}
+
 impl ToSchema for Scope {}
 
 impl<'de> Deserialize<'de> for Scope {
@@ -148,6 +276,7 @@ impl<'de> Deserialize<'de> for Scope {
         enum Raw {
             Word(String),
             List(BTreeSet<String>),
+            Backfill(Backfill),
         }
         match Raw::deserialize(d).map_err(|_| {
             serde::de::Error::custom("metric_ids must be \"all\" or a list of metric ids")
@@ -157,6 +286,7 @@ impl<'de> Deserialize<'de> for Scope {
                 "metric_ids must be \"all\" or a list of metric ids, not \"{w}\""
             ))),
             Raw::List(ids) => Ok(Scope::Metrics(ids)),
+            Raw::Backfill(b) => Ok(Scope::Backfill(b)),
         }
     }
 }
@@ -166,6 +296,7 @@ impl Serialize for Scope {
         match self {
             Scope::All => s.serialize_str("all"),
             Scope::Metrics(ids) => ids.serialize(s),
+            Scope::Backfill(b) => b.serialize(s),
         }
     }
 }
@@ -327,6 +458,52 @@ mod tests {
         assert!(metrics(&["a", "b"]).covers(&metrics(&["a"])));
         assert!(!metrics(&["a"]).covers(&metrics(&["a", "b"])));
         assert!(!metrics(&["a"]).covers(&Scope::All));
+    }
+
+    fn backfill(id: &str, from_h: i64, to_h: i64) -> Scope {
+        let t0: DateTime<Utc> = "2026-10-01T00:00:00Z".parse().unwrap();
+        let r = crate::jobs::range::Range {
+            from: t0 + chrono::Duration::hours(from_h),
+            to: t0 + chrono::Duration::hours(to_h),
+        };
+        Scope::backfill(&[id.to_string()], &RangeSet::of(r))
+    }
+
+    #[test]
+    fn ranges_are_covered_by_ranges_of_the_same_metric_only() {
+        assert!(backfill("a", 0, 48).covers(&backfill("a", 10, 20)));
+        assert!(!backfill("a", 0, 48).covers(&backfill("a", 40, 50)));
+        assert!(!backfill("a", 0, 48).covers(&backfill("b", 10, 20)));
+        assert!(
+            !Scope::All.covers(&backfill("a", 10, 20)),
+            "an incremental run does not recompute buckets it has"
+        );
+        assert!(!backfill("a", 0, 48).covers(&Scope::All));
+        let both = Scope::All.union(&backfill("a", 0, 48));
+        assert!(both.covers(&Scope::All) && both.covers(&backfill("a", 1, 2)));
+        assert!(both.covers(&metrics(&["z"])));
+    }
+
+    #[test]
+    fn a_union_of_backfills_unites_ranges_per_metric_and_reads_back_from_json() {
+        let u = backfill("a", 0, 5)
+            .union(&backfill("a", 3, 9))
+            .union(&backfill("a", 20, 22))
+            .union(&backfill("b", 1, 2))
+            .union(&metrics(&["c"]));
+        let ranges = u.ranges().unwrap();
+        assert_eq!(ranges["a"].ranges().len(), 2);
+        assert_eq!(ranges["b"].ranges().len(), 1);
+        assert_eq!(u.metric_ids(), Some(&["c".to_string()].into()));
+        assert!(u.includes_metric("a") && u.includes_metric("c") && !u.includes_metric("d"));
+        let json = serde_json::to_value(&u).unwrap();
+        assert_eq!(json["metrics"], serde_json::json!(["c"]));
+        assert_eq!(serde_json::from_value::<Scope>(json).unwrap(), u);
+        assert_eq!(
+            serde_json::to_value(metrics(&["a"])).unwrap(),
+            serde_json::json!(["a"]),
+            "a plain scope keeps its JSON"
+        );
     }
 
     #[test]

@@ -38,8 +38,8 @@ impl JobBody for ProbeBody {
                 _ = ctx.cancel_token().cancelled() => return Err(JobError::Cancelled),
             }
             let kind = {
-                let job = ctx.record.lock().unwrap();
-                (job.kind.as_str(), job.node.clone())
+                let live = ctx.record.lock().unwrap();
+                (live.job.kind.as_str(), live.job.node.clone())
             };
             tx.execute(
                 "INSERT INTO heartbeat.job_probe (job_id, lane, node, started_at, finished_at)

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -13,13 +14,16 @@ use uuid::Uuid;
 use super::engine::JobRequest;
 use super::engine::Submitted;
 use super::error::EngineError;
+use super::follow::{follow, Followed};
+use super::live::JobEvent;
 use super::model::{Job, JobKind, Scope, Trigger};
 use crate::error::ErrorEnvelope;
 use crate::error::NoQuery;
 use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::state::AppState;
 
-use super::model::MAX_METRIC_IDS;
+use super::model::{MetricIds, MAX_METRIC_IDS};
+use super::range::{Range, RangeError, RangeSet};
 
 /// The jobs routes with their OpenAPI operations: each path comes from its
 /// handler's `#[utoipa::path]`, so a route cannot exist without its entry.
@@ -31,6 +35,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_jobs))
         .routes(routes!(get_job, post_job))
         .routes(routes!(cancel_job))
+        .routes(routes!(job_events))
 }
 
 /// Body of `POST /api/metrics/recompute` and (optionally) `POST /api/jobs/{kind}`.
@@ -39,12 +44,34 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub struct JobRequestBody {
     /// `"all"` (default) or a list of metric ids; only for recompute.
     #[serde(default)]
-    #[schema(value_type = Scope)]
+    #[schema(value_type = MetricIds)]
     pub metric_ids: Scope,
     /// Who asks; default `api`.
     #[serde(default)]
     #[schema(value_type = Trigger)]
     pub trigger: Trigger,
+    /// Recompute only: backfill the buckets from here (an RFC 3339 time or a date,
+    /// meaning its midnight UTC), whatever their state; at most
+    /// `refresh.history_days` back.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^[^\\u0000]*$")]
+    pub from: Option<String>,
+    /// Recompute only: the backfill's end, excluded (default: now); needs `from`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^[^\\u0000]*$")]
+    pub to: Option<String>,
+    /// Recompute with `from` only: answer the buckets each metric would
+    /// recompute (200) and run nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// A dry run's answer: what the backfill would recompute.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DryRun {
+    /// Always true: nothing ran.
+    pub dry_run: bool,
+    pub metrics: Vec<crate::refresh::backfill::MetricPlan>,
 }
 
 /// `GET /api/metrics/active-job`.
@@ -103,6 +130,59 @@ fn metric_scope(state: &AppState, scope: Scope) -> ApiResult<Scope> {
     Ok(Scope::Metrics(ids))
 }
 
+impl From<RangeError> for ApiError {
+    fn from(e: RangeError) -> Self {
+        ApiError::unprocessable("invalid_range", e.to_string())
+    }
+}
+
+/// What a recompute request asks: a scope (with the backfill range, if any, for
+/// each metric asked), or a dry run's plan.
+enum Recompute {
+    Submit(Scope),
+    DryRun(DryRun),
+}
+
+fn recompute_request(state: &AppState, body: JobRequestBody) -> ApiResult<Recompute> {
+    if matches!(body.metric_ids, Scope::Backfill(_)) {
+        return Err(ApiError::unprocessable(
+            "invalid_input",
+            "metric_ids must be \"all\" or a list of metric ids; a range is from and to",
+        ));
+    }
+    let scope = metric_scope(state, body.metric_ids)?;
+    let now = Utc::now();
+    let history_days = state.config.refresh.history_days;
+    let range = Range::requested(body.from.as_deref(), body.to.as_deref(), now, history_days)?;
+    let Some(range) = range else {
+        if body.dry_run {
+            return Err(ApiError::unprocessable(
+                "invalid_input",
+                "dry_run needs from (and optionally to): it answers a backfill's buckets",
+            ));
+        }
+        return Ok(Recompute::Submit(scope));
+    };
+    let ids = match &scope {
+        Scope::Metrics(ids) => ids.clone(),
+        _ => state.metric_catalog.ids(),
+    };
+    let scope = Scope::backfill(&ids, &RangeSet::of(range));
+    if body.dry_run {
+        let ranges = scope.ranges().cloned().unwrap_or_default();
+        return Ok(Recompute::DryRun(DryRun {
+            dry_run: true,
+            metrics: crate::refresh::backfill::plan(
+                &state.config.definitions_dir(),
+                &ranges,
+                now,
+                history_days,
+            ),
+        }));
+    }
+    Ok(Recompute::Submit(scope))
+}
+
 /// The one mapping of the engine's errors to HTTP.
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
@@ -126,9 +206,10 @@ fn accepted(submitted: super::engine::Submitted) -> Response {
 #[utoipa::path(post, path = "/api/metrics/recompute", operation_id = "submitRecompute", tag = "jobs",
     request_body = JobRequestBody,
     responses(
+        (status = 200, description = "A dry run (`dry_run: true`): the buckets each metric would recompute; nothing ran", body = DryRun),
         (status = 202, description = "The job serving this request", body = Submitted),
         (status = 400, description = "Malformed JSON", body = ErrorEnvelope),
-        (status = 422, description = "Metric ids unknown to the catalog (`unknown_metric_ids`, named; the catalog follows the definitions directory, so the document cannot list them) or a bad field", body = ErrorEnvelope),
+        (status = 422, description = "Metric ids unknown to the catalog (`unknown_metric_ids`, named; the catalog follows the definitions directory, so the document cannot list them), a range that is reversed, in the future, beyond `refresh.history_days` or unparsable (`invalid_range`, naming the bound), `dry_run` without `from`, or a bad field", body = ErrorEnvelope),
         (status = 503, description = "Shutting down", body = ErrorEnvelope),
     ),
     security((), ("bearer" = [])))]
@@ -152,13 +233,17 @@ async fn post_recompute(
         ));
     }
     let body = optional_body(&body)?;
-    let scope = metric_scope(&state, body.metric_ids)?;
+    let trigger = body.trigger;
+    let scope = match recompute_request(&state, body)? {
+        Recompute::Submit(scope) => scope,
+        Recompute::DryRun(plan) => return Ok(Json(plan).into_response()),
+    };
     let submitted = state
         .jobs
         .submit(JobRequest {
             kind: JobKind::Recompute,
             scope,
-            trigger: body.trigger,
+            trigger,
         })
         .await?;
     Ok(accepted(submitted))
@@ -169,9 +254,10 @@ async fn post_recompute(
     params(("key" = JobKind, Path, description = "The lane: recompute, benchmarks, segments or audit")),
     request_body(content = JobRequestBody, description = "Optional; no body means all, trigger api"),
     responses(
+        (status = 200, description = "A recompute's dry run (`dry_run: true`): the buckets each metric would recompute; nothing ran", body = DryRun),
         (status = 202, description = "The job serving this request", body = Submitted),
         (status = 404, description = "Unknown kind", body = ErrorEnvelope),
-        (status = 422, description = "Metric ids unknown to the catalog (`unknown_metric_ids`, named), `metric_ids` for a kind other than recompute, or a bad field", body = ErrorEnvelope),
+        (status = 422, description = "Metric ids unknown to the catalog (`unknown_metric_ids`, named), a bad range (`invalid_range`, naming the bound), `metric_ids`, `from`, `to` or `dry_run` for a kind other than recompute, or a bad field", body = ErrorEnvelope),
         (status = 503, description = "Shutting down", body = ErrorEnvelope),
     ),
     security((), ("bearer" = [])))]
@@ -183,12 +269,22 @@ async fn post_job(
 ) -> ApiResult<Response> {
     let kind: JobKind = key.parse().map_err(ApiError::not_found)?;
     let body = optional_body(&body)?;
+    let trigger = body.trigger;
     let scope = match kind {
-        JobKind::Recompute => metric_scope(&state, body.metric_ids)?,
+        JobKind::Recompute => match recompute_request(&state, body)? {
+            Recompute::Submit(scope) => scope,
+            Recompute::DryRun(plan) => return Ok(Json(plan).into_response()),
+        },
         _ if body.metric_ids != Scope::All => {
             return Err(ApiError::unprocessable(
                 "invalid_input",
                 format!("metric_ids applies only to recompute, not {kind}"),
+            ))
+        }
+        _ if body.from.is_some() || body.to.is_some() || body.dry_run => {
+            return Err(ApiError::unprocessable(
+                "invalid_input",
+                format!("from, to and dry_run apply only to recompute, not {kind}"),
             ))
         }
         _ => Scope::All,
@@ -198,7 +294,7 @@ async fn post_job(
         .submit(JobRequest {
             kind,
             scope,
-            trigger: body.trigger,
+            trigger,
         })
         .await?;
     Ok(accepted(submitted))
@@ -365,4 +461,76 @@ mod tests {
         assert!(serde_json::from_str::<JobRequestBody>(r#"{"trigger":"boss"}"#).is_err());
         assert!(serde_json::from_str::<JobRequestBody>(r#"{"extra":1}"#).is_err());
     }
+}
+
+/// The header an SSE client sends on reconnecting: the last `id:` it received.
+const LAST_EVENT_ID: &str = "last-event-id";
+
+/// `Last-Event-ID` as an event id: absent means from the start.
+fn last_event_id(headers: &axum::http::HeaderMap) -> ApiResult<u64> {
+    let Some(raw) = headers.get(LAST_EVENT_ID) else {
+        return Ok(0);
+    };
+    raw.to_str()
+        .ok()
+        .map(str::trim)
+        .and_then(|v| {
+            if v.is_empty() {
+                Some(0)
+            } else {
+                v.parse().ok()
+            }
+        })
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_input",
+                "Last-Event-ID must be the id of an event from this stream (a whole number)",
+            )
+        })
+}
+
+/// One job event as an SSE frame: `id:` the event's number, `event:` what
+/// changed, `data:` the event's JSON.
+fn sse_frame(event: &JobEvent) -> axum::response::sse::Event {
+    axum::response::sse::Event::default()
+        .id(event.id.to_string())
+        .event(event.event.as_str())
+        .data(serde_json::to_string(event).expect("an event serializes"))
+}
+
+#[utoipa::path(get, path = "/api/jobs/{id}/events", operation_id = "followJob", tag = "jobs",
+    params(
+        ("id" = Uuid, Path, description = "Job id"),
+        ("Last-Event-ID" = Option<u64>, Header, minimum = 0,
+            description = "Resume after this event id (what an EventSource sends on reconnecting); absent means from the start"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: one event per state, phase and progress change (`event:` state, phase or progress; `id:` its number; `data:` a JobEvent as JSON), ending with the final state, whose data carries the whole job. A job on another node is followed through the shared job table.",
+            content_type = "text/event-stream", body = JobEvent),
+        (status = 204, description = "The job had already ended at the given Last-Event-ID: nothing more to send (an EventSource stops reconnecting)"),
+        (status = 404, description = "Unknown, expired or lost in a restart", body = ErrorEnvelope),
+        (status = 422, description = "Last-Event-ID is not a whole number (`invalid_input`)", body = ErrorEnvelope),
+        (status = 503, description = "The shared job table cannot be read", body = ErrorEnvelope),
+    ),
+    security((), ("bearer" = [])))]
+async fn job_events(
+    State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
+    Path(raw): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    use axum::response::sse::{KeepAlive, Sse};
+    use futures::StreamExt;
+    let id = parse_id(&raw)?;
+    let after = last_event_id(&headers)?;
+    let events = match follow(&state.jobs, id, after).await {
+        Ok(Followed::Stream(events)) => events,
+        Ok(Followed::Ended) => return Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(EngineError::NotFound(_)) => return Err(no_such_job(id)),
+        Err(e) => return Err(e.into()),
+    };
+    let frames = events.map(|e| Ok::<_, std::convert::Infallible>(sse_frame(&e)));
+    Ok(Sse::new(frames)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt};
 use serde_json::json;
 
-use super::compute::{self, ComputeWindow, MetricReport};
+use super::compute::{self, ComputeWindow, MetricReport, MetricWork};
 use super::definitions::{self, DefinitionError, MetricCatalog, MetricId};
 use super::sources::{self, SourceConfig};
 use super::RefreshConfig;
@@ -85,22 +85,38 @@ impl RecomputeBody {
         if let Some(catalog) = &catalog {
             catalog.replace(on_disk.clone());
         }
+        let scope = ctx.scope().clone();
+        let work_of = |id: &str| MetricWork {
+            incremental: scope.metric_ids().is_none_or(|ids| ids.contains(id)),
+            ranges: scope.ranges().and_then(|r| r.get(id)).cloned(),
+        };
         let in_scope: Vec<_> = defs
             .iter()
-            .filter(|d| {
-                ctx.scope()
-                    .metric_ids()
-                    .is_none_or(|ids| ids.contains(d.id.as_str()))
-            })
+            .filter(|d| scope.includes_metric(d.id.as_str()))
             .collect();
-        ctx.begin_phase("compute", in_scope.len() as u64);
+        let history = Duration::days(i64::from(refresh.history_days));
+        // With ranges, progress counts the backfill's buckets; otherwise metrics.
+        let in_buckets = scope.ranges().is_some();
+        let total = if in_buckets {
+            in_scope
+                .iter()
+                .filter_map(|d| {
+                    let r = work_of(d.id.as_str()).ranges?;
+                    let runs = super::backfill::bucket_runs(d.grain, &r, clock.now(), history);
+                    Some(super::backfill::bucket_count(d.grain, &runs) as u64)
+                })
+                .sum()
+        } else {
+            in_scope.len() as u64
+        };
+        ctx.begin_phase("compute", total);
         let mut errors: Vec<DefinitionError> = bad_files;
         let detail = |reports: &[MetricReport], errors: &[DefinitionError], retired: &[String]| json!({ "metrics": reports, "errors": errors, "retired": retired });
         ctx.set_phase_detail(detail(&[], &errors, &[]));
         let retired = compute::sync_registry(&ctx, &defs, &on_disk).await?;
         let window = ComputeWindow {
             now: clock.now(),
-            history: Duration::days(i64::from(refresh.history_days)),
+            history,
             max_batch: compute::max_batch(&ctx).await?,
             max_runs: refresh.max_runs_per_metric as usize,
         };
@@ -112,9 +128,10 @@ impl RecomputeBody {
             .into_iter()
             .map(|def| {
                 let (ctx, window, def) = (ctx.clone(), window.clone(), def.clone());
+                let work = work_of(def.id.as_str());
                 Box::pin(async move {
                     ctx.check()?;
-                    let report = compute::compute_metric(&ctx, &def, &window).await?;
+                    let report = compute::compute_metric(&ctx, &def, &window, &work).await?;
                     Ok((def.id, report))
                 }) as BoxFuture<'static, _>
             })
@@ -128,7 +145,9 @@ impl RecomputeBody {
                 errors.push(e.clone());
             }
             reports.push(report);
-            ctx.advance();
+            if !in_buckets {
+                ctx.advance();
+            }
             ctx.set_phase_detail(detail(&reports, &errors, &retired));
         }
 

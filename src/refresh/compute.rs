@@ -19,7 +19,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use tokio_postgres::types::Type;
 
+use super::backfill;
 use super::definitions::{DefinitionError, MetricDefinition};
+use crate::jobs::range::{Range, RangeSet};
 use crate::jobs::{JobContext, JobError};
 
 /// Upserts the registry from the valid files, un-retires files that came back,
@@ -139,6 +141,15 @@ pub struct MetricReport {
     pub error: Option<DefinitionError>,
 }
 
+/// What a job asks of one metric.
+#[derive(Debug, Clone, Default)]
+pub struct MetricWork {
+    /// Bring it up to date (touched buckets, backfill to the last complete one).
+    pub incremental: bool,
+    /// Recompute these ranges' buckets whatever their state (a backfill).
+    pub ranges: Option<RangeSet>,
+}
+
 /// Inputs shared by every metric of one compute phase.
 pub struct ComputeWindow {
     pub now: DateTime<Utc>,
@@ -153,6 +164,7 @@ pub async fn compute_metric(
     ctx: &JobContext,
     def: &MetricDefinition,
     window: &ComputeWindow,
+    work: &MetricWork,
 ) -> Result<MetricReport, JobError> {
     let mut report = MetricReport {
         metric_id: def.id.to_string(),
@@ -161,7 +173,7 @@ pub async fn compute_metric(
         runs: 0,
         error: None,
     };
-    match compute_in_transaction(ctx, def, window, &mut report).await {
+    match compute_in_transaction(ctx, def, window, work, &mut report).await {
         Ok(()) => Ok(report),
         Err(_) if ctx.is_cancelled() => Err(JobError::Cancelled),
         Err(JobError::Db(e)) if e.as_db_error().is_some() => {
@@ -201,6 +213,7 @@ async fn compute_in_transaction(
     ctx: &JobContext,
     def: &MetricDefinition,
     window: &ComputeWindow,
+    work: &MetricWork,
     report: &mut MetricReport,
 ) -> Result<(), JobError> {
     let grain = def.grain;
@@ -215,6 +228,18 @@ async fn compute_in_transaction(
     let state = tx
         .query_one(STATE_SQL, &[&def.id.as_str(), &grain.as_str()])
         .await?;
+    // A backfill's buckets, recomputed whatever their state; progress counts them.
+    let forced = work.ranges.as_ref().map_or_else(RangeSet::default, |r| {
+        backfill::bucket_runs(grain, r, window.now, window.history)
+    });
+    if !work.incremental {
+        report.buckets = backfill::bucket_count(grain, &forced);
+        report.runs = forced.ranges().len();
+        run_buckets(ctx, &tx, def, forced.ranges(), &forced).await?;
+        ctx.check()?;
+        tx.commit().await?;
+        return Ok(());
+    }
     let computed_batch: i64 = state.get(0);
     let computed_through: Option<DateTime<Utc>> = state.get(1);
     let first_event: Option<DateTime<Utc>> = state.get(2);
@@ -240,25 +265,24 @@ async fn compute_in_transaction(
             ],
         )
         .await?;
-    let mut runs: Vec<(DateTime<Utc>, DateTime<Utc>)> =
-        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    report.buckets = rows.iter().map(|r| r.get::<_, i64>(2)).sum();
+    let mut runs: Vec<Range> = rows
+        .iter()
+        .map(|r| Range {
+            from: r.get(0),
+            to: r.get(1),
+        })
+        .collect();
     if runs.len() > window.max_runs {
-        let span = (runs[0].0, runs[runs.len() - 1].1);
-        report.buckets = (span.1 - span.0).num_seconds() / step.num_seconds();
-        runs = vec![span];
+        runs = vec![Range {
+            from: runs[0].from,
+            to: runs[runs.len() - 1].to,
+        }];
     }
-    report.runs = runs.len();
-    if !runs.is_empty() {
-        let sql = format!("{UPSERT_PREFIX}{}{UPSERT_SUFFIX}", def.query);
-        let statement = tx
-            .prepare_typed(&sql, &[Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::TEXT])
-            .await?;
-        for (lo, hi) in &runs {
-            ctx.check()?;
-            tx.execute(&statement, &[lo, hi, &def.id.as_str()]).await?;
-        }
-    }
+    // The backfill's buckets join the incremental runs (merged where they touch).
+    let runs = forced.union(&RangeSet::from(runs));
+    report.buckets = backfill::bucket_count(grain, &runs);
+    report.runs = runs.ranges().len();
+    run_buckets(ctx, &tx, def, runs.ranges(), &forced).await?;
     let through = end - step;
     tx.execute(
         MARK_COMPUTED_SQL,
@@ -267,5 +291,33 @@ async fn compute_in_transaction(
     .await?;
     ctx.check()?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Runs the metric's query over each of `runs` (in one transaction, the
+/// caller's), counting the buckets of `forced` each run recomputes as progress.
+async fn run_buckets(
+    ctx: &JobContext,
+    tx: &tokio_postgres::Transaction<'_>,
+    def: &MetricDefinition,
+    runs: &[Range],
+    forced: &RangeSet,
+) -> Result<(), JobError> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("{UPSERT_PREFIX}{}{UPSERT_SUFFIX}", def.query);
+    let statement = tx
+        .prepare_typed(&sql, &[Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::TEXT])
+        .await?;
+    for run in runs {
+        ctx.check()?;
+        tx.execute(&statement, &[&run.from, &run.to, &def.id.as_str()])
+            .await?;
+        let done = backfill::overlap(def.grain, *run, forced);
+        if done > 0 {
+            ctx.advance_by(done as u64);
+        }
+    }
     Ok(())
 }

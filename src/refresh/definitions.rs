@@ -347,6 +347,13 @@ impl MetricCatalog {
         self.replace(ids);
     }
 
+    /// Every deployed metric id (after a re-scan, so a file added since the last
+    /// load counts).
+    pub fn ids(&self) -> BTreeSet<String> {
+        self.rescan();
+        self.ids.read().unwrap().clone()
+    }
+
     /// Takes the ids a load of the directory just found.
     pub fn replace(&self, ids: BTreeSet<String>) {
         *self.ids.write().unwrap() = ids;

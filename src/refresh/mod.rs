@@ -4,12 +4,14 @@
 //! - [`sources`]: ingest from `[[sources]]` into `heartbeat.event`, cursor by cursor.
 //! - [`definitions`]: `sql/metrics/<id>.sql` files and their metadata header.
 //! - [`compute`]: registry sync and incremental, backfilling compute, all in SQL.
+//! - [`backfill`]: the buckets a requested range recomputes per metric (jobs and dry runs).
 //! - [`config`]: the `[refresh]` section.
 //! - [`benchmarks`]: μ/σ of `rolling_stat` metrics over a rolling window.
 //! - [`bodies`]: the [`crate::jobs::JobBody`] implementations the lanes run.
 //! - [`cockpit`]: the queries behind the cockpit API.
 //! - [`routes`]: `GET /api/metrics` and `GET /api/metrics/{id}/values`.
 
+pub mod backfill;
 pub mod benchmarks;
 pub mod bodies;
 pub mod cockpit;

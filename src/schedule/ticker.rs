@@ -611,8 +611,9 @@ pub async fn run(deps: LoopDeps) {
             }
             msg = finished.recv(), if listening => match msg {
                 // Only a run of the whole lane makes an entry's data fresh: a
-                // recompute of two metrics leaves the others as old as they were.
-                Ok(job) if job.state == JobState::Succeeded && job.scope == Scope::All => {
+                // recompute of two metrics leaves the others as old as they were
+                // (a backfill merged into a run of all metrics still counts).
+                Ok(job) if job.state == JobState::Succeeded && job.scope.covers(&Scope::All) => {
                     // The loop's clock, not the job's stamp: in production they agree
                     // to the millisecond, and tests drive one clock.
                     let at = clock.now();

@@ -137,3 +137,46 @@ async fn refresh_exits_3_when_the_job_vanishes() {
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("vanished"), "{out}");
 }
+
+#[tokio::test]
+async fn refresh_follows_the_event_stream_without_polling() {
+    // A daemon that streams the job (written by hand in the standard's format:
+    // CRLF line ends, a comment, a field without a space) and refuses every poll,
+    // so a success can only come from the stream.
+    let id = uuid::Uuid::now_v7();
+    let job = json!({"job_id": id, "state": "succeeded", "error": null,
+        "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:02.5Z"});
+    let stream = format!(
+        ": hello\r\nid: 1\r\nevent: state\r\ndata: {{\"id\":1,\"event\":\"state\",\"state\":\"running\",\"phase\":null,\"progress\":{{\"done\":0,\"total\":0}}}}\r\n\r\n\
+         id: 2\r\nevent: phase\r\ndata:{{\"id\":2,\"event\":\"phase\",\"state\":\"running\",\"phase\":\"ingest\",\"progress\":{{\"done\":0,\"total\":1}}}}\r\n\r\n\
+         id: 3\r\nevent: phase\r\ndata: {{\"id\":3,\"event\":\"phase\",\"state\":\"running\",\"phase\":\"compute\",\"progress\":{{\"done\":0,\"total\":1}}}}\r\n\r\n\
+         id: 4\r\nevent: state\r\ndata: {{\"id\":4,\"event\":\"state\",\"state\":\"succeeded\",\"phase\":\"compute\",\r\ndata: \"progress\":{{\"done\":1,\"total\":1}},\"job\":{job}}}\r\n\r\n"
+    );
+    let fake = axum::Router::new()
+        .route(
+            "/api/metrics/recompute",
+            post(move || async move {
+                (
+                    axum::http::StatusCode::ACCEPTED,
+                    axum::Json(json!({"job_id": id, "coalesced": false, "queued": false})),
+                )
+            }),
+        )
+        .route(
+            "/api/jobs/{id}/events",
+            get(move || async move { ([("content-type", "text/event-stream")], stream.clone()) }),
+        )
+        .route(
+            "/api/jobs/{id}",
+            get(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, fake).await });
+    let (code, out, err) = refresh(&format!("http://127.0.0.1:{port}"), &["all"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let ingest = out.find("phase ingest started").expect(&out);
+    let compute = out.find("phase compute started").expect(&out);
+    assert!(ingest < compute, "{out}");
+    assert!(out.contains("succeeded in 2.5s"), "{out}");
+}

@@ -185,7 +185,7 @@ pub async fn spawn_app_on(config: Config, database_url: String) -> TestApp {
     spawn_app_on_with_bodies(config, database_url, Vec::new()).await
 }
 
-async fn spawn_app_on_with_bodies(
+pub async fn spawn_app_on_with_bodies(
     mut config: Config,
     database_url: String,
     bodies: Vec<(JobKind, Arc<dyn JobBody>)>,

@@ -5,6 +5,7 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::lane_lock::{lane_key, LOCK_HELD};
+use crate::jobs::live::JobEvent;
 use crate::jobs::{Job, JobKind, JobState, Scope, Trigger};
 
 type DbResult<T> = Result<T, tokio_postgres::Error>;
@@ -25,17 +26,30 @@ pub struct PublishEcho {
     pub cancel_requested: bool,
 }
 
-/// Publishes (inserts or refreshes) a job this node owns.
-pub async fn publish(db: &impl GenericClient, job: &Job) -> DbResult<PublishEcho> {
+/// Publishes (inserts or refreshes) a job this node owns, with its event log.
+pub async fn publish(
+    db: &impl GenericClient,
+    job: &Job,
+    events: &[JobEvent],
+) -> DbResult<PublishEcho> {
     let json = serde_json::to_value(job).expect("a job serializes");
+    let events = serde_json::to_value(events).expect("events serialize");
     let row = db
         .query_one(
-            "INSERT INTO heartbeat.cluster_job (job_id, lane, node, state, job)
-             VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO heartbeat.cluster_job (job_id, lane, node, state, job, events)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (job_id) DO UPDATE
-                SET node = EXCLUDED.node, state = EXCLUDED.state, job = EXCLUDED.job, updated_at = now()
+                SET node = EXCLUDED.node, state = EXCLUDED.state, job = EXCLUDED.job,
+                    events = EXCLUDED.events, updated_at = now()
              RETURNING extra_requests, cancel_requested",
-            &[&job.job_id, &job.kind.as_str(), &job.node, &state_str(job.state), &json],
+            &[
+                &job.job_id,
+                &job.kind.as_str(),
+                &job.node,
+                &state_str(job.state),
+                &json,
+                &events,
+            ],
         )
         .await?;
     Ok(PublishEcho {
@@ -77,6 +91,11 @@ pub async fn add_request(db: &impl GenericClient, job_id: Uuid) -> DbResult<bool
 
 /// Merges a request into the lane's follow-up (creating it with `new_id` if
 /// absent). Returns the follow-up's id and whether it already existed.
+///
+/// The union is computed here, not in SQL, since a scope with ranges unites per
+/// metric ([`Scope::union`]); each merge is a compare-and-swap on the scope the
+/// union was computed from, retried if another node merged in between, so no
+/// request is lost to a race.
 pub async fn enqueue(
     db: &impl GenericClient,
     kind: JobKind,
@@ -84,19 +103,46 @@ pub async fn enqueue(
     trigger: Trigger,
     new_id: Uuid,
 ) -> DbResult<(Uuid, bool)> {
-    let scope = serde_json::to_value(scope).expect("a scope serializes");
-    let row = db
-        .query_one(
-            "INSERT INTO heartbeat.cluster_queue (lane, job_id, scope, trigger, requests)
-             VALUES ($1, $2, $3, $4, 1)
-             ON CONFLICT (lane) DO UPDATE
-                SET scope = heartbeat.scope_union(cluster_queue.scope, EXCLUDED.scope),
-                    requests = cluster_queue.requests + 1
-             RETURNING job_id, (xmax <> 0) AS merged",
-            &[&kind.as_str(), &new_id, &scope, &trigger.as_str()],
-        )
-        .await?;
-    Ok((row.get(0), row.get(1)))
+    loop {
+        let current = db
+            .query_opt(
+                "SELECT job_id, scope FROM heartbeat.cluster_queue WHERE lane = $1",
+                &[&kind.as_str()],
+            )
+            .await?;
+        let Some(row) = current else {
+            let json = serde_json::to_value(scope).expect("a scope serializes");
+            let inserted = db
+                .query_opt(
+                    "INSERT INTO heartbeat.cluster_queue (lane, job_id, scope, trigger, requests)
+                     VALUES ($1, $2, $3, $4, 1)
+                     ON CONFLICT (lane) DO NOTHING RETURNING job_id",
+                    &[&kind.as_str(), &new_id, &json, &trigger.as_str()],
+                )
+                .await?;
+            match inserted {
+                Some(r) => return Ok((r.get(0), false)),
+                None => continue,
+            }
+        };
+        let (job_id, old): (Uuid, serde_json::Value) = (row.get(0), row.get(1));
+        let merged = match serde_json::from_value::<Scope>(old.clone()) {
+            Ok(queued) => queued.union(scope),
+            // Unreadable (written by a newer node?): widen to everything.
+            Err(_) => Scope::All.union(scope),
+        };
+        let merged = serde_json::to_value(&merged).expect("a scope serializes");
+        let n = db
+            .execute(
+                "UPDATE heartbeat.cluster_queue SET scope = $3, requests = requests + 1
+                 WHERE lane = $1 AND job_id = $2 AND scope = $4",
+                &[&kind.as_str(), &job_id, &merged, &old],
+            )
+            .await?;
+        if n == 1 {
+            return Ok((job_id, true));
+        }
+    }
 }
 
 /// A follow-up taken off the queue to run.
@@ -172,28 +218,49 @@ pub enum Found {
 
 /// Any published or queued job by id.
 pub async fn find(db: &impl GenericClient, id: Uuid) -> DbResult<Option<Found>> {
+    Ok(find_with(db, id, false).await?.map(|(found, _)| found))
+}
+
+/// Any published or queued job by id, with the event log its owner published in
+/// the same row (read together, so the log never runs ahead of the job).
+pub async fn find_with_events(
+    db: &impl GenericClient,
+    id: Uuid,
+) -> DbResult<Option<(Found, Vec<JobEvent>)>> {
+    find_with(db, id, true).await
+}
+
+async fn find_with(
+    db: &impl GenericClient,
+    id: Uuid,
+    with_events: bool,
+) -> DbResult<Option<(Found, Vec<JobEvent>)>> {
     if let Some(r) = db
         .query_opt(
-            "SELECT job, extra_requests, lane, state FROM heartbeat.cluster_job WHERE job_id = $1",
-            &[&id],
+            "SELECT job, extra_requests, lane, state,
+                    CASE WHEN $2 THEN events ELSE '[]' END
+             FROM heartbeat.cluster_job WHERE job_id = $1",
+            &[&id, &with_events],
         )
         .await?
     {
         let Some(job) = job_from_row(r.get(0), r.get(1)) else {
             return Ok(None);
         };
+        let events: Vec<JobEvent> = serde_json::from_value(r.get(4)).unwrap_or_default();
         if r.get::<_, String>(3) != "running" {
-            return Ok(Some(Found::Ended(job)));
+            return Ok(Some((Found::Ended(job), events)));
         }
         let held: bool = db
             .query_one(&format!("SELECT {LOCK_HELD}"), &[&lane_key(job.kind)])
             .await?
             .get(0);
-        return Ok(Some(if held {
+        let found = if held {
             Found::Live(job)
         } else {
             Found::Ended(job)
-        }));
+        };
+        return Ok(Some((found, events)));
     }
     let row = db
         .query_opt(
@@ -203,7 +270,7 @@ pub async fn find(db: &impl GenericClient, id: Uuid) -> DbResult<Option<Found>> 
         .await?;
     Ok(row.and_then(|r| {
         let kind: JobKind = r.get::<_, String>("lane").parse().ok()?;
-        queued_from_row(&r).map(|q| Found::Queued(queued_job(q, kind, "")))
+        queued_from_row(&r).map(|q| (Found::Queued(queued_job(q, kind, "")), Vec::new()))
     }))
 }
 
