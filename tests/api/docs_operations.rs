@@ -203,6 +203,17 @@ async fn daemon() -> (TestApp, Vec<(String, String)>) {
     // test daemon runs without one (nothing fires by the clock), so register
     // one as the table would, for tick-went-wrong.md's look at them.
     app.state.schedule.entry("recompute");
+    // The recompute body here computes nothing, so register the demo metric the
+    // backfill runbook reads, as a real recompute would have.
+    app.db()
+        .await
+        .execute(
+            "INSERT INTO heartbeat.metric_registry (metric_id, title, kind, grain, definition_hash)
+             VALUES ('orders', 'Orders', 'counter', 'hour', 'test') ON CONFLICT DO NOTHING",
+            &[],
+        )
+        .await
+        .unwrap();
     let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let fill = vec![
