@@ -488,7 +488,7 @@ function route() {
     view = "heartbeat";
     detailId = hash.slice("heartbeat/".length);
   } else {
-    view = ["heartbeats", "cockpit", "jobs", "audit"].includes(hash) ? hash : "heartbeats";
+    view = ["heartbeats", "cockpit", "jobs", "audit", "badges"].includes(hash) ? hash : "heartbeats";
   }
   for (const s of document.querySelectorAll(".view")) s.hidden = s.id !== "view-" + view;
   for (const a of document.querySelectorAll("#sidebar a")) a.classList.toggle("active", a.dataset.view === (view === "heartbeat" ? "heartbeats" : view));
@@ -501,6 +501,8 @@ async function refreshAll() {
   if (view === "heartbeat" && detailId) work.push(loadHeartbeatDetail(detailId));
   if (view === "jobs") work.push(loadJobs());
   if (view === "audit") work.push(loadCuts());
+  // badges.js, loaded after this script.
+  if (view === "badges" && typeof loadBadges === "function") work.push(loadBadges());
   if (view === "cockpit" && Date.now() - lastCockpit > COCKPIT_POLL_MS) {
     lastCockpit = Date.now();
     work.push(loadCockpit());

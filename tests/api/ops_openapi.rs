@@ -27,6 +27,7 @@ const NOT_IN_SPEC: &[(&str, &str)] = &[
     ("GET", "/"),
     // Its script and stylesheet, embedded in the binary.
     ("GET", "/assets/app.js"),
+    ("GET", "/assets/badges.js"),
     ("GET", "/assets/style.css"),
 ];
 
