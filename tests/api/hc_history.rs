@@ -306,3 +306,91 @@ async fn status_answers_ok_without_a_key() {
     }
     assert_eq!(w.call(Method::GET, "/api/v9/status/", None).await.0, 404);
 }
+
+#[tokio::test]
+async fn a_check_goes_round_trip_from_create_to_pings_flips_and_delete() {
+    let w = HcWorld::new().await;
+    for v in ["v1", "v3"] {
+        let checks = format!("/api/{v}/checks/");
+        let create = json!({"name": format!("Round {v}"), "timeout": 3600, "grace": 60,
+                            "unique": ["name"]});
+        let (status, made) = w
+            .send(Method::POST, &checks, Some(w.rw()), create.clone())
+            .await;
+        assert_eq!(status, 201, "{made}");
+        let (status, same) = w.send(Method::POST, &checks, Some(w.rw()), create).await;
+        assert_eq!((status, &same["uuid"]), (200, &made["uuid"]));
+        let uuid = made["uuid"].as_str().unwrap();
+        let one = format!("/api/{v}/checks/{uuid}");
+        let (status, up) = w
+            .send(Method::POST, &one, Some(w.rw()), json!({"grace": 120}))
+            .await;
+        assert_eq!((status, &up["grace"]), (200, &json!(120)));
+
+        // A failed run, then a good one, each seen by the deadline loop.
+        let ping = w.app.url(&path_of(made["ping_url"].as_str().unwrap()));
+        assert_eq!(
+            w.ping(Method::POST, &format!("{ping}/1"), "boom").await,
+            200
+        );
+        deadline::run_once(&w.app.state.pool, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            w.ping(Method::POST, &format!("{ping}/0"), "fine").await,
+            200
+        );
+        deadline::run_once(&w.app.state.pool, Utc::now())
+            .await
+            .unwrap();
+        let (_, pings) = w
+            .call(Method::GET, &format!("{one}/pings/"), Some(w.rw()))
+            .await;
+        let types: Vec<&str> = pings["pings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["success", "fail"]);
+        let (_, flips) = w
+            .call(Method::GET, &format!("{one}/flips/"), Some(w.rw()))
+            .await;
+        let ups: Vec<i64> = flips["flips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["up"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ups, [1, 0], "{flips}");
+        let (_, check) = w.call(Method::GET, &one, Some(w.rw())).await;
+        assert_eq!(
+            (check["status"].as_str(), check["n_pings"].as_i64()),
+            (Some("up"), Some(2))
+        );
+
+        let (status, paused) = w
+            .call(Method::POST, &format!("{one}/pause"), Some(w.rw()))
+            .await;
+        assert_eq!((status, paused["status"].as_str()), (200, Some("paused")));
+        assert_eq!(
+            w.call(Method::POST, &format!("{one}/resume"), Some(w.rw()))
+                .await
+                .0,
+            200
+        );
+        assert_eq!(
+            w.call(Method::POST, &format!("{one}/resume"), Some(w.rw()))
+                .await,
+            (409, json!({"error": "check is not paused"}))
+        );
+        assert_eq!(w.call(Method::DELETE, &one, Some(w.rw())).await.0, 200);
+        assert_eq!(w.call(Method::GET, &one, Some(w.rw())).await.0, 404);
+        assert_eq!(
+            w.call(Method::GET, &format!("{one}/flips/"), Some(w.rw()))
+                .await
+                .0,
+            404
+        );
+    }
+}

@@ -3,6 +3,7 @@
 
 use reqwest::Method;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::hc_support::HcWorld;
 
@@ -130,4 +131,65 @@ async fn unique_tags_match_the_same_words_in_any_order() {
         .await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["uuid"], first["uuid"]);
+}
+
+#[tokio::test]
+async fn migration_0017_folds_the_old_hc_tags_and_channels_into_the_heartbeat_s_own() {
+    let url = crate::helpers::fresh_database().await;
+    let mut client = heartbeat::db::connect_direct(&url).await.unwrap();
+    // The schema as 0014 left it: the API's own copies, no badge columns.
+    client
+        .batch_execute(
+            "ALTER TABLE heartbeat.heartbeat
+                 ADD COLUMN hc_tags text NOT NULL DEFAULT '',
+                 ADD COLUMN hc_channels text NOT NULL DEFAULT '*',
+                 DROP COLUMN badge_uuid;
+             ALTER TABLE heartbeat.project DROP COLUMN badge_key, DROP COLUMN badge_secret;
+             DELETE FROM heartbeat.schema_migrations WHERE version = 17;
+             INSERT INTO heartbeat.heartbeat
+                 (heartbeat_id, project_id, name, token, period_seconds, grace_seconds,
+                  tags, hc_tags, hc_channels)
+             VALUES
+                 (gen_random_uuid(), '00000000-0000-0000-0000-000000000002', 'a',
+                  'hb_AAAAAAAAAAAAAAAA', 60, 60, '{db}', ' web  db b@d ', '*'),
+                 (gen_random_uuid(), '00000000-0000-0000-0000-000000000002', 'b',
+                  'hb_BBBBBBBBBBBBBBBB', 60, 60, '{}', '', ''),
+                 (gen_random_uuid(), '00000000-0000-0000-0000-000000000002', 'c',
+                  'hb_CCCCCCCCCCCCCCCC', 60, 60, '{keep}', '', '*');",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        heartbeat::db::migrate::run(&mut client).await.unwrap(),
+        [17]
+    );
+    let rows = client
+        .query(
+            "SELECT name, tags, channels FROM heartbeat.heartbeat
+             WHERE name IN ('a', 'b', 'c') ORDER BY name",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, Vec<String>, Option<Vec<Uuid>>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a".into(), vec!["db".into(), "web".into()], None),
+            ("b".into(), vec![], Some(vec![])),
+            ("c".into(), vec!["keep".into()], None),
+        ]
+    );
+    let keys: i64 = client
+        .query_one(
+            "SELECT count(DISTINCT badge_key) - count(*) FROM heartbeat.project",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(keys, 0, "every project got its own badge key");
 }
