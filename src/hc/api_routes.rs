@@ -78,10 +78,10 @@ pub struct CheckList {
 }
 
 /// An answer in healthchecks.io's error format: a status and `{"error": "..."}`.
-pub(super) struct Refusal(StatusCode, Cow<'static, str>);
+pub(in crate::hc) struct Refusal(StatusCode, Cow<'static, str>);
 
 impl Refusal {
-    pub(super) fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+    pub(in crate::hc) fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self(status, message.into())
     }
 }
@@ -110,9 +110,10 @@ impl From<WriteError> for Refusal {
     }
 }
 
-pub(super) const NOT_FOUND: Refusal = Refusal(StatusCode::NOT_FOUND, Cow::Borrowed("not found"));
+pub(in crate::hc) const NOT_FOUND: Refusal =
+    Refusal(StatusCode::NOT_FOUND, Cow::Borrowed("not found"));
 
-pub(super) type HcResult = Result<Response, Refusal>;
+pub(in crate::hc) type HcResult = Result<Response, Refusal>;
 
 /// The caller from `X-Api-Key`, or else from `api_key` in a JSON body, as
 /// healthchecks.io reads and refuses it.
@@ -142,14 +143,14 @@ async fn caller(
     }
 }
 
-pub(super) struct Ctx {
-    pub(super) caller: Caller,
-    pub(super) version: ApiVersion,
+pub(in crate::hc) struct Ctx {
+    pub(in crate::hc) caller: Caller,
+    pub(in crate::hc) version: ApiVersion,
     /// `http://host:port`, where the daemon is reached.
-    pub(super) base: String,
+    pub(in crate::hc) base: String,
 }
 
-pub(super) async fn ctx(
+pub(in crate::hc) async fn ctx(
     state: &AppState,
     version: &str,
     headers: &HeaderMap,
@@ -171,7 +172,7 @@ pub(super) async fn ctx(
 }
 
 impl Ctx {
-    pub(super) fn readonly(&self) -> bool {
+    pub(in crate::hc) fn readonly(&self) -> bool {
         self.caller.role == Role::ReadOnly
     }
 
@@ -194,7 +195,11 @@ impl Ctx {
 
 /// The caller's check with UUID `code` (or, for reading, its `unique_key`):
 /// 404 when none has it, 403 when it is another project's.
-pub(super) async fn fetch(state: &AppState, ctx: &Ctx, code: &str) -> Result<StoredCheck, Refusal> {
+pub(in crate::hc) async fn fetch(
+    state: &AppState,
+    ctx: &Ctx,
+    code: &str,
+) -> Result<StoredCheck, Refusal> {
     match store::find(&state.pool, ctx.caller.project_id, code, true).await? {
         Lookup::Found(c) => Ok(*c),
         Lookup::NotFound => Err(NOT_FOUND),
@@ -240,7 +245,7 @@ async fn get_check(
 
 /// A call healthchecks.io serves to read-write keys only (its `@authorize`):
 /// a read-only key is answered 401 `wrong api key`.
-pub(super) async fn read_write(
+pub(in crate::hc) async fn read_write(
     state: &AppState,
     version: &str,
     headers: &HeaderMap,

@@ -15,19 +15,16 @@
 //! - [`store`]: the checks the Management API reads and writes, in the database.
 //! - [`api_routes`]: the Management API's HTTP edge (`X-Api-Key`, healthchecks.io's
 //!   `{"error": "..."}` answers) for checks.
-//! - [`history`]: a check's pings and flips, the project's channels.
-//! - [`api_history_routes`]: the Management API's other reads (pings, ping
-//!   bodies, flips, channels, badges, status).
+//! - [`history`]: a check's pings and flips, the project's channels; its
+//!   `routes` serve them and the Management API's other reads (badges, status).
 //! - [`badge`]: status badges per tag and per project (SVG, JSON, shields.io),
-//!   at unguessable URLs; [`badge_routes`] serves them.
+//!   at unguessable URLs; its `routes` serve them.
 //!
 //! A check's tags and channels are the heartbeat's own (`tags`, `channels`):
 //! what one API sets, the other shows (docs/decisions.md §26).
 
-pub mod api_history_routes;
 pub mod api_routes;
 pub mod badge;
-pub mod badge_routes;
 pub mod check;
 pub mod history;
 pub mod ping;

@@ -3,9 +3,10 @@
 //! `GET checks/<uuid|unique_key>/flips/`, `GET channels/`, `GET badges/` and
 //! `GET status/`, under `/api/v1/`, `/api/v2/` and `/api/v3/`.
 //!
-//! Keys as healthchecks.io takes them (see `super::api_routes`): pings, bodies
+//! Keys as healthchecks.io takes them (see `crate::hc::api_routes`): pings, bodies
 //! and channels need a read-write key (a read-only one is answered 401 `wrong
-//! api key`); flips and badges take either; `status/` takes none.
+//! api key`); flips and badges take either; `status/` takes none. The
+//! answers' shapes are the domain's (`super`).
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -16,10 +17,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::api_routes::{ctx, fetch, read_write, HcError, HcResult, Refusal, NOT_FOUND};
-use super::badge::{self, BadgeUrls};
-use super::check::ApiVersion;
-use super::history::{self, BodyUrls, ChannelList, FlipFilter, FlipList, PingList};
+use crate::hc::api_routes::{ctx, fetch, read_write, HcError, HcResult, Refusal, NOT_FOUND};
+use crate::hc::badge::{self, BadgeUrls};
+use crate::hc::check::ApiVersion;
+use crate::hc::history::{self, BodyUrls, ChannelList, FlipFilter, FlipList, PingList};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -11,8 +11,10 @@ use deadpool_postgres::Pool;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::check::{iso, ApiVersion};
-use super::store::StoreError;
+pub mod routes;
+
+use crate::hc::check::{iso, ApiVersion};
+use crate::hc::store::StoreError;
 
 /// One logged ping.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -1,4 +1,4 @@
-//! Badges over HTTP (the domain is `super::badge`):
+//! Badges over HTTP (the domain is `super`, `crate::hc::badge`):
 //!
 //! - `GET /badge/{badge_key}/{signature}/{tag}.{svg|json|shields}` and
 //!   `GET /badge/{badge_key}/{signature}.{svg|json|shields}` (the whole
@@ -22,10 +22,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::badge::{self, BadgeProject, BadgeUrls, Format};
-use super::store::StoreError;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult, NoQuery};
+use crate::hc::badge::{self, BadgeProject, BadgeUrls, Format};
+use crate::hc::store::StoreError;
 use crate::state::AppState;
 
 /// The public badge URLs.

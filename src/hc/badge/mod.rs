@@ -23,7 +23,9 @@ use serde_json::json;
 use sha2::Sha256;
 use uuid::Uuid;
 
-use super::store::StoreError;
+pub mod routes;
+
+use crate::hc::store::StoreError;
 use crate::monitor::heartbeat::{Heartbeat, COLUMNS};
 use crate::monitor::status::Status;
 
