@@ -7,6 +7,9 @@
 //!   10,000, alternated with the same load on `/healthz` (a plain 200 route on the
 //!   same server), several runs; then checks every 200 was committed (the sum of
 //!   the heartbeats' ping counters is at least the number of 200s wrk saw).
+//! - **hc**: the same 10,000 heartbeats pinged by healthchecks.io's
+//!   `/ping/{uuid}` and by `/hb/{token}`, alternated in one run (`-- hc`); the
+//!   ratio of the two is the cost of the UUID form.
 //! - **detection**: 100,000 heartbeats whose deadlines fall over 20 s; the daemon's
 //!   own deadline loop flips them; p50/p99/max of (detected − deadline), and the
 //!   process's CPU use while idle afterwards.
@@ -63,6 +66,9 @@ fn main() {
         if only.as_deref().is_none_or(|o| o == "pings") {
             pings(&db, &base).await;
         }
+        if only.as_deref().is_none_or(|o| o == "hc") {
+            ping_forms(&db, &base).await;
+        }
         if only.as_deref().is_none_or(|o| o == "detection") {
             detection(&db).await;
         }
@@ -87,8 +93,13 @@ async fn wait_ready(base: &str) {
 
 /// Requests/sec and completed requests from wrk's report; panics on non-2xx.
 fn wrk(url: &str, script: Option<&str>) -> (f64, u64) {
+    wrk_for(url, script, "10s")
+}
+
+/// [`wrk`] for `duration` (`3s`, `10s`).
+fn wrk_for(url: &str, script: Option<&str>, duration: &str) -> (f64, u64) {
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t2", "-c64", "-d10s"]);
+    cmd.args(["-t2", "-c64", &format!("-d{duration}")]);
     if let Some(s) = script {
         cmd.args(["-s", s]);
     }
@@ -209,6 +220,103 @@ async fn pings(db: &tokio_postgres::Client, base: &str) {
     .await
     .unwrap();
     let _ = std::fs::remove_file(&script);
+}
+
+/// Writes a wrk script that requests a random one of `paths` (formatted once,
+/// at start, so wrk spends the same on each request); returns its path.
+fn random_paths_script(name: &str, paths: &[String]) -> String {
+    let script = std::env::temp_dir().join(format!("hb-bench-{name}-{}.lua", std::process::id()));
+    let list = paths
+        .iter()
+        .map(|p| format!("\"{p}\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    std::fs::write(
+        &script,
+        format!(
+            "local paths = {{{list}}}\n\
+             local requests = {{}}\n\
+             for i, p in ipairs(paths) do requests[i] = wrk.format(\"GET\", p) end\n\
+             local n = #requests\n\
+             math.randomseed(os.time())\n\
+             request = function()\n  return requests[math.random(n)]\nend\n"
+        ),
+    )
+    .unwrap();
+    script.to_str().unwrap().to_string()
+}
+
+/// `/ping/{uuid}` against `/hb/{token}` on the same 10,000 heartbeats, in one
+/// run: RUNS pairs, alternating which form goes first, after a 3 s warm-up of
+/// each (a long-lived daemon has every UUID in its map). The issue's target is
+/// a ratio of at least 0.95.
+async fn ping_forms(db: &tokio_postgres::Client, base: &str) {
+    const FORM_RUNS: usize = 6;
+    let tokens: Vec<String> = (0..TOKENS)
+        .map(|_| HeartbeatToken::generate().to_string())
+        .collect();
+    let names: Vec<String> = (0..TOKENS).map(|i| format!("hcbench-{i}")).collect();
+    let ids: Vec<uuid::Uuid> = (0..TOKENS).map(|_| uuid::Uuid::now_v7()).collect();
+    let rows = db
+        .query(
+            "INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds, grace_seconds)
+             SELECT id, '00000000-0000-0000-0000-000000000001', name, token, 3600, 600
+             FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, name, token)
+             RETURNING token, ping_uuid",
+            &[&ids, &names, &tokens],
+        )
+        .await
+        .unwrap();
+    db.batch_execute("VACUUM ANALYZE heartbeat.heartbeat")
+        .await
+        .unwrap();
+    let hb_paths: Vec<String> = rows
+        .iter()
+        .map(|r| format!("/hb/{}", r.get::<_, String>(0)))
+        .collect();
+    let hc_paths: Vec<String> = rows
+        .iter()
+        .map(|r| format!("/ping/{}", r.get::<_, uuid::Uuid>(1)))
+        .collect();
+    let hb_script = random_paths_script("hb", &hb_paths);
+    let hc_script = random_paths_script("hc", &hc_paths);
+    let run = |script: String, duration: &'static str| {
+        let url = format!("{base}/");
+        tokio::task::spawn_blocking(move || wrk_for(&url, Some(&script), duration))
+    };
+    run(hc_script.clone(), "3s").await.unwrap();
+    run(hb_script.clone(), "3s").await.unwrap();
+    let (mut hb, mut hc, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 1..=FORM_RUNS {
+        let (h, u) = if i % 2 == 1 {
+            let h = run(hb_script.clone(), "10s").await.unwrap().0;
+            (h, run(hc_script.clone(), "10s").await.unwrap().0)
+        } else {
+            let u = run(hc_script.clone(), "10s").await.unwrap().0;
+            (run(hb_script.clone(), "10s").await.unwrap().0, u)
+        };
+        println!(
+            "pair {i}: /hb/{{token}} {h:.0} req/s, /ping/{{uuid}} {u:.0} req/s, ratio {:.3}",
+            u / h
+        );
+        hb.push(h);
+        hc.push(u);
+        ratio.push(u / h);
+    }
+    let (a, b, c) = stats(&mut hb);
+    println!("/hb/{{token}}   req/s min {a:.0} median {b:.0} max {c:.0}");
+    let (a, b, c) = stats(&mut hc);
+    println!("/ping/{{uuid}}  req/s min {a:.0} median {b:.0} max {c:.0}");
+    let (a, b, c) = stats(&mut ratio);
+    println!("ratio uuid/token   min {a:.3} median {b:.3} max {c:.3}");
+    db.execute(
+        "DELETE FROM heartbeat.heartbeat WHERE name LIKE 'hcbench-%'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let _ = std::fs::remove_file(&hb_script);
+    let _ = std::fs::remove_file(&hc_script);
 }
 
 /// CPU seconds this process has used (user + system).

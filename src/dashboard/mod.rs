@@ -16,6 +16,7 @@ use crate::state::AppState;
 const INDEX_HTML: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
 const SCHEDULE_JS: &str = include_str!("schedule.js");
+const BADGES_JS: &str = include_str!("badges.js");
 const STYLE_CSS: &str = include_str!("style.css");
 
 /// Everything the page loads comes from this origin; nothing inline runs.
@@ -27,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(index))
         .route("/assets/app.js", get(app_js))
         .route("/assets/schedule.js", get(schedule_js))
+        .route("/assets/badges.js", get(badges_js))
         .route("/assets/style.css", get(style_css))
 }
 
@@ -58,6 +60,10 @@ async fn app_js() -> impl IntoResponse {
 
 async fn schedule_js() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", SCHEDULE_JS)
+}
+
+async fn badges_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", BADGES_JS)
 }
 
 async fn style_css() -> impl IntoResponse {

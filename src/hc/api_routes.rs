@@ -78,10 +78,10 @@ pub struct CheckList {
 }
 
 /// An answer in healthchecks.io's error format: a status and `{"error": "..."}`.
-struct Refusal(StatusCode, Cow<'static, str>);
+pub(in crate::hc) struct Refusal(StatusCode, Cow<'static, str>);
 
 impl Refusal {
-    fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+    pub(in crate::hc) fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self(status, message.into())
     }
 }
@@ -110,9 +110,10 @@ impl From<WriteError> for Refusal {
     }
 }
 
-const NOT_FOUND: Refusal = Refusal(StatusCode::NOT_FOUND, Cow::Borrowed("not found"));
+pub(in crate::hc) const NOT_FOUND: Refusal =
+    Refusal(StatusCode::NOT_FOUND, Cow::Borrowed("not found"));
 
-type HcResult = Result<Response, Refusal>;
+pub(in crate::hc) type HcResult = Result<Response, Refusal>;
 
 /// The caller from `X-Api-Key`, or else from `api_key` in a JSON body, as
 /// healthchecks.io reads and refuses it.
@@ -142,13 +143,14 @@ async fn caller(
     }
 }
 
-struct Ctx {
-    caller: Caller,
-    version: ApiVersion,
-    base: String,
+pub(in crate::hc) struct Ctx {
+    pub(in crate::hc) caller: Caller,
+    pub(in crate::hc) version: ApiVersion,
+    /// `http://host:port`, where the daemon is reached.
+    pub(in crate::hc) base: String,
 }
 
-async fn ctx(
+pub(in crate::hc) async fn ctx(
     state: &AppState,
     version: &str,
     headers: &HeaderMap,
@@ -170,7 +172,7 @@ async fn ctx(
 }
 
 impl Ctx {
-    fn readonly(&self) -> bool {
+    pub(in crate::hc) fn readonly(&self) -> bool {
         self.caller.role == Role::ReadOnly
     }
 
@@ -193,7 +195,11 @@ impl Ctx {
 
 /// The caller's check with UUID `code` (or, for reading, its `unique_key`):
 /// 404 when none has it, 403 when it is another project's.
-async fn fetch(state: &AppState, ctx: &Ctx, code: &str) -> Result<StoredCheck, Refusal> {
+pub(in crate::hc) async fn fetch(
+    state: &AppState,
+    ctx: &Ctx,
+    code: &str,
+) -> Result<StoredCheck, Refusal> {
     match store::find(&state.pool, ctx.caller.project_id, code, true).await? {
         Lookup::Found(c) => Ok(*c),
         Lookup::NotFound => Err(NOT_FOUND),
@@ -219,7 +225,7 @@ async fn list_checks(
         .await?
         .iter()
         // Every `tag` given must be among the check's tags.
-        .filter(|c| tags.iter().all(|t| c.fields.has_tag(t)))
+        .filter(|c| tags.iter().all(|t| c.hb.tags.iter().any(|h| h == t)))
         .filter(|c| slug.is_none_or(|s| c.hb.slug == *s))
         .map(|c| ctx.view(&state, c))
         .collect();
@@ -237,6 +243,20 @@ async fn get_check(
     Ok(Json(ctx.view(&state, &check)).into_response())
 }
 
+/// A call healthchecks.io serves to read-write keys only (its `@authorize`):
+/// a read-only key is answered 401 `wrong api key`.
+pub(in crate::hc) async fn read_write(
+    state: &AppState,
+    version: &str,
+    headers: &HeaderMap,
+) -> Result<Ctx, Refusal> {
+    let ctx = ctx(state, version, headers, None).await?;
+    if ctx.readonly() {
+        return Err(Refusal::new(StatusCode::UNAUTHORIZED, "wrong api key"));
+    }
+    Ok(ctx)
+}
+
 /// A write: refused to read-only keys (401 `wrong api key`, as healthchecks.io
 /// answers a read-only key on a write endpoint); the UUID form only.
 async fn writable(
@@ -245,10 +265,7 @@ async fn writable(
     code: &str,
     headers: &HeaderMap,
 ) -> Result<(Ctx, StoredCheck), Refusal> {
-    let ctx = ctx(state, version, headers, None).await?;
-    if ctx.readonly() {
-        return Err(Refusal::new(StatusCode::UNAUTHORIZED, "wrong api key"));
-    }
+    let ctx = read_write(state, version, headers).await?;
     if Uuid::try_parse(code).is_err() {
         return Err(NOT_FOUND);
     }

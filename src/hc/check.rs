@@ -50,27 +50,23 @@ pub fn status_word(s: Status) -> &'static str {
     }
 }
 
-/// The check fields Heartbeat stores without acting on them (see
-/// docs/healthchecks-compat.md).
+/// What a check shows beyond the heartbeat row: the fields Heartbeat stores
+/// without acting on them (see docs/healthchecks-compat.md) and a few read
+/// from other tables.
 #[derive(Debug, Clone, Default)]
 pub struct HcFields {
-    /// Space-separated.
-    pub tags: String,
     pub desc: String,
     pub methods: String,
     pub manual_resume: bool,
-    /// `*`, empty, or a comma list of channel ids.
-    pub channels: String,
     /// E-mail subjects and keyword filters, by field name.
     pub extra: Map<String, Value>,
-}
-
-impl HcFields {
-    /// Whether the check carries `tag` (healthchecks.io's tags are
-    /// space-separated words).
-    pub fn has_tag(&self, tag: &str) -> bool {
-        self.tags.split_whitespace().any(|t| t == tag)
-    }
+    /// The ids of the channels the heartbeat alerts, comma-separated and
+    /// sorted, as healthchecks.io lists them.
+    pub channels: String,
+    /// Seconds the last timed run took (a finish ping after its start).
+    pub last_duration: Option<i64>,
+    /// Names the heartbeat's own badge (`/b/<2|3>/<badge_uuid>.svg`).
+    pub badge_uuid: Uuid,
 }
 
 /// One check. `uuid` and the URLs are shown to read-write keys; read-only keys
@@ -79,14 +75,15 @@ impl HcFields {
 pub struct CheckJson {
     pub name: String,
     pub slug: String,
-    /// Space-separated; filters `GET checks/?tag=` and names badges.
+    /// The heartbeat's tags, space-separated; filters `GET checks/?tag=` and
+    /// names badges.
     pub tags: String,
     /// Accepted and returned, no effect.
     pub desc: String,
     /// Seconds.
     pub grace: i64,
     pub n_pings: i64,
-    /// `new`, `up`, `grace`, `down` or `paused`.
+    /// `new`, `up`, `grace`, `down` or `paused`; v1 also `started`.
     pub status: &'static str,
     /// A start ping not yet followed by a finish.
     pub started: bool,
@@ -97,9 +94,14 @@ pub struct CheckJson {
     pub manual_resume: bool,
     /// Accepted and returned, no effect.
     pub methods: String,
+    /// The heartbeat's own badge (2-state SVG); no key needed to fetch it.
+    pub badge_url: String,
+    /// Seconds the last timed run took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_duration: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uuid: Option<Uuid>,
-    /// Read-write keys only: `*`, empty, or the channel ids given.
+    /// Read-write keys only: the ids of the channels it alerts, comma-separated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,8 +128,9 @@ pub struct CheckJson {
     pub extra: Map<String, Value>,
 }
 
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+/// healthchecks.io's `isostring`: whole seconds, `+00:00`.
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, false)
 }
 
 /// Where one Management API version and the ping URLs are reached.
@@ -157,19 +160,30 @@ pub fn to_check(
         hb.ping_uuid
     );
     let rw = |s: String| (!readonly).then_some(s);
+    // v1 reports a running check as `started`; v2 and v3 only in `started`.
+    let status = match e.status {
+        Status::Up | Status::Late | Status::Pending
+            if urls.version == ApiVersion::V1 && hb.started_at.is_some() =>
+        {
+            "started"
+        }
+        s => status_word(s),
+    };
     CheckJson {
         name: hb.name.clone(),
         slug: hb.slug.clone(),
-        tags: fields.tags.clone(),
+        tags: hb.tags.join(" "),
         desc: fields.desc.clone(),
         grace: hb.grace_seconds.into(),
         n_pings,
-        status: status_word(e.status),
+        status,
         started: hb.started_at.is_some(),
         last_ping: hb.last_ping_at.map(iso),
         next_ping: e.due_at.map(iso),
         manual_resume: fields.manual_resume,
         methods: fields.methods.clone(),
+        badge_url: format!("{}/b/2/{}.svg", urls.base, fields.badge_uuid),
+        last_duration: fields.last_duration,
         uuid: (!readonly).then_some(hb.ping_uuid),
         channels: (!readonly).then(|| fields.channels.clone()),
         ping_url: rw(format!(

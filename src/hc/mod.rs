@@ -14,10 +14,19 @@
 //! - [`check`]: a heartbeat as the Management API's check JSON.
 //! - [`store`]: the checks the Management API reads and writes, in the database.
 //! - [`api_routes`]: the Management API's HTTP edge (`X-Api-Key`, healthchecks.io's
-//!   `{"error": "..."}` answers).
+//!   `{"error": "..."}` answers) for checks.
+//! - [`history`]: a check's pings and flips, the project's channels; its
+//!   `routes` serve them and the Management API's other reads (badges, status).
+//! - [`badge`]: status badges per tag and per project (SVG, JSON, shields.io),
+//!   at unguessable URLs; its `routes` serve them.
+//!
+//! A check's tags and channels are the heartbeat's own (`tags`, `channels`):
+//! what one API sets, the other shows (docs/decisions.md §26).
 
 pub mod api_routes;
+pub mod badge;
 pub mod check;
+pub mod history;
 pub mod ping;
 pub mod routes;
 pub mod spec;

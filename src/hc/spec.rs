@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::monitor::heartbeat::Tags;
 use crate::monitor::schedule::{parse_tz, HeartbeatSchedule};
 
 /// healthchecks.io's bounds for `timeout` and `grace`: a minute to 365 days.
@@ -45,7 +46,9 @@ pub enum UniqueField {
 pub struct CheckSpec {
     pub name: Option<String>,
     pub slug: Option<String>,
-    pub tags: Option<String>,
+    /// The space-separated words, as the heartbeat's own tags (sorted, no
+    /// duplicates; each a tag `monitor::heartbeat::Tags` accepts).
+    pub tags: Option<Vec<String>>,
     pub desc: Option<String>,
     pub timeout: Option<i64>,
     pub grace: Option<i64>,
@@ -116,6 +119,20 @@ fn seconds(obj: &Map<String, Value>, key: &str) -> Result<Option<i64>, SpecError
     }
 }
 
+/// `tags`: space-separated words, each a Heartbeat tag (1 to 50 letters,
+/// digits or `-_.:/`, at most 20), since they are the heartbeat's own tags,
+/// which its API, filters and badges share. healthchecks.io takes any text
+/// here; Heartbeat answers a 400 naming the word it cannot keep.
+fn tags(obj: &Map<String, Value>) -> Result<Option<Vec<String>>, SpecError> {
+    let Some(raw) = string(obj, "tags", Some(500))? else {
+        return Ok(None);
+    };
+    let words: Vec<String> = raw.split_whitespace().map(str::to_string).collect();
+    Tags::parse(&words)
+        .map(|t| Some(t.as_slice().to_vec()))
+        .map_err(|e| SpecError(format!("json validation error: tags: {e}")))
+}
+
 fn boolean(obj: &Map<String, Value>, key: &str) -> Result<Option<bool>, SpecError> {
     match obj.get(key) {
         None => Ok(None),
@@ -135,7 +152,7 @@ impl CheckSpec {
         let mut spec = CheckSpec {
             name: string(obj, "name", Some(100))?,
             desc: string(obj, "desc", None)?,
-            tags: string(obj, "tags", Some(500))?,
+            tags: tags(obj)?,
             timeout: seconds(obj, "timeout")?,
             grace: seconds(obj, "grace")?,
             manual_resume: boolean(obj, "manual_resume")?,

@@ -14,11 +14,21 @@ use crate::monitor::heartbeat::{self, CreateError, Heartbeat, NewHeartbeat, COLU
 use crate::monitor::schedule::HeartbeatSchedule;
 
 /// What every check query selects: the heartbeat's columns, then its ping
-/// count and the healthchecks.io fields, in [`StoredCheck::from_row`]'s order.
+/// count, the healthchecks.io fields, the channels it alerts (its own list, or
+/// every channel of its project) as healthchecks.io lists them, and the
+/// duration of its last timed run, in [`StoredCheck::from_row`]'s order.
 fn select() -> String {
     format!(
-        "SELECT {COLUMNS}, ping_seq, hc_tags, hc_desc, hc_methods, hc_manual_resume, \
-         hc_channels, hc_extra FROM heartbeat.heartbeat"
+        "SELECT {COLUMNS}, ping_seq, hc_desc, hc_methods, hc_manual_resume, hc_extra, \
+         coalesce((SELECT string_agg(c.channel_id::text, ',' ORDER BY c.channel_id::text) \
+                   FROM heartbeat.channel c \
+                   WHERE c.project_id = h.project_id \
+                     AND (h.channels IS NULL OR c.channel_id = ANY(h.channels))), ''), \
+         (SELECT p.duration_ms FROM heartbeat.ping p \
+          WHERE p.heartbeat_id = h.heartbeat_id AND p.kind IN ('success', 'fail') \
+          ORDER BY p.seq DESC LIMIT 1), \
+         badge_uuid \
+         FROM heartbeat.heartbeat h"
     )
 }
 
@@ -48,20 +58,22 @@ impl StoredCheck {
     fn from_row(row: &tokio_postgres::Row) -> Self {
         // The extra columns follow the heartbeat's.
         let n = COLUMNS.split(',').count();
-        let extra: Value = row.get(n + 6);
+        let extra: Value = row.get(n + 4);
+        let last_duration_ms: Option<i64> = row.get(n + 6);
         Self {
             hb: Heartbeat::from_row(row),
             n_pings: row.get(n),
             fields: HcFields {
-                tags: row.get(n + 1),
-                desc: row.get(n + 2),
-                methods: row.get(n + 3),
-                manual_resume: row.get(n + 4),
-                channels: row.get(n + 5),
+                desc: row.get(n + 1),
+                methods: row.get(n + 2),
+                manual_resume: row.get(n + 3),
                 extra: match extra {
                     Value::Object(m) => m,
                     _ => Map::new(),
                 },
+                channels: row.get(n + 5),
+                last_duration: last_duration_ms.map(|ms| ms / 1000),
+                badge_uuid: row.get(n + 7),
             },
         }
     }
@@ -200,7 +212,7 @@ SELECT heartbeat_id FROM heartbeat.heartbeat
 WHERE project_id = $1
   AND ($2::text IS NULL OR name = $2)
   AND ($3::text IS NULL OR slug = $3)
-  AND ($4::text IS NULL OR hc_tags = $4)
+  AND ($4::text[] IS NULL OR tags = $4)
   AND ($5::int IS NULL OR period_seconds = $5)
   AND ($6::int IS NULL OR grace_seconds = $6)
 ORDER BY created_at, heartbeat_id
@@ -239,7 +251,7 @@ pub async fn create(
             return Ok((id, false));
         }
     }
-    check_channels(&client, project_id, spec).await?;
+    let channels = resolve_channels(&client, project_id, spec).await?;
     let tz = spec.tz.clone().unwrap_or_else(|| "UTC".into());
     if let Some(expr) = &spec.schedule {
         schedule_in(expr, &tz)?;
@@ -268,9 +280,9 @@ pub async fn create(
         tz,
         grace_seconds: spec.grace.unwrap_or(DEFAULT_GRACE) as i32,
         paused: false,
-        channels: None,
+        channels: channels.unwrap_or(None),
         thresholds: Default::default(),
-        tags: Vec::new(),
+        tags: spec.tags.clone().unwrap_or_default(),
     };
     let id = heartbeat::create(&mut client, project_id, &new, limit)
         .await
@@ -279,7 +291,7 @@ pub async fn create(
             CreateError::NameTaken(n) => WriteError::NameTaken(n),
             CreateError::Db(e) => e.into(),
         })?;
-    set_fields(&client, id, spec).await?;
+    set_fields(&client, id, spec, None).await?;
     Ok((id, true))
 }
 
@@ -291,59 +303,80 @@ fn schedule_in(expr: &str, tz: &str) -> Result<(), WriteError> {
     })
 }
 
-/// healthchecks.io's channel rules: `"*"` and `""` always; a list names the
-/// project's channels (Heartbeat's webhooks, by id), each exactly once.
-async fn check_channels(
+/// healthchecks.io's channel rules, onto the heartbeat's own routing: `"*"`
+/// is every channel of the project (`channels` NULL, which takes in channels
+/// added later too), `""` none, and a comma list names the project's channels
+/// by id or by name, each exactly once. None when the body gives no `channels`.
+#[allow(clippy::option_option)]
+async fn resolve_channels(
     client: &deadpool_postgres::Client,
     project_id: Uuid,
     spec: &CheckSpec,
-) -> Result<(), WriteError> {
-    let Some(Channels::Listed(items)) = &spec.channels else {
-        return Ok(());
+) -> Result<Option<Option<Vec<Uuid>>>, WriteError> {
+    let items = match &spec.channels {
+        None => return Ok(None),
+        Some(Channels::All) => return Ok(Some(None)),
+        Some(Channels::None) => return Ok(Some(Some(Vec::new()))),
+        Some(Channels::Listed(items)) => items,
     };
-    let ids: Vec<String> = client
+    let available: Vec<(Uuid, String)> = client
         .query(
-            "SELECT webhook_id::text FROM heartbeat.webhook WHERE project_id = $1",
+            "SELECT channel_id, name FROM heartbeat.channel WHERE project_id = $1",
             &[&project_id],
         )
         .await?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1)))
         .collect();
+    let mut ids = Vec::new();
     for item in items {
         if item.is_empty() {
             return Err(WriteError::Invalid("empty channel identifier".into()));
         }
-        if !ids.contains(item) {
-            return Err(WriteError::Invalid(format!(
-                "invalid channel identifier: {item}"
-            )));
+        let matches: Vec<Uuid> = available
+            .iter()
+            .filter(|(id, name)| id.to_string() == *item || name == item)
+            .map(|(id, _)| *id)
+            .collect();
+        match matches.as_slice() {
+            [] => {
+                return Err(WriteError::Invalid(format!(
+                    "invalid channel identifier: {item}"
+                )))
+            }
+            [id] => ids.push(*id),
+            _ => {
+                return Err(WriteError::Invalid(format!(
+                    "non-unique channel identifier: {item}"
+                )))
+            }
         }
     }
-    Ok(())
+    ids.sort();
+    ids.dedup();
+    Ok(Some(Some(ids)))
 }
 
-/// Stores the fields without effect that `spec` gives.
+/// Stores what `spec` gives of the heartbeat's tags and channels (the ones
+/// Heartbeat's own API reads and writes too) and of the fields without effect.
+/// `$6` says whether `channels` was given, since NULL there means "every channel".
 const SET_FIELDS: &str = "
 UPDATE heartbeat.heartbeat SET
-    hc_tags = coalesce($2, hc_tags),
+    tags = coalesce($2, tags),
     hc_desc = coalesce($3, hc_desc),
     hc_methods = coalesce($4, hc_methods),
     hc_manual_resume = coalesce($5, hc_manual_resume),
-    hc_channels = coalesce($6, hc_channels),
-    hc_extra = hc_extra || $7
+    channels = CASE WHEN $6 THEN $7 ELSE channels END,
+    hc_extra = hc_extra || $8
 WHERE heartbeat_id = $1";
 
+#[allow(clippy::option_option)]
 async fn set_fields(
     client: &deadpool_postgres::Client,
     id: Uuid,
     spec: &CheckSpec,
+    channels: Option<Option<Vec<Uuid>>>,
 ) -> Result<(), WriteError> {
-    let channels = spec.channels.as_ref().map(|c| match c {
-        Channels::All => "*".to_string(),
-        Channels::None => String::new(),
-        Channels::Listed(items) => items.join(","),
-    });
     client
         .execute(
             SET_FIELDS,
@@ -353,7 +386,8 @@ async fn set_fields(
                 &spec.desc,
                 &spec.methods,
                 &spec.manual_resume,
-                &channels,
+                &channels.is_some(),
+                &channels.flatten(),
                 &Value::Object(spec.stored.clone()),
             ],
         )
@@ -384,7 +418,7 @@ pub async fn update(
     derive_slug: bool,
 ) -> Result<(), WriteError> {
     let mut client = pool.get().await?;
-    check_channels(&client, project_id, spec).await?;
+    let channels = resolve_channels(&client, project_id, spec).await?;
     let tx = client.transaction().await?;
     let sql = format!("{COLUMNS} FROM heartbeat.heartbeat WHERE heartbeat_id = $1 FOR UPDATE");
     let Some(row) = tx.query_opt(&format!("SELECT {sql}"), &[&id]).await? else {
@@ -432,6 +466,6 @@ pub async fn update(
     )
     .await?;
     tx.commit().await?;
-    set_fields(&client, id, spec).await?;
+    set_fields(&client, id, spec, channels).await?;
     Ok(())
 }

@@ -40,7 +40,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::segments::routes())
         .merge(crate::audit::routes())
         .merge(crate::monitor::routes())
-        .merge(crate::notify::routes());
+        .merge(crate::notify::routes())
+        .merge(crate::hc::badge::routes::api_routes());
     // One auth layer over every `/api` route, applied here so every
     // route merged above is keyed. `/mcp` has its own layer (every MCP call is a
     // POST, so the method-based read/write rule cannot apply; see mcp::server).
@@ -67,12 +68,14 @@ pub fn router(state: AppState) -> Router {
         // benchmark, docs/benchmarks.md).
         .merge(api)
         .merge(crate::ops::routes())
+        .merge(crate::hc::badge::routes::routes())
         .layer(middleware::from_fn(ensure_json_errors));
     let (documented, document) = crate::openapi::base()
         .merge(json_routes)
         .merge(crate::monitor::ping_routes::routes())
         .merge(crate::hc::routes::routes())
         .merge(crate::hc::api_routes::routes())
+        .merge(crate::hc::history::routes::routes())
         .split_for_parts();
     served.set(&document);
 

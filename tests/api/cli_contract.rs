@@ -42,6 +42,18 @@ async fn keyed_app() -> TestApp {
 #[tokio::test]
 async fn status_exits_by_the_table_and_its_json_is_the_apis() {
     let app = spawn_app().await;
+    // The daemon's own job heartbeats are created by a background task once it
+    // runs; wait for them (bounded), so both reads below see the same list.
+    let jobs = heartbeat::monitor::selfcheck::default_schedules().len();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, list) = app.get_json("/api/heartbeats").await;
+        let n = list["heartbeats"].as_array().map_or(0, Vec::len);
+        if n >= jobs || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let (code, out, err) = heartbeat(&["status", "--json"], &app.address).await;
     assert_eq!(code, exit::SUCCESS, "{err}");
     let printed: Value = serde_json::from_str(&out).unwrap();

@@ -197,18 +197,26 @@ async fn the_body_is_kept_up_to_the_announced_limit_and_the_rid_times_the_run() 
 #[tokio::test]
 async fn existing_heartbeats_got_distinct_uuids_and_slugs_by_migration() {
     let app = spawn_app_with(quiet_config()).await;
-    // The daemon's own job heartbeats predate the migration.
-    let row = app
-        .db()
-        .await
-        .query_one(
-            "SELECT count(*), count(DISTINCT ping_uuid), count(*) FILTER (WHERE slug = '')
-             FROM heartbeat.heartbeat",
-            &[],
-        )
-        .await
-        .unwrap();
-    let (all, distinct, unslugged): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    // The daemon's own job heartbeats predate the migration. They are created
+    // by a background task once the daemon runs: wait for them (bounded), as a
+    // loaded machine may take a while.
+    let db = app.db().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (all, distinct, unslugged) = loop {
+        let row = db
+            .query_one(
+                "SELECT count(*), count(DISTINCT ping_uuid), count(*) FILTER (WHERE slug = '')
+                 FROM heartbeat.heartbeat",
+                &[],
+            )
+            .await
+            .unwrap();
+        let counts: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        if counts.0 > 0 || std::time::Instant::now() > deadline {
+            break counts;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert!(all > 0);
     assert_eq!(all, distinct);
     assert_eq!(unslugged, 0);

@@ -28,6 +28,7 @@ const NOT_IN_SPEC: &[(&str, &str)] = &[
     // Its script and stylesheet, embedded in the binary.
     ("GET", "/assets/app.js"),
     ("GET", "/assets/schedule.js"),
+    ("GET", "/assets/badges.js"),
     ("GET", "/assets/style.css"),
 ];
 
