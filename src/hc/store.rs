@@ -271,6 +271,7 @@ pub async fn create(
         channels: None,
         thresholds: Default::default(),
         tags: Vec::new(),
+        limits: Default::default(),
     };
     let id = heartbeat::create(&mut client, project_id, &new, limit)
         .await

@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 use tokio_util::sync::CancellationToken;
 
-use super::heartbeat::{Heartbeat, COLUMNS};
-use super::status::{Status, StoredStatus};
+use super::heartbeat::{runs_to_json, Heartbeat, COLUMNS};
+use super::status::{Cause, Evaluation, Status, StoredStatus};
 use super::MonitorConfig;
 use crate::ops::liveness::Liveness;
 use crate::ops::prometheus::Metrics;
@@ -210,22 +210,26 @@ pub enum DeadlineError {
 }
 
 /// Stores each claimed row's status, next deadline, and the streaks with the
-/// misses counted up to now (a start whose grace passed is one of them, so its
-/// `started_at` is cleared).
+/// misses counted up to now (a start or run that timed out is one of them, so
+/// its `started_at` is cleared or its run dropped; `$10` is NULL where the runs
+/// did not change), what took it down, and when a success would be early.
 const RESCHEDULE: &str = "
 UPDATE heartbeat.heartbeat h SET status = u.status, deadline = u.deadline,
     fail_streak = u.fail, ok_streak = u.ok, failing = u.failing,
-    failing_since = u.failing_since, missed_at = u.missed_at, started_at = u.started_at
+    failing_since = u.failing_since, missed_at = u.missed_at, started_at = u.started_at,
+    runs = COALESCE(u.runs::jsonb, h.runs), failing_cause = u.cause, early_before = u.early_before
 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int4[], $5::int4[], $6::bool[],
-            $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
-     AS u(id, status, deadline, fail, ok, failing, failing_since, missed_at, started_at)
+            $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[],
+            $12::timestamptz[])
+     AS u(id, status, deadline, fail, ok, failing, failing_since, missed_at, started_at, runs,
+          cause, early_before)
 WHERE h.heartbeat_id = u.id";
 
 const INSERT_FLIPS: &str = "
-INSERT INTO heartbeat.flip (heartbeat_id, at, from_status, to_status, detected_at)
-SELECT id, at, from_status, to_status, clock_timestamp()
-FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[])
-     AS f(id, at, from_status, to_status)
+INSERT INTO heartbeat.flip (heartbeat_id, at, from_status, to_status, detected_at, cause)
+SELECT id, at, from_status, to_status, clock_timestamp(), cause
+FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[])
+     AS f(id, at, from_status, to_status, cause)
 RETURNING flip_id, heartbeat_id";
 
 /// One outbox row per (alerting flip, channel it routes to): every unmuted
@@ -265,14 +269,21 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
     let mut failing_sinces: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
     let mut missed: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
     let mut started: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
+    let mut runs: Vec<Option<String>> = Vec::with_capacity(rows.len());
+    let mut causes: Vec<Option<Cause>> = Vec::with_capacity(rows.len());
+    let mut early: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
     let mut flips = Vec::new();
     for row in &rows {
         let hb = Heartbeat::from_row(row);
         let e = hb.evaluate(now);
         let to = e.status.stored();
         if to != hb.stored_status {
-            flips.push((hb.clone(), e.since.unwrap_or(now), to));
+            let cause = flip_cause(&e, hb.stored_status, to);
+            flips.push((hb.clone(), e.since.unwrap_or(now), to, cause));
         }
+        runs.push((e.runs != hb.runs).then(|| runs_to_json(&e.runs)));
+        causes.push(e.streaks.failing.then_some(e.streaks.cause).flatten());
+        early.push(e.early_before);
         ids.push(hb.id);
         statuses.push(to);
         deadlines.push(e.down_at);
@@ -295,6 +306,9 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
             &failing_sinces,
             &missed,
             &started,
+            &runs,
+            &causes,
+            &early,
         ],
     )
     .await?;
@@ -303,8 +317,9 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         let f_at: Vec<DateTime<Utc>> = flips.iter().map(|f| f.1).collect();
         let f_from: Vec<StoredStatus> = flips.iter().map(|f| f.0.stored_status).collect();
         let f_to: Vec<StoredStatus> = flips.iter().map(|f| f.2).collect();
+        let f_cause: Vec<Option<&str>> = flips.iter().map(|f| f.3).collect();
         let inserted = tx
-            .query(INSERT_FLIPS, &[&f_ids, &f_at, &f_from, &f_to])
+            .query(INSERT_FLIPS, &[&f_ids, &f_at, &f_from, &f_to, &f_cause])
             .await?;
         tick.flips = inserted.len();
         let mut a_flip = Vec::new();
@@ -315,7 +330,7 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         for row in &inserted {
             let flip_id: i64 = row.get(0);
             let hb_id: Uuid = row.get(1);
-            let Some((hb, at, to)) = flips.iter().find(|f| f.0.id == hb_id) else {
+            let Some((hb, at, to, cause)) = flips.iter().find(|f| f.0.id == hb_id) else {
                 continue;
             };
             let Some(event) = alert_event(hb.stored_status, *to) else {
@@ -332,6 +347,7 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
                 "detected_at": now,
                 "previous_status": hb.stored_status,
                 "status": to,
+                "cause": cause,
             }));
         }
         if !a_flip.is_empty() {
@@ -359,6 +375,16 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         );
     }
     Ok(tick)
+}
+
+/// What a flip to `to` is put down to: the event that took it down, `success`
+/// for a recovery; nothing for the silent flips.
+fn flip_cause(e: &Evaluation, from: StoredStatus, to: StoredStatus) -> Option<&'static str> {
+    match (from, to) {
+        (_, StoredStatus::Down) => Some(e.streaks.cause.unwrap_or(Cause::Fail).as_str()),
+        (StoredStatus::Down, StoredStatus::Up) => Some("success"),
+        _ => None,
+    }
 }
 
 /// Which transitions alert: going down, and coming back up from down. Pending,

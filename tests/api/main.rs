@@ -9,6 +9,7 @@ mod cli_refresh;
 mod cluster;
 mod dashboard;
 mod detection;
+mod detection_rules;
 mod first_hour;
 mod foundation;
 mod hc_api;
