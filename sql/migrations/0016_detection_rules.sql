@@ -215,3 +215,38 @@ BEGIN
     RETURN out;
 END
 $$;
+
+-- Silences (docs/monitoring.md, "Silences"): while one covers a heartbeat, its
+-- status still changes and is recorded, but no alert goes out; one covers a
+-- heartbeat, or every heartbeat of the project carrying a tag. Either until a
+-- time, or a recurring window: `duration_seconds` from each fire time of `cron`
+-- in `tz`.
+CREATE TABLE IF NOT EXISTS heartbeat.silence (
+    silence_id       uuid PRIMARY KEY,
+    project_id       uuid NOT NULL REFERENCES heartbeat.project ON DELETE CASCADE,
+    heartbeat_id     uuid REFERENCES heartbeat.heartbeat ON DELETE CASCADE,
+    tag              text,
+    until            timestamptz,
+    cron             text,
+    duration_seconds integer CHECK (duration_seconds BETWEEN 1 AND 31622400),
+    tz               text,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    CHECK ((heartbeat_id IS NULL) <> (tag IS NULL)),
+    CHECK ((until IS NULL) <> (cron IS NULL)),
+    CHECK ((cron IS NULL) = (duration_seconds IS NULL) AND (cron IS NULL) = (tz IS NULL))
+);
+CREATE INDEX IF NOT EXISTS silence_heartbeat_idx ON heartbeat.silence (heartbeat_id);
+CREATE INDEX IF NOT EXISTS silence_project_tag_idx ON heartbeat.silence (project_id, tag);
+
+-- Dependencies (docs/monitoring.md, "Dependencies"): while a parent is down, a
+-- child's alerts are withheld (`suppressed`). An alert withheld by a silence or
+-- a parent is owed: `held_flip_id` is the down flip whose alert has not gone
+-- out, sent once if the heartbeat is still down when nothing withholds it.
+ALTER TABLE heartbeat.heartbeat
+    ADD COLUMN IF NOT EXISTS parents uuid[] NOT NULL DEFAULT '{}',
+    ADD COLUMN IF NOT EXISTS held_flip_id bigint,
+    ADD COLUMN IF NOT EXISTS held_by text;
+CREATE INDEX IF NOT EXISTS heartbeat_parents_idx ON heartbeat.heartbeat USING gin (parents);
+
+-- A flip whose alert was withheld: `silenced` or `suppressed`.
+ALTER TABLE heartbeat.flip ADD COLUMN IF NOT EXISTS withheld text;

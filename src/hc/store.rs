@@ -272,6 +272,7 @@ pub async fn create(
         thresholds: Default::default(),
         tags: Vec::new(),
         limits: Default::default(),
+        parents: Vec::new(),
     };
     let id = heartbeat::create(&mut client, project_id, &new, limit)
         .await

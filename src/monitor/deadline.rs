@@ -21,8 +21,12 @@ use uuid::Uuid;
 
 use tokio_util::sync::CancellationToken;
 
+use std::collections::HashMap;
+
 use super::heartbeat::{runs_to_json, Heartbeat, COLUMNS};
+use super::silence;
 use super::status::{Cause, Evaluation, Status, StoredStatus};
+use super::withhold::{decide, Decision, Holds, Withheld};
 use super::MonitorConfig;
 use crate::ops::liveness::Liveness;
 use crate::ops::prometheus::Metrics;
@@ -41,6 +45,8 @@ pub struct Tick {
     pub flips: usize,
     /// Outbox rows written.
     pub alerts: u64,
+    /// Children woken because a parent recovered (they owe an alert).
+    pub woken: u64,
 }
 
 /// What the deadline loop needs.
@@ -108,7 +114,9 @@ pub async fn run_once(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineE
         total.examined += tick.examined;
         total.flips += tick.flips;
         total.alerts += tick.alerts;
-        if (tick.examined as i64) < BATCH {
+        total.woken += tick.woken;
+        // Woken children are due now: one more pass sends what they owe.
+        if (tick.examined as i64) < BATCH && tick.woken == 0 {
             return Ok(total);
         }
     }
@@ -217,19 +225,21 @@ const RESCHEDULE: &str = "
 UPDATE heartbeat.heartbeat h SET status = u.status, deadline = u.deadline,
     fail_streak = u.fail, ok_streak = u.ok, failing = u.failing,
     failing_since = u.failing_since, missed_at = u.missed_at, started_at = u.started_at,
-    runs = COALESCE(u.runs::jsonb, h.runs), failing_cause = u.cause, early_before = u.early_before
+    runs = COALESCE(u.runs::jsonb, h.runs), failing_cause = u.cause, early_before = u.early_before,
+    held_flip_id = u.held, held_by = u.held_by
 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int4[], $5::int4[], $6::bool[],
             $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[],
-            $12::timestamptz[])
+            $12::timestamptz[], $13::int8[], $14::text[])
      AS u(id, status, deadline, fail, ok, failing, failing_since, missed_at, started_at, runs,
-          cause, early_before)
+          cause, early_before, held, held_by)
 WHERE h.heartbeat_id = u.id";
 
 const INSERT_FLIPS: &str = "
-INSERT INTO heartbeat.flip (heartbeat_id, at, from_status, to_status, detected_at, cause)
-SELECT id, at, from_status, to_status, clock_timestamp(), cause
-FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[])
-     AS f(id, at, from_status, to_status, cause)
+INSERT INTO heartbeat.flip (heartbeat_id, at, from_status, to_status, detected_at, cause,
+                           withheld)
+SELECT id, at, from_status, to_status, clock_timestamp(), cause, withheld
+FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[])
+     AS f(id, at, from_status, to_status, cause, withheld)
 RETURNING flip_id, heartbeat_id";
 
 /// One outbox row per (alerting flip, channel it routes to): every unmuted
@@ -260,39 +270,81 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
     if rows.is_empty() {
         return Ok(tick);
     }
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut statuses = Vec::with_capacity(rows.len());
-    let mut deadlines: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
-    let mut fails = Vec::with_capacity(rows.len());
-    let mut oks = Vec::with_capacity(rows.len());
-    let mut failings = Vec::with_capacity(rows.len());
-    let mut failing_sinces: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
-    let mut missed: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
-    let mut started: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
-    let mut runs: Vec<Option<String>> = Vec::with_capacity(rows.len());
-    let mut causes: Vec<Option<Cause>> = Vec::with_capacity(rows.len());
-    let mut early: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
+    let claimed: Vec<(Heartbeat, Evaluation)> = rows
+        .iter()
+        .map(|row| {
+            let hb = Heartbeat::from_row(row);
+            let e = hb.evaluate(now);
+            (hb, e)
+        })
+        .collect();
+    let decisions = decide_alerts(&tx, &claimed, now).await?;
+
+    // The flips first: a withheld down flip's id is what the row then owes.
     let mut flips = Vec::new();
-    for row in &rows {
-        let hb = Heartbeat::from_row(row);
-        let e = hb.evaluate(now);
+    for ((hb, e), d) in claimed.iter().zip(&decisions) {
         let to = e.status.stored();
         if to != hb.stored_status {
-            let cause = flip_cause(&e, hb.stored_status, to);
-            flips.push((hb.clone(), e.since.unwrap_or(now), to, cause));
+            let cause = flip_cause(e, hb.stored_status, to);
+            flips.push((hb, e.since.unwrap_or(now), to, cause, d));
         }
-        runs.push((e.runs != hb.runs).then(|| runs_to_json(&e.runs)));
-        causes.push(e.streaks.failing.then_some(e.streaks.cause).flatten());
-        early.push(e.early_before);
+    }
+    let mut flip_ids: HashMap<Uuid, i64> = HashMap::new();
+    if !flips.is_empty() {
+        let f_ids: Vec<Uuid> = flips.iter().map(|f| f.0.id).collect();
+        let f_at: Vec<DateTime<Utc>> = flips.iter().map(|f| f.1).collect();
+        let f_from: Vec<StoredStatus> = flips.iter().map(|f| f.0.stored_status).collect();
+        let f_to: Vec<StoredStatus> = flips.iter().map(|f| f.2).collect();
+        let f_cause: Vec<Option<&str>> = flips.iter().map(|f| f.3).collect();
+        let f_withheld: Vec<Option<Withheld>> = flips.iter().map(|f| f.4.withheld).collect();
+        let inserted = tx
+            .query(
+                INSERT_FLIPS,
+                &[&f_ids, &f_at, &f_from, &f_to, &f_cause, &f_withheld],
+            )
+            .await?;
+        tick.flips = inserted.len();
+        flip_ids = inserted.iter().map(|r| (r.get(1), r.get(0))).collect();
+    }
+
+    let n = claimed.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut deadlines: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let mut fails = Vec::with_capacity(n);
+    let mut oks = Vec::with_capacity(n);
+    let mut failings = Vec::with_capacity(n);
+    let mut failing_sinces: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let mut missed: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let mut started: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let mut runs: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut causes: Vec<Option<Cause>> = Vec::with_capacity(n);
+    let mut early: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let mut held: Vec<Option<i64>> = Vec::with_capacity(n);
+    let mut held_by: Vec<Option<Withheld>> = Vec::with_capacity(n);
+    for ((hb, e), d) in claimed.iter().zip(&decisions) {
         ids.push(hb.id);
-        statuses.push(to);
-        deadlines.push(e.down_at);
+        statuses.push(e.status.stored());
+        // A silence's end wakes a heartbeat whose alert it holds, even one
+        // with nothing left to miss.
+        deadlines.push(match (e.down_at, d.wake_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        });
         fails.push(e.streaks.fail);
         oks.push(e.streaks.ok);
         failings.push(e.streaks.failing);
         failing_sinces.push(e.streaks.failing_since);
         missed.push(e.streaks.missed_at);
         started.push(e.started_at);
+        runs.push((e.runs != hb.runs).then(|| runs_to_json(&e.runs)));
+        causes.push(e.streaks.failing.then_some(e.streaks.cause).flatten());
+        early.push(e.early_before);
+        let owed = d
+            .owe
+            .and_then(|_| flip_ids.get(&hb.id).copied().or(hb.held_flip_id));
+        held.push(owed);
+        held_by.push(owed.and(d.owe));
     }
     tx.execute(
         RESCHEDULE,
@@ -309,62 +361,83 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
             &runs,
             &causes,
             &early,
+            &held,
+            &held_by,
         ],
     )
     .await?;
-    if !flips.is_empty() {
-        let f_ids: Vec<Uuid> = flips.iter().map(|f| f.0.id).collect();
-        let f_at: Vec<DateTime<Utc>> = flips.iter().map(|f| f.1).collect();
-        let f_from: Vec<StoredStatus> = flips.iter().map(|f| f.0.stored_status).collect();
-        let f_to: Vec<StoredStatus> = flips.iter().map(|f| f.2).collect();
-        let f_cause: Vec<Option<&str>> = flips.iter().map(|f| f.3).collect();
-        let inserted = tx
-            .query(INSERT_FLIPS, &[&f_ids, &f_at, &f_from, &f_to, &f_cause])
+
+    let mut a_flip = Vec::new();
+    let mut a_project = Vec::new();
+    let mut a_heartbeat = Vec::new();
+    let mut a_event = Vec::new();
+    let mut a_payload = Vec::new();
+    for ((hb, e), d) in claimed.iter().zip(&decisions) {
+        let to = e.status.stored();
+        let (flip_id, event, at, from, released) = if d.release {
+            let Some(flip_id) = hb.held_flip_id else {
+                continue;
+            };
+            let at = e.streaks.failing_since.unwrap_or(now);
+            (flip_id, "down", at, hb.stored_status, hb.held_by)
+        } else if d.alert {
+            let (Some(flip_id), Some(event)) =
+                (flip_ids.get(&hb.id), alert_event(hb.stored_status, to))
+            else {
+                continue;
+            };
+            (
+                *flip_id,
+                event,
+                e.since.unwrap_or(now),
+                hb.stored_status,
+                None,
+            )
+        } else {
+            continue;
+        };
+        a_flip.push(flip_id);
+        a_project.push(hb.project_id);
+        a_heartbeat.push(hb.id);
+        a_event.push(event);
+        a_payload.push(json!({
+            "event": event,
+            "heartbeat": {"id": hb.id, "name": hb.name, "project_id": hb.project_id,
+                          "tags": hb.tags},
+            "at": at,
+            "detected_at": now,
+            "previous_status": if d.release { StoredStatus::Up } else { from },
+            "status": to,
+            "cause": if event == "down" { flip_cause(e, StoredStatus::Up, to) } else { Some("success") },
+            "released_after": released,
+        }));
+    }
+    if !a_flip.is_empty() {
+        tick.alerts = tx
+            .execute(
+                INSERT_ALERTS,
+                &[
+                    &a_flip,
+                    &a_project,
+                    &a_heartbeat,
+                    &a_event,
+                    &a_payload,
+                    &now,
+                ],
+            )
             .await?;
-        tick.flips = inserted.len();
-        let mut a_flip = Vec::new();
-        let mut a_project = Vec::new();
-        let mut a_heartbeat = Vec::new();
-        let mut a_event = Vec::new();
-        let mut a_payload = Vec::new();
-        for row in &inserted {
-            let flip_id: i64 = row.get(0);
-            let hb_id: Uuid = row.get(1);
-            let Some((hb, at, to, cause)) = flips.iter().find(|f| f.0.id == hb_id) else {
-                continue;
-            };
-            let Some(event) = alert_event(hb.stored_status, *to) else {
-                continue;
-            };
-            a_flip.push(flip_id);
-            a_project.push(hb.project_id);
-            a_heartbeat.push(hb.id);
-            a_event.push(event);
-            a_payload.push(json!({
-                "event": event,
-                "heartbeat": {"id": hb.id, "name": hb.name, "project_id": hb.project_id},
-                "at": at,
-                "detected_at": now,
-                "previous_status": hb.stored_status,
-                "status": to,
-                "cause": cause,
-            }));
-        }
-        if !a_flip.is_empty() {
-            tick.alerts = tx
-                .execute(
-                    INSERT_ALERTS,
-                    &[
-                        &a_flip,
-                        &a_project,
-                        &a_heartbeat,
-                        &a_event,
-                        &a_payload,
-                        &now,
-                    ],
-                )
-                .await?;
-        }
+    }
+
+    // A parent that is no longer down (recovered, or paused) wakes its
+    // children that owe an alert: those still down alert now (in this same
+    // `run_once`).
+    let recovered: Vec<Uuid> = flips
+        .iter()
+        .filter(|f| f.0.stored_status == StoredStatus::Down && f.2 != StoredStatus::Down)
+        .map(|f| f.0.id)
+        .collect();
+    if !recovered.is_empty() {
+        tick.woken = tx.execute(WAKE_CHILDREN, &[&recovered, &now]).await?;
     }
     tx.commit().await?;
     if tick.flips > 0 {
@@ -375,6 +448,84 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         );
     }
     Ok(tick)
+}
+
+/// Children of recovered parents that owe an alert are looked at again now.
+const WAKE_CHILDREN: &str = "
+UPDATE heartbeat.heartbeat SET deadline = $2
+WHERE parents && $1::uuid[] AND held_flip_id IS NOT NULL AND (deadline IS NULL OR deadline > $2)";
+
+/// The alert decision for each claimed row. Only rows whose flip would alert,
+/// or that owe an alert, need to know what holds them: their silences and
+/// their parents' status at `now` (a parent claimed in the same batch is taken
+/// as just evaluated), loaded in two queries for the whole batch.
+async fn decide_alerts(
+    tx: &tokio_postgres::Transaction<'_>,
+    claimed: &[(Heartbeat, Evaluation)],
+    now: DateTime<Utc>,
+) -> Result<Vec<Decision>, DeadlineError> {
+    let needs = |hb: &Heartbeat, e: &Evaluation| {
+        let to = e.status.stored();
+        hb.held_flip_id.is_some()
+            || (to != hb.stored_status && alert_event(hb.stored_status, to).is_some())
+    };
+    let asking: Vec<&Heartbeat> = claimed
+        .iter()
+        .filter(|(hb, e)| needs(hb, e))
+        .map(|(hb, _)| hb)
+        .collect();
+    let mut decisions = Vec::with_capacity(claimed.len());
+    if asking.is_empty() {
+        for (hb, e) in claimed {
+            decisions.push(decide(
+                hb.stored_status,
+                e.status.stored(),
+                None,
+                Holds::default(),
+            ));
+        }
+        return Ok(decisions);
+    }
+    let silences = silence::covering(tx, &asking).await?;
+    let mut down: HashMap<Uuid, bool> = claimed
+        .iter()
+        .map(|(hb, e)| (hb.id, e.status == Status::Down))
+        .collect();
+    let mut others: Vec<Uuid> = asking
+        .iter()
+        .flat_map(|hb| hb.parents.iter().copied())
+        .filter(|p| !down.contains_key(p))
+        .collect();
+    others.sort();
+    others.dedup();
+    if !others.is_empty() {
+        let rows = tx
+            .query(
+                &format!("SELECT {COLUMNS} FROM heartbeat.heartbeat WHERE heartbeat_id = ANY($1)"),
+                &[&others],
+            )
+            .await?;
+        for row in &rows {
+            let parent = Heartbeat::from_row(row);
+            down.insert(parent.id, parent.evaluate(now).status == Status::Down);
+        }
+    }
+    for (hb, e) in claimed {
+        let holds = if needs(hb, e) {
+            Holds {
+                silenced_until: silence::silenced_until(&silences, hb, now),
+                parent_down: hb
+                    .parents
+                    .iter()
+                    .any(|p| down.get(p).copied().unwrap_or(false)),
+            }
+        } else {
+            Holds::default()
+        };
+        let owed = hb.held_flip_id.and(hb.held_by.or(Some(Withheld::Silenced)));
+        decisions.push(decide(hb.stored_status, e.status.stored(), owed, holds));
+    }
+    Ok(decisions)
 }
 
 /// What a flip to `to` is put down to: the event that took it down, `success`

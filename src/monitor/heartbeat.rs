@@ -14,6 +14,7 @@ use super::status::{
     evaluate, Cause, Evaluation, Expectation, Rules, Run, Signals, Status, StoredStatus, Streaks,
     Thresholds,
 };
+use super::withhold::Withheld;
 
 /// `hb_` followed by 16 URL-safe base64 characters (96 random bits).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -110,7 +111,8 @@ pub const COLUMNS: &str = "heartbeat_id, project_id, name, token, period_seconds
      last_signal_at, last_signal_failed, started_at, status, deadline, channels, \
      failure_threshold, recovery_threshold, fail_streak, ok_streak, failing, failing_since, \
      missed_at, tags, ping_uuid, slug, start_margin_seconds, max_runtime_seconds, \
-     min_interval_seconds, min_runtime_seconds, runs, failing_cause, early_before";
+     min_interval_seconds, min_runtime_seconds, runs, failing_cause, early_before, parents, \
+     held_flip_id, held_by";
 
 /// One heartbeat row.
 #[derive(Debug, Clone)]
@@ -152,6 +154,11 @@ pub struct Heartbeat {
     pub runs: Vec<Run>,
     /// Schedule heartbeats with a start margin: a success before this is early.
     pub early_before: Option<DateTime<Utc>>,
+    /// Heartbeats of its project whose being down withholds its alerts.
+    pub parents: Vec<Uuid>,
+    /// A down flip whose alert was withheld and is still owed, and why.
+    pub held_flip_id: Option<i64>,
+    pub held_by: Option<Withheld>,
 }
 
 /// The detection rules a heartbeat may switch on, in seconds (None: off); see
@@ -220,6 +227,9 @@ impl Heartbeat {
             },
             runs: runs_from_json(row.get(33)),
             early_before: row.get(35),
+            parents: row.get(36),
+            held_flip_id: row.get(37),
+            held_by: row.get(38),
         }
     }
 
@@ -298,6 +308,9 @@ impl Heartbeat {
             min_interval_seconds: self.limits.min_interval_seconds,
             min_runtime_seconds: self.limits.min_runtime_seconds,
             open_runs: e.runs.clone(),
+            parents: self.parents.clone(),
+            silenced_until: None,
+            alert_withheld: self.held_by,
             tags: self.tags.clone(),
             curl: format!("curl -fsS -m 10 --retry 5 -o /dev/null {ping_url}"),
             crontab: format!(
@@ -330,6 +343,8 @@ pub struct NewHeartbeat {
     pub thresholds: Thresholds,
     pub tags: Vec<String>,
     pub limits: Limits,
+    /// Checked by `super::dependency::check_parents`.
+    pub parents: Vec<Uuid>,
 }
 
 /// Why a heartbeat was not created.
@@ -348,9 +363,9 @@ INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_s
                                  schedule, tz, grace_seconds, paused, status, slug, channels,
                                  failure_threshold, recovery_threshold, tags,
                                  start_margin_seconds, max_runtime_seconds, min_interval_seconds,
-                                 min_runtime_seconds)
+                                 min_runtime_seconds, parents)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9 THEN 'paused' ELSE 'pending' END,
-        $10, $11, $12, $13, $14, $15, $16, $17, $18)
+        $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 ON CONFLICT (project_id, name) DO NOTHING";
 
 /// Creates `new` in `project_id` unless the project already holds `limit`
@@ -402,6 +417,7 @@ pub async fn create(
                 &new.limits.max_runtime_seconds,
                 &new.limits.min_interval_seconds,
                 &new.limits.min_runtime_seconds,
+                &new.parents,
             ],
         )
         .await?;
@@ -509,6 +525,14 @@ pub struct HeartbeatView {
     /// Runs started with a `rid` and not finished yet, oldest first (kept while
     /// `max_runtime_seconds` or `min_runtime_seconds` is on).
     pub open_runs: Vec<Run>,
+    /// Heartbeats of its project whose being down withholds its alerts
+    /// (`suppressed`).
+    pub parents: Vec<Uuid>,
+    /// While a silence covers it: when that silence ends.
+    pub silenced_until: Option<DateTime<Utc>>,
+    /// Its down alert is owed, withheld by a silence or a parent that is down:
+    /// it goes out once nothing withholds it, if it is still down then.
+    pub alert_withheld: Option<Withheld>,
     /// Free-form labels, sorted (`GET /api/heartbeats?tag=` filters on one).
     pub tags: Vec<String>,
     /// Where cron jobs ping (`/hb/{token}`).

@@ -14,12 +14,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::dependency::{self, ParentError};
 use super::heartbeat::{
     self, CreateError, Heartbeat, HeartbeatView, Limits, NewHeartbeat, Tags, COLUMNS,
 };
 use super::schedule::{parse_tz, HeartbeatSchedule};
 use super::selfcheck::{self, JobHeartbeatError};
+use super::silence;
 use super::status::{Cause, StoredStatus, Thresholds};
+use super::withhold::Withheld;
 use crate::auth::{Caller, Role};
 use crate::error::{fields, ApiError, ApiJson, ApiResult, NOT_BLANK_PATTERN};
 use crate::error::{ApiQuery, NoQuery};
@@ -34,6 +37,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pings))
         .routes(routes!(flips))
         .routes(routes!(list_projects, create_project))
+        .merge(super::silence::routes::routes())
 }
 
 /// Longest period or grace accepted: a year.
@@ -101,11 +105,38 @@ async fn list(
         .await?;
     let now = Utc::now();
     let base = base_url(&state);
-    let heartbeats = rows
-        .iter()
-        .map(|r| Heartbeat::from_row(r).view(now, &base))
-        .collect();
+    let rows: Vec<Heartbeat> = rows.iter().map(Heartbeat::from_row).collect();
+    let heartbeats = views(&client, &rows, now, &base).await?;
     Ok(ApiJson(HeartbeatList { heartbeats }).into_response())
+}
+
+/// The API views of `heartbeats` at `now`, each with the silence covering it.
+async fn views(
+    client: &tokio_postgres::Client,
+    heartbeats: &[Heartbeat],
+    now: DateTime<Utc>,
+    base: &str,
+) -> ApiResult<Vec<HeartbeatView>> {
+    let refs: Vec<&Heartbeat> = heartbeats.iter().collect();
+    let silences = silence::covering(client, &refs).await?;
+    Ok(heartbeats
+        .iter()
+        .map(|hb| {
+            let mut view = hb.view(now, base);
+            view.silenced_until = silence::silenced_until(&silences, hb, now);
+            view
+        })
+        .collect())
+}
+
+/// One heartbeat's view (see [`views`]).
+async fn view_one(
+    client: &tokio_postgres::Client,
+    hb: Heartbeat,
+    base: &str,
+) -> ApiResult<HeartbeatView> {
+    let mut list = views(client, std::slice::from_ref(&hb), Utc::now(), base).await?;
+    Ok(list.remove(0))
 }
 
 /// `GET /api/heartbeats`.
@@ -124,7 +155,7 @@ async fn show(
 ) -> ApiResult<Response> {
     let client = state.pool.get().await?;
     let hb = fetch(&client, &caller, parse_id(&id)?).await?;
-    Ok(ApiJson(hb.view(Utc::now(), &base_url(&state))).into_response())
+    Ok(ApiJson(view_one(&client, hb, &base_url(&state)).await?).into_response())
 }
 
 /// Body of `POST /api/heartbeats`: unset fields take defaults. `period_seconds`
@@ -172,6 +203,9 @@ pub struct HeartbeatCreate {
     /// `too_fast`. 0 switches it off.
     #[serde(default, deserialize_with = "fields::integral_i32")]
     pub min_runtime_seconds: Option<i32>,
+    /// Heartbeats of the project whose being down withholds this one's alerts
+    /// (at most 20; no cycles); on update the list replaces the old one.
+    pub parents: Option<Vec<Uuid>>,
 }
 
 /// A heartbeat's channels, as a client gives them.
@@ -260,6 +294,9 @@ pub struct HeartbeatPatch {
     /// `too_fast`. 0 switches it off.
     #[serde(default, deserialize_with = "fields::integral_i32")]
     pub min_runtime_seconds: Option<i32>,
+    /// Heartbeats of the project whose being down withholds this one's alerts
+    /// (at most 20; no cycles); on update the list replaces the old one.
+    pub parents: Option<Vec<Uuid>>,
 }
 
 /// The timing fields both bodies share, as [`timing`] reads them.
@@ -329,6 +366,11 @@ fn heartbeat_schema(create: bool) -> utoipa::openapi::schema::Schema {
             "min_runtime_seconds": {
                 "type": ["integer", "null"], "minimum": 0, "maximum": MAX_SECONDS,
                 "description": "A run that finishes sooner than this after its start is too_fast; 0 switches it off"
+            },
+            "parents": {
+                "type": ["array", "null"], "maxItems": 20,
+                "items": {"type": "string", "format": "uuid"},
+                "description": "Heartbeats of the project whose being down withholds this one's alerts; no cycles; on update the list replaces the old one"
             },
             "tags": {
                 "type": ["array", "null"], "maxItems": 20,
@@ -563,7 +605,7 @@ fn timing(input: TimingInput<'_>, current: Option<&Heartbeat>) -> ApiResult<Timi
     })
 }
 
-#[utoipa::path(post, path = "/api/heartbeats", operation_id = "createHeartbeat", tag = "heartbeats", request_body(content = HeartbeatCreate, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = HeartbeatView), (status = 409, description = "A heartbeat of that name exists in the project (`conflict`), or the project has as many heartbeats as allowed (`heartbeat_limit`)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message; also a cron range written backwards or a day that never occurs in the given months, which the schema cannot state", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/heartbeats", operation_id = "createHeartbeat", tag = "heartbeats", request_body(content = HeartbeatCreate, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = HeartbeatView), (status = 409, description = "A heartbeat of that name exists in the project (`conflict`), or the project has as many heartbeats as allowed (`heartbeat_limit`)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message; also a cron range written backwards or a day that never occurs in the given months, which the schema cannot state; parents not in the project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -593,6 +635,13 @@ async fn create(
     )?;
     let mut client = state.pool.get().await?;
     let channels = routing(&client, caller.project_id, input.channels.as_ref(), None).await?;
+    let parents = dependency::check_parents(
+        &client,
+        caller.project_id,
+        None,
+        input.parents.as_deref().unwrap_or(&[]),
+    )
+    .await?;
     let new = NewHeartbeat {
         name,
         slug: None,
@@ -605,6 +654,7 @@ async fn create(
         thresholds: th,
         tags,
         limits,
+        parents,
     };
     let limit = state.config.monitor.max_heartbeats_per_project;
     let id = heartbeat::create(&mut client, caller.project_id, &new, limit)
@@ -660,6 +710,16 @@ fn changed_fields(input: &HeartbeatPatch, current: &Heartbeat) -> Vec<&'static s
     changed
 }
 
+impl From<ParentError> for ApiError {
+    fn from(e: ParentError) -> Self {
+        match e {
+            ParentError::Db(e) => e.into(),
+            ParentError::Cycle(_) => ApiError::unprocessable("dependency_cycle", e.to_string()),
+            other => ApiError::unprocessable("invalid_input", other.to_string()),
+        }
+    }
+}
+
 impl From<JobHeartbeatError> for ApiError {
     fn from(e: JobHeartbeatError) -> Self {
         ApiError::client(StatusCode::CONFLICT, "job_heartbeat", e.to_string())
@@ -686,11 +746,11 @@ UPDATE heartbeat.heartbeat SET
     start_margin_seconds = $12, max_runtime_seconds = $13, min_interval_seconds = $14,
     min_runtime_seconds = $15,
     runs = CASE WHEN $13::int4 IS NULL AND $15::int4 IS NULL THEN '[]' ELSE runs END,
-    early_before = NULL,
+    early_before = NULL, parents = $16,
     deadline = now()
 WHERE heartbeat_id = $1";
 
-#[utoipa::path(patch, path = "/api/heartbeats/{id}", operation_id = "updateHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = HeartbeatPatch, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope), (status = 409, description = "Another heartbeat of the project has that name (`conflict`), or a change of name or timing to one of the daemon's own job heartbeats (`job_heartbeat`; they can only be paused)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message; also a cron range written backwards or a day that never occurs in the given months, which the schema cannot state", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/heartbeats/{id}", operation_id = "updateHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = HeartbeatPatch, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope), (status = 409, description = "Another heartbeat of the project has that name (`conflict`), or a change of name or timing to one of the daemon's own job heartbeats (`job_heartbeat`; they can only be paused)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message; also a cron range written backwards or a day that never occurs in the given months, which the schema cannot state; parents not in the project, or that would make a cycle (`dependency_cycle`, naming it)", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -730,6 +790,12 @@ async fn update(
         ],
         Some(&current),
     )?;
+    let parents = match &input.parents {
+        Some(list) => {
+            dependency::check_parents(&client, current.project_id, Some(id), list).await?
+        }
+        None => current.parents.clone(),
+    };
     let paused = input.paused.unwrap_or(current.paused);
     let channels = routing(
         &client,
@@ -757,6 +823,7 @@ async fn update(
                 &limits.max_runtime_seconds,
                 &limits.min_interval_seconds,
                 &limits.min_runtime_seconds,
+                &parents,
             ],
         )
         .await;
@@ -769,7 +836,7 @@ async fn update(
     }
     result?;
     let hb = fetch(&client, &caller, id).await?;
-    Ok(ApiJson(hb.view(Utc::now(), &base_url(&state))).into_response())
+    Ok(ApiJson(view_one(&client, hb, &base_url(&state)).await?).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/heartbeats/{id}", operation_id = "deleteHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 409, description = "One of the daemon's own job heartbeats, which cannot be deleted", body = crate::error::ErrorEnvelope), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
@@ -871,6 +938,9 @@ pub struct FlipView {
     /// What caused it: for a flip to `down`, `fail`, `missed`, `timeout`,
     /// `early` or `too_fast`; `success` for a recovery; null otherwise.
     cause: Option<String>,
+    /// Its alert was withheld: `silenced` (a silence covered the heartbeat) or
+    /// `suppressed` (a parent was down); null when it alerted or alerts nothing.
+    withheld: Option<Withheld>,
 }
 
 /// `GET /api/heartbeats/{id}/flips`.
@@ -891,7 +961,7 @@ async fn flips(
     let hb = fetch(&client, &caller, parse_id(&id)?).await?;
     let rows = client
         .query(
-            "SELECT at, from_status, to_status, detected_at, cause FROM heartbeat.flip
+            "SELECT at, from_status, to_status, detected_at, cause, withheld FROM heartbeat.flip
              WHERE heartbeat_id = $1 ORDER BY flip_id DESC LIMIT 1000",
             &[&hb.id],
         )
@@ -904,6 +974,7 @@ async fn flips(
             to: r.get(2),
             detected_at: r.get(3),
             cause: r.get(4),
+            withheld: r.get(5),
         })
         .collect();
     Ok(ApiJson(FlipList { flips }).into_response())

@@ -17,21 +17,21 @@ use crate::helpers::TestApp;
 use crate::monitor::{create, get_hb, quiet_app};
 
 /// A Monday, 10:00:00 UTC, well away from any DST change.
-fn t0() -> DateTime<Utc> {
+pub(crate) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2030, 3, 4, 10, 0, 0).unwrap()
 }
 
-fn secs(n: i64) -> chrono::Duration {
+pub(crate) fn secs(n: i64) -> chrono::Duration {
     chrono::Duration::seconds(n)
 }
 
-fn token(hb: &Value) -> HeartbeatToken {
+pub(crate) fn token(hb: &Value) -> HeartbeatToken {
     let url = hb["ping_url"].as_str().unwrap();
     HeartbeatToken::parse(&url[url.find("/hb/").unwrap() + 4..]).unwrap()
 }
 
 /// Writes pings as one batch, as the ping writer does, each at its own time.
-async fn send(app: &TestApp, pings: &[(&Value, PingKind, Option<Uuid>, DateTime<Utc>)]) {
+pub(crate) async fn send(app: &TestApp, pings: &[(&Value, PingKind, Option<Uuid>, DateTime<Utc>)]) {
     let records: Vec<PingRecord> = pings
         .iter()
         .map(|(hb, kind, rid, at)| PingRecord {
@@ -45,22 +45,22 @@ async fn send(app: &TestApp, pings: &[(&Value, PingKind, Option<Uuid>, DateTime<
     assert!(!found.is_empty(), "no heartbeat took the pings");
 }
 
-async fn one(app: &TestApp, hb: &Value, kind: PingKind, at: DateTime<Utc>) {
+pub(crate) async fn one(app: &TestApp, hb: &Value, kind: PingKind, at: DateTime<Utc>) {
     send(app, &[(hb, kind, None, at)]).await;
 }
 
-async fn tick(app: &TestApp, now: DateTime<Utc>) -> deadline::Tick {
+pub(crate) async fn tick(app: &TestApp, now: DateTime<Utc>) -> deadline::Tick {
     deadline::run_once(&app.state.pool, now).await.unwrap()
 }
 
-async fn flips(app: &TestApp, hb: &Value) -> Vec<Value> {
+pub(crate) async fn flips(app: &TestApp, hb: &Value) -> Vec<Value> {
     let id = hb["id"].as_str().unwrap();
     let (status, body) = app.get_json(&format!("/api/heartbeats/{id}/flips")).await;
     assert_eq!(status, 200, "{body}");
     body["flips"].as_array().unwrap().clone()
 }
 
-async fn pings(app: &TestApp, hb: &Value) -> Vec<Value> {
+pub(crate) async fn pings(app: &TestApp, hb: &Value) -> Vec<Value> {
     let id = hb["id"].as_str().unwrap();
     let (status, body) = app.get_json(&format!("/api/heartbeats/{id}/pings")).await;
     assert_eq!(status, 200, "{body}");
@@ -68,7 +68,7 @@ async fn pings(app: &TestApp, hb: &Value) -> Vec<Value> {
 }
 
 /// (failure streak, success streak, failing, cause) as stored.
-async fn stored(app: &TestApp, hb: &Value) -> (i32, i32, bool, Option<String>) {
+pub(crate) async fn stored(app: &TestApp, hb: &Value) -> (i32, i32, bool, Option<String>) {
     let id: Uuid = hb["id"].as_str().unwrap().parse().unwrap();
     let row = app
         .db()
@@ -83,7 +83,7 @@ async fn stored(app: &TestApp, hb: &Value) -> (i32, i32, bool, Option<String>) {
     (row.get(0), row.get(1), row.get(2), row.get(3))
 }
 
-fn at(v: &Value, field: &str) -> DateTime<Utc> {
+pub(crate) fn at(v: &Value, field: &str) -> DateTime<Utc> {
     v[field]
         .as_str()
         .unwrap_or_else(|| panic!("no {field} in {v}"))
@@ -92,7 +92,7 @@ fn at(v: &Value, field: &str) -> DateTime<Utc> {
 }
 
 /// The newest flip's (from, to, cause, at).
-fn last_flip(f: &[Value]) -> (String, String, Option<String>, DateTime<Utc>) {
+pub(crate) fn last_flip(f: &[Value]) -> (String, String, Option<String>, DateTime<Utc>) {
     let f = &f[0];
     (
         f["from"].as_str().unwrap().to_string(),

@@ -10,6 +10,7 @@ mod cluster;
 mod dashboard;
 mod detection;
 mod detection_rules;
+mod detection_withhold;
 mod first_hour;
 mod foundation;
 mod hc_api;
