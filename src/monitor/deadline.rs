@@ -47,6 +47,40 @@ pub struct Tick {
     pub alerts: u64,
     /// Children woken because a parent recovered (they owe an alert).
     pub woken: u64,
+    /// Detection events counted.
+    pub events: LoopEvents,
+}
+
+/// The detection events one iteration counted, for `/metrics`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LoopEvents {
+    /// Missed deadlines, and schedule fires with no start within the margin.
+    pub missed: u64,
+    /// Started runs that did not finish in time.
+    pub timeout: u64,
+    /// Flips whose alert a silence withheld.
+    pub silenced: u64,
+    /// Flips whose alert a parent that was down withheld.
+    pub suppressed: u64,
+}
+
+impl LoopEvents {
+    fn add(&mut self, other: LoopEvents) {
+        self.missed += other.missed;
+        self.timeout += other.timeout;
+        self.silenced += other.silenced;
+        self.suppressed += other.suppressed;
+    }
+
+    /// Each event with its label.
+    pub fn labelled(&self) -> [(&'static str, u64); 4] {
+        [
+            ("missed", self.missed),
+            ("timeout", self.timeout),
+            ("silenced", self.silenced),
+            ("suppressed", self.suppressed),
+        ]
+    }
 }
 
 /// What the deadline loop needs.
@@ -81,7 +115,11 @@ pub async fn run(deps: LoopDeps) {
     let mut last_count: Option<tokio::time::Instant> = None;
     loop {
         beat.beat();
-        let mut result = run_once(&pool, Utc::now()).await.map(|_| ());
+        let mut result = run_once(&pool, Utc::now()).await.map(|tick| {
+            for (event, n) in tick.events.labelled() {
+                metrics.detection_events(event, n);
+            }
+        });
         if result.is_ok() && last_count.is_none_or(|at| at.elapsed() >= count_every) {
             // Counted right after a pass, so stored statuses are as fresh as they get.
             result = count_statuses(&pool, Utc::now())
@@ -115,6 +153,7 @@ pub async fn run_once(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineE
         total.flips += tick.flips;
         total.alerts += tick.alerts;
         total.woken += tick.woken;
+        total.events.add(tick.events);
         // Woken children are due now: one more pass sends what they owe.
         if (tick.examined as i64) < BATCH && tick.woken == 0 {
             return Ok(total);
@@ -297,6 +336,12 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         let f_to: Vec<StoredStatus> = flips.iter().map(|f| f.2).collect();
         let f_cause: Vec<Option<&str>> = flips.iter().map(|f| f.3).collect();
         let f_withheld: Vec<Option<Withheld>> = flips.iter().map(|f| f.4.withheld).collect();
+        for w in f_withheld.iter().flatten() {
+            match w {
+                Withheld::Silenced => tick.events.silenced += 1,
+                Withheld::Suppressed => tick.events.suppressed += 1,
+            }
+        }
         let inserted = tx
             .query(
                 INSERT_FLIPS,
@@ -323,6 +368,8 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
     let mut held: Vec<Option<i64>> = Vec::with_capacity(n);
     let mut held_by: Vec<Option<Withheld>> = Vec::with_capacity(n);
     for ((hb, e), d) in claimed.iter().zip(&decisions) {
+        tick.events.missed += u64::from(e.missed);
+        tick.events.timeout += u64::from(e.timed_out);
         ids.push(hb.id);
         statuses.push(e.status.stored());
         // A silence's end wakes a heartbeat whose alert it holds, even one

@@ -19,6 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::heartbeat::HeartbeatToken;
+use super::status::Cause;
+use crate::ops::prometheus::Metrics;
 
 /// What a ping says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +106,8 @@ struct Writers {
     batch_max: usize,
     overlap_min: usize,
     kept: i64,
+    /// Counts the pings the detection rules flag (`early`, `too_fast`).
+    metrics: Metrics,
 }
 
 impl PingWriter {
@@ -122,6 +126,7 @@ impl PingWriter {
         writers: usize,
         overlap_min: usize,
         pings_kept: i64,
+        metrics: Metrics,
     ) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let shared = std::sync::Arc::new(Writers {
@@ -130,6 +135,7 @@ impl PingWriter {
             batch_max: batch_max.max(1),
             overlap_min: overlap_min.max(1),
             kept: pings_kept,
+            metrics,
         });
         for _ in 0..writers.max(1) {
             tokio::spawn(write_loop(shared.clone(), pool.clone()));
@@ -190,7 +196,13 @@ async fn write_loop(w: std::sync::Arc<Writers>, pool: Pool) {
         };
         w.in_flight.send_modify(|n| *n -= 1);
         match result {
-            Ok(found) => {
+            Ok(Written {
+                found,
+                early,
+                too_fast,
+            }) => {
+                w.metrics.detection_events("early", early);
+                w.metrics.detection_events("too_fast", too_fast);
                 for w in batch.drain(..) {
                     let outcome = if found.contains(w.ping.token.as_str()) {
                         PingOutcome::Recorded
@@ -212,7 +224,8 @@ async fn write_loop(w: std::sync::Arc<Writers>, pool: Pool) {
 
 /// Writes a batch of pings in one statement (one transaction): updates each known
 /// heartbeat's signals and deadline, and writes the pings into its ring of `kept`.
-/// Returns the tokens that named a heartbeat.
+/// Returns the tokens that named a heartbeat, and how many pings the detection
+/// rules flagged.
 ///
 /// The per-heartbeat summary (how many pings, the last one, the last signal) and
 /// each ping's rank among its heartbeat's pings are worked out here rather than in
@@ -222,7 +235,7 @@ pub async fn write_batch(
     client: &deadpool_postgres::Client,
     pings: &[&PingRecord],
     kept: i64,
-) -> Result<HashSet<String>, tokio_postgres::Error> {
+) -> Result<Written, tokio_postgres::Error> {
     let batch = BatchColumns::new(pings);
     let stmt = client.prepare_cached(WRITE_PINGS).await?;
     let rows = client
@@ -251,7 +264,29 @@ pub async fn write_batch(
             ],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+    let mut written = Written::default();
+    for row in &rows {
+        written.found.insert(row.get(0));
+        let events: Option<Vec<Option<Cause>>> = row.get(1);
+        for event in events.into_iter().flatten().flatten() {
+            match event {
+                Cause::Early => written.early += 1,
+                Cause::TooFast => written.too_fast += 1,
+                _ => {}
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// What one batch wrote.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The tokens that named a heartbeat.
+    pub found: HashSet<String>,
+    /// Successes flagged `early` / `too_fast` (`heartbeat.fold_pings`).
+    pub early: u64,
+    pub too_fast: u64,
 }
 
 /// A batch as the statement's array parameters: one row per heartbeat (`hb_*`)
@@ -473,7 +508,7 @@ ring AS (
         source = excluded.source, user_agent = excluded.user_agent, body = excluded.body,
         event = excluded.event, reason = excluded.reason
 )
-SELECT token FROM hb";
+SELECT token, batch_events FROM hb";
 
 /// A ping URL's suffix or `rid` that names no ping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

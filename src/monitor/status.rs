@@ -212,6 +212,10 @@ pub struct Evaluation {
     /// Schedule heartbeats with a start margin: a success before this is early
     /// (the next fire time after the last signal, less the margin).
     pub early_before: Option<DateTime<Utc>>,
+    /// Failures this evaluation counted beyond the stored streaks: missed
+    /// deadlines or starts, and runs that timed out.
+    pub missed: u32,
+    pub timed_out: u32,
 }
 
 /// Computes the status of a heartbeat at `now`: counts the deadlines missed
@@ -235,6 +239,8 @@ pub fn evaluate(
             started_at,
             runs,
             early_before: None,
+            missed: 0,
+            timed_out: 0,
         };
     }
     // The start margin is a schedule's rule: a period has no fire time.
@@ -246,6 +252,7 @@ pub fn evaluate(
     let mut due_at;
     let mut down_at;
     let mut counted = 0;
+    let (mut missed_count, mut timed_out) = (0, 0);
     loop {
         // Expectations run from the latest of the last signal, a resume and the
         // last counted miss, but only once something has ever been heard: a
@@ -315,9 +322,11 @@ pub fn evaluate(
                     streaks.missed_at = Some(d);
                 }
             }
+            timed_out += 1;
             Cause::Timeout
         } else {
             streaks.missed_at = due_at;
+            missed_count += 1;
             Cause::Missed
         };
         streaks.fail += 1;
@@ -343,6 +352,8 @@ pub fn evaluate(
             started_at,
             runs,
             early_before,
+            missed: missed_count,
+            timed_out,
         };
     }
     let status = match (signals.last_signal_at, due_at) {
@@ -364,6 +375,8 @@ pub fn evaluate(
         started_at,
         runs,
         early_before,
+        missed: missed_count,
+        timed_out,
     }
 }
 

@@ -42,7 +42,7 @@ pub(crate) async fn send(app: &TestApp, pings: &[(&Value, PingKind, Option<Uuid>
     let refs: Vec<&PingRecord> = records.iter().collect();
     let client = app.state.pool.get().await.unwrap();
     let found = write_batch(&client, &refs, 100).await.unwrap();
-    assert!(!found.is_empty(), "no heartbeat took the pings");
+    assert!(!found.found.is_empty(), "no heartbeat took the pings");
 }
 
 pub(crate) async fn one(app: &TestApp, hb: &Value, kind: PingKind, at: DateTime<Utc>) {

@@ -9,6 +9,7 @@ mod cli_refresh;
 mod cluster;
 mod dashboard;
 mod detection;
+mod detection_events;
 mod detection_rules;
 mod detection_withhold;
 mod first_hour;
