@@ -401,3 +401,54 @@ async fn a_schedule_success_well_before_its_fire_time_is_early() {
     assert_eq!(stored(&app, &hb).await, (0, 2, false, None));
     assert!(flips(&app, &hb).await.is_empty());
 }
+
+#[tokio::test]
+async fn early_too_fast_timed_out_and_failed_runs_all_count_toward_the_threshold() {
+    let app = quiet_app().await;
+    let hb = create(
+        &app,
+        json!({"name": "mixed", "period_seconds": 86400, "grace_seconds": 3600,
+               "max_runtime_seconds": 600, "min_interval_seconds": 60,
+               "min_runtime_seconds": 30, "failure_threshold": 4}),
+    )
+    .await;
+    one(&app, &hb, PingKind::Success, t0()).await;
+    one(&app, &hb, PingKind::Success, t0() + secs(10)).await;
+    assert_eq!(stored(&app, &hb).await.0, 1, "early");
+    send(
+        &app,
+        &[
+            (&hb, PingKind::Start, None, t0() + secs(100)),
+            (&hb, PingKind::Success, None, t0() + secs(110)),
+        ],
+    )
+    .await;
+    assert_eq!(stored(&app, &hb).await.0, 2, "too fast");
+    send(
+        &app,
+        &[(&hb, PingKind::Start, Some(Uuid::new_v4()), t0() + secs(200))],
+    )
+    .await;
+    assert_eq!(tick(&app, t0() + secs(800)).await.flips, 0);
+    assert_eq!(stored(&app, &hb).await.0, 2);
+    assert_eq!(tick(&app, t0() + secs(801)).await.flips, 0);
+    assert_eq!(stored(&app, &hb).await, (3, 0, false, None), "timeout");
+    // The fourth failure, an exit code, takes it down: the cause is the last.
+    let failed = PingRecord {
+        exit_code: Some(3),
+        ..PingRecord::new(token(&hb), PingKind::Fail, t0() + secs(900))
+    };
+    let client = app.state.pool.get().await.unwrap();
+    write_batch(&client, &[&failed], 100).await.unwrap();
+    assert_eq!(stored(&app, &hb).await, (4, 0, true, Some("fail".into())));
+    assert_eq!(tick(&app, t0() + secs(900)).await.flips, 1);
+    assert_eq!(
+        last_flip(&flips(&app, &hb).await),
+        (
+            "up".into(),
+            "down".into(),
+            Some("fail".into()),
+            t0() + secs(900)
+        )
+    );
+}
