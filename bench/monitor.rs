@@ -7,8 +7,8 @@
 //!   10,000, alternated with the same load on `/healthz` (a plain 200 route on the
 //!   same server), several runs; then checks every 200 was committed (the sum of
 //!   the heartbeats' ping counters is at least the number of 200s wrk saw).
-//! - **detection**: 100,000 heartbeats, every detection rule on, whose deadlines fall over 20 s; the daemon's
-//!   own deadline loop flips them; p50/p99/max of (detected − deadline), and the
+//! - **detection**: 100,000 heartbeats, every detection rule on, whose deadlines
+//!   fall over 20 s; the daemon's own deadline loop flips them; p50/p99/max of (detected − deadline), and the
 //!   process's CPU use while idle afterwards.
 //!
 //! Needs `wrk` on the PATH (`apt-get install wrk`). Loopback only, bounded in time.

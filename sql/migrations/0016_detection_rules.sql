@@ -69,7 +69,7 @@ CREATE TYPE heartbeat.folded AS (
 -- `last_kind`/`last_at`: its last ping that is not a log; `signal_runs`: its
 -- successes and failures as runs (as `fold_signals` takes them); `last_ok`: its
 -- last success in the batch; `pings`: every ping of the batch in arrival order,
--- as [kind, at, rid]. With no rule that looks at single pings on, the streaks are
+-- as the JSON text [[kind, at, rid], ...]. With no rule that looks at single pings on, the streaks are
 -- `fold_signals`'s and `pings` is not read: the common path stays cheap.
 --
 -- Otherwise each ping in turn: a start opens a run (a `rid` run in `runs` while a
@@ -79,7 +79,7 @@ CREATE TYPE heartbeat.folded AS (
 -- A state change is dated at the batch's last signal, as `fold_signals`'s is.
 CREATE OR REPLACE FUNCTION heartbeat.fold_pings(
     h heartbeat.heartbeat, last_kind text, last_at timestamptz, signal_runs integer[],
-    last_ok timestamptz, pings jsonb)
+    last_ok timestamptz, pings text)
 RETURNS heartbeat.folded LANGUAGE plpgsql STABLE AS $$
 DECLARE
     s integer[];
@@ -118,7 +118,8 @@ BEGIN
         out.last_success_at := COALESCE(last_ok, h.last_success_at);
         RETURN out;
     END IF;
-    FOR p IN SELECT value FROM jsonb_array_elements(pings) LOOP
+    -- Parsed only here: the common path above never pays for it.
+    FOR p IN SELECT value FROM jsonb_array_elements(pings::jsonb) LOOP
         k := p->>0;
         ping_at := (p->>1)::timestamptz;
         rid := p->>2;

@@ -199,10 +199,12 @@ const COUNT_STORED: &str = "SELECT status, count(*) FROM heartbeat.heartbeat GRO
 /// Rows whose stored status may not be what the API shows at `$1`: a deadline
 /// already passed (the loop has not flipped it yet), or a stored `up` that may be
 /// late. Late is `now > due_at`, and the stored deadline is at most `due_at +
-/// grace`, so every late row has `deadline - grace < now`; the converse does not
-/// hold (a start ping's deadline is earlier), hence the exact evaluation after.
+/// grace` (or `due_at + start margin` for a schedule with one), so every late row
+/// has `deadline - max(grace, margin) < now`; the converse does not hold (a
+/// start ping's deadline is earlier), hence the exact evaluation after.
 const COUNT_CANDIDATES: &str = "deadline IS NOT NULL AND (deadline <= $1
-     OR (status = 'up' AND deadline - make_interval(secs => grace_seconds) < $1))";
+     OR (status = 'up' AND deadline - make_interval(
+            secs => GREATEST(grace_seconds, COALESCE(start_margin_seconds, 0))) < $1))";
 
 /// Counts heartbeats per status at `now`. The stored status is one `count(*)`
 /// per status; it never says `late` (late is up with a warning, not a flip), and

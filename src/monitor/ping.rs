@@ -466,7 +466,7 @@ hb AS (
          last_success_at, batch_events, batch_reasons) = (
             SELECT f.fail_streak, f.ok_streak, f.failing, f.failing_since, f.failing_cause,
                    f.started_at, f.runs, f.last_success_at, f.events, f.reasons
-            FROM heartbeat.fold_pings(h, l.kind, l.at, l.runs::int4[], l.ok_at, l.pings::jsonb) AS f),
+            FROM heartbeat.fold_pings(h, l.kind, l.at, l.runs::int4[], l.ok_at, l.pings) AS f),
         status = CASE WHEN h.status = 'pending' AND l.kind = 'success' THEN 'up' ELSE h.status END,
         deadline = CASE
             WHEN h.paused OR l.kind IS NULL THEN h.deadline

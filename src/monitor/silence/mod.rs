@@ -87,8 +87,7 @@ impl SilenceSpec {
     pub fn window(&self, now: DateTime<Utc>) -> Result<Window, SilenceError> {
         match (self.until, &self.cron) {
             (Some(_), Some(_)) => Err(SilenceError::Both),
-            (Some(until), None) if self.duration_seconds.is_some() || self.tz.is_some() => {
-                let _ = until;
+            (Some(_), None) if self.duration_seconds.is_some() || self.tz.is_some() => {
                 Err(SilenceError::Both)
             }
             (Some(until), None) if until <= now => Err(SilenceError::Past),
