@@ -652,4 +652,75 @@ mod tests {
         // first valid instant after the gap: 03:00 CEST, 01:00 UTC.
         assert_eq!(due, Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap());
     }
+
+    fn hourly_at_zero() -> Expectation {
+        Expectation::Schedule(Box::new(
+            HeartbeatSchedule::parse("0 * * * *", "UTC").unwrap(),
+        ))
+    }
+
+    #[test]
+    fn a_fire_with_no_start_within_the_margin_is_missed_after_the_margin_not_the_grace() {
+        let s = Signals {
+            last_signal_at: Some(t(10, 0, 10)),
+            rules: Rules {
+                start_margin: Some(Duration::minutes(5)),
+                max_runtime: None,
+            },
+            ..signals()
+        };
+        let at = |now| evaluate(&hourly_at_zero(), Duration::hours(1), &s, now);
+        assert_eq!(at(t(10, 30, 0)).down_at, Some(t(11, 5, 0)));
+        assert_eq!(at(t(11, 5, 0)).status, Status::Late);
+        let e = at(t(11, 5, 1));
+        assert_eq!((e.status, e.since), (Status::Down, Some(t(11, 5, 0))));
+        assert_eq!(e.streaks.cause, Some(Cause::Missed));
+        assert_eq!(e.missed, 1);
+        assert_eq!(at(t(10, 30, 0)).early_before, Some(t(10, 55, 0)));
+    }
+
+    #[test]
+    fn a_success_within_the_margin_before_the_fire_answers_it() {
+        let s = Signals {
+            last_signal_at: Some(t(10, 58, 0)),
+            rules: Rules {
+                start_margin: Some(Duration::minutes(5)),
+                max_runtime: None,
+            },
+            ..signals()
+        };
+        let e = evaluate(&hourly_at_zero(), Duration::hours(1), &s, t(11, 30, 0));
+        assert_eq!(e.due_at, Some(t(12, 0, 0)));
+        assert_eq!(e.status, Status::Up);
+    }
+
+    #[test]
+    fn each_run_times_out_on_its_own_clock() {
+        let run = |m: u32, id: u128| Run {
+            rid: uuid::Uuid::from_u128(id),
+            started_at: t(10, m, 0),
+        };
+        let s = Signals {
+            last_signal_at: Some(t(10, 0, 0)),
+            rules: Rules {
+                start_margin: None,
+                max_runtime: Some(Duration::minutes(10)),
+            },
+            runs: vec![run(1, 1), run(5, 2)],
+            thresholds: Thresholds {
+                failure: 2,
+                recovery: 1,
+            },
+            ..signals()
+        };
+        let at = |now| evaluate(&Expectation::Period(Duration::days(1)), GRACE, &s, now);
+        assert_eq!(at(t(10, 11, 0)).streaks.fail, 0);
+        let one = at(t(10, 11, 1));
+        assert_eq!((one.streaks.fail, one.runs.len()), (1, 1));
+        assert_eq!(one.down_at, Some(t(10, 15, 0)));
+        let both = at(t(10, 15, 1));
+        assert_eq!((both.status, both.timed_out), (Status::Down, 2));
+        assert_eq!(both.streaks.cause, Some(Cause::Timeout));
+        assert!(both.runs.is_empty());
+    }
 }
