@@ -226,7 +226,9 @@ async fn detection(db: &tokio_postgres::Client) {
     // open `rid` run each, a minimum interval, a tag a silence names (its
     // window not open now), and a parent (up) whose status the loop must look
     // up for each flip. The start margin is a schedule's rule; these are period
-    // heartbeats, whose deadlines the benchmark controls.
+    // heartbeats, whose deadlines the benchmark controls. `BENCH_NO_RULES=1`
+    // leaves the rules off, for a comparison on the same machine.
+    let rules = std::env::var_os("BENCH_NO_RULES").is_none();
     db.batch_execute(
         "INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds,
              grace_seconds, status, last_ping_at, last_ping_kind, last_signal_at)
@@ -248,17 +250,22 @@ async fn detection(db: &tokio_postgres::Client) {
                  min_interval_seconds, runs, tags, parents)
              SELECT gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 'det-' || i,
                     'hb_' || substr(md5(i::text), 1, 16), 60, 0, 'up', t, 'success', t,
-                    t + interval '60 seconds', 1, 2, 3600, 1, 30,
-                    jsonb_build_array(jsonb_build_array(gen_random_uuid(), t)), '{bench}',
-                    ARRAY['00000000-0000-0000-0000-0000000000aa'::uuid]
+                    t + interval '60 seconds', 1, CASE WHEN $2 THEN 2 ELSE 1 END,
+                    CASE WHEN $2 THEN 3600 END, CASE WHEN $2 THEN 1 END, CASE WHEN $2 THEN 30 END,
+                    CASE WHEN $2 THEN jsonb_build_array(jsonb_build_array(gen_random_uuid(), t))
+                         ELSE '[]' END,
+                    CASE WHEN $2 THEN '{bench}'::text[] ELSE '{}' END,
+                    CASE WHEN $2 THEN ARRAY['00000000-0000-0000-0000-0000000000aa'::uuid]
+                         ELSE '{}' END
              FROM generate_series(1, $1::int8) AS i,
                   LATERAL (SELECT now() - interval '50 seconds'
                                   + (i * 20.0 / $1) * interval '1 second' AS t) AS s",
-            &[&DETECTION_HEARTBEATS],
+            &[&DETECTION_HEARTBEATS, &rules],
         )
         .await
         .unwrap();
-    println!("detection: {inserted} heartbeats with every rule on, deadlines over 20 s");
+    let on = if rules { "every rule on" } else { "no rule on" };
+    println!("detection: {inserted} heartbeats with {on}, deadlines over 20 s");
     let started = Instant::now();
     loop {
         let n: i64 = db

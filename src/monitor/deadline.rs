@@ -536,6 +536,7 @@ async fn decide_alerts(
         return Ok(decisions);
     }
     let silences = silence::covering(tx, &asking).await?;
+    let holding = silence::holding(&silences, now);
     let mut down: HashMap<Uuid, bool> = claimed
         .iter()
         .map(|(hb, e)| (hb.id, e.status == Status::Down))
@@ -562,7 +563,7 @@ async fn decide_alerts(
     for (hb, e) in claimed {
         let holds = if needs(hb, e) {
             Holds {
-                silenced_until: silence::silenced_until(&silences, hb, now),
+                silenced_until: silence::silenced_until(&holding, hb),
                 parent_down: hb
                     .parents
                     .iter()

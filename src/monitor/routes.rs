@@ -119,11 +119,12 @@ async fn views(
 ) -> ApiResult<Vec<HeartbeatView>> {
     let refs: Vec<&Heartbeat> = heartbeats.iter().collect();
     let silences = silence::covering(client, &refs).await?;
+    let holding = silence::holding(&silences, now);
     Ok(heartbeats
         .iter()
         .map(|hb| {
             let mut view = hb.view(now, base);
-            view.silenced_until = silence::silenced_until(&silences, hb, now);
+            view.silenced_until = silence::silenced_until(&holding, hb);
             view
         })
         .collect())

@@ -211,16 +211,25 @@ impl Silence {
     }
 }
 
-/// The end of the silence holding `hb` at `now` (the latest, if several do).
-pub fn silenced_until(
-    silences: &[Silence],
-    hb: &Heartbeat,
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
+/// The silences holding at `now`, each with its end: worked out once per
+/// batch of heartbeats, since a recurring window costs a cron search.
+pub fn holding(silences: &[Silence], now: DateTime<Utc>) -> Vec<(&Silence, DateTime<Utc>)> {
     silences
         .iter()
-        .filter(|s| s.covers(hb))
-        .filter_map(|s| s.window.holds_until(now))
+        .filter_map(|s| s.window.holds_until(now).map(|end| (s, end)))
+        .collect()
+}
+
+/// The end of the silence holding `hb` (the latest, if several do), out of
+/// those [`holding`] found.
+pub fn silenced_until(
+    holding: &[(&Silence, DateTime<Utc>)],
+    hb: &Heartbeat,
+) -> Option<DateTime<Utc>> {
+    holding
+        .iter()
+        .filter(|(s, _)| s.covers(hb))
+        .map(|(_, end)| *end)
         .max()
 }
 
