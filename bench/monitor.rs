@@ -10,8 +10,8 @@
 //! - **hc**: the same 10,000 heartbeats pinged by healthchecks.io's
 //!   `/ping/{uuid}` and by `/hb/{token}`, alternated in one run (`-- hc`); the
 //!   ratio of the two is the cost of the UUID form.
-//! - **detection**: 100,000 heartbeats whose deadlines fall over 20 s; the daemon's
-//!   own deadline loop flips them; p50/p99/max of (detected − deadline), and the
+//! - **detection**: 100,000 heartbeats, every detection rule on, whose deadlines
+//!   fall over 20 s; the daemon's own deadline loop flips them; p50/p99/max of (detected − deadline), and the
 //!   process's CPU use while idle afterwards.
 //!
 //! Needs `wrk` on the PATH (`apt-get install wrk`). Loopback only, bounded in time.
@@ -329,23 +329,51 @@ fn cpu_seconds() -> f64 {
 }
 
 async fn detection(db: &tokio_postgres::Client) {
+    // Every detection rule on for every heartbeat (docs/monitoring.md): a
+    // failure and recovery threshold, a maximum and minimum run time with an
+    // open `rid` run each, a minimum interval, a tag a silence names (its
+    // window not open now), and a parent (up) whose status the loop must look
+    // up for each flip. The start margin is a schedule's rule; these are period
+    // heartbeats, whose deadlines the benchmark controls. `BENCH_NO_RULES=1`
+    // leaves the rules off, for a comparison on the same machine.
+    let rules = std::env::var_os("BENCH_NO_RULES").is_none();
+    db.batch_execute(
+        "INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds,
+             grace_seconds, status, last_ping_at, last_ping_kind, last_signal_at)
+         VALUES ('00000000-0000-0000-0000-0000000000aa', '00000000-0000-0000-0000-000000000001',
+                 'det-parent', 'hb_detparent000000', 86400, 0, 'up', now(), 'success', now());
+         INSERT INTO heartbeat.silence (silence_id, project_id, tag, cron, duration_seconds, tz)
+         VALUES (gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 'bench',
+                 '0 0 1 1 *', 60, 'UTC');",
+    )
+    .await
+    .unwrap();
     // Deadlines spread from 10 s to 30 s from now, so the load arrives as it would
     // in production: a steady stream, not one instant.
     let inserted = db
         .execute(
             "INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds,
-                 grace_seconds, status, last_ping_at, last_ping_kind, last_signal_at, deadline)
+                 grace_seconds, status, last_ping_at, last_ping_kind, last_signal_at, deadline,
+                 failure_threshold, recovery_threshold, max_runtime_seconds, min_runtime_seconds,
+                 min_interval_seconds, runs, tags, parents)
              SELECT gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 'det-' || i,
                     'hb_' || substr(md5(i::text), 1, 16), 60, 0, 'up', t, 'success', t,
-                    t + interval '60 seconds'
+                    t + interval '60 seconds', 1, CASE WHEN $2 THEN 2 ELSE 1 END,
+                    CASE WHEN $2 THEN 3600 END, CASE WHEN $2 THEN 1 END, CASE WHEN $2 THEN 30 END,
+                    CASE WHEN $2 THEN jsonb_build_array(jsonb_build_array(gen_random_uuid(), t))
+                         ELSE '[]' END,
+                    CASE WHEN $2 THEN '{bench}'::text[] ELSE '{}' END,
+                    CASE WHEN $2 THEN ARRAY['00000000-0000-0000-0000-0000000000aa'::uuid]
+                         ELSE '{}' END
              FROM generate_series(1, $1::int8) AS i,
                   LATERAL (SELECT now() - interval '50 seconds'
                                   + (i * 20.0 / $1) * interval '1 second' AS t) AS s",
-            &[&DETECTION_HEARTBEATS],
+            &[&DETECTION_HEARTBEATS, &rules],
         )
         .await
         .unwrap();
-    println!("detection: {inserted} heartbeats, deadlines over 20 s");
+    let on = if rules { "every rule on" } else { "no rule on" };
+    println!("detection: {inserted} heartbeats with {on}, deadlines over 20 s");
     let started = Instant::now();
     loop {
         let n: i64 = db

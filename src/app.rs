@@ -81,12 +81,14 @@ impl Application {
             config.jobs.node(),
             bodies,
         );
+        let metrics = crate::ops::prometheus::Metrics::new();
         let pings = crate::monitor::ping::PingWriter::start(
             db::build_ping_pool(&database_url, config.monitor.ping_writers.max(1))?,
             config.monitor.ping_batch_max,
             config.monitor.ping_writers,
             config.monitor.ping_overlap_min,
             config.monitor.pings_kept,
+            metrics.clone(),
         );
         let public_url = config
             .monitor
@@ -113,7 +115,7 @@ impl Application {
             database_url,
             config: Arc::new(config),
             migrated,
-            metrics: crate::ops::prometheus::Metrics::new(),
+            metrics,
             liveness: crate::ops::liveness::Liveness::new(),
             shutdown: CancellationToken::new(),
         });

@@ -60,6 +60,7 @@ struct DocumentShape {
         (name = "jobs", description = "The single-flight jobs engine."),
         (name = "schedule", description = "The internal cron table."),
         (name = "heartbeats", description = "Dead man's switch: heartbeats, their pings and flips."),
+        (name = "silences", description = "Maintenance windows and snoozes: status changes are recorded, alerts withheld."),
         (name = "channels", description = "Where alerts go: webhooks, HTTP templates, presets, email."),
         (name = "webhooks", description = "Signed JSON webhooks (channels of kind webhook)."),
         (name = "projects", description = "Projects and their keys."),

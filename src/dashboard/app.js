@@ -208,7 +208,7 @@ function heartbeatRow(hb, editable) {
   return el("tr", { "data-id": hb.id, "data-status": hb.status, class: "hb-row" },
     el("td", {}, el("span", { class: "dot status-" + hb.status, title: hb.status })),
     el("td", {}, el("a", { href: "#heartbeat/" + encodeURIComponent(hb.id) }, hb.name)),
-    el("td", {}, el("span", { class: "status-label status-" + hb.status }, hb.status)),
+    el("td", {}, el("span", { class: "status-label status-" + hb.status }, hb.status), ...withheldLabels(hb)),
     el("td", {}, hb.schedule ? hb.schedule + (hb.tz ? " (" + hb.tz + ")" : "") : minutes(hb.period_seconds)),
     el("td", {}, minutes(hb.grace_seconds)),
     el("td", { title: when(hb.last_ping_at) }, ago(hb.last_ping_at)),
@@ -218,6 +218,20 @@ function heartbeatRow(hb, editable) {
         el("button", { type: "button", class: "secondary", onclick: () => editHeartbeat(hb) }, "Edit"),
         el("button", { type: "button", class: "danger", onclick: () => deleteHeartbeat(hb) }, "Delete")] : [])),
   );
+}
+
+// A silenced heartbeat, or one whose down alert a silence or a down parent
+// holds back, says so beside its status: its flips are recorded, no alert goes
+// out (docs/monitoring.md, "Silences", "Dependencies").
+function withheldLabels(hb) {
+  const out = [];
+  if (hb.silenced_until) {
+    out.push(el("span", { class: "status-label status-silenced", title: "silenced until " + when(hb.silenced_until) }, "silenced"));
+  }
+  if (hb.alert_withheld === "suppressed") {
+    out.push(el("span", { class: "status-label status-silenced", title: "alert withheld: a parent is down" }, "suppressed"));
+  }
+  return out;
 }
 
 function openForm(hb) {

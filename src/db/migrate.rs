@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(12, "0012_tags"),
     migration!(13, "0013_hc_compat"),
     migration!(14, "0014_hc_check_fields"),
+    migration!(16, "0016_detection_rules"),
     migration!(17, "0017_hc_unify_badges"),
     migration!(18, "0018_job_events"),
 ];

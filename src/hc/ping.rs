@@ -251,6 +251,8 @@ pub async fn resolve_slug(
         channels: None,
         thresholds: Default::default(),
         tags: Vec::new(),
+        limits: Default::default(),
+        parents: Vec::new(),
     };
     let id = match heartbeat::create(&mut client, project_id, &new, limit.saturating_mul(2)).await {
         Ok(id) => id,

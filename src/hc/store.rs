@@ -283,6 +283,8 @@ pub async fn create(
         channels: channels.unwrap_or(None),
         thresholds: Default::default(),
         tags: spec.tags.clone().unwrap_or_default(),
+        limits: Default::default(),
+        parents: Vec::new(),
     };
     let id = heartbeat::create(&mut client, project_id, &new, limit)
         .await

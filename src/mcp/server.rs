@@ -84,6 +84,17 @@ impl McpHandler {
                 let path = format!("/api/heartbeats/{}", a.id.as_str());
                 let mut hb = self.call(http, Method::GET, &path, None).await?;
                 tools::heartbeat_in_minutes(&mut hb);
+                // The detection events with their causes: the last status
+                // changes (cause, withheld) and the pings a rule flagged
+                // (early, too_fast), so an agent sees why, not only what.
+                let flips = self
+                    .call(http, Method::GET, &format!("{path}/flips"), None)
+                    .await?;
+                let pings = self
+                    .call(http, Method::GET, &format!("{path}/pings"), None)
+                    .await?;
+                hb["recent_flips"] = tools::first(&flips["flips"], tools::RECENT_EVENTS);
+                hb["flagged_pings"] = tools::flagged(&pings["pings"], tools::RECENT_EVENTS);
                 Ok(hb)
             }
             ToolName::CreateHeartbeat => {

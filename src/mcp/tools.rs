@@ -247,6 +247,35 @@ pub fn period_seconds(minutes: u32) -> Result<u64, String> {
 
 /// Rewrites the API's seconds into the minutes agents use, in place: a heartbeat
 /// object gains `period_minutes`/`grace_minutes` and loses the seconds fields.
+/// How many status changes and flagged pings `get_heartbeat` adds.
+pub const RECENT_EVENTS: usize = 10;
+
+/// The first `n` items of a JSON list (newest first, as the API lists them).
+pub fn first(list: &Value, n: usize) -> Value {
+    Value::Array(
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .take(n)
+            .cloned()
+            .collect(),
+    )
+}
+
+/// The first `n` pings a detection rule flagged (`event` set: early, too_fast).
+pub fn flagged(pings: &Value, n: usize) -> Value {
+    Value::Array(
+        pings
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| !p["event"].is_null())
+            .take(n)
+            .cloned()
+            .collect(),
+    )
+}
+
 pub fn heartbeat_in_minutes(hb: &mut Value) {
     let Some(obj) = hb.as_object_mut() else {
         return;

@@ -23,8 +23,12 @@ use uuid::Uuid;
 
 use tokio_util::sync::CancellationToken;
 
-use super::heartbeat::{Heartbeat, COLUMNS};
-use super::status::{Status, StoredStatus};
+use std::collections::HashMap;
+
+use super::heartbeat::{runs_to_json, Heartbeat, COLUMNS};
+use super::silence;
+use super::status::{Cause, Evaluation, Status, StoredStatus};
+use super::withhold::{decide, Decision, Holds, Withheld};
 use super::MonitorConfig;
 use crate::ops::liveness::Liveness;
 use crate::ops::prometheus::Metrics;
@@ -43,6 +47,42 @@ pub struct Tick {
     pub flips: usize,
     /// Outbox rows written.
     pub alerts: u64,
+    /// Children woken because a parent recovered (they owe an alert).
+    pub woken: u64,
+    /// Detection events counted.
+    pub events: LoopEvents,
+}
+
+/// The detection events one iteration counted, for `/metrics`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LoopEvents {
+    /// Missed deadlines, and schedule fires with no start within the margin.
+    pub missed: u64,
+    /// Started runs that did not finish in time.
+    pub timeout: u64,
+    /// Flips whose alert a silence withheld.
+    pub silenced: u64,
+    /// Flips whose alert a parent that was down withheld.
+    pub suppressed: u64,
+}
+
+impl LoopEvents {
+    fn add(&mut self, other: LoopEvents) {
+        self.missed += other.missed;
+        self.timeout += other.timeout;
+        self.silenced += other.silenced;
+        self.suppressed += other.suppressed;
+    }
+
+    /// Each event with its label.
+    pub fn labelled(&self) -> [(&'static str, u64); 4] {
+        [
+            ("missed", self.missed),
+            ("timeout", self.timeout),
+            ("silenced", self.silenced),
+            ("suppressed", self.suppressed),
+        ]
+    }
 }
 
 /// What the deadline loop needs.
@@ -77,7 +117,11 @@ pub async fn run(deps: LoopDeps) {
     let mut last_count: Option<tokio::time::Instant> = None;
     loop {
         beat.beat();
-        let mut result = run_once(&pool, Utc::now()).await.map(|_| ());
+        let mut result = run_once(&pool, Utc::now()).await.map(|tick| {
+            for (event, n) in tick.events.labelled() {
+                metrics.detection_events(event, n);
+            }
+        });
         if result.is_ok() && last_count.is_none_or(|at| at.elapsed() >= count_every) {
             // Counted right after a pass, so stored statuses are as fresh as they get.
             result = count_statuses(&pool, Utc::now())
@@ -110,7 +154,10 @@ pub async fn run_once(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineE
         total.examined += tick.examined;
         total.flips += tick.flips;
         total.alerts += tick.alerts;
-        if (tick.examined as i64) < BATCH {
+        total.woken += tick.woken;
+        total.events.add(tick.events);
+        // Woken children are due now: one more pass sends what they owe.
+        if (tick.examined as i64) < BATCH && tick.woken == 0 {
             return Ok(total);
         }
     }
@@ -154,10 +201,12 @@ const COUNT_STORED: &str = "SELECT status, count(*) FROM heartbeat.heartbeat GRO
 /// Rows whose stored status may not be what the API shows at `$1`: a deadline
 /// already passed (the loop has not flipped it yet), or a stored `up` that may be
 /// late. Late is `now > due_at`, and the stored deadline is at most `due_at +
-/// grace`, so every late row has `deadline - grace < now`; the converse does not
-/// hold (a start ping's deadline is earlier), hence the exact evaluation after.
+/// grace` (or `due_at + start margin` for a schedule with one), so every late row
+/// has `deadline - max(grace, margin) < now`; the converse does not hold (a
+/// start ping's deadline is earlier), hence the exact evaluation after.
 const COUNT_CANDIDATES: &str = "deadline IS NOT NULL AND (deadline <= $1
-     OR (status = 'up' AND deadline - make_interval(secs => grace_seconds) < $1))";
+     OR (status = 'up' AND deadline - make_interval(
+            secs => GREATEST(grace_seconds, COALESCE(start_margin_seconds, 0))) < $1))";
 
 /// Counts heartbeats per status at `now`. The stored status is one `count(*)`
 /// per status; it never says `late` (late is up with a warning, not a flip), and
@@ -212,22 +261,28 @@ pub enum DeadlineError {
 }
 
 /// Stores each claimed row's status, next deadline, and the streaks with the
-/// misses counted up to now (a start whose grace passed is one of them, so its
-/// `started_at` is cleared).
+/// misses counted up to now (a start or run that timed out is one of them, so
+/// its `started_at` is cleared or its run dropped; `$10` is NULL where the runs
+/// did not change), what took it down, and when a success would be early.
 const RESCHEDULE: &str = "
 UPDATE heartbeat.heartbeat h SET status = u.status, deadline = u.deadline,
     fail_streak = u.fail, ok_streak = u.ok, failing = u.failing,
-    failing_since = u.failing_since, missed_at = u.missed_at, started_at = u.started_at
+    failing_since = u.failing_since, missed_at = u.missed_at, started_at = u.started_at,
+    runs = COALESCE(u.runs::jsonb, h.runs), failing_cause = u.cause, early_before = u.early_before,
+    held_flip_id = u.held, held_by = u.held_by
 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int4[], $5::int4[], $6::bool[],
-            $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
-     AS u(id, status, deadline, fail, ok, failing, failing_since, missed_at, started_at)
+            $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[],
+            $12::timestamptz[], $13::int8[], $14::text[])
+     AS u(id, status, deadline, fail, ok, failing, failing_since, missed_at, started_at, runs,
+          cause, early_before, held, held_by)
 WHERE h.heartbeat_id = u.id";
 
 const INSERT_FLIPS: &str = "
-INSERT INTO heartbeat.flip (heartbeat_id, at, from_status, to_status, detected_at)
-SELECT id, at, from_status, to_status, clock_timestamp()
-FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[])
-     AS f(id, at, from_status, to_status)
+INSERT INTO heartbeat.flip (heartbeat_id, at, from_status, to_status, detected_at, cause,
+                           withheld)
+SELECT id, at, from_status, to_status, clock_timestamp(), cause, withheld
+FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[])
+     AS f(id, at, from_status, to_status, cause, withheld)
 RETURNING flip_id, heartbeat_id, to_status";
 
 /// One outbox row per (alerting flip, channel it routes to): every unmuted
@@ -258,30 +313,110 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
     if rows.is_empty() {
         return Ok(tick);
     }
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut statuses = Vec::with_capacity(rows.len());
-    let mut deadlines: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
-    let mut fails = Vec::with_capacity(rows.len());
-    let mut oks = Vec::with_capacity(rows.len());
-    let mut failings = Vec::with_capacity(rows.len());
-    let mut failing_sinces: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
-    let mut missed: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
-    let mut started: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
+    let claimed: Vec<(Heartbeat, Evaluation)> = rows
+        .iter()
+        .map(|row| {
+            let hb = Heartbeat::from_row(row);
+            let e = hb.evaluate(now);
+            (hb, e)
+        })
+        .collect();
+    let decisions = decide_alerts(&tx, &claimed, now).await?;
+
+    // The flips first: a withheld down flip's id is what the row then owes.
+    // A heartbeat may take two (see `flips_of`); the alert decision belongs to
+    // the last, the change to the status the row ends in.
     let mut flips: Vec<Flip> = Vec::new();
-    for row in &rows {
-        let hb = Heartbeat::from_row(row);
-        let e = hb.evaluate(now);
-        let to = e.status.stored();
-        flips.extend(flips_of(&hb, to, e.since.unwrap_or(now)));
+    for ((hb, e), d) in claimed.iter().zip(&decisions) {
+        let changes = flips_of(hb, e.status.stored(), e.since.unwrap_or(now));
+        let last = changes.len().saturating_sub(1);
+        for (i, mut f) in changes.into_iter().enumerate() {
+            f.cause = flip_cause(e, f.from, f.to);
+            if i == last {
+                f.withheld = d.withheld;
+            }
+            flips.push(f);
+        }
+    }
+    // Per heartbeat: the id and the from-status of its last flip.
+    let mut flip_ids: HashMap<Uuid, (i64, StoredStatus)> = HashMap::new();
+    if !flips.is_empty() {
+        let f_ids: Vec<Uuid> = flips.iter().map(|f| f.hb.id).collect();
+        let f_at: Vec<DateTime<Utc>> = flips.iter().map(|f| f.at).collect();
+        let f_from: Vec<StoredStatus> = flips.iter().map(|f| f.from).collect();
+        let f_to: Vec<StoredStatus> = flips.iter().map(|f| f.to).collect();
+        let f_cause: Vec<Option<&str>> = flips.iter().map(|f| f.cause).collect();
+        let f_withheld: Vec<Option<Withheld>> = flips.iter().map(|f| f.withheld).collect();
+        for w in f_withheld.iter().flatten() {
+            match w {
+                Withheld::Silenced => tick.events.silenced += 1,
+                Withheld::Suppressed => tick.events.suppressed += 1,
+            }
+        }
+        let inserted = tx
+            .query(
+                INSERT_FLIPS,
+                &[&f_ids, &f_at, &f_from, &f_to, &f_cause, &f_withheld],
+            )
+            .await?;
+        tick.flips = inserted.len();
+        let ends: HashMap<Uuid, StoredStatus> = claimed
+            .iter()
+            .map(|(hb, e)| (hb.id, e.status.stored()))
+            .collect();
+        for row in &inserted {
+            let (flip_id, hb_id, to): (i64, Uuid, StoredStatus) =
+                (row.get(0), row.get(1), row.get(2));
+            if ends.get(&hb_id) == Some(&to) {
+                let from = flips
+                    .iter()
+                    .find(|f| f.hb.id == hb_id && f.to == to)
+                    .map_or(to, |f| f.from);
+                flip_ids.insert(hb_id, (flip_id, from));
+            }
+        }
+    }
+
+    let n = claimed.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut deadlines: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let mut fails = Vec::with_capacity(n);
+    let mut oks = Vec::with_capacity(n);
+    let mut failings = Vec::with_capacity(n);
+    let mut failing_sinces: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let mut missed: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let mut started: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let mut runs: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut causes: Vec<Option<Cause>> = Vec::with_capacity(n);
+    let mut early: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let mut held: Vec<Option<i64>> = Vec::with_capacity(n);
+    let mut held_by: Vec<Option<Withheld>> = Vec::with_capacity(n);
+    for ((hb, e), d) in claimed.iter().zip(&decisions) {
+        tick.events.missed += u64::from(e.missed);
+        tick.events.timeout += u64::from(e.timed_out);
         ids.push(hb.id);
-        statuses.push(to);
-        deadlines.push(e.down_at);
+        statuses.push(e.status.stored());
+        // A silence's end wakes a heartbeat whose alert it holds, even one
+        // with nothing left to miss.
+        deadlines.push(match (e.down_at, d.wake_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        });
         fails.push(e.streaks.fail);
         oks.push(e.streaks.ok);
         failings.push(e.streaks.failing);
         failing_sinces.push(e.streaks.failing_since);
         missed.push(e.streaks.missed_at);
         started.push(e.started_at);
+        runs.push((e.runs != hb.runs).then(|| runs_to_json(&e.runs)));
+        causes.push(e.streaks.failing.then_some(e.streaks.cause).flatten());
+        early.push(e.early_before);
+        let owed = d
+            .owe
+            .and_then(|_| flip_ids.get(&hb.id).map(|f| f.0).or(hb.held_flip_id));
+        held.push(owed);
+        held_by.push(owed.and(d.owe));
     }
     tx.execute(
         RESCHEDULE,
@@ -295,63 +430,81 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
             &failing_sinces,
             &missed,
             &started,
+            &runs,
+            &causes,
+            &early,
+            &held,
+            &held_by,
         ],
     )
     .await?;
-    if !flips.is_empty() {
-        let f_ids: Vec<Uuid> = flips.iter().map(|f| f.hb.id).collect();
-        let f_at: Vec<DateTime<Utc>> = flips.iter().map(|f| f.at).collect();
-        let f_from: Vec<StoredStatus> = flips.iter().map(|f| f.from).collect();
-        let f_to: Vec<StoredStatus> = flips.iter().map(|f| f.to).collect();
-        let inserted = tx
-            .query(INSERT_FLIPS, &[&f_ids, &f_at, &f_from, &f_to])
+
+    let mut a_flip = Vec::new();
+    let mut a_project = Vec::new();
+    let mut a_heartbeat = Vec::new();
+    let mut a_event = Vec::new();
+    let mut a_payload = Vec::new();
+    for ((hb, e), d) in claimed.iter().zip(&decisions) {
+        let to = e.status.stored();
+        let (flip_id, event, at, from, released) = if d.release {
+            let Some(flip_id) = hb.held_flip_id else {
+                continue;
+            };
+            let at = e.streaks.failing_since.unwrap_or(now);
+            (flip_id, "down", at, hb.stored_status, hb.held_by)
+        } else if d.alert {
+            let Some(&(flip_id, from)) = flip_ids.get(&hb.id) else {
+                continue;
+            };
+            let Some(event) = alert_event(from, to) else {
+                continue;
+            };
+            (flip_id, event, e.since.unwrap_or(now), from, None)
+        } else {
+            continue;
+        };
+        a_flip.push(flip_id);
+        a_project.push(hb.project_id);
+        a_heartbeat.push(hb.id);
+        a_event.push(event);
+        a_payload.push(json!({
+            "event": event,
+            "heartbeat": {"id": hb.id, "name": hb.name, "project_id": hb.project_id,
+                          "tags": hb.tags},
+            "at": at,
+            "detected_at": now,
+            "previous_status": if d.release { StoredStatus::Up } else { from },
+            "status": to,
+            "cause": if event == "down" { flip_cause(e, StoredStatus::Up, to) } else { Some("success") },
+            "released_after": released,
+        }));
+    }
+    if !a_flip.is_empty() {
+        tick.alerts = tx
+            .execute(
+                INSERT_ALERTS,
+                &[
+                    &a_flip,
+                    &a_project,
+                    &a_heartbeat,
+                    &a_event,
+                    &a_payload,
+                    &now,
+                ],
+            )
             .await?;
-        tick.flips = inserted.len();
-        let mut a_flip = Vec::new();
-        let mut a_project = Vec::new();
-        let mut a_heartbeat = Vec::new();
-        let mut a_event = Vec::new();
-        let mut a_payload = Vec::new();
-        for row in &inserted {
-            let flip_id: i64 = row.get(0);
-            let hb_id: Uuid = row.get(1);
-            let to: StoredStatus = row.get(2);
-            let Some(Flip { hb, at, from, to }) =
-                flips.iter().find(|f| f.hb.id == hb_id && f.to == to)
-            else {
-                continue;
-            };
-            let Some(event) = alert_event(*from, *to) else {
-                continue;
-            };
-            a_flip.push(flip_id);
-            a_project.push(hb.project_id);
-            a_heartbeat.push(hb.id);
-            a_event.push(event);
-            a_payload.push(json!({
-                "event": event,
-                "heartbeat": {"id": hb.id, "name": hb.name, "project_id": hb.project_id},
-                "at": at,
-                "detected_at": now,
-                "previous_status": from,
-                "status": to,
-            }));
-        }
-        if !a_flip.is_empty() {
-            tick.alerts = tx
-                .execute(
-                    INSERT_ALERTS,
-                    &[
-                        &a_flip,
-                        &a_project,
-                        &a_heartbeat,
-                        &a_event,
-                        &a_payload,
-                        &now,
-                    ],
-                )
-                .await?;
-        }
+    }
+
+    // A parent that is no longer down (recovered, or paused) wakes its
+    // children that owe an alert: those still down alert now (in this same
+    // `run_once`).
+    let recovered: Vec<Uuid> = flips
+        .iter()
+        .filter(|f| f.from == StoredStatus::Down && f.to != StoredStatus::Down)
+        .map(|f| f.hb.id)
+        .collect();
+    if !recovered.is_empty() {
+        tick.woken = tx.execute(WAKE_CHILDREN, &[&recovered, &now]).await?;
     }
     tx.commit().await?;
     if tick.flips > 0 {
@@ -364,12 +517,95 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
     Ok(tick)
 }
 
+/// Children of recovered parents that owe an alert are looked at again now.
+const WAKE_CHILDREN: &str = "
+UPDATE heartbeat.heartbeat SET deadline = $2
+WHERE parents && $1::uuid[] AND held_flip_id IS NOT NULL AND (deadline IS NULL OR deadline > $2)";
+
+/// The alert decision for each claimed row. Only rows whose flip would alert,
+/// or that owe an alert, need to know what holds them: their silences and
+/// their parents' status at `now` (a parent claimed in the same batch is taken
+/// as just evaluated), loaded in two queries for the whole batch.
+async fn decide_alerts(
+    tx: &tokio_postgres::Transaction<'_>,
+    claimed: &[(Heartbeat, Evaluation)],
+    now: DateTime<Utc>,
+) -> Result<Vec<Decision>, DeadlineError> {
+    let needs = |hb: &Heartbeat, e: &Evaluation| {
+        let to = e.status.stored();
+        hb.held_flip_id.is_some()
+            || (to != hb.stored_status && alert_event(hb.stored_status, to).is_some())
+    };
+    let asking: Vec<&Heartbeat> = claimed
+        .iter()
+        .filter(|(hb, e)| needs(hb, e))
+        .map(|(hb, _)| hb)
+        .collect();
+    let mut decisions = Vec::with_capacity(claimed.len());
+    if asking.is_empty() {
+        for (hb, e) in claimed {
+            decisions.push(decide(
+                hb.stored_status,
+                e.status.stored(),
+                None,
+                Holds::default(),
+            ));
+        }
+        return Ok(decisions);
+    }
+    let silences = silence::covering(tx, &asking).await?;
+    let holding = silence::holding(&silences, now);
+    let mut down: HashMap<Uuid, bool> = claimed
+        .iter()
+        .map(|(hb, e)| (hb.id, e.status == Status::Down))
+        .collect();
+    let mut others: Vec<Uuid> = asking
+        .iter()
+        .flat_map(|hb| hb.parents.iter().copied())
+        .filter(|p| !down.contains_key(p))
+        .collect();
+    others.sort();
+    others.dedup();
+    if !others.is_empty() {
+        let rows = tx
+            .query(
+                &format!("SELECT {COLUMNS} FROM heartbeat.heartbeat WHERE heartbeat_id = ANY($1)"),
+                &[&others],
+            )
+            .await?;
+        for row in &rows {
+            let parent = Heartbeat::from_row(row);
+            down.insert(parent.id, parent.evaluate(now).status == Status::Down);
+        }
+    }
+    for (hb, e) in claimed {
+        let holds = if needs(hb, e) {
+            Holds {
+                silenced_until: silence::silenced_until(&holding, hb),
+                parent_down: hb
+                    .parents
+                    .iter()
+                    .any(|p| down.get(p).copied().unwrap_or(false)),
+            }
+        } else {
+            Holds::default()
+        };
+        let owed = hb.held_flip_id.and(hb.held_by.or(Some(Withheld::Silenced)));
+        decisions.push(decide(hb.stored_status, e.status.stored(), owed, holds));
+    }
+    Ok(decisions)
+}
+
 /// One change of a heartbeat's stored status, as a `heartbeat.flip` row.
 struct Flip {
     hb: Heartbeat,
     at: DateTime<Utc>,
     from: StoredStatus,
     to: StoredStatus,
+    /// What caused it (see `flip_cause`).
+    cause: Option<&'static str>,
+    /// Why its alert was held back, on the last flip of a heartbeat.
+    withheld: Option<Withheld>,
 }
 
 /// The flips that take `hb` from its stored status to `to` (changed at `at`):
@@ -387,6 +623,8 @@ fn flips_of(hb: &Heartbeat, to: StoredStatus, at: DateTime<Utc>) -> Vec<Flip> {
         at,
         from,
         to,
+        cause: None,
+        withheld: None,
     };
     let first_up = hb
         .last_signal_at
@@ -398,6 +636,16 @@ fn flips_of(hb: &Heartbeat, to: StoredStatus, at: DateTime<Utc>) -> Vec<Flip> {
             flip(StoredStatus::Up, to, at),
         ],
         None => vec![flip(from, to, at)],
+    }
+}
+
+/// What a flip to `to` is put down to: the event that took it down, `success`
+/// for a recovery; nothing for the silent flips.
+fn flip_cause(e: &Evaluation, from: StoredStatus, to: StoredStatus) -> Option<&'static str> {
+    match (from, to) {
+        (_, StoredStatus::Down) => Some(e.streaks.cause.unwrap_or(Cause::Fail).as_str()),
+        (StoredStatus::Down, StoredStatus::Up) => Some("success"),
+        _ => None,
     }
 }
 

@@ -11,8 +11,10 @@ use uuid::Uuid;
 
 use super::schedule::HeartbeatSchedule;
 use super::status::{
-    evaluate, Evaluation, Expectation, Signals, Status, StoredStatus, Streaks, Thresholds,
+    evaluate, Cause, Evaluation, Expectation, Rules, Run, Signals, Status, StoredStatus, Streaks,
+    Thresholds,
 };
+use super::withhold::Withheld;
 
 /// `hb_` followed by 16 URL-safe base64 characters (96 random bits).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -108,7 +110,9 @@ pub const COLUMNS: &str = "heartbeat_id, project_id, name, token, period_seconds
      grace_seconds, paused, created_at, resumed_at, last_ping_at, last_ping_kind, \
      last_signal_at, last_signal_failed, started_at, status, deadline, channels, \
      failure_threshold, recovery_threshold, fail_streak, ok_streak, failing, failing_since, \
-     missed_at, tags, ping_uuid, slug";
+     missed_at, tags, ping_uuid, slug, start_margin_seconds, max_runtime_seconds, \
+     min_interval_seconds, min_runtime_seconds, runs, failing_cause, early_before, parents, \
+     held_flip_id, held_by";
 
 /// One heartbeat row.
 #[derive(Debug, Clone)]
@@ -144,6 +148,38 @@ pub struct Heartbeat {
     pub ping_uuid: Uuid,
     /// a-z, 0-9, `-`, `_`; not unique (`/ping/<ping_key>/<slug>`).
     pub slug: String,
+    /// The detection rules beyond period and grace.
+    pub limits: Limits,
+    /// Runs started with a `rid` and not finished (while a run-time rule is on).
+    pub runs: Vec<Run>,
+    /// Schedule heartbeats with a start margin: a success before this is early.
+    pub early_before: Option<DateTime<Utc>>,
+    /// Heartbeats of its project whose being down withholds its alerts.
+    pub parents: Vec<Uuid>,
+    /// A down flip whose alert was withheld and is still owed, and why.
+    pub held_flip_id: Option<i64>,
+    pub held_by: Option<Withheld>,
+}
+
+/// The detection rules a heartbeat may switch on, in seconds (None: off); see
+/// docs/monitoring.md.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub start_margin_seconds: Option<i32>,
+    pub max_runtime_seconds: Option<i32>,
+    pub min_interval_seconds: Option<i32>,
+    pub min_runtime_seconds: Option<i32>,
+}
+
+impl Limits {
+    /// The ones the deadline loop applies.
+    pub fn rules(&self) -> Rules {
+        let secs = |s: Option<i32>| s.map(|s| Duration::seconds(s.into()));
+        Rules {
+            start_margin: secs(self.start_margin_seconds),
+            max_runtime: secs(self.max_runtime_seconds),
+        }
+    }
 }
 
 impl Heartbeat {
@@ -178,10 +214,22 @@ impl Heartbeat {
                 failing: row.get(23),
                 failing_since: row.get(24),
                 missed_at: row.get(25),
+                cause: row.get(34),
             },
             tags: row.get(26),
             ping_uuid: row.get(27),
             slug: row.get(28),
+            limits: Limits {
+                start_margin_seconds: row.get(29),
+                max_runtime_seconds: row.get(30),
+                min_interval_seconds: row.get(31),
+                min_runtime_seconds: row.get(32),
+            },
+            runs: runs_from_json(row.get(33)),
+            early_before: row.get(35),
+            parents: row.get(36),
+            held_flip_id: row.get(37),
+            held_by: row.get(38),
         }
     }
 
@@ -212,6 +260,8 @@ impl Heartbeat {
             started_at: self.started_at,
             streaks: self.streaks.clone(),
             thresholds: self.thresholds,
+            rules: self.limits.rules(),
+            runs: self.runs.clone(),
         }
     }
 
@@ -252,6 +302,15 @@ impl Heartbeat {
             recovery_threshold: self.thresholds.recovery,
             failure_streak: e.streaks.fail,
             success_streak: e.streaks.ok,
+            down_cause: e.streaks.failing.then_some(e.streaks.cause).flatten(),
+            start_margin_seconds: self.limits.start_margin_seconds,
+            max_runtime_seconds: self.limits.max_runtime_seconds,
+            min_interval_seconds: self.limits.min_interval_seconds,
+            min_runtime_seconds: self.limits.min_runtime_seconds,
+            open_runs: e.runs.clone(),
+            parents: self.parents.clone(),
+            silenced_until: None,
+            alert_withheld: self.held_by,
             tags: self.tags.clone(),
             curl: format!("curl -fsS -m 10 --retry 5 -o /dev/null {ping_url}"),
             crontab: format!(
@@ -283,6 +342,9 @@ pub struct NewHeartbeat {
     pub channels: Option<Vec<Uuid>>,
     pub thresholds: Thresholds,
     pub tags: Vec<String>,
+    pub limits: Limits,
+    /// Checked by `super::dependency::check_parents`.
+    pub parents: Vec<Uuid>,
 }
 
 /// Why a heartbeat was not created.
@@ -299,9 +361,11 @@ pub enum CreateError {
 const INSERT_HEARTBEAT: &str = "
 INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds,
                                  schedule, tz, grace_seconds, paused, status, slug, channels,
-                                 failure_threshold, recovery_threshold, tags)
+                                 failure_threshold, recovery_threshold, tags,
+                                 start_margin_seconds, max_runtime_seconds, min_interval_seconds,
+                                 min_runtime_seconds, parents)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9 THEN 'paused' ELSE 'pending' END,
-        $10, $11, $12, $13, $14)
+        $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 ON CONFLICT (project_id, name) DO NOTHING";
 
 /// Creates `new` in `project_id` unless the project already holds `limit`
@@ -349,6 +413,11 @@ pub async fn create(
                 &new.thresholds.failure,
                 &new.thresholds.recovery,
                 &new.tags,
+                &new.limits.start_margin_seconds,
+                &new.limits.max_runtime_seconds,
+                &new.limits.min_interval_seconds,
+                &new.limits.min_runtime_seconds,
+                &new.parents,
             ],
         )
         .await?;
@@ -357,6 +426,32 @@ pub async fn create(
     }
     tx.commit().await?;
     Ok(id)
+}
+
+/// The stored `runs` (`[[rid, started_at], ...]`); an entry that does not
+/// read is skipped (the column is only written by `heartbeat.fold_pings` and
+/// the deadline loop).
+fn runs_from_json(value: serde_json::Value) -> Vec<Run> {
+    let Some(list) = value.as_array() else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|e| {
+            let rid = e.get(0)?.as_str()?.parse().ok()?;
+            let started_at = e.get(1)?.as_str()?.parse().ok()?;
+            Some(Run { rid, started_at })
+        })
+        .collect()
+}
+
+/// `runs` as the column stores it.
+pub fn runs_to_json(runs: &[Run]) -> String {
+    serde_json::Value::Array(
+        runs.iter()
+            .map(|r| serde_json::json!([r.rid, r.started_at]))
+            .collect(),
+    )
+    .to_string()
 }
 
 /// The closest crontab line to a period, for the ready-to-paste example.
@@ -413,6 +508,31 @@ pub struct HeartbeatView {
     pub failure_streak: i32,
     /// The current run of successes; 0 after a failure.
     pub success_streak: i32,
+    /// While down: what took it down (`fail`, `missed`, `timeout`, `early`,
+    /// `too_fast`).
+    pub down_cause: Option<Cause>,
+    /// Schedule heartbeats: seconds around a fire time within which a run must
+    /// start (else `missed`); a success earlier is `early`. Null: off.
+    pub start_margin_seconds: Option<i32>,
+    /// Seconds a started run may take before it is a `timeout`, each `rid` on
+    /// its own clock. Null: off (an unfinished start is timed by the grace).
+    pub max_runtime_seconds: Option<i32>,
+    /// A success sooner than this after the previous one is `early`. Null: off.
+    pub min_interval_seconds: Option<i32>,
+    /// A run that finishes sooner than this after its start is `too_fast`.
+    /// Null: off.
+    pub min_runtime_seconds: Option<i32>,
+    /// Runs started with a `rid` and not finished yet, oldest first (kept while
+    /// `max_runtime_seconds` or `min_runtime_seconds` is on).
+    pub open_runs: Vec<Run>,
+    /// Heartbeats of its project whose being down withholds its alerts
+    /// (`suppressed`).
+    pub parents: Vec<Uuid>,
+    /// While a silence covers it: when that silence ends.
+    pub silenced_until: Option<DateTime<Utc>>,
+    /// Its down alert is owed, withheld by a silence or a parent that is down:
+    /// it goes out once nothing withholds it, if it is still down then.
+    pub alert_withheld: Option<Withheld>,
     /// Free-form labels, sorted (`GET /api/heartbeats?tag=` filters on one).
     pub tags: Vec<String>,
     /// Where cron jobs ping (`/hb/{token}`).

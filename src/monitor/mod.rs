@@ -5,7 +5,7 @@
 //! way. The HTTP contract is in docs/api.md ("Heartbeats", "Pings", "Webhooks and
 //! alerts"); why it is built this way, in docs/decisions.md §11, §12, §19, §21.
 //!
-//! Domain files know no HTTP; the two `*routes` files are the edge, and the loops
+//! Domain files know no HTTP; the `*routes` files are the edge, and the loops
 //! get their handles from `crate::background`.
 //!
 //! - [`heartbeat`]: the heartbeat record, its token newtype and its API JSON.
@@ -18,11 +18,18 @@
 //! - [`routes`]: `/api/heartbeats`, `/api/projects`.
 //! - [`deadline`]: the loop that flips statuses at their deadlines.
 //! - [`selfcheck`]: built-in heartbeats for the daemon's own jobs.
+//! - [`silence`]: maintenance windows and snoozes that withhold alerts; its
+//!   `routes` are `/api/silences` and `/api/heartbeats/{id}/silence`.
+//! - [`dependency`]: parents whose being down withholds a child's alerts, and
+//!   the cycle check.
+//! - [`withhold`]: the deadline loop's decision to send, withhold or release
+//!   an alert.
 //! - [`client`]: the CLI verbs `status`, `run`, `project create`.
 //! - `text_column`: the stored statuses' and states' conversion to `text` columns.
 
 pub mod client;
 pub mod deadline;
+pub mod dependency;
 pub mod heartbeat;
 pub mod ping;
 pub mod ping_routes;
@@ -30,8 +37,10 @@ pub mod ring;
 pub mod routes;
 pub mod schedule;
 pub mod selfcheck;
+pub mod silence;
 pub mod status;
 mod text_column;
+pub mod withhold;
 
 pub(crate) use text_column::text_enum;
 

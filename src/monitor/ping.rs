@@ -19,6 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::heartbeat::HeartbeatToken;
+use super::status::Cause;
+use crate::ops::prometheus::Metrics;
 
 /// What a ping says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +106,8 @@ struct Writers {
     batch_max: usize,
     overlap_min: usize,
     kept: i64,
+    /// Counts the pings the detection rules flag (`early`, `too_fast`).
+    metrics: Metrics,
 }
 
 impl PingWriter {
@@ -122,6 +126,7 @@ impl PingWriter {
         writers: usize,
         overlap_min: usize,
         pings_kept: i64,
+        metrics: Metrics,
     ) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let shared = std::sync::Arc::new(Writers {
@@ -130,6 +135,7 @@ impl PingWriter {
             batch_max: batch_max.max(1),
             overlap_min: overlap_min.max(1),
             kept: pings_kept,
+            metrics,
         });
         for _ in 0..writers.max(1) {
             tokio::spawn(write_loop(shared.clone(), pool.clone()));
@@ -190,7 +196,13 @@ async fn write_loop(w: std::sync::Arc<Writers>, pool: Pool) {
         };
         w.in_flight.send_modify(|n| *n -= 1);
         match result {
-            Ok(found) => {
+            Ok(Written {
+                found,
+                early,
+                too_fast,
+            }) => {
+                w.metrics.detection_events("early", early);
+                w.metrics.detection_events("too_fast", too_fast);
                 for w in batch.drain(..) {
                     let outcome = if found.contains(w.ping.token.as_str()) {
                         PingOutcome::Recorded
@@ -212,7 +224,8 @@ async fn write_loop(w: std::sync::Arc<Writers>, pool: Pool) {
 
 /// Writes a batch of pings in one statement (one transaction): updates each known
 /// heartbeat's signals and deadline, and writes the pings into its ring of `kept`.
-/// Returns the tokens that named a heartbeat.
+/// Returns the tokens that named a heartbeat, and how many pings the detection
+/// rules flagged.
 ///
 /// The per-heartbeat summary (how many pings, the last one, the last signal) and
 /// each ping's rank among its heartbeat's pings are worked out here rather than in
@@ -222,7 +235,7 @@ pub async fn write_batch(
     client: &deadpool_postgres::Client,
     pings: &[&PingRecord],
     kept: i64,
-) -> Result<HashSet<String>, tokio_postgres::Error> {
+) -> Result<Written, tokio_postgres::Error> {
     let batch = BatchColumns::new(pings);
     let stmt = client.prepare_cached(WRITE_PINGS).await?;
     let rows = client
@@ -246,10 +259,34 @@ pub async fn write_batch(
                 &batch.bodies,
                 &kept,
                 &batch.hb_runs,
+                &batch.hb_ok_at,
+                &batch.hb_pings,
             ],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+    let mut written = Written::default();
+    for row in &rows {
+        written.found.insert(row.get(0));
+        let events: Option<Vec<Option<Cause>>> = row.get(1);
+        for event in events.into_iter().flatten().flatten() {
+            match event {
+                Cause::Early => written.early += 1,
+                Cause::TooFast => written.too_fast += 1,
+                _ => {}
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// What one batch wrote.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The tokens that named a heartbeat.
+    pub found: HashSet<String>,
+    /// Successes flagged `early` / `too_fast` (`heartbeat.fold_pings`).
+    pub early: u64,
+    pub too_fast: u64,
 }
 
 /// A batch as the statement's array parameters: one row per heartbeat (`hb_*`)
@@ -266,6 +303,12 @@ struct BatchColumns<'a> {
     /// (`{2,-1}`: two successes then a failure) for `heartbeat.fold_signals`;
     /// None when the batch holds only start and log pings for it.
     hb_runs: Vec<Option<String>>,
+    /// The heartbeat's last success in the batch, if any.
+    hb_ok_at: Vec<Option<DateTime<Utc>>>,
+    /// Every ping of the heartbeat in arrival order as a JSON array of
+    /// `[kind, at, rid]`, for the rules that look at single pings
+    /// (`heartbeat.fold_pings`).
+    hb_pings: Vec<String>,
     tokens: Vec<&'a str>,
     /// 1 for a heartbeat's first ping in the batch, 2 for its second...
     ranks: Vec<i64>,
@@ -289,6 +332,8 @@ impl<'a> BatchColumns<'a> {
             hb_signal_kind: Vec::new(),
             hb_signal_at: Vec::new(),
             hb_runs: Vec::new(),
+            hb_ok_at: Vec::new(),
+            hb_pings: Vec::new(),
             tokens: Vec::with_capacity(pings.len()),
             ranks: Vec::with_capacity(pings.len()),
             kinds: Vec::with_capacity(pings.len()),
@@ -310,8 +355,24 @@ impl<'a> BatchColumns<'a> {
                 b.hb_signal_kind.push(None);
                 b.hb_signal_at.push(None);
                 runs.push(Vec::new());
+                b.hb_ok_at.push(None);
+                b.hb_pings.push(String::from("["));
                 b.hb_tokens.len() - 1
             });
+            if p.kind == PingKind::Success {
+                b.hb_ok_at[h] = Some(p.at);
+            }
+            let list = &mut b.hb_pings[h];
+            if list.len() > 1 {
+                list.push(',');
+            }
+            let rid = p
+                .rid
+                .map(|r| format!("\"{r}\""))
+                .unwrap_or_else(|| "null".into());
+            // RFC 3339 with microseconds: what PostgreSQL stores, so no rounding.
+            let at = p.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            list.push_str(&format!("[\"{}\",\"{at}\",{rid}]", p.kind.as_str()));
             b.hb_counts[h] += 1;
             b.hb_last_at[h] = b.hb_last_at[h].max(p.at);
             b.hb_last_kind[h] = p.kind.as_str();
@@ -341,6 +402,9 @@ impl<'a> BatchColumns<'a> {
             b.bodies.push(p.body.as_deref());
         }
         b.hb_runs = runs.iter().map(|r| runs_literal(r)).collect();
+        for list in &mut b.hb_pings {
+            list.push(']');
+        }
         b
     }
 }
@@ -369,10 +433,16 @@ fn runs_literal(runs: &[i32]) -> Option<String> {
 /// on an hourly period costs the loop one reschedule an hour.
 ///
 /// Streaks (failure and recovery thresholds) are folded in by
-/// `heartbeat.fold_signals` (migration 0010) from the batch's runs of signals,
-/// `$17`, in the same row update: no extra statement. A change of `failing`
-/// is dated at the heartbeat's last signal in the batch, and a failure already
-/// hands the row to the deadline loop, which records the flip.
+/// `heartbeat.fold_pings` (migration 0016) in the same row update: no extra
+/// statement. For a heartbeat with no per-ping rule on it is
+/// `heartbeat.fold_signals` (migration 0011) over the batch's runs of signals,
+/// `$17`; otherwise each ping of `$19` is classified in turn (a success that is
+/// `early` or `too_fast` counts as a failure), and each ping's event and reason
+/// reach the ring through the row's `batch_events`/`batch_reasons`. A change of
+/// `failing` is dated at the heartbeat's last signal in the batch, and a failure
+/// already hands the row to the deadline loop, which records the flip; so does
+/// any ping to a heartbeat with a run-time or interval rule, whose next
+/// deadline only the loop can tell.
 ///
 /// History is a ring (`monitor::ring`): ping `seq` lands in slot `seq % $16` and
 /// overwrites the ping `$16` before it, in place. Only a burst's newest `$16`
@@ -380,8 +450,8 @@ fn runs_literal(runs: &[i32]) -> Option<String> {
 const WRITE_PINGS: &str = "
 WITH hbin AS (
     SELECT * FROM unnest($1::text[], $2::int8[], $3::timestamptz[], $4::text[], $5::text[],
-                         $6::timestamptz[], $17::text[])
-         AS l(token, cnt, last_at, last_kind, kind, at, runs)
+                         $6::timestamptz[], $17::text[], $18::timestamptz[], $19::text[])
+         AS l(token, cnt, last_at, last_kind, kind, at, runs, ok_at, pings)
 ),
 hb AS (
     UPDATE heartbeat.heartbeat h SET
@@ -391,18 +461,17 @@ hb AS (
         last_signal_at = CASE WHEN l.kind IN ('success', 'fail') THEN l.at ELSE h.last_signal_at END,
         last_signal_failed = CASE l.kind WHEN 'success' THEN false WHEN 'fail' THEN true
                                          ELSE h.last_signal_failed END,
-        started_at = CASE l.kind WHEN 'start' THEN l.at WHEN 'success' THEN NULL
-                                 WHEN 'fail' THEN NULL ELSE h.started_at END,
         prev_started_at = h.started_at,
-        (fail_streak, ok_streak, failing, failing_since) = (
-            SELECT f.s[1], f.s[2], f.s[3] = 1,
-                   CASE WHEN (f.s[3] = 1) <> h.failing THEN l.at ELSE h.failing_since END
-            FROM heartbeat.fold_signals(h.fail_streak, h.ok_streak, h.failing,
-                                        h.failure_threshold, h.recovery_threshold,
-                                        COALESCE(l.runs, '{}')::int4[]) AS f(s)),
+        (fail_streak, ok_streak, failing, failing_since, failing_cause, started_at, runs,
+         last_success_at, batch_events, batch_reasons) = (
+            SELECT f.fail_streak, f.ok_streak, f.failing, f.failing_since, f.failing_cause,
+                   f.started_at, f.runs, f.last_success_at, f.events, f.reasons
+            FROM heartbeat.fold_pings(h, l.kind, l.at, l.runs::int4[], l.ok_at, l.pings) AS f),
         deadline = CASE
             WHEN h.paused OR l.kind IS NULL THEN h.deadline
-            WHEN l.kind = 'fail' OR h.status = 'down' OR h.schedule IS NOT NULL THEN l.at
+            WHEN l.kind = 'fail' OR h.status = 'down' OR h.schedule IS NOT NULL
+                 OR h.max_runtime_seconds IS NOT NULL OR h.min_runtime_seconds IS NOT NULL
+                 OR h.min_interval_seconds IS NOT NULL THEN l.at
             WHEN h.status = 'pending' AND l.kind = 'success' THEN LEAST(h.deadline, l.at)
             WHEN l.kind = 'start' THEN LEAST(h.deadline, l.at + make_interval(secs => h.grace_seconds))
             WHEN h.deadline IS NOT NULL
@@ -412,11 +481,12 @@ hb AS (
         END
     FROM hbin l
     WHERE h.token = l.token
-    RETURNING h.heartbeat_id, h.token, h.ping_seq, l.cnt, h.prev_started_at
+    RETURNING h.heartbeat_id, h.token, h.ping_seq, l.cnt, h.prev_started_at, h.batch_events,
+              h.batch_reasons
 ),
 ring AS (
     INSERT INTO heartbeat.ping AS p (heartbeat_id, slot, seq, at, kind, exit_code, rid,
-                                     duration_ms, source, user_agent, body)
+                                     duration_ms, source, user_agent, body, event, reason)
     SELECT hb.heartbeat_id, (hb.ping_seq - hb.cnt + i.rank) % $16, hb.ping_seq - hb.cnt + i.rank,
            i.at, i.kind, i.exit_code, i.rid,
            CASE WHEN i.kind IN ('success', 'fail') THEN
@@ -426,7 +496,7 @@ ring AS (
                     ORDER BY s.seq DESC LIMIT 1)
                 ELSE hb.prev_started_at END) * 1000)::bigint
            END,
-           i.source, i.user_agent, i.body
+           i.source, i.user_agent, i.body, hb.batch_events[i.rank], hb.batch_reasons[i.rank]
     FROM unnest($7::text[], $8::int8[], $9::text[], $10::int4[], $11::uuid[], $12::timestamptz[],
                 $13::text[], $14::text[], $15::text[])
          AS i(token, rank, kind, exit_code, rid, at, source, user_agent, body)
@@ -435,9 +505,10 @@ ring AS (
     ON CONFLICT (heartbeat_id, slot) DO UPDATE SET
         seq = excluded.seq, at = excluded.at, kind = excluded.kind,
         exit_code = excluded.exit_code, rid = excluded.rid, duration_ms = excluded.duration_ms,
-        source = excluded.source, user_agent = excluded.user_agent, body = excluded.body
+        source = excluded.source, user_agent = excluded.user_agent, body = excluded.body,
+        event = excluded.event, reason = excluded.reason
 )
-SELECT token FROM hb";
+SELECT token, batch_events FROM hb";
 
 /// A ping URL's suffix or `rid` that names no ping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

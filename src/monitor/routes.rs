@@ -14,10 +14,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::heartbeat::{self, CreateError, Heartbeat, HeartbeatView, NewHeartbeat, Tags, COLUMNS};
+use super::dependency::{self, ParentError};
+use super::heartbeat::{
+    self, CreateError, Heartbeat, HeartbeatView, Limits, NewHeartbeat, Tags, COLUMNS,
+};
 use super::schedule::{parse_tz, HeartbeatSchedule};
 use super::selfcheck::{self, JobHeartbeatError};
-use super::status::{StoredStatus, Thresholds};
+use super::silence;
+use super::status::{Cause, StoredStatus, Thresholds};
+use super::withhold::Withheld;
 use crate::auth::{Caller, Role};
 use crate::error::{fields, ApiError, ApiJson, ApiResult, NOT_BLANK_PATTERN};
 use crate::error::{ApiQuery, NoQuery};
@@ -32,6 +37,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pings))
         .routes(routes!(flips))
         .routes(routes!(list_projects, create_project))
+        .merge(super::silence::routes::routes())
 }
 
 /// Longest period or grace accepted: a year.
@@ -99,11 +105,39 @@ async fn list(
         .await?;
     let now = Utc::now();
     let base = base_url(&state);
-    let heartbeats = rows
-        .iter()
-        .map(|r| Heartbeat::from_row(r).view(now, &base))
-        .collect();
+    let rows: Vec<Heartbeat> = rows.iter().map(Heartbeat::from_row).collect();
+    let heartbeats = views(&client, &rows, now, &base).await?;
     Ok(ApiJson(HeartbeatList { heartbeats }).into_response())
+}
+
+/// The API views of `heartbeats` at `now`, each with the silence covering it.
+async fn views(
+    client: &tokio_postgres::Client,
+    heartbeats: &[Heartbeat],
+    now: DateTime<Utc>,
+    base: &str,
+) -> ApiResult<Vec<HeartbeatView>> {
+    let refs: Vec<&Heartbeat> = heartbeats.iter().collect();
+    let silences = silence::covering(client, &refs).await?;
+    let holding = silence::holding(&silences, now);
+    Ok(heartbeats
+        .iter()
+        .map(|hb| {
+            let mut view = hb.view(now, base);
+            view.silenced_until = silence::silenced_until(&holding, hb);
+            view
+        })
+        .collect())
+}
+
+/// One heartbeat's view (see [`views`]).
+async fn view_one(
+    client: &tokio_postgres::Client,
+    hb: Heartbeat,
+    base: &str,
+) -> ApiResult<HeartbeatView> {
+    let mut list = views(client, std::slice::from_ref(&hb), Utc::now(), base).await?;
+    Ok(list.remove(0))
 }
 
 /// `GET /api/heartbeats`.
@@ -122,7 +156,7 @@ async fn show(
 ) -> ApiResult<Response> {
     let client = state.pool.get().await?;
     let hb = fetch(&client, &caller, parse_id(&id)?).await?;
-    Ok(ApiJson(hb.view(Utc::now(), &base_url(&state))).into_response())
+    Ok(ApiJson(view_one(&client, hb, &base_url(&state)).await?).into_response())
 }
 
 /// Body of `POST /api/heartbeats`: unset fields take defaults. `period_seconds`
@@ -154,6 +188,25 @@ pub struct HeartbeatCreate {
     /// Free-form labels: at most 20, each 1 to 50 letters, digits or `-_.:/`;
     /// on update the list replaces the old one.
     pub tags: Option<Vec<String>>,
+    /// Schedule heartbeats: seconds around a fire time within which a run must
+    /// start (else it is `missed`); a success earlier is `early`. 0 switches it off.
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub start_margin_seconds: Option<i32>,
+    /// Seconds a started run may take before it is a `timeout`, each `rid` on its
+    /// own clock. 0 switches it off.
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub max_runtime_seconds: Option<i32>,
+    /// A success sooner than this many seconds after the previous one is `early`.
+    /// 0 switches it off.
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub min_interval_seconds: Option<i32>,
+    /// A run that finishes sooner than this many seconds after its start is
+    /// `too_fast`. 0 switches it off.
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub min_runtime_seconds: Option<i32>,
+    /// Heartbeats of the project whose being down withholds this one's alerts
+    /// (at most 20; no cycles); on update the list replaces the old one.
+    pub parents: Option<Vec<Uuid>>,
 }
 
 /// A heartbeat's channels, as a client gives them.
@@ -226,6 +279,25 @@ pub struct HeartbeatPatch {
     /// Free-form labels: at most 20, each 1 to 50 letters, digits or `-_.:/`;
     /// on update the list replaces the old one.
     pub tags: Option<Vec<String>>,
+    /// Schedule heartbeats: seconds around a fire time within which a run must
+    /// start (else it is `missed`); a success earlier is `early`. 0 switches it off.
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub start_margin_seconds: Option<i32>,
+    /// Seconds a started run may take before it is a `timeout`, each `rid` on its
+    /// own clock. 0 switches it off.
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub max_runtime_seconds: Option<i32>,
+    /// A success sooner than this many seconds after the previous one is `early`.
+    /// 0 switches it off.
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub min_interval_seconds: Option<i32>,
+    /// A run that finishes sooner than this many seconds after its start is
+    /// `too_fast`. 0 switches it off.
+    #[serde(default, deserialize_with = "fields::integral_i32")]
+    pub min_runtime_seconds: Option<i32>,
+    /// Heartbeats of the project whose being down withholds this one's alerts
+    /// (at most 20; no cycles); on update the list replaces the old one.
+    pub parents: Option<Vec<Uuid>>,
 }
 
 /// The timing fields both bodies share, as [`timing`] reads them.
@@ -279,6 +351,27 @@ fn heartbeat_schema(create: bool) -> utoipa::openapi::schema::Schema {
             "recovery_threshold": {
                 "type": ["integer", "null"], "minimum": 1, "maximum": 100,
                 "description": "Successes in a row before a down heartbeat is up again (default 1)"
+            },
+            "start_margin_seconds": {
+                "type": ["integer", "null"], "minimum": 0, "maximum": MAX_SECONDS,
+                "description": "Schedule heartbeats: seconds around a fire time within which a run must start (else missed); a success earlier is early; 0 switches it off"
+            },
+            "max_runtime_seconds": {
+                "type": ["integer", "null"], "minimum": 0, "maximum": MAX_SECONDS,
+                "description": "Seconds a started run may take before it is a timeout, each rid on its own clock; 0 switches it off"
+            },
+            "min_interval_seconds": {
+                "type": ["integer", "null"], "minimum": 0, "maximum": MAX_SECONDS,
+                "description": "A success sooner than this after the previous one is early; 0 switches it off"
+            },
+            "min_runtime_seconds": {
+                "type": ["integer", "null"], "minimum": 0, "maximum": MAX_SECONDS,
+                "description": "A run that finishes sooner than this after its start is too_fast; 0 switches it off"
+            },
+            "parents": {
+                "type": ["array", "null"], "maxItems": 20,
+                "items": {"type": "string", "format": "uuid"},
+                "description": "Heartbeats of the project whose being down withholds this one's alerts; no cycles; on update the list replaces the old one"
             },
             "tags": {
                 "type": ["array", "null"], "maxItems": 20,
@@ -373,6 +466,44 @@ fn tags(input: Option<&Vec<String>>, current: Option<&Heartbeat>) -> ApiResult<V
             .map_err(|e| invalid(format!("tags: {e}"))),
         None => Ok(current.map(|hb| hb.tags.clone()).unwrap_or_default()),
     }
+}
+
+/// Merges the detection rules of `input` over `current` (None on create) and
+/// checks them: 0 switches a rule off, unset keeps it.
+fn limits(input: [Option<i32>; 4], current: Option<&Heartbeat>) -> ApiResult<Limits> {
+    let current = current.map(|hb| hb.limits).unwrap_or_default();
+    let names = [
+        "start_margin_seconds",
+        "max_runtime_seconds",
+        "min_interval_seconds",
+        "min_runtime_seconds",
+    ];
+    let kept = [
+        current.start_margin_seconds,
+        current.max_runtime_seconds,
+        current.min_interval_seconds,
+        current.min_runtime_seconds,
+    ];
+    let mut merged = [None; 4];
+    for i in 0..4 {
+        merged[i] = match input[i] {
+            None => kept[i],
+            Some(0) => None,
+            Some(v) if (1..=MAX_SECONDS).contains(&v) => Some(v),
+            Some(_) => {
+                return Err(invalid(format!(
+                    "{}: must be between 0 (off) and {MAX_SECONDS}",
+                    names[i]
+                )))
+            }
+        };
+    }
+    Ok(Limits {
+        start_margin_seconds: merged[0],
+        max_runtime_seconds: merged[1],
+        min_interval_seconds: merged[2],
+        min_runtime_seconds: merged[3],
+    })
 }
 
 /// Largest failure or recovery threshold.
@@ -475,7 +606,7 @@ fn timing(input: TimingInput<'_>, current: Option<&Heartbeat>) -> ApiResult<Timi
     })
 }
 
-#[utoipa::path(post, path = "/api/heartbeats", operation_id = "createHeartbeat", tag = "heartbeats", request_body(content = HeartbeatCreate, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = HeartbeatView), (status = 409, description = "A heartbeat of that name exists in the project (`conflict`), or the project has as many heartbeats as allowed (`heartbeat_limit`)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message; also a cron range written backwards or a day that never occurs in the given months, which the schema cannot state", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/heartbeats", operation_id = "createHeartbeat", tag = "heartbeats", request_body(content = HeartbeatCreate, description = "name, period_seconds + grace_seconds or schedule + tz"), responses((status = 201, description = "Created, with its token and ping URL", body = HeartbeatView), (status = 409, description = "A heartbeat of that name exists in the project (`conflict`), or the project has as many heartbeats as allowed (`heartbeat_limit`)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message; also a cron range written backwards or a day that never occurs in the given months, which the schema cannot state; parents not in the project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -494,8 +625,24 @@ async fn create(
     )?;
     let th = thresholds(input.failure_threshold, input.recovery_threshold, None)?;
     let tags = tags(input.tags.as_ref(), None)?;
+    let limits = limits(
+        [
+            input.start_margin_seconds,
+            input.max_runtime_seconds,
+            input.min_interval_seconds,
+            input.min_runtime_seconds,
+        ],
+        None,
+    )?;
     let mut client = state.pool.get().await?;
     let channels = routing(&client, caller.project_id, input.channels.as_ref(), None).await?;
+    let parents = dependency::check_parents(
+        &client,
+        caller.project_id,
+        None,
+        input.parents.as_deref().unwrap_or(&[]),
+    )
+    .await?;
     let new = NewHeartbeat {
         name,
         slug: None,
@@ -507,6 +654,8 @@ async fn create(
         channels,
         thresholds: th,
         tags,
+        limits,
+        parents,
     };
     let limit = state.config.monitor.max_heartbeats_per_project;
     let id = heartbeat::create(&mut client, caller.project_id, &new, limit)
@@ -562,6 +711,16 @@ fn changed_fields(input: &HeartbeatPatch, current: &Heartbeat) -> Vec<&'static s
     changed
 }
 
+impl From<ParentError> for ApiError {
+    fn from(e: ParentError) -> Self {
+        match e {
+            ParentError::Db(e) => e.into(),
+            ParentError::Cycle(_) => ApiError::unprocessable("dependency_cycle", e.to_string()),
+            other => ApiError::unprocessable("invalid_input", other.to_string()),
+        }
+    }
+}
+
 impl From<JobHeartbeatError> for ApiError {
     fn from(e: JobHeartbeatError) -> Self {
         ApiError::client(StatusCode::CONFLICT, "job_heartbeat", e.to_string())
@@ -569,7 +728,9 @@ impl From<JobHeartbeatError> for ApiError {
 }
 
 /// Editing keeps the last ping, the history and the stored status; the deadline
-/// is set to now so the deadline loop re-evaluates under the new timing (and
+/// is set to now so the deadline loop re-evaluates under the new timing and rules
+/// (and recomputes `early_before`; the open runs are dropped when no run-time
+/// rule is left) (and
 /// records a flip if the new timing changes the status). New thresholds apply to
 /// the current streaks at once: a streak that now reaches one changes the state.
 /// A new name derives a new slug, as healthchecks.io's v1/v2 API does.
@@ -583,10 +744,14 @@ UPDATE heartbeat.heartbeat SET
     failing_since = CASE WHEN (NOT failing AND fail_streak >= $9) OR (failing AND ok_streak >= $10)
                          THEN now() ELSE failing_since END,
     resumed_at = CASE WHEN paused AND NOT $7 THEN now() ELSE resumed_at END,
+    start_margin_seconds = $12, max_runtime_seconds = $13, min_interval_seconds = $14,
+    min_runtime_seconds = $15,
+    runs = CASE WHEN $13::int4 IS NULL AND $15::int4 IS NULL THEN '[]' ELSE runs END,
+    early_before = NULL, parents = $16,
     deadline = now()
 WHERE heartbeat_id = $1";
 
-#[utoipa::path(patch, path = "/api/heartbeats/{id}", operation_id = "updateHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = HeartbeatPatch, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope), (status = 409, description = "Another heartbeat of the project has that name (`conflict`), or a change of name or timing to one of the daemon's own job heartbeats (`job_heartbeat`; they can only be paused)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message; also a cron range written backwards or a day that never occurs in the given months, which the schema cannot state", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/heartbeats/{id}", operation_id = "updateHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), request_body(content = HeartbeatPatch, description = "Fields to change; history and status are kept"), responses((status = 200, description = "The updated heartbeat", body = HeartbeatView), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope), (status = 409, description = "Another heartbeat of the project has that name (`conflict`), or a change of name or timing to one of the daemon's own job heartbeats (`job_heartbeat`; they can only be paused)", body = crate::error::ErrorEnvelope), (status = 422, description = "Invalid field, named in the message; also a cron range written backwards or a day that never occurs in the given months, which the schema cannot state; parents not in the project, or that would make a cycle (`dependency_cycle`, naming it)", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -617,6 +782,21 @@ async fn update(
         Some(&current),
     )?;
     let tags = tags(input.tags.as_ref(), Some(&current))?;
+    let limits = limits(
+        [
+            input.start_margin_seconds,
+            input.max_runtime_seconds,
+            input.min_interval_seconds,
+            input.min_runtime_seconds,
+        ],
+        Some(&current),
+    )?;
+    let parents = match &input.parents {
+        Some(list) => {
+            dependency::check_parents(&client, current.project_id, Some(id), list).await?
+        }
+        None => current.parents.clone(),
+    };
     let paused = input.paused.unwrap_or(current.paused);
     let channels = routing(
         &client,
@@ -640,6 +820,11 @@ async fn update(
                 &th.failure,
                 &th.recovery,
                 &tags,
+                &limits.start_margin_seconds,
+                &limits.max_runtime_seconds,
+                &limits.min_interval_seconds,
+                &limits.min_runtime_seconds,
+                &parents,
             ],
         )
         .await;
@@ -652,7 +837,7 @@ async fn update(
     }
     result?;
     let hb = fetch(&client, &caller, id).await?;
-    Ok(ApiJson(hb.view(Utc::now(), &base_url(&state))).into_response())
+    Ok(ApiJson(view_one(&client, hb, &base_url(&state)).await?).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/heartbeats/{id}", operation_id = "deleteHeartbeat", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 409, description = "One of the daemon's own job heartbeats, which cannot be deleted", body = crate::error::ErrorEnvelope), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
@@ -693,6 +878,10 @@ pub struct PingView {
     user_agent: Option<String>,
     /// The POST body, truncated at the ping body limit.
     body: Option<String>,
+    /// A success the detection rules count as a failure: `early` or `too_fast`.
+    event: Option<Cause>,
+    /// Why, in words (the interval or run time measured and the rule's limit).
+    reason: Option<String>,
 }
 
 /// `GET /api/heartbeats/{id}/pings`.
@@ -713,7 +902,8 @@ async fn pings(
     let hb = fetch(&client, &caller, parse_id(&id)?).await?;
     let rows = client
         .query(
-            "SELECT seq, at, kind, exit_code, rid, duration_ms, source, user_agent, body
+            "SELECT seq, at, kind, exit_code, rid, duration_ms, source, user_agent, body, event,
+                    reason
              FROM heartbeat.ping WHERE heartbeat_id = $1 ORDER BY seq DESC LIMIT $2",
             &[&hb.id, &state.config.monitor.pings_kept],
         )
@@ -730,6 +920,8 @@ async fn pings(
             source: r.get(6),
             user_agent: r.get(7),
             body: r.get(8),
+            event: r.get(9),
+            reason: r.get(10),
         })
         .collect();
     Ok(ApiJson(PingList { pings }).into_response())
@@ -744,6 +936,12 @@ pub struct FlipView {
     to: StoredStatus,
     /// When the daemon noticed.
     detected_at: DateTime<Utc>,
+    /// What caused it: for a flip to `down`, `fail`, `missed`, `timeout`,
+    /// `early` or `too_fast`; `success` for a recovery; null otherwise.
+    cause: Option<String>,
+    /// Its alert was withheld: `silenced` (a silence covered the heartbeat) or
+    /// `suppressed` (a parent was down); null when it alerted or alerts nothing.
+    withheld: Option<Withheld>,
 }
 
 /// `GET /api/heartbeats/{id}/flips`.
@@ -764,7 +962,7 @@ async fn flips(
     let hb = fetch(&client, &caller, parse_id(&id)?).await?;
     let rows = client
         .query(
-            "SELECT at, from_status, to_status, detected_at FROM heartbeat.flip
+            "SELECT at, from_status, to_status, detected_at, cause, withheld FROM heartbeat.flip
              WHERE heartbeat_id = $1 ORDER BY flip_id DESC LIMIT 1000",
             &[&hb.id],
         )
@@ -776,6 +974,8 @@ async fn flips(
             from: r.get(1),
             to: r.get(2),
             detected_at: r.get(3),
+            cause: r.get(4),
+            withheld: r.get(5),
         })
         .collect();
     Ok(ApiJson(FlipList { flips }).into_response())

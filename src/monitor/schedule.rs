@@ -47,6 +47,11 @@ impl HeartbeatSchedule {
     pub fn expr(&self) -> &str {
         &self.expr
     }
+
+    /// The zone's IANA name.
+    pub fn tz_name(&self) -> &'static str {
+        self.tz.name()
+    }
 }
 
 /// An IANA time zone name such as `Europe/Paris`.

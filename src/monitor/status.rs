@@ -75,6 +75,51 @@ impl From<StoredStatus> for Status {
     }
 }
 
+/// What took a heartbeat down (`heartbeat.failing_cause`, a flip's `cause`),
+/// or, for `early` and `too_fast`, what a ping was (docs/monitoring.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// A fail ping or a non-zero exit code.
+    Fail,
+    /// No success by the deadline, or, with a start margin, no start or success
+    /// within the margin of a fire time.
+    Missed,
+    /// A started run that did not finish in time (`max_runtime_seconds`, else
+    /// the grace).
+    Timeout,
+    /// A success too soon after the previous one, or well before its fire time.
+    Early,
+    /// A run shorter than `min_runtime_seconds`.
+    TooFast,
+}
+
+text_enum!(Cause {
+    Fail => "fail",
+    Missed => "missed",
+    Timeout => "timeout",
+    Early => "early",
+    TooFast => "too_fast",
+});
+
+/// A run started with a `rid` and not finished yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Run {
+    pub rid: uuid::Uuid,
+    pub started_at: DateTime<Utc>,
+}
+
+/// The rules the deadline loop applies beyond period (or schedule) and grace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// Schedule heartbeats: a start or success must come within this of a fire
+    /// time; it replaces the grace for the fire.
+    pub start_margin: Option<Duration>,
+    /// Each started run must finish within this (without it: the grace, for
+    /// the latest start only).
+    pub max_runtime: Option<Duration>,
+}
+
 /// When pings are expected.
 #[derive(Debug, Clone)]
 pub enum Expectation {
@@ -95,6 +140,10 @@ pub struct Signals {
     /// The streaks as of the last ping or counted miss.
     pub streaks: Streaks,
     pub thresholds: Thresholds,
+    pub rules: Rules,
+    /// Runs started with a `rid` and not finished, oldest first (kept while a
+    /// run-time rule is on).
+    pub runs: Vec<Run>,
 }
 
 /// `failure_threshold` and `recovery_threshold` (1 to 100, default 1).
@@ -129,6 +178,8 @@ pub struct Streaks {
     pub failing: bool,
     /// When `failing` last changed.
     pub failing_since: Option<DateTime<Utc>>,
+    /// What made it `failing`.
+    pub cause: Option<Cause>,
     /// The expected time of the last missed deadline counted: the next
     /// expectation runs from it, so each missed period or fire time counts once.
     pub missed_at: Option<DateTime<Utc>>,
@@ -156,6 +207,15 @@ pub struct Evaluation {
     pub streaks: Streaks,
     /// The pending start at `now`: one whose grace passed was counted as a miss.
     pub started_at: Option<DateTime<Utc>>,
+    /// The open `rid` runs at `now`: one past its maximum run time was counted.
+    pub runs: Vec<Run>,
+    /// Schedule heartbeats with a start margin: a success before this is early
+    /// (the next fire time after the last signal, less the margin).
+    pub early_before: Option<DateTime<Utc>>,
+    /// Failures this evaluation counted beyond the stored streaks: missed
+    /// deadlines or starts, and runs that timed out.
+    pub missed: u32,
+    pub timed_out: u32,
 }
 
 /// Computes the status of a heartbeat at `now`: counts the deadlines missed
@@ -168,6 +228,7 @@ pub fn evaluate(
 ) -> Evaluation {
     let mut streaks = signals.streaks.clone();
     let mut started_at = signals.started_at;
+    let mut runs = signals.runs.clone();
     if signals.paused {
         return Evaluation {
             status: Status::Paused,
@@ -176,31 +237,58 @@ pub fn evaluate(
             down_at: None,
             streaks,
             started_at,
+            runs,
+            early_before: None,
+            missed: 0,
+            timed_out: 0,
         };
     }
+    // The start margin is a schedule's rule: a period has no fire time.
+    let margin = match expectation {
+        Expectation::Schedule(_) => signals.rules.start_margin,
+        Expectation::Period(_) => None,
+    };
+    let max_runtime = signals.rules.max_runtime;
     let mut due_at;
     let mut down_at;
     let mut counted = 0;
+    let (mut missed_count, mut timed_out) = (0, 0);
     loop {
         // Expectations run from the latest of the last signal, a resume and the
         // last counted miss, but only once something has ever been heard: a
         // silent new heartbeat stays pending.
         let reference = signals
             .last_signal_at
+            .map(|s| answered_fire(expectation, margin, s))
             .map(|s| s.max(signals.resumed_at.unwrap_or(s)))
             .map(|r| r.max(streaks.missed_at.unwrap_or(r)));
-        due_at = reference.and_then(|r| match expectation {
-            Expectation::Period(p) => Some(r + *p),
-            Expectation::Schedule(s) => s.next_after(r),
-        });
+        due_at = reference.and_then(|r| next_due(expectation, r));
         // Down with no success since: another miss changes nothing.
         if streaks.failing && streaks.ok == 0 {
             down_at = None;
             break;
         }
-        let due_down = due_at.map(|d| d + grace);
-        let start_down = started_at.map(|s| s + grace);
-        down_at = match (due_down, start_down) {
+        // The fire's deadline: with a start margin, a start (or success) within
+        // the margin of the fire time answers it, and the run is then timed
+        // on its own; else a success must come within the grace.
+        let due_down = due_at.and_then(|d| match margin {
+            Some(m) => {
+                let within = |s: DateTime<Utc>| d - m <= s && s <= d + m;
+                let started =
+                    started_at.is_some_and(within) || runs.iter().any(|r| within(r.started_at));
+                (!started).then_some(d + m)
+            }
+            None => Some(d + grace),
+        });
+        // The run clocks: each `rid` run with a maximum run time, and the
+        // latest start without a rid (timed by the grace when there is none).
+        let start_down = started_at.map(|s| s + max_runtime.unwrap_or(grace));
+        let run_down = max_runtime.and_then(|r| runs.iter().map(|run| run.started_at + r).min());
+        let clock_down = match (start_down, run_down) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        down_at = match (due_down, clock_down) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -211,19 +299,49 @@ pub fn evaluate(
             break;
         }
         counted += 1;
-        if start_down == Some(missed) {
-            started_at = None;
-        }
-        if due_down == Some(missed) {
+        let cause = if clock_down == Some(missed) {
+            // A run that answered a fire's start margin and then timed out has
+            // had its failure: the fire is not missed a second time.
+            let answered = |s: DateTime<Utc>| {
+                margin
+                    .zip(due_at)
+                    .filter(|(m, d)| *d - *m <= s && s <= *d + *m)
+                    .map(|(_, d)| d)
+            };
+            if start_down == Some(missed) {
+                if let Some(d) = started_at.and_then(answered) {
+                    streaks.missed_at = Some(d);
+                }
+                started_at = None;
+            } else if let Some(i) = runs
+                .iter()
+                .position(|run| max_runtime.map(|r| run.started_at + r) == Some(missed))
+            {
+                let run = runs.remove(i);
+                if let Some(d) = answered(run.started_at) {
+                    streaks.missed_at = Some(d);
+                }
+            }
+            timed_out += 1;
+            Cause::Timeout
+        } else {
             streaks.missed_at = due_at;
-        }
+            missed_count += 1;
+            Cause::Missed
+        };
         streaks.fail += 1;
         streaks.ok = 0;
         if !streaks.failing && streaks.fail >= signals.thresholds.failure {
             streaks.failing = true;
             streaks.failing_since = Some(missed);
+            streaks.cause = Some(cause);
         }
     }
+    let early_before = margin.zip(signals.last_signal_at).and_then(|(m, last)| {
+        let last = answered_fire(expectation, margin, last);
+        let reference = last.max(signals.resumed_at.unwrap_or(last));
+        next_due(expectation, reference).map(|fire| fire - m)
+    });
     if streaks.failing {
         return Evaluation {
             status: Status::Down,
@@ -232,6 +350,10 @@ pub fn evaluate(
             down_at,
             streaks,
             started_at,
+            runs,
+            early_before,
+            missed: missed_count,
+            timed_out,
         };
     }
     let status = match (signals.last_signal_at, due_at) {
@@ -251,6 +373,32 @@ pub fn evaluate(
         down_at,
         streaks,
         started_at,
+        runs,
+        early_before,
+        missed: missed_count,
+        timed_out,
+    }
+}
+
+/// With a start margin, a signal up to the margin before a fire time answers
+/// that fire: expectations then run from the fire time, so the fire is neither
+/// missed nor expected a second time.
+fn answered_fire(
+    expectation: &Expectation,
+    margin: Option<Duration>,
+    signal: DateTime<Utc>,
+) -> DateTime<Utc> {
+    match margin.and_then(|m| next_due(expectation, signal).map(|f| (f, m))) {
+        Some((fire, m)) if fire - m <= signal => fire,
+        _ => signal,
+    }
+}
+
+/// The next expected ping after `reference`.
+fn next_due(expectation: &Expectation, reference: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    match expectation {
+        Expectation::Period(p) => Some(reference + *p),
+        Expectation::Schedule(s) => s.next_after(reference),
     }
 }
 
@@ -272,6 +420,8 @@ mod tests {
             started_at: None,
             streaks: Streaks::default(),
             thresholds: Thresholds::default(),
+            rules: Rules::default(),
+            runs: Vec::new(),
         }
     }
 
@@ -501,5 +651,76 @@ mod tests {
         // Vixie cron runs a fixed-time entry whose local time does not exist at the
         // first valid instant after the gap: 03:00 CEST, 01:00 UTC.
         assert_eq!(due, Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap());
+    }
+
+    fn hourly_at_zero() -> Expectation {
+        Expectation::Schedule(Box::new(
+            HeartbeatSchedule::parse("0 * * * *", "UTC").unwrap(),
+        ))
+    }
+
+    #[test]
+    fn a_fire_with_no_start_within_the_margin_is_missed_after_the_margin_not_the_grace() {
+        let s = Signals {
+            last_signal_at: Some(t(10, 0, 10)),
+            rules: Rules {
+                start_margin: Some(Duration::minutes(5)),
+                max_runtime: None,
+            },
+            ..signals()
+        };
+        let at = |now| evaluate(&hourly_at_zero(), Duration::hours(1), &s, now);
+        assert_eq!(at(t(10, 30, 0)).down_at, Some(t(11, 5, 0)));
+        assert_eq!(at(t(11, 5, 0)).status, Status::Late);
+        let e = at(t(11, 5, 1));
+        assert_eq!((e.status, e.since), (Status::Down, Some(t(11, 5, 0))));
+        assert_eq!(e.streaks.cause, Some(Cause::Missed));
+        assert_eq!(e.missed, 1);
+        assert_eq!(at(t(10, 30, 0)).early_before, Some(t(10, 55, 0)));
+    }
+
+    #[test]
+    fn a_success_within_the_margin_before_the_fire_answers_it() {
+        let s = Signals {
+            last_signal_at: Some(t(10, 58, 0)),
+            rules: Rules {
+                start_margin: Some(Duration::minutes(5)),
+                max_runtime: None,
+            },
+            ..signals()
+        };
+        let e = evaluate(&hourly_at_zero(), Duration::hours(1), &s, t(11, 30, 0));
+        assert_eq!(e.due_at, Some(t(12, 0, 0)));
+        assert_eq!(e.status, Status::Up);
+    }
+
+    #[test]
+    fn each_run_times_out_on_its_own_clock() {
+        let run = |m: u32, id: u128| Run {
+            rid: uuid::Uuid::from_u128(id),
+            started_at: t(10, m, 0),
+        };
+        let s = Signals {
+            last_signal_at: Some(t(10, 0, 0)),
+            rules: Rules {
+                start_margin: None,
+                max_runtime: Some(Duration::minutes(10)),
+            },
+            runs: vec![run(1, 1), run(5, 2)],
+            thresholds: Thresholds {
+                failure: 2,
+                recovery: 1,
+            },
+            ..signals()
+        };
+        let at = |now| evaluate(&Expectation::Period(Duration::days(1)), GRACE, &s, now);
+        assert_eq!(at(t(10, 11, 0)).streaks.fail, 0);
+        let one = at(t(10, 11, 1));
+        assert_eq!((one.streaks.fail, one.runs.len()), (1, 1));
+        assert_eq!(one.down_at, Some(t(10, 15, 0)));
+        let both = at(t(10, 15, 1));
+        assert_eq!((both.status, both.timed_out), (Status::Down, 2));
+        assert_eq!(both.streaks.cause, Some(Cause::Timeout));
+        assert!(both.runs.is_empty());
     }
 }

@@ -124,8 +124,20 @@ impl AlertEvent {
         );
         let details = format!("{base}/?heartbeat={id}");
         put("DETAILS_URL", details.clone());
-        // Heartbeats carry no tags yet; the placeholder renders empty.
-        put("TAGS", String::new());
+        // Space-separated, as healthchecks.io's $TAGS (older alerts carry none).
+        let tags: Vec<&str> = p["heartbeat"]["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        put("TAGS", tags.join(" "));
+        // What took it down (docs/monitoring.md): fail, missed, timeout, early,
+        // too_fast; `success` for a recovery.
+        put("CAUSE", text(&p["cause"]));
+        // A down alert owed after a silence or a down parent held it back:
+        // silenced or suppressed; empty otherwise.
+        put("WITHHELD_BY", text(&p["released_after"]));
         put("JSON", p.to_string());
         let title = self.title();
         let since = match &last {
@@ -144,5 +156,34 @@ impl AlertEvent {
         put("TITLE", title);
         put("TEXT", text);
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_cause_tags_and_a_late_alerts_reason_are_placeholders() {
+        let event = AlertEvent {
+            kind: EventKind::Down,
+            payload: json!({
+                "event": "down", "status": "down", "previous_status": "up",
+                "heartbeat": {"id": Uuid::nil(), "name": "backup", "tags": ["db", "prod"]},
+                "cause": "timeout", "released_after": "silenced",
+            }),
+            heartbeat_id: None,
+            token: None,
+            last_ping_at: None,
+            exit_code: None,
+            body: None,
+            last_success_at: None,
+            expected: None,
+        };
+        let vars = event.vars("http://x", Utc::now());
+        assert_eq!(vars["CAUSE"], "timeout");
+        assert_eq!(vars["WITHHELD_BY"], "silenced");
+        assert_eq!(vars["TAGS"], "db prod");
     }
 }

@@ -25,6 +25,8 @@ pub const PUBLIC_PLACEHOLDERS: &[&str] = &[
     "PING_URL",
     "DETAILS_URL",
     "TAGS",
+    "CAUSE",
+    "WITHHELD_BY",
     "JSON",
 ];
 

@@ -183,6 +183,16 @@ impl Metrics {
             .increment(1);
     }
 
+    /// Detection events (docs/monitoring.md): `missed` and `timeout` as the
+    /// deadline loop counts them, `early` and `too_fast` as the ping statement
+    /// flags them, `silenced` and `suppressed` per flip whose alert was withheld.
+    pub fn detection_events(&self, event: &str, n: u64) {
+        if n > 0 {
+            self.counter("heartbeat_detection_events_total", &[("event", event)])
+                .increment(n);
+        }
+    }
+
     /// One delivery pass: alerts delivered, and alerts given up on after the
     /// last retry.
     pub fn alerts_delivered(&self, sent: u64, failed: u64) {
@@ -376,6 +386,10 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "heartbeat_pings_received_total",
         "Pings recorded, per kind (success, start, fail, log, exit_code).",
+    ),
+    (
+        "heartbeat_detection_events_total",
+        "Detection events, per event (missed, timeout, early, too_fast, silenced, suppressed).",
     ),
     (
         "heartbeat_alerts_sent_total",
