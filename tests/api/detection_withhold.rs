@@ -77,6 +77,8 @@ async fn a_silenced_heartbeat_flips_without_an_alert_and_alerts_once_if_still_do
         assert_eq!(at(&s, "until"), until);
         assert_eq!(at(&s, "active_until"), until, "{s}");
     }
+    // The loop records both first successes (pending → up), as it would within 0.5 s.
+    assert_eq!(tick(&app, t0()).await.flips, 2);
     assert_eq!(tick(&app, t0() + secs(661)).await.flips, 2);
     for hb in [&stays_down, &recovers] {
         let f = flips(&app, hb).await;
