@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 
@@ -46,6 +47,14 @@ pub struct SmtpConfig {
     pub security: Security,
     /// The sender, e.g. `Heartbeat <heartbeat@example.com>`.
     pub from: String,
+    /// A PEM file of certificates trusted besides the public roots: the CA of a
+    /// private mail server, or its self-signed certificate's issuer.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Accepts any certificate the server shows (no verification at all): only
+    /// for a test relay; `ca_file` is the way to trust a private server.
+    #[serde(default)]
+    pub accept_invalid_certs: bool,
 }
 
 impl SmtpConfig {
@@ -60,6 +69,13 @@ impl SmtpConfig {
                 "must be an address such as Heartbeat <heartbeat@example.com>",
             ));
         }
+        if self.security == Security::None && (self.ca_file.is_some() || self.accept_invalid_certs)
+        {
+            return Err(ConfigError::new(
+                "notify.smtp.ca_file",
+                "certificates apply to security = \"starttls\" or \"tls\" only",
+            ));
+        }
         if self.password.is_some() && self.password_file.is_some() {
             return Err(ConfigError::new(
                 "notify.smtp.password",
@@ -67,6 +83,22 @@ impl SmtpConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The TLS settings: the public roots, plus `ca_file`'s certificates.
+    fn tls_parameters(&self) -> Result<TlsParameters, String> {
+        let mut builder = TlsParameters::builder(self.host.clone())
+            .dangerous_accept_invalid_certs(self.accept_invalid_certs);
+        if let Some(file) = &self.ca_file {
+            let pem = std::fs::read(file)
+                .map_err(|e| format!("notify.smtp.ca_file {}: {e}", file.display()))?;
+            let cert = Certificate::from_pem(&pem)
+                .map_err(|e| format!("notify.smtp.ca_file {}: {e}", file.display()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        builder
+            .build_rustls()
+            .map_err(|e| format!("notify.smtp TLS settings: {e}"))
     }
 
     fn password(&self) -> Result<Option<String>, String> {
@@ -95,15 +127,15 @@ impl std::fmt::Debug for Mailer {
 impl Mailer {
     /// Builds the transport; the password is registered with the log redactor.
     pub fn new(config: &SmtpConfig, timeout: Duration) -> Result<Self, String> {
-        let builder = match config.security {
-            Security::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host)
-                    .map_err(|e| format!("notify.smtp: {e}"))?
-            }
-            Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host)
-                .map_err(|e| format!("notify.smtp: {e}"))?,
-            Security::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
+        // STARTTLS is required, never opportunistic: a server that does not
+        // offer it fails the delivery rather than receiving the alert in clear.
+        let tls = match config.security {
+            Security::Starttls => Tls::Required(config.tls_parameters()?),
+            Security::Tls => Tls::Wrapper(config.tls_parameters()?),
+            Security::None => Tls::None,
         };
+        let builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host).tls(tls);
         let port = config.port.unwrap_or(match config.security {
             Security::Starttls => 587,
             Security::Tls => 465,
