@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(12, "0012_tags"),
     migration!(13, "0013_hc_compat"),
     migration!(14, "0014_hc_check_fields"),
+    migration!(19, "0019_digest"),
 ];
 
 /// The advisory lock key that serializes migration runners ("hbmigrat").

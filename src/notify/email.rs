@@ -176,7 +176,11 @@ impl Mailer {
                 .map_err(|e| (None, format!("address {address}: {e}")))?;
             builder = builder.to(mailbox);
         }
-        let (plain, html) = bodies(event, &vars, now);
+        let (plain, html) = if event.kind == super::event::EventKind::Digest {
+            digest_bodies(event, &vars)
+        } else {
+            bodies(event, &vars, now)
+        };
         let message = builder
             .multipart(MultiPart::alternative_plain_html(plain, html))
             .map_err(|e| (None, format!("building the message: {e}")))?;
@@ -251,6 +255,43 @@ fn bodies(
     }
     html.push_str("</table></body></html>");
     (plain, html)
+}
+
+/// A digest's bodies: the panel as text (in a fixed-width font's columns) and
+/// as an HTML table.
+fn digest_bodies(event: &AlertEvent, vars: &super::template::Vars) -> (String, String) {
+    let rows = super::digest::rows_of_payload(&event.payload);
+    let plain = format!(
+        "{}\n\n{}\n{}\n",
+        vars["TITLE"],
+        event.payload["text"].as_str().unwrap_or(""),
+        vars["DETAILS_URL"]
+    );
+    let html = format!(
+        "<!doctype html><html><body><h2>{}</h2>{}<p><a href=\"{2}\">{2}</a></p></body></html>",
+        escape_html(&vars["TITLE"]),
+        digest_table(&rows),
+        escape_html(&vars["DETAILS_URL"]),
+    );
+    (plain, html)
+}
+
+/// The digest panel as an HTML table.
+fn digest_table(rows: &[super::digest::PanelRow]) -> String {
+    let mut html = String::from("<table><tr>");
+    for h in super::digest::HEADERS {
+        html.push_str(&format!("<th align=\"left\">{}</th>", escape_html(h)));
+    }
+    html.push_str("</tr>");
+    for r in rows {
+        html.push_str("<tr>");
+        for cell in super::digest::cells(r) {
+            html.push_str(&format!("<td>{}</td>", escape_html(&cell)));
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</table>");
+    html
 }
 
 pub fn escape_html(s: &str) -> String {

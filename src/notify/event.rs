@@ -14,6 +14,8 @@ pub enum EventKind {
     Up,
     Reminder,
     Test,
+    /// The scheduled summary of every heartbeat (`super::digest`).
+    Digest,
 }
 
 impl EventKind {
@@ -22,6 +24,7 @@ impl EventKind {
         EventKind::Up,
         EventKind::Reminder,
         EventKind::Test,
+        EventKind::Digest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -30,6 +33,7 @@ impl EventKind {
             EventKind::Up => "up",
             EventKind::Reminder => "reminder",
             EventKind::Test => "test",
+            EventKind::Digest => "digest",
         }
     }
 
@@ -62,6 +66,9 @@ pub struct AlertEvent {
 
 impl AlertEvent {
     pub fn name(&self) -> String {
+        if self.kind == EventKind::Digest {
+            return "digest".to_string();
+        }
         self.payload["heartbeat"]["name"]
             .as_str()
             .unwrap_or("heartbeat")
@@ -76,6 +83,11 @@ impl AlertEvent {
             EventKind::Up => format!("{name} is up again"),
             EventKind::Reminder => format!("{name} is still DOWN"),
             EventKind::Test => "Test notification from heartbeat".to_string(),
+            // Written with the panel (`super::digest`), as the payload says it.
+            EventKind::Digest => self.payload["title"]
+                .as_str()
+                .unwrap_or("Heartbeat digest")
+                .to_string(),
         }
     }
 
@@ -122,7 +134,12 @@ impl AlertEvent {
                 .map(|t| format!("{base}/hb/{t}"))
                 .unwrap_or_default(),
         );
-        let details = format!("{base}/?heartbeat={id}");
+        // A digest links the dashboard itself, not one heartbeat.
+        let details = if self.kind == EventKind::Digest {
+            format!("{base}/")
+        } else {
+            format!("{base}/?heartbeat={id}")
+        };
         put("DETAILS_URL", details.clone());
         // Heartbeats carry no tags yet; the placeholder renders empty.
         put("TAGS", String::new());
@@ -134,6 +151,7 @@ impl AlertEvent {
         };
         let text = match self.kind {
             EventKind::Test => format!("{title}: this channel works. {base}"),
+            EventKind::Digest => format!("{title}\n\n{}", text(&p["text"])),
             _ => format!(
                 "{title} ({} → {} at {}; {since}). {details}",
                 text(&p["previous_status"]),

@@ -2,7 +2,8 @@
 //! kind.
 //!
 //! The deadline loop writes one row per (transition, channel) in the flip's
-//! transaction (and the reminder pass one per reminder interval), so an alert
+//! transaction (the reminder pass one per reminder interval, the digest pass one
+//! per digest fire time), so an alert
 //! exists exactly when its flip does and survives restarts until delivered.
 //!
 //! A pass claims due rows with `FOR UPDATE SKIP LOCKED` and, in the same short
@@ -387,6 +388,9 @@ pub async fn run(deps: LoopDeps) {
         // Reminders join the outbox first, so this pass can send them.
         if let Err(e) = super::reminder::run_once(&pool, now).await {
             tracing::warn!(error = %e, "writing reminders failed; retrying");
+        }
+        if let Err(e) = super::digest::run_once(&pool, now).await {
+            tracing::warn!(error = %e, "writing digests failed; retrying");
         }
         let skip: Vec<Uuid> = busy.iter().copied().collect();
         let wait = match claim(&pool, now, &skip, deliverer.lease()).await {

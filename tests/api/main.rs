@@ -20,6 +20,7 @@ mod monitor;
 mod monitor_alerts;
 mod monitor_auth;
 mod notify_channels;
+mod notify_digest;
 mod notify_email;
 mod notify_presets;
 mod ops_daemon;
