@@ -703,6 +703,35 @@ pub async fn delete(
     Ok(())
 }
 
+/// Channels whose most recent delivery attempt failed (what `failing` says in
+/// the API), counted per kind; every kind is listed, 0 when none fails, so a
+/// gauge fed from this never keeps a stale value.
+pub async fn failing_by_kind(pool: &Pool) -> Result<Vec<(&'static str, u64)>, NotifyError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT c.kind, count(*) FROM heartbeat.channel c
+             WHERE (SELECT d.error FROM heartbeat.alert a
+                    JOIN heartbeat.delivery_attempt d USING (alert_id)
+                    WHERE a.channel_id = c.channel_id
+                    ORDER BY d.at DESC, d.alert_id DESC LIMIT 1) IS NOT NULL
+             GROUP BY c.kind",
+            &[],
+        )
+        .await?;
+    Ok(Kind::names()
+        .into_iter()
+        .map(|k| {
+            let n = rows
+                .iter()
+                .find(|r| r.get::<_, &str>(0) == k)
+                .map(|r| r.get::<_, i64>(1).max(0) as u64)
+                .unwrap_or(0);
+            (k, n)
+        })
+        .collect())
+}
+
 /// Makes the log redactor's channel secrets for this database exactly those the
 /// channel table holds: channels made before this start or on another node are
 /// masked from now on, deleted ones forgotten. `redact_scope` names the database.

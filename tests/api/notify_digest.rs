@@ -369,3 +369,69 @@ async fn heartbeat_status_shows_the_digest_columns_the_panel_and_failing_channel
     let parsed: Value = serde_json::from_str(&json_out).unwrap();
     assert_eq!(parsed["heartbeats"][0]["name"], "backup");
 }
+
+/// `heartbeat_channels_failing{kind}` from `/metrics`.
+async fn failing_gauge(app: &TestApp, kind: &str) -> f64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("heartbeat_channels_failing{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_failing_channel_shows_in_metrics_until_a_delivery_succeeds() {
+    let app = spawn_app_with(quiet_config()).await;
+    assert_eq!(failing_gauge(&app, "webhook").await, 0.0);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/hook", dead.local_addr().unwrap());
+    drop(dead);
+    let channel = add_channel(
+        &app,
+        json!({"kind": "webhook", "config": {"url": dead_url}}),
+    )
+    .await;
+    let id = channel["id"].as_str().unwrap();
+    let test = |app: &TestApp| {
+        let path = format!("/api/channels/{id}/test");
+        let app = app.client.post(app.url(&path));
+        async move {
+            let r: Value = app
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r
+        }
+    };
+    assert_eq!(test(&app).await["ok"], false);
+    assert_eq!(failing_gauge(&app, "webhook").await, 1.0);
+    assert_eq!(failing_gauge(&app, "slack").await, 0.0);
+    // Fixed: the next delivery succeeds, and the gauge and the API say so.
+    let (_, url) = Receiver::start(json!({})).await;
+    let r = app
+        .client
+        .patch(app.url(&format!("/api/channels/{id}")))
+        .json(&json!({"config": {"url": url}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(test(&app).await["ok"], true);
+    assert_eq!(failing_gauge(&app, "webhook").await, 0.0);
+    let (_, shown) = app.get_json(&format!("/api/channels/{id}")).await;
+    assert_eq!(shown["failing"], false, "{shown}");
+}
