@@ -16,6 +16,7 @@ mod hc_ping;
 mod jobs;
 mod layout;
 mod mcp;
+mod mcp_channels;
 mod monitor;
 mod monitor_alerts;
 mod monitor_auth;
