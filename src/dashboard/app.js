@@ -220,6 +220,7 @@ function openForm(hb) {
   form.elements.period_minutes.value = hb ? Math.round((hb.period_seconds || 3600) / 60) : 60;
   form.elements.grace_minutes.value = hb ? Math.round((hb.grace_seconds || 0) / 60) : 5;
   form.elements.name.focus();
+  if (typeof fillChannelPicker === "function") fillChannelPicker(hb); // channels.js
 }
 
 function editHeartbeat(hb) {
@@ -234,6 +235,8 @@ async function saveHeartbeat(ev) {
     period_seconds: Math.round(Number(f.period_minutes.value) * 60),
     grace_seconds: Math.round(Number(f.grace_minutes.value) * 60),
   };
+  const routing = typeof pickedChannels === "function" ? pickedChannels() : undefined; // channels.js
+  if (routing !== undefined) body.channels = routing;
   const id = f.id.value;
   try {
     const hb = id
@@ -488,7 +491,7 @@ function route() {
     view = "heartbeat";
     detailId = hash.slice("heartbeat/".length);
   } else {
-    view = ["heartbeats", "cockpit", "jobs", "audit"].includes(hash) ? hash : "heartbeats";
+    view = ["heartbeats", "cockpit", "jobs", "audit", "channels"].includes(hash) ? hash : "heartbeats";
   }
   for (const s of document.querySelectorAll(".view")) s.hidden = s.id !== "view-" + view;
   for (const a of document.querySelectorAll("#sidebar a")) a.classList.toggle("active", a.dataset.view === (view === "heartbeat" ? "heartbeats" : view));
@@ -501,6 +504,8 @@ async function refreshAll() {
   if (view === "heartbeat" && detailId) work.push(loadHeartbeatDetail(detailId));
   if (view === "jobs") work.push(loadJobs());
   if (view === "audit") work.push(loadCuts());
+  // channels.js
+  if (view === "channels" && typeof loadChannels === "function") work.push(loadChannels());
   if (view === "cockpit" && Date.now() - lastCockpit > COCKPIT_POLL_MS) {
     lastCockpit = Date.now();
     work.push(loadCockpit());

@@ -15,6 +15,7 @@ use crate::state::AppState;
 
 const INDEX_HTML: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
+const CHANNELS_JS: &str = include_str!("channels.js");
 const STYLE_CSS: &str = include_str!("style.css");
 
 /// Everything the page loads comes from this origin; nothing inline runs.
@@ -25,6 +26,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/assets/app.js", get(app_js))
+        .route("/assets/channels.js", get(channels_js))
         .route("/assets/style.css", get(style_css))
 }
 
@@ -52,6 +54,10 @@ async fn index() -> impl IntoResponse {
 
 async fn app_js() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+async fn channels_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", CHANNELS_JS)
 }
 
 async fn style_css() -> impl IntoResponse {

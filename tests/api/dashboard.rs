@@ -36,8 +36,10 @@ async fn the_page_and_its_assets_are_served_from_the_binary() {
     assert!(html.contains(r#"<script src="/assets/app.js""#));
     assert!(html.contains(r#"href="/assets/style.css""#));
 
+    assert!(html.contains(r#"<script src="/assets/channels.js""#));
     for (path, kind) in [
         ("/assets/app.js", "text/javascript"),
+        ("/assets/channels.js", "text/javascript"),
         ("/assets/style.css", "text/css"),
     ] {
         let r = app.client.get(app.url(path)).send().await.unwrap();
@@ -254,7 +256,7 @@ async fn in_chromium_an_operator_creates_a_heartbeat_sees_it_turn_green_and_runs
         .expect("the end-to-end run finishes within 60 s");
 }
 
-fn screenshot_dir() -> PathBuf {
+pub fn screenshot_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
@@ -265,7 +267,7 @@ fn screenshot_dir() -> PathBuf {
 
 /// Chromium's binary; as root on a machine without it (CI), installs Debian's
 /// package first, as the harness does for PostgreSQL.
-fn find_chromium() -> Option<PathBuf> {
+pub fn find_chromium() -> Option<PathBuf> {
     let known = || {
         ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
             .into_iter()
@@ -286,7 +288,7 @@ fn find_chromium() -> Option<PathBuf> {
 }
 
 /// One headless Chromium with one page, driven over the DevTools protocol.
-struct Page {
+pub struct Page {
     child: Child,
     _profile: tempfile::TempDir,
     ws: tokio_tungstenite::WebSocketStream<
@@ -299,7 +301,7 @@ struct Page {
 const WAIT_LIMIT: Duration = Duration::from_secs(15);
 
 impl Page {
-    async fn launch(binary: &std::path::Path) -> Page {
+    pub async fn launch(binary: &std::path::Path) -> Page {
         let profile = tempfile::tempdir().unwrap();
         let child = Command::new(binary)
             .args([
@@ -384,13 +386,13 @@ impl Page {
         panic!("the DevTools socket closed during {method}");
     }
 
-    async fn navigate(&mut self, url: &str) {
+    pub async fn navigate(&mut self, url: &str) {
         self.command("Page.navigate", json!({"url": url})).await;
         self.wait_for("document.readyState === 'complete'").await;
     }
 
     /// Evaluates an expression in the page and returns its value.
-    async fn eval(&mut self, expression: &str) -> Value {
+    pub async fn eval(&mut self, expression: &str) -> Value {
         let r = self
             .command(
                 "Runtime.evaluate",
@@ -406,7 +408,7 @@ impl Page {
     }
 
     /// Polls a condition until it holds.
-    async fn wait_for(&mut self, condition: &str) {
+    pub async fn wait_for(&mut self, condition: &str) {
         let started = Instant::now();
         loop {
             let expr = format!(
@@ -424,7 +426,7 @@ impl Page {
         }
     }
 
-    async fn screenshot(&mut self, path: &std::path::Path) {
+    pub async fn screenshot(&mut self, path: &std::path::Path) {
         let r = self
             .command("Page.captureScreenshot", json!({"format": "png"}))
             .await;
@@ -435,7 +437,7 @@ impl Page {
     }
 
     /// Ends the browser (also done on drop, when a wait panics).
-    fn close(self) {
+    pub fn close(self) {
         drop(self);
     }
 }

@@ -8,6 +8,7 @@ mod cli_contract;
 mod cli_refresh;
 mod cluster;
 mod dashboard;
+mod dashboard_channels;
 mod detection;
 mod first_hour;
 mod foundation;
