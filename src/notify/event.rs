@@ -62,6 +62,8 @@ pub struct AlertEvent {
     pub last_success_at: Option<DateTime<Utc>>,
     /// What the heartbeat expects, in words ("every 3600 s", or a schedule).
     pub expected: Option<String>,
+    /// The heartbeat's tags, as they are now.
+    pub tags: Vec<String>,
 }
 
 impl AlertEvent {
@@ -141,8 +143,7 @@ impl AlertEvent {
             format!("{base}/?heartbeat={id}")
         };
         put("DETAILS_URL", details.clone());
-        // Heartbeats carry no tags yet; the placeholder renders empty.
-        put("TAGS", String::new());
+        put("TAGS", self.tags.join(" "));
         put("JSON", p.to_string());
         let title = self.title();
         let since = match &last {

@@ -489,7 +489,8 @@ SELECT a.alert_id, a.channel_id, c.kind, c.config, a.event, a.payload, a.attempt
        CASE WHEN NOT h.last_signal_failed THEN h.last_signal_at END,
        CASE WHEN h.schedule IS NOT NULL THEN h.schedule || ' (' || h.tz || ')'
             WHEN h.period_seconds IS NOT NULL
-            THEN 'every ' || h.period_seconds || ' s, grace ' || h.grace_seconds || ' s' END
+            THEN 'every ' || h.period_seconds || ' s, grace ' || h.grace_seconds || ' s' END,
+       h.tags
 FROM heartbeat.alert a
 JOIN heartbeat.channel c USING (channel_id)
 LEFT JOIN heartbeat.heartbeat h ON h.heartbeat_id = a.heartbeat_id
@@ -546,6 +547,7 @@ async fn load(pool: &Pool, ids: &[i64]) -> Result<Vec<Claimed>, NotifyError> {
                     body: r.get(12),
                     last_success_at: r.get(14),
                     expected: r.get(15),
+                    tags: r.get::<_, Option<Vec<String>>>(16).unwrap_or_default(),
                 },
                 attempts: r.get(6),
                 steps_done: r.get(7),

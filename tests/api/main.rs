@@ -22,6 +22,7 @@ mod monitor;
 mod monitor_alerts;
 mod monitor_auth;
 mod notify_channels;
+mod notify_delivery;
 mod notify_digest;
 mod notify_email;
 mod notify_presets;
