@@ -12,7 +12,9 @@
 //! dies mid-delivery leaves its rows to be retried once the lease ends. Each
 //! channel's claimed alerts are delivered by their own task, a few at a time,
 //! and a channel still busy is left out of the next claim: a slow or dead
-//! channel holds up only itself. Alerts of one heartbeat on one channel go out in
+//! channel holds up only itself. When a channel's batch is done the worker
+//! claims again at once, so a burst drains at the channels' own pace rather than
+//! one batch per interval. Alerts of one heartbeat on one channel go out in
 //! order (a `down` before its `up`).
 //!
 //! A webhook alert is a JSON POST (`event`, `heartbeat`, `at`, ...). With a secret,
@@ -43,11 +45,13 @@ use crate::monitor::MonitorConfig;
 use crate::ops::prometheus::Metrics;
 
 /// Alerts claimed per pass, in all.
-const BATCH: i64 = 200;
-/// Alerts of one channel claimed per pass.
-const PER_CHANNEL_BATCH: i64 = 16;
+const BATCH: i64 = 1000;
+/// Alerts of one channel claimed per pass: large enough that a burst (a
+/// thousand heartbeats down at once) is sent in a few passes, small enough that
+/// the lease (every wave of it, at the request timeout) stays a few minutes.
+const PER_CHANNEL_BATCH: i64 = 64;
 /// Deliveries in flight at once to one channel.
-const PER_CHANNEL_CONCURRENCY: usize = 8;
+const PER_CHANNEL_CONCURRENCY: usize = 16;
 /// Requests one delivery may make (an issue comment, then the close).
 const MAX_STEPS: u32 = 2;
 const ERROR_BACKOFF: Duration = Duration::from_secs(5);
@@ -377,6 +381,7 @@ pub async fn run(deps: LoopDeps) {
     let mut busy: HashSet<Uuid> = HashSet::new();
     let mut tasks: tokio::task::JoinSet<(Uuid, Result<Delivered, NotifyError>)> =
         tokio::task::JoinSet::new();
+    let mut scheduled_at: Option<tokio::time::Instant> = None;
     loop {
         if resynced.elapsed() >= SECRETS_RESYNC_EVERY {
             resynced = tokio::time::Instant::now();
@@ -385,12 +390,16 @@ pub async fn run(deps: LoopDeps) {
             }
         }
         let now = Utc::now();
-        // Reminders join the outbox first, so this pass can send them.
-        if let Err(e) = super::reminder::run_once(&pool, now).await {
-            tracing::warn!(error = %e, "writing reminders failed; retrying");
-        }
-        if let Err(e) = super::digest::run_once(&pool, now).await {
-            tracing::warn!(error = %e, "writing digests failed; retrying");
+        // Reminders and digests join the outbox first, so this pass can send
+        // them; once per interval, however often a burst makes the worker claim.
+        if scheduled_at.is_none_or(|at| at.elapsed() >= interval) {
+            scheduled_at = Some(tokio::time::Instant::now());
+            if let Err(e) = super::reminder::run_once(&pool, now).await {
+                tracing::warn!(error = %e, "writing reminders failed; retrying");
+            }
+            if let Err(e) = super::digest::run_once(&pool, now).await {
+                tracing::warn!(error = %e, "writing digests failed; retrying");
+            }
         }
         let skip: Vec<Uuid> = busy.iter().copied().collect();
         let wait = match claim(&pool, now, &skip, deliverer.lease()).await {
@@ -408,22 +417,21 @@ pub async fn run(deps: LoopDeps) {
                 ERROR_BACKOFF
             }
         };
-        let sleep = tokio::time::sleep(wait);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                _ = &mut sleep => break,
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Ok((channel, result)) = done {
-                        busy.remove(&channel);
-                        match result {
-                            Ok(d) => metrics.alerts_delivered(d.delivered as u64, d.failed as u64),
-                            Err(e) => tracing::warn!(error = %e, "recording a delivery failed"),
-                        }
+        // Until the interval passes, or a channel's batch is done: that channel
+        // is free again, so claim at once and a burst drains at the channels'
+        // pace rather than one batch per interval.
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Ok((channel, result)) = done {
+                    busy.remove(&channel);
+                    match result {
+                        Ok(d) => metrics.alerts_delivered(d.delivered as u64, d.failed as u64),
+                        Err(e) => tracing::warn!(error = %e, "recording a delivery failed"),
                     }
                 }
-                _ = shutdown.cancelled() => return,
             }
+            _ = shutdown.cancelled() => return,
         }
     }
 }
