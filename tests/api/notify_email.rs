@@ -377,3 +377,66 @@ async fn sends_the_test_and_the_down_alert(server: &SmtpServer, security: Securi
     assert!(html.contains("&quot;backup&quot; &amp; #1"), "{html}");
     assert!(html.contains(&format!("?heartbeat={id}\">")), "{html}");
 }
+
+#[tokio::test]
+async fn a_digest_email_carries_the_panel_as_text_and_as_an_html_table() {
+    use heartbeat::monitor::schedule::HeartbeatSchedule;
+    use heartbeat::notify::digest;
+    let server = SmtpServer::start(Mode::Plain).await;
+    let mut config = quiet_config();
+    config.notify.smtp = Some(server.smtp_config(Security::None));
+    let app = spawn_app_with(config).await;
+    add_channel(
+        &app,
+        json!({"kind": "email", "config": {"to": ["ops@example.com"]},
+               "digest_schedule": "0 7 * * *", "digest_tz": "Europe/Paris"}),
+    )
+    .await;
+    let (_hb, when) = pinged(&app, NASTY, json!({})).await;
+    deadline::run_once(&app.state.pool, when).await.unwrap();
+    let fire = HeartbeatSchedule::parse("0 7 * * *", "Europe/Paris")
+        .unwrap()
+        .next_after(chrono::Utc::now() + chrono::Duration::seconds(1))
+        .unwrap();
+    assert_eq!(digest::run_once(&app.state.pool, fire).await.unwrap(), 1);
+    // The down alert and the digest.
+    let done = app
+        .state
+        .notifier
+        .deliver_once(&app.state.pool, fire)
+        .await
+        .unwrap();
+    assert_eq!(done.delivered, 2);
+    let messages: Vec<_> = server.messages();
+    let parsed: Vec<_> = messages
+        .iter()
+        .map(|m| mailparse::parse_mail(m).unwrap())
+        .collect();
+    let mail = parsed
+        .iter()
+        .find(|m| {
+            m.headers
+                .iter()
+                .any(|h| h.get_key() == "Subject" && h.get_value().starts_with("Heartbeat digest"))
+        })
+        .expect("the digest message");
+    let subject = mail
+        .headers
+        .iter()
+        .find(|h| h.get_key() == "Subject")
+        .unwrap()
+        .get_value();
+    assert_eq!(subject, "Heartbeat digest: 1 down");
+    assert_eq!(mail.ctype.mimetype, "multipart/alternative");
+    let plain = mail.subparts[0].get_body().unwrap().replace("\r\n", "\n");
+    let html = mail.subparts[1].get_body().unwrap().replace("\r\n", "\n");
+    assert!(plain.contains("STATUS NAME"), "{plain}");
+    let flat = NASTY.replace('\n', " ");
+    assert!(plain.contains(&format!("down   {flat}")), "{plain}");
+    assert!(html.contains("<table>"), "{html}");
+    assert!(
+        html.contains("<th align=\"left\">AGE/INTERVAL</th>"),
+        "{html}"
+    );
+    assert!(html.contains("&quot;backup&quot; &amp; #1"), "{html}");
+}
