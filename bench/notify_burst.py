@@ -119,8 +119,15 @@ async def run_once(loop, channels, project, k):
             continue
         flipped = datetime.fromisoformat(a["at"].replace("Z", "+00:00")).timestamp()
         lat.append(at - flipped)
+    # How much of it is detection: the flip committed (detected_at) after `at`.
+    detect = psql(
+        f"""SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM f.detected_at - f.at))::numeric, 3),
+                   round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM f.detected_at - f.at))::numeric, 3)
+            FROM heartbeat.flip f JOIN heartbeat.heartbeat h USING (heartbeat_id)
+            WHERE h.name LIKE 'burst-{k}-%'"""
+    ).strip().replace("|", " / ")
     psql(f"DELETE FROM heartbeat.heartbeat WHERE name LIKE 'burst-{k}-%'")
-    return lat, peak
+    return lat, peak, detect
 
 
 async def main():
@@ -134,17 +141,17 @@ async def main():
         channels.append(c["id"])
     project = psql(f"SELECT project_id FROM heartbeat.channel WHERE channel_id = '{channels[0]}'").strip()
     print(f"# {N} heartbeats down within 1 s per run, routed round-robin to 3 webhook channels")
-    print("# run  received  p50_s  p99_s  max_s  peak_rss_mb")
+    print("# run  received  p50_s  p99_s  max_s  peak_rss_mb  detection_p50/p99_s")
     p99s, peaks = [], []
     for k in range(1, RUNS + 1):
-        lat, peak = await run_once(loop, channels, project, k)
+        lat, peak, detect = await run_once(loop, channels, project, k)
         if not lat:
             print(f"{k:5d}  0 alerts received")
             continue
         p50, p99, mx = pct(lat, 50), pct(lat, 99), max(lat)
         p99s.append(p99)
         peaks.append(peak)
-        print(f"{k:5d}  {len(lat):8d}  {p50:5.3f}  {p99:5.3f}  {mx:5.3f}  {peak:11.1f}")
+        print(f"{k:5d}  {len(lat):8d}  {p50:5.3f}  {p99:5.3f}  {mx:5.3f}  {peak:11.1f}  {detect}")
         await asyncio.sleep(2)
     if p99s:
         print(

@@ -72,6 +72,9 @@ pub struct LoopDeps {
     pub redact_scope: Arc<str>,
     /// For the sent and failed alert counters.
     pub metrics: Metrics,
+    /// Woken by this process's deadline loop when it wrote alerts: they are
+    /// claimed at once, not at the next interval (other nodes' alerts wait for it).
+    pub alerts_written: Arc<tokio::sync::Notify>,
     pub shutdown: CancellationToken,
 }
 
@@ -168,26 +171,24 @@ impl Deliverer {
         Ok(done)
     }
 
-    /// Delivers one channel's claimed alerts, a few at a time.
+    /// Delivers one channel's claimed alerts, a few at a time, then records
+    /// their outcomes together.
     async fn deliver_group(
         &self,
         pool: &Pool,
         group: Vec<Claimed>,
         now: DateTime<Utc>,
     ) -> Result<Delivered, NotifyError> {
-        let results: Vec<Result<Delivered, NotifyError>> = futures::stream::iter(group)
+        let attempted: Vec<(Claimed, Attempt)> = futures::stream::iter(group)
             .map(|alert| async move {
                 let attempt = self.attempt(&alert, now).await;
-                record(pool, &self.config, &alert, &attempt, now).await
+                (alert, attempt)
             })
             .buffer_unordered(PER_CHANNEL_CONCURRENCY)
             .collect()
             .await;
-        let mut done = Delivered::default();
-        for r in results {
-            done += r?;
-        }
-        Ok(done)
+        let items: Vec<(&Claimed, &Attempt)> = attempted.iter().map(|(c, a)| (c, a)).collect();
+        record_all(pool, &self.config, &items, now).await
     }
 
     /// Writes a `test` alert for `channel` to the outbox and delivers it now,
@@ -370,6 +371,7 @@ pub async fn run(deps: LoopDeps) {
         deliverer,
         redact_scope,
         metrics,
+        alerts_written,
         shutdown,
     } = deps;
     if let Err(e) = super::channel::register_secrets(&pool, &redact_scope).await {
@@ -422,6 +424,7 @@ pub async fn run(deps: LoopDeps) {
         // pace rather than one batch per interval.
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            _ = alerts_written.notified() => {}
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Ok((channel, result)) = done {
                     busy.remove(&channel);
@@ -576,14 +579,22 @@ struct Attempt {
     duration_ms: i32,
 }
 
+/// Records a batch of attempts in one statement: each alert's new state, and
+/// one `delivery_attempt` row per attempt.
 const RECORD: &str = "
-WITH updated AS (
-    UPDATE heartbeat.alert SET attempts = $2, state = $3, next_attempt_at = $4,
-        delivered_at = $5, last_status = $6, last_error = $7, steps_done = $8
-    WHERE alert_id = $1
+WITH r AS (
+    SELECT * FROM unnest($1::int8[], $2::int4[], $3::text[], $4::timestamptz[],
+                         $5::timestamptz[], $6::int4[], $7::text[], $8::int4[], $9::int4[])
+        AS r(alert_id, attempts, state, next_attempt_at, delivered_at, status, error,
+             steps_done, duration_ms)
+), updated AS (
+    UPDATE heartbeat.alert a SET attempts = r.attempts, state = r.state,
+        next_attempt_at = r.next_attempt_at, delivered_at = r.delivered_at,
+        last_status = r.status, last_error = r.error, steps_done = r.steps_done
+    FROM r WHERE a.alert_id = r.alert_id
 )
 INSERT INTO heartbeat.delivery_attempt (alert_id, attempt, at, duration_ms, status, error)
-VALUES ($1, $2, $9, $10, $6, $7)";
+SELECT alert_id, attempts, $10, duration_ms, status, error FROM r";
 
 const KEEP_ISSUE: &str = "
 INSERT INTO heartbeat.channel_issue (channel_id, heartbeat_id, reference, opened_at)
@@ -591,15 +602,24 @@ VALUES ($1, $2, $3, $4)
 ON CONFLICT (channel_id, heartbeat_id) DO UPDATE
 SET reference = EXCLUDED.reference, opened_at = EXCLUDED.opened_at";
 
-async fn record(
-    pool: &Pool,
+/// What one attempt makes of its alert.
+struct Outcome {
+    attempts: i32,
+    state: AlertState,
+    next: DateTime<Utc>,
+    delivered_at: Option<DateTime<Utc>>,
+    status: Option<i32>,
+    error: Option<String>,
+}
+
+fn outcome(
     config: &MonitorConfig,
     alert: &Claimed,
     attempt: &Attempt,
     now: DateTime<Utc>,
-) -> Result<Delivered, NotifyError> {
+    done: &mut Delivered,
+) -> Outcome {
     let attempts = alert.attempts + 1;
-    let mut done = Delivered::default();
     // A test is tried once: its outcome is the answer to the request that sent it.
     let max = if alert.event.kind == EventKind::Test {
         1
@@ -630,44 +650,93 @@ async fn record(
             )
         }
     };
+    Outcome {
+        attempts,
+        state,
+        next,
+        delivered_at,
+        status,
+        error,
+    }
+}
+
+async fn record(
+    pool: &Pool,
+    config: &MonitorConfig,
+    alert: &Claimed,
+    attempt: &Attempt,
+    now: DateTime<Utc>,
+) -> Result<Delivered, NotifyError> {
+    record_all(pool, config, &[(alert, attempt)], now).await
+}
+
+/// Records every attempt of a batch in one transaction (a burst of a thousand
+/// alerts costs a few commits, not a thousand), with the issue numbers an
+/// issue tracker answered and the issues closed.
+async fn record_all(
+    pool: &Pool,
+    config: &MonitorConfig,
+    items: &[(&Claimed, &Attempt)],
+    now: DateTime<Utc>,
+) -> Result<Delivered, NotifyError> {
+    let mut done = Delivered::default();
+    if items.is_empty() {
+        return Ok(done);
+    }
+    let n = items.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut states = Vec::with_capacity(n);
+    let mut nexts = Vec::with_capacity(n);
+    let mut delivered = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
+    let mut steps = Vec::with_capacity(n);
+    let mut durations = Vec::with_capacity(n);
+    for (alert, attempt) in items {
+        let o = outcome(config, alert, attempt, now, &mut done);
+        ids.push(alert.alert_id);
+        attempts.push(o.attempts);
+        states.push(o.state.as_str());
+        nexts.push(o.next);
+        delivered.push(o.delivered_at);
+        statuses.push(o.status);
+        errors.push(o.error);
+        steps.push(attempt.steps_done);
+        durations.push(attempt.duration_ms);
+    }
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute(
         RECORD,
         &[
-            &alert_id,
-            &attempts,
-            &state,
-            &next,
-            &delivered_at,
-            &status,
-            &error,
-            &attempt.steps_done,
+            &ids, &attempts, &states, &nexts, &delivered, &statuses, &errors, &steps, &durations,
             &now,
-            &attempt.duration_ms,
         ],
     )
     .await?;
-    if let (Some(issue), Some(hb), EventKind::Down) = (
-        &attempt.captured,
-        alert.event.heartbeat_id,
-        alert.event.kind,
-    ) {
-        tx.execute(KEEP_ISSUE, &[&alert.channel_id, &hb, issue, &now])
+    for (alert, attempt) in items {
+        if let (Some(issue), Some(hb), EventKind::Down) = (
+            &attempt.captured,
+            alert.event.heartbeat_id,
+            alert.event.kind,
+        ) {
+            tx.execute(KEEP_ISSUE, &[&alert.channel_id, &hb, issue, &now])
+                .await?;
+        }
+        if let (Ok(_), Some(hb), EventKind::Up, Some(_)) = (
+            &attempt.result,
+            alert.event.heartbeat_id,
+            alert.event.kind,
+            &alert.issue,
+        ) {
+            // Closed: the next outage opens a new issue.
+            tx.execute(
+                "DELETE FROM heartbeat.channel_issue WHERE channel_id = $1 AND heartbeat_id = $2",
+                &[&alert.channel_id, &hb],
+            )
             .await?;
-    }
-    if let (Ok(_), Some(hb), EventKind::Up, Some(_)) = (
-        &attempt.result,
-        alert.event.heartbeat_id,
-        alert.event.kind,
-        &alert.issue,
-    ) {
-        // Closed: the next outage opens a new issue.
-        tx.execute(
-            "DELETE FROM heartbeat.channel_issue WHERE channel_id = $1 AND heartbeat_id = $2",
-            &[&alert.channel_id, &hb],
-        )
-        .await?;
+        }
     }
     tx.commit().await?;
     Ok(done)
