@@ -472,17 +472,26 @@ fn by_channel(claimed: Vec<Claimed>) -> BTreeMap<Uuid, Vec<Claimed>> {
 /// in `$3` (busy in this process) and any alert behind an earlier pending one of
 /// the same heartbeat on the same channel. Locked rows are skipped, and the
 /// claimed ones leased until `$5`.
+///
+/// "Behind an earlier pending one" is a window over the pending rows (first of
+/// its channel and heartbeat), not a correlated `NOT EXISTS` per row, whose plan
+/// depends on statistics that a sudden burst outruns (taken while the table was
+/// nearly empty, a probe per row becomes a scan per row); a window costs one
+/// sort whatever the statistics say. A test or digest (no heartbeat) is never
+/// behind anything.
 const CLAIM: &str = "
-WITH ranked AS (
-    SELECT a.alert_id,
-           row_number() OVER (PARTITION BY a.channel_id ORDER BY a.next_attempt_at, a.alert_id) AS n
+WITH pending AS (
+    SELECT a.alert_id, a.channel_id, a.next_attempt_at,
+           row_number() OVER (PARTITION BY a.channel_id,
+                                           COALESCE(a.heartbeat_id::text, a.alert_id::text)
+                              ORDER BY a.alert_id) AS k
     FROM heartbeat.alert a
-    WHERE a.state = 'pending' AND a.next_attempt_at <= $1
-      AND NOT (a.channel_id = ANY($3))
-      AND NOT EXISTS (
-          SELECT 1 FROM heartbeat.alert b
-          WHERE b.state = 'pending' AND b.channel_id = a.channel_id
-            AND b.heartbeat_id = a.heartbeat_id AND b.alert_id < a.alert_id)
+    WHERE a.state = 'pending' AND NOT (a.channel_id = ANY($3))
+), ranked AS (
+    SELECT alert_id,
+           row_number() OVER (PARTITION BY channel_id ORDER BY next_attempt_at, alert_id) AS n
+    FROM pending
+    WHERE k = 1 AND next_attempt_at <= $1
 ), locked AS (
     SELECT alert_id FROM heartbeat.alert
     WHERE alert_id IN (SELECT alert_id FROM ranked WHERE n <= $4 ORDER BY alert_id LIMIT $2)
