@@ -87,11 +87,14 @@ fn spawn_monitor(
     ));
     let config = &state.config.monitor;
     if config.loops {
+        // The deadline loop wakes the delivery worker when it wrote alerts.
+        let alerts_written = std::sync::Arc::new(tokio::sync::Notify::new());
         tasks.spawn(deadline::run(deadline::LoopDeps {
             pool: state.pool.clone(),
             config: config.clone(),
             metrics: state.metrics.clone(),
             liveness: state.liveness.clone(),
+            alerts_written: alerts_written.clone(),
             shutdown: state.shutdown.clone(),
         }));
         tasks.spawn(crate::notify::outbox::run(
@@ -100,6 +103,7 @@ fn spawn_monitor(
                 deliverer: state.notifier.clone(),
                 redact_scope: state.database_url.clone(),
                 metrics: state.metrics.clone(),
+                alerts_written,
                 shutdown: state.shutdown.clone(),
             },
         ));

@@ -72,6 +72,10 @@ enum Command {
         /// `-_.:/` (anything else exits 2 with the daemon's 422).
         #[arg(long)]
         tag: Option<String>,
+        /// Print the digest's panel (status, last success, age, interval, age ÷
+        /// interval; down ones first) as a digest channel receives it.
+        #[arg(long)]
+        digest: bool,
     },
     /// Run a command between a start ping and an exit-code ping; exits with the
     /// command's exit code.
@@ -383,14 +387,24 @@ fn main() -> ExitCode {
             json,
             fail_on_down,
             tag,
-        } => match runtime().block_on(monitor_client::status_tagged(
+            digest,
+        } => match runtime().block_on(monitor_client::status_report(
             &client.url,
             key.as_deref(),
-            json,
-            tag.as_deref(),
+            monitor_client::StatusOptions {
+                as_json: json,
+                tag: tag.as_deref(),
+                digest,
+            },
         )) {
-            Ok(true) if fail_on_down => ExitCode::from(exit::BAD),
-            Ok(_) => ExitCode::from(exit::SUCCESS),
+            Ok((any_down, out)) => {
+                print!("{out}");
+                if any_down && fail_on_down {
+                    ExitCode::from(exit::BAD)
+                } else {
+                    ExitCode::from(exit::SUCCESS)
+                }
+            }
             Err(e) => {
                 eprintln!("heartbeat status: {e}");
                 ExitCode::from(exit::USAGE_OR_CONNECTION)

@@ -245,6 +245,7 @@ function openForm(hb) {
   form.elements.period_minutes.value = hb ? Math.round((hb.period_seconds || 3600) / 60) : 60;
   form.elements.grace_minutes.value = hb ? Math.round((hb.grace_seconds || 0) / 60) : 5;
   form.elements.name.focus();
+  if (typeof fillChannelPicker === "function") fillChannelPicker(hb); // channels.js
 }
 
 function editHeartbeat(hb) {
@@ -259,6 +260,8 @@ async function saveHeartbeat(ev) {
     period_seconds: Math.round(Number(f.period_minutes.value) * 60),
     grace_seconds: Math.round(Number(f.grace_minutes.value) * 60),
   };
+  const routing = typeof pickedChannels === "function" ? pickedChannels() : undefined; // channels.js
+  if (routing !== undefined) body.channels = routing;
   const id = f.id.value;
   try {
     const hb = id

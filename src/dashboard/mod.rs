@@ -17,6 +17,7 @@ const INDEX_HTML: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
 const SCHEDULE_JS: &str = include_str!("schedule.js");
 const BADGES_JS: &str = include_str!("badges.js");
+const CHANNELS_JS: &str = include_str!("channels.js");
 const STYLE_CSS: &str = include_str!("style.css");
 
 /// Everything the page loads comes from this origin; nothing inline runs.
@@ -29,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/app.js", get(app_js))
         .route("/assets/schedule.js", get(schedule_js))
         .route("/assets/badges.js", get(badges_js))
+        .route("/assets/channels.js", get(channels_js))
         .route("/assets/style.css", get(style_css))
 }
 
@@ -64,6 +66,10 @@ async fn schedule_js() -> impl IntoResponse {
 
 async fn badges_js() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", BADGES_JS)
+}
+
+async fn channels_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", CHANNELS_JS)
 }
 
 async fn style_css() -> impl IntoResponse {

@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(16, "0016_detection_rules"),
     migration!(17, "0017_hc_unify_badges"),
     migration!(18, "0018_job_events"),
+    migration!(19, "0019_digest"),
 ];
 
 /// The advisory lock key that serializes migration runners ("hbmigrat").

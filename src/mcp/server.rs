@@ -164,6 +164,15 @@ impl McpHandler {
                 parse::<tools::NoArgs>(tool, args)?;
                 self.call(http, Method::GET, "/api/metrics", None).await
             }
+            ToolName::ListChannels => {
+                parse::<tools::NoArgs>(tool, args)?;
+                self.call(http, Method::GET, "/api/channels", None).await
+            }
+            ToolName::TestChannel => {
+                let a: tools::ChannelRef = parse(tool, args)?;
+                let path = format!("/api/channels/{}/test", a.uuid()?);
+                self.call(http, Method::POST, &path, Some(json!({}))).await
+            }
         }
     }
 

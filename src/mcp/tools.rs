@@ -32,10 +32,12 @@ pub enum ToolName {
     GetJob,
     GetActiveJob,
     ListMetrics,
+    ListChannels,
+    TestChannel,
 }
 
 impl ToolName {
-    pub const ALL: [ToolName; 9] = [
+    pub const ALL: [ToolName; 11] = [
         ToolName::ListHeartbeats,
         ToolName::GetHeartbeat,
         ToolName::CreateHeartbeat,
@@ -45,6 +47,8 @@ impl ToolName {
         ToolName::GetJob,
         ToolName::GetActiveJob,
         ToolName::ListMetrics,
+        ToolName::ListChannels,
+        ToolName::TestChannel,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +62,8 @@ impl ToolName {
             ToolName::GetJob => "get_job",
             ToolName::GetActiveJob => "get_active_job",
             ToolName::ListMetrics => "list_metrics",
+            ToolName::ListChannels => "list_channels",
+            ToolName::TestChannel => "test_channel",
         }
     }
 
@@ -71,11 +77,14 @@ impl ToolName {
             | ToolName::GetHeartbeat
             | ToolName::GetJob
             | ToolName::GetActiveJob
-            | ToolName::ListMetrics => Access::Read,
+            | ToolName::ListMetrics
+            | ToolName::ListChannels => Access::Read,
+            // It sends a message to people: a write, as the API has it.
             ToolName::CreateHeartbeat
             | ToolName::UpdateHeartbeat
             | ToolName::DeleteHeartbeat
-            | ToolName::TriggerRecompute => Access::Write,
+            | ToolName::TriggerRecompute
+            | ToolName::TestChannel => Access::Write,
         }
     }
 
@@ -90,6 +99,8 @@ impl ToolName {
             ToolName::GetJob => "A job's state (queued, running, succeeded, failed, cancelled), current phase, progress and error.",
             ToolName::GetActiveJob => "The recompute job running now (or null) and the queued follow-up, if any.",
             ToolName::ListMetrics => "Every metric with its latest value, benchmark mean and standard deviation, z score and band (normal |z| < 1, amber 1 <= |z| < 2, red |z| >= 2).",
+            ToolName::ListChannels => "List where your project's alerts go: each channel's id, name, kind (webhook, http, email, slack, pagerduty, ...), settings with secrets masked, reminder interval, digest schedule, whether it is muted, and whether its deliveries are failing (failing, last_error).",
+            ToolName::TestChannel => "Send a test notification to one channel now and return the outcome: ok, the service's HTTP status or SMTP reply code, the error if it failed, and how long it took (duration_ms). People on that channel receive it.",
         }
     }
 
@@ -99,9 +110,14 @@ impl ToolName {
         let period = json!({"type": "integer", "minimum": 1, "description": "Expected time between pings, in minutes."});
         let grace = json!({"type": "integer", "minimum": 0, "description": "Extra minutes allowed after the period before the heartbeat is down."});
         let (properties, required) = match self {
-            ToolName::ListHeartbeats | ToolName::GetActiveJob | ToolName::ListMetrics => {
-                (json!({}), json!([]))
-            }
+            ToolName::ListHeartbeats
+            | ToolName::GetActiveJob
+            | ToolName::ListMetrics
+            | ToolName::ListChannels => (json!({}), json!([])),
+            ToolName::TestChannel => (
+                json!({ "id": {"type": "string", "format": "uuid", "description": "The channel's id, as list_channels shows it."} }),
+                json!(["id"]),
+            ),
             ToolName::GetHeartbeat | ToolName::DeleteHeartbeat => {
                 (json!({ "id": id }), json!(["id"]))
             }
@@ -230,6 +246,25 @@ pub struct TriggerRecompute {
     pub metric_ids: Scope,
 }
 
+/// `test_channel`'s argument: a channel id, a UUID (so it cannot escape its
+/// path segment).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelRef {
+    pub id: String,
+}
+
+impl ChannelRef {
+    pub fn uuid(&self) -> Result<uuid::Uuid, String> {
+        self.id.trim().parse().map_err(|_| {
+            format!(
+                "'{}' is not a channel id (list_channels shows them)",
+                self.id
+            )
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobRef {
@@ -321,7 +356,8 @@ mod tests {
                 "get_heartbeat",
                 "get_job",
                 "get_active_job",
-                "list_metrics"
+                "list_metrics",
+                "list_channels"
             ]
         );
     }

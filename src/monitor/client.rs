@@ -79,49 +79,179 @@ pub async fn status_tagged(
     as_json: bool,
     tag: Option<&str>,
 ) -> Result<bool, ClientError> {
-    let url = format!("{}/api/heartbeats", base.trim_end_matches('/'));
-    let request = match tag {
-        Some(tag) => http().get(&url).query(&[("tag", tag)]),
-        None => http().get(&url),
-    };
-    let body = call(request, &url, key).await?;
-    let list = body["heartbeats"].as_array().cloned().unwrap_or_default();
-    let any_down = list.iter().any(|h| h["status"] == "down");
-    if as_json {
-        // The API's own answer, `{"heartbeats": [...]}`, so a script written
-        // against the API reads this output unchanged.
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&body).unwrap_or_default()
-        );
-    } else {
-        print!("{}", status_table(&list));
-    }
+    let (any_down, out) = status_report(
+        base,
+        key,
+        StatusOptions {
+            as_json,
+            tag,
+            digest: false,
+        },
+    )
+    .await?;
+    print!("{out}");
     Ok(any_down)
 }
 
-/// One line per heartbeat: status, name, last ping, deadline.
+/// What `heartbeat status` shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StatusOptions<'a> {
+    /// The API's JSON instead of a table.
+    pub as_json: bool,
+    /// Only heartbeats carrying this tag.
+    pub tag: Option<&'a str>,
+    /// The digest's panel (`GET /api/digest`), down ones first, as a digest
+    /// channel receives it.
+    pub digest: bool,
+}
+
+/// `heartbeat status`'s output and whether any heartbeat shown is down. The
+/// table adds the digest's columns (last success, age, interval, age ÷
+/// interval) and, below, every channel whose deliveries are failing.
+pub async fn status_report(
+    base: &str,
+    key: Option<&str>,
+    opts: StatusOptions<'_>,
+) -> Result<(bool, String), ClientError> {
+    let base = base.trim_end_matches('/');
+    let get = |path: &str| {
+        let url = format!("{base}{path}");
+        let request = match opts.tag {
+            Some(tag) => http().get(&url).query(&[("tag", tag)]),
+            None => http().get(&url),
+        };
+        async move { call(request, &url, key).await }
+    };
+    if opts.digest {
+        let panel = get("/api/digest").await?;
+        let rows: Vec<crate::notify::digest::PanelRow> =
+            serde_json::from_value(panel["heartbeats"].clone()).unwrap_or_default();
+        let any_down = rows.iter().any(|r| r.status == "down");
+        let out = if opts.as_json {
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&panel).unwrap_or_default()
+            )
+        } else {
+            crate::notify::digest::render_text(&rows)
+        };
+        return Ok((any_down, out));
+    }
+    let body = get("/api/heartbeats").await?;
+    let mut list = body["heartbeats"].as_array().cloned().unwrap_or_default();
+    let any_down = list.iter().any(|h| h["status"] == "down");
+    if opts.as_json {
+        // The API's own answer, `{"heartbeats": [...]}`, so a script written
+        // against the API reads this output unchanged.
+        return Ok((
+            any_down,
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&body).unwrap_or_default()
+            ),
+        ));
+    }
+    // The digest's columns; a daemon without them still gets the table.
+    if let Ok(panel) = get("/api/digest").await {
+        let rows = panel["heartbeats"].as_array().cloned().unwrap_or_default();
+        for h in &mut list {
+            if let Some(r) = rows.iter().find(|r| r["id"] == h["id"]) {
+                for field in [
+                    "last_success_at",
+                    "age_seconds",
+                    "interval_seconds",
+                    "age_ratio",
+                ] {
+                    h[field] = r[field].clone();
+                }
+            }
+        }
+    }
+    let mut out = status_table(&list);
+    let channels = call(
+        http().get(format!("{base}/api/channels")),
+        &format!("{base}/api/channels"),
+        key,
+    )
+    .await
+    .ok();
+    out.push_str(&failing_channels(
+        channels
+            .as_ref()
+            .and_then(|c| c["channels"].as_array())
+            .map(Vec::as_slice)
+            .unwrap_or_default(),
+    ));
+    Ok((any_down, out))
+}
+
+/// A line per channel whose deliveries are failing, so a broken alert path
+/// shows where people look; empty when none is.
+pub fn failing_channels(channels: &[Value]) -> String {
+    let mut out = String::new();
+    for c in channels.iter().filter(|c| c["failing"] == true) {
+        out.push_str(&format!(
+            "channel {} ({}) is failing: {}\n",
+            c["name"]
+                .as_str()
+                .unwrap_or("?")
+                .replace(char::is_control, " "),
+            c["kind"].as_str().unwrap_or("?"),
+            c["last_error"]
+                .as_str()
+                .unwrap_or("no detail")
+                .replace(char::is_control, " "),
+        ));
+    }
+    if !out.is_empty() {
+        out.insert(0, '\n');
+    }
+    out
+}
+
+/// One line per heartbeat: status, name, last ping, deadline, then the
+/// digest's columns (last success, age, interval, age ÷ interval) when the
+/// values carry them.
 pub fn status_table(list: &[Value]) -> String {
+    use crate::notify::digest::words;
     let width = list
         .iter()
         .filter_map(|h| h["name"].as_str())
-        .map(str::len)
+        .map(|n| n.chars().count())
         .max()
         .unwrap_or(4)
         .max(4);
     let mut out = format!(
-        "{:<8} {:<width$} {:<25} {}\n",
-        "STATUS", "NAME", "LAST PING", "DEADLINE"
+        "{:<8} {:<width$} {:<27} {:<27} {:<27} {:<12} {:<12} {}\n",
+        "STATUS",
+        "NAME",
+        "LAST PING",
+        "DEADLINE",
+        "LAST SUCCESS",
+        "AGE",
+        "INTERVAL",
+        "AGE/INTERVAL"
     );
     for h in list {
         let s = |v: &Value| v.as_str().unwrap_or("-").to_string();
-        out.push_str(&format!(
-            "{:<8} {:<width$} {:<25} {}\n",
+        let secs = |v: &Value| v.as_i64().map(words).unwrap_or_else(|| "-".into());
+        let ratio = h["age_ratio"]
+            .as_f64()
+            .map(|x| format!("{x:.2}"))
+            .unwrap_or_else(|| "-".into());
+        let line = format!(
+            "{:<8} {:<width$} {:<27} {:<27} {:<27} {:<12} {:<12} {}",
             s(&h["status"]),
-            s(&h["name"]),
+            s(&h["name"]).replace(char::is_control, " "),
             s(&h["last_ping_at"]),
             s(&h["next_deadline"]),
-        ));
+            s(&h["last_success_at"]),
+            secs(&h["age_seconds"]),
+            secs(&h["interval_seconds"]),
+            ratio,
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }

@@ -14,6 +14,7 @@
 //! Every `status_count_interval_ms` the loop also counts heartbeats per status
 //! for the `heartbeat_heartbeats` gauge ([`count_statuses`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -21,6 +22,7 @@ use deadpool_postgres::Pool;
 use serde_json::json;
 use uuid::Uuid;
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use std::collections::HashMap;
@@ -94,6 +96,9 @@ pub struct LoopDeps {
     pub metrics: Metrics,
     /// The loop registers here and beats on every pass.
     pub liveness: Liveness,
+    /// Woken after a batch wrote alerts, so this process's delivery worker
+    /// sends them now instead of at its next interval.
+    pub alerts_written: Arc<Notify>,
     pub shutdown: CancellationToken,
 }
 
@@ -104,6 +109,7 @@ pub async fn run(deps: LoopDeps) {
         config,
         metrics,
         liveness,
+        alerts_written,
         shutdown,
     } = deps;
     let interval = Duration::from_millis(config.deadline_interval_ms.max(10));
@@ -117,11 +123,13 @@ pub async fn run(deps: LoopDeps) {
     let mut last_count: Option<tokio::time::Instant> = None;
     loop {
         beat.beat();
-        let mut result = run_once(&pool, Utc::now()).await.map(|tick| {
-            for (event, n) in tick.events.labelled() {
-                metrics.detection_events(event, n);
-            }
-        });
+        let mut result = run_once_waking(&pool, Utc::now(), Some(&alerts_written))
+            .await
+            .map(|tick| {
+                for (event, n) in tick.events.labelled() {
+                    metrics.detection_events(event, n);
+                }
+            });
         if result.is_ok() && last_count.is_none_or(|at| at.elapsed() >= count_every) {
             // Counted right after a pass, so stored statuses are as fresh as they get.
             result = count_statuses(&pool, Utc::now())
@@ -148,9 +156,24 @@ pub async fn run(deps: LoopDeps) {
 /// One iteration at `now`: claims every passed deadline in batches until none is
 /// left.
 pub async fn run_once(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineError> {
+    run_once_waking(pool, now, None).await
+}
+
+/// [`run_once`], waking `alerts_written` after every batch that wrote alerts:
+/// a burst's first alerts go out while later batches are still being flipped.
+pub async fn run_once_waking(
+    pool: &Pool,
+    now: DateTime<Utc>,
+    alerts_written: Option<&Notify>,
+) -> Result<Tick, DeadlineError> {
     let mut total = Tick::default();
     loop {
         let tick = run_batch(pool, now).await?;
+        if tick.alerts > 0 {
+            if let Some(wake) = alerts_written {
+                wake.notify_one();
+            }
+        }
         total.examined += tick.examined;
         total.flips += tick.flips;
         total.alerts += tick.alerts;

@@ -44,6 +44,12 @@ impl HeartbeatSchedule {
         self.cron.next_after(&local).map(|d| d.with_timezone(&Utc))
     }
 
+    /// The last fire time strictly before `t`.
+    pub fn prev_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = t.with_timezone(&self.tz);
+        self.cron.prev_before(&local).map(|d| d.with_timezone(&Utc))
+    }
+
     pub fn expr(&self) -> &str {
         &self.expr
     }

@@ -92,7 +92,7 @@ fn invalid(message: impl Into<String>) -> NotifyError {
 }
 
 /// The `http` kind's config: one request per event; `up` may be left out (no
-/// request on recovery), `reminder` and `test` fall back to `down`.
+/// request on recovery), `reminder`, `test` and `digest` fall back to `down`.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
@@ -100,6 +100,7 @@ pub struct HttpConfig {
     pub up: Option<RequestSpec>,
     pub reminder: Option<RequestSpec>,
     pub test: Option<RequestSpec>,
+    pub digest: Option<RequestSpec>,
 }
 
 /// What a delivery does, from a channel's kind and config.
@@ -191,8 +192,13 @@ impl Plan {
                     Some(s) => parse("test", s)?,
                     None => down.clone(),
                 };
+                let digest = match &http.digest {
+                    Some(s) => parse("digest", s)?,
+                    None => down.clone(),
+                };
                 steps.insert("reminder", vec![reminder]);
                 steps.insert("test", vec![test]);
+                steps.insert("digest", vec![digest]);
                 steps.insert("down", vec![down]);
                 Ok(Plan::Requests {
                     steps,
@@ -331,6 +337,9 @@ pub struct Channel {
     pub repeat_every_seconds: Option<i32>,
     pub muted: bool,
     pub created_at: DateTime<Utc>,
+    /// When a digest goes out: a crontab expression, read in `digest_tz`.
+    pub digest_schedule: Option<String>,
+    pub digest_tz: String,
 }
 
 /// A channel as the API shows it: secrets masked, and whether its last
@@ -349,6 +358,11 @@ pub struct ChannelView {
     /// A muted channel gets no new alerts.
     pub muted: bool,
     pub created_at: DateTime<Utc>,
+    /// When a digest of every heartbeat goes out: a five-field crontab
+    /// expression (or `@daily`, ...), read in `digest_tz`; null: no digest.
+    pub digest_schedule: Option<String>,
+    /// IANA time zone of `digest_schedule`.
+    pub digest_tz: String,
     /// True when the channel's most recent finished delivery failed, or its most
     /// recent attempt did.
     pub failing: bool,
@@ -357,7 +371,7 @@ pub struct ChannelView {
 }
 
 const COLUMNS: &str = "c.channel_id, c.project_id, c.name, c.kind, c.config, \
-    c.repeat_every_seconds, c.muted, c.created_at, \
+    c.repeat_every_seconds, c.muted, c.created_at, c.digest_schedule, c.digest_tz, \
     (SELECT d.error FROM heartbeat.alert a JOIN heartbeat.delivery_attempt d USING (alert_id) \
      WHERE a.channel_id = c.channel_id ORDER BY d.at DESC, d.alert_id DESC LIMIT 1)";
 
@@ -375,8 +389,10 @@ fn from_row(row: &tokio_postgres::Row) -> (Channel, Option<String>) {
             repeat_every_seconds: row.get(5),
             muted: row.get(6),
             created_at: row.get(7),
+            digest_schedule: row.get(8),
+            digest_tz: row.get(9),
         },
-        row.get(8),
+        row.get(10),
     )
 }
 
@@ -390,6 +406,8 @@ impl Channel {
             repeat_every_seconds: self.repeat_every_seconds,
             muted: self.muted,
             created_at: self.created_at,
+            digest_schedule: self.digest_schedule.clone(),
+            digest_tz: self.digest_tz.clone(),
             failing: last_error.is_some(),
             last_error,
         }
@@ -433,11 +451,45 @@ pub struct ChannelInput {
     #[schema(value_type = Option<i32>)]
     pub repeat_every_seconds: Option<Option<i32>>,
     pub muted: Option<bool>,
+    /// When a digest of every heartbeat goes out: a five-field crontab
+    /// expression such as `0 7 * * *`; null: none. Not for incident and issue
+    /// tracker kinds (`pagerduty`, `opsgenie`, `github`, `gitea`).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub digest_schedule: Option<Option<String>>,
+    /// IANA time zone of `digest_schedule` (default `UTC`).
+    pub digest_tz: Option<String>,
 }
 
 /// A field that is present (even as null) is `Some`, so an update can clear it.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i32>>, D::Error> {
-    Option::<i32>::deserialize(d).map(Some)
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A digest schedule and its zone, checked; None: no digest.
+fn check_digest(
+    kind: Kind,
+    schedule: Option<&str>,
+    tz: &str,
+) -> Result<Option<String>, NotifyError> {
+    let Some(expr) = schedule.map(str::trim).filter(|s| !s.is_empty()) else {
+        crate::monitor::schedule::parse_tz(tz).map_err(|e| invalid(format!("digest_tz: {e}")))?;
+        return Ok(None);
+    };
+    if let Kind::Preset(p) = kind {
+        if !p.takes_digest() {
+            return Err(invalid(format!(
+                "digest_schedule: a {} channel opens incidents or issues, not messages; send digests to a message channel",
+                p.as_str()
+            )));
+        }
+    }
+    crate::monitor::schedule::parse_tz(tz).map_err(|e| invalid(format!("digest_tz: {e}")))?;
+    crate::monitor::schedule::HeartbeatSchedule::parse(expr, tz)
+        .map_err(|e| invalid(format!("digest_schedule: {e}")))?;
+    Ok(Some(expr.to_string()))
 }
 
 /// Longest reminder interval accepted: a year; shortest: a minute.
@@ -531,17 +583,22 @@ pub async fn create(
         input.repeat_every_seconds.flatten(),
         min_repeat.unwrap_or(MIN_REPEAT),
     )?;
+    let digest_tz = input.digest_tz.clone().unwrap_or_else(|| "UTC".into());
+    let digest = check_digest(kind, input.digest_schedule.flatten().as_deref(), &digest_tz)?;
     // Before anything can log them: from now on they are masked in every line.
     for s in secrets(kind, &config) {
         crate::ops::redact::register_webhook_secret(redact_scope, &s);
     }
     let client = pool.get().await?;
     let id = Uuid::now_v7();
+    // digest_done_at defaults to now: fire times before the channel existed are
+    // not owed.
     client
         .execute(
             "INSERT INTO heartbeat.channel
-                 (channel_id, project_id, name, kind, config, repeat_every_seconds, muted)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 (channel_id, project_id, name, kind, config, repeat_every_seconds, muted,
+                  digest_schedule, digest_tz)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &[
                 &id,
                 &project,
@@ -550,6 +607,8 @@ pub async fn create(
                 &config,
                 &repeat,
                 &input.muted.unwrap_or(false),
+                &digest,
+                &digest_tz,
             ],
         )
         .await?;
@@ -593,13 +652,26 @@ pub async fn update(
         None => current.repeat_every_seconds,
     };
     let muted = input.muted.unwrap_or(current.muted);
+    let digest_tz = input
+        .digest_tz
+        .clone()
+        .unwrap_or_else(|| current.digest_tz.clone());
+    let digest_schedule = match &input.digest_schedule {
+        Some(s) => s.clone(),
+        None => current.digest_schedule.clone(),
+    };
+    let digest = check_digest(current.kind, digest_schedule.as_deref(), &digest_tz)?;
+    // A new schedule or zone owes nothing for fire times before the change.
     let client = pool.get().await?;
     client
         .execute(
             "UPDATE heartbeat.channel SET name = $2, config = $3, repeat_every_seconds = $4,
-                 muted = $5
+                 muted = $5, digest_schedule = $6, digest_tz = $7,
+                 digest_done_at = CASE
+                     WHEN digest_schedule IS DISTINCT FROM $6 OR digest_tz <> $7
+                     THEN greatest(digest_done_at, now()) ELSE digest_done_at END
              WHERE channel_id = $1",
-            &[&id, &name, &config, &repeat, &muted],
+            &[&id, &name, &config, &repeat, &muted, &digest, &digest_tz],
         )
         .await?;
     drop(client);
@@ -629,6 +701,35 @@ pub async fn delete(
     drop(client);
     register_secrets(pool, redact_scope).await?;
     Ok(())
+}
+
+/// Channels whose most recent delivery attempt failed (what `failing` says in
+/// the API), counted per kind; every kind is listed, 0 when none fails, so a
+/// gauge fed from this never keeps a stale value.
+pub async fn failing_by_kind(pool: &Pool) -> Result<Vec<(&'static str, u64)>, NotifyError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT c.kind, count(*) FROM heartbeat.channel c
+             WHERE (SELECT d.error FROM heartbeat.alert a
+                    JOIN heartbeat.delivery_attempt d USING (alert_id)
+                    WHERE a.channel_id = c.channel_id
+                    ORDER BY d.at DESC, d.alert_id DESC LIMIT 1) IS NOT NULL
+             GROUP BY c.kind",
+            &[],
+        )
+        .await?;
+    Ok(Kind::names()
+        .into_iter()
+        .map(|k| {
+            let n = rows
+                .iter()
+                .find(|r| r.get::<_, &str>(0) == k)
+                .map(|r| r.get::<_, i64>(1).max(0) as u64)
+                .unwrap_or(0);
+            (k, n)
+        })
+        .collect())
 }
 
 /// Makes the log redactor's channel secrets for this database exactly those the

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 
@@ -46,6 +47,14 @@ pub struct SmtpConfig {
     pub security: Security,
     /// The sender, e.g. `Heartbeat <heartbeat@example.com>`.
     pub from: String,
+    /// A PEM file of certificates trusted besides the public roots: the CA of a
+    /// private mail server, or its self-signed certificate's issuer.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Accepts any certificate the server shows (no verification at all): only
+    /// for a test relay; `ca_file` is the way to trust a private server.
+    #[serde(default)]
+    pub accept_invalid_certs: bool,
 }
 
 impl SmtpConfig {
@@ -60,6 +69,13 @@ impl SmtpConfig {
                 "must be an address such as Heartbeat <heartbeat@example.com>",
             ));
         }
+        if self.security == Security::None && (self.ca_file.is_some() || self.accept_invalid_certs)
+        {
+            return Err(ConfigError::new(
+                "notify.smtp.ca_file",
+                "certificates apply to security = \"starttls\" or \"tls\" only",
+            ));
+        }
         if self.password.is_some() && self.password_file.is_some() {
             return Err(ConfigError::new(
                 "notify.smtp.password",
@@ -67,6 +83,22 @@ impl SmtpConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The TLS settings: the public roots, plus `ca_file`'s certificates.
+    fn tls_parameters(&self) -> Result<TlsParameters, String> {
+        let mut builder = TlsParameters::builder(self.host.clone())
+            .dangerous_accept_invalid_certs(self.accept_invalid_certs);
+        if let Some(file) = &self.ca_file {
+            let pem = std::fs::read(file)
+                .map_err(|e| format!("notify.smtp.ca_file {}: {e}", file.display()))?;
+            let cert = Certificate::from_pem(&pem)
+                .map_err(|e| format!("notify.smtp.ca_file {}: {e}", file.display()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        builder
+            .build_rustls()
+            .map_err(|e| format!("notify.smtp TLS settings: {e}"))
     }
 
     fn password(&self) -> Result<Option<String>, String> {
@@ -95,15 +127,15 @@ impl std::fmt::Debug for Mailer {
 impl Mailer {
     /// Builds the transport; the password is registered with the log redactor.
     pub fn new(config: &SmtpConfig, timeout: Duration) -> Result<Self, String> {
-        let builder = match config.security {
-            Security::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host)
-                    .map_err(|e| format!("notify.smtp: {e}"))?
-            }
-            Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host)
-                .map_err(|e| format!("notify.smtp: {e}"))?,
-            Security::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
+        // STARTTLS is required, never opportunistic: a server that does not
+        // offer it fails the delivery rather than receiving the alert in clear.
+        let tls = match config.security {
+            Security::Starttls => Tls::Required(config.tls_parameters()?),
+            Security::Tls => Tls::Wrapper(config.tls_parameters()?),
+            Security::None => Tls::None,
         };
+        let builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host).tls(tls);
         let port = config.port.unwrap_or(match config.security {
             Security::Starttls => 587,
             Security::Tls => 465,
@@ -144,7 +176,11 @@ impl Mailer {
                 .map_err(|e| (None, format!("address {address}: {e}")))?;
             builder = builder.to(mailbox);
         }
-        let (plain, html) = bodies(event, &vars, now);
+        let (plain, html) = if event.kind == super::event::EventKind::Digest {
+            digest_bodies(event, &vars)
+        } else {
+            bodies(event, &vars, now)
+        };
         let message = builder
             .multipart(MultiPart::alternative_plain_html(plain, html))
             .map_err(|e| (None, format!("building the message: {e}")))?;
@@ -219,6 +255,43 @@ fn bodies(
     }
     html.push_str("</table></body></html>");
     (plain, html)
+}
+
+/// A digest's bodies: the panel as text (in a fixed-width font's columns) and
+/// as an HTML table.
+fn digest_bodies(event: &AlertEvent, vars: &super::template::Vars) -> (String, String) {
+    let rows = super::digest::rows_of_payload(&event.payload);
+    let plain = format!(
+        "{}\n\n{}\n{}\n",
+        vars["TITLE"],
+        event.payload["text"].as_str().unwrap_or(""),
+        vars["DETAILS_URL"]
+    );
+    let html = format!(
+        "<!doctype html><html><body><h2>{}</h2>{}<p><a href=\"{2}\">{2}</a></p></body></html>",
+        escape_html(&vars["TITLE"]),
+        digest_table(&rows),
+        escape_html(&vars["DETAILS_URL"]),
+    );
+    (plain, html)
+}
+
+/// The digest panel as an HTML table.
+fn digest_table(rows: &[super::digest::PanelRow]) -> String {
+    let mut html = String::from("<table><tr>");
+    for h in super::digest::HEADERS {
+        html.push_str(&format!("<th align=\"left\">{}</th>", escape_html(h)));
+    }
+    html.push_str("</tr>");
+    for r in rows {
+        html.push_str("<tr>");
+        for cell in super::digest::cells(r) {
+            html.push_str(&format!("<td>{}</td>", escape_html(&cell)));
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</table>");
+    html
 }
 
 pub fn escape_html(s: &str) -> String {

@@ -14,6 +14,8 @@ pub enum EventKind {
     Up,
     Reminder,
     Test,
+    /// The scheduled summary of every heartbeat (`super::digest`).
+    Digest,
 }
 
 impl EventKind {
@@ -22,6 +24,7 @@ impl EventKind {
         EventKind::Up,
         EventKind::Reminder,
         EventKind::Test,
+        EventKind::Digest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -30,6 +33,7 @@ impl EventKind {
             EventKind::Up => "up",
             EventKind::Reminder => "reminder",
             EventKind::Test => "test",
+            EventKind::Digest => "digest",
         }
     }
 
@@ -58,10 +62,15 @@ pub struct AlertEvent {
     pub last_success_at: Option<DateTime<Utc>>,
     /// What the heartbeat expects, in words ("every 3600 s", or a schedule).
     pub expected: Option<String>,
+    /// The heartbeat's tags, as they are now.
+    pub tags: Vec<String>,
 }
 
 impl AlertEvent {
     pub fn name(&self) -> String {
+        if self.kind == EventKind::Digest {
+            return "digest".to_string();
+        }
         self.payload["heartbeat"]["name"]
             .as_str()
             .unwrap_or("heartbeat")
@@ -76,6 +85,11 @@ impl AlertEvent {
             EventKind::Up => format!("{name} is up again"),
             EventKind::Reminder => format!("{name} is still DOWN"),
             EventKind::Test => "Test notification from heartbeat".to_string(),
+            // Written with the panel (`super::digest`), as the payload says it.
+            EventKind::Digest => self.payload["title"]
+                .as_str()
+                .unwrap_or("Heartbeat digest")
+                .to_string(),
         }
     }
 
@@ -122,16 +136,15 @@ impl AlertEvent {
                 .map(|t| format!("{base}/hb/{t}"))
                 .unwrap_or_default(),
         );
-        let details = format!("{base}/?heartbeat={id}");
+        // A digest links the dashboard itself, not one heartbeat.
+        let details = if self.kind == EventKind::Digest {
+            format!("{base}/")
+        } else {
+            format!("{base}/?heartbeat={id}")
+        };
         put("DETAILS_URL", details.clone());
-        // Space-separated, as healthchecks.io's $TAGS (older alerts carry none).
-        let tags: Vec<&str> = p["heartbeat"]["tags"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        put("TAGS", tags.join(" "));
+        // Space-separated, as healthchecks.io's $TAGS.
+        put("TAGS", self.tags.join(" "));
         // What took it down (docs/monitoring.md): fail, missed, timeout, early,
         // too_fast; `success` for a recovery.
         put("CAUSE", text(&p["cause"]));
@@ -146,6 +159,7 @@ impl AlertEvent {
         };
         let text = match self.kind {
             EventKind::Test => format!("{title}: this channel works. {base}"),
+            EventKind::Digest => format!("{title}\n\n{}", text(&p["text"])),
             _ => format!(
                 "{title} ({} → {} at {}; {since}). {details}",
                 text(&p["previous_status"]),

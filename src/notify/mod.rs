@@ -15,11 +15,13 @@
 //! - [`email`]: SMTP delivery (`[notify.smtp]`).
 //! - [`outbox`]: the delivery worker, the one consumer of the outbox.
 //! - [`reminder`]: reminder alerts while a heartbeat stays down.
+//! - [`digest`]: the scheduled summary of every heartbeat, and its panel.
 //! - [`config`]: the `[notify]` section.
 //! - [`routes`]: `/api/channels`, `/api/alerts`, `/api/webhooks`.
 
 pub mod channel;
 pub mod config;
+pub mod digest;
 pub mod email;
 pub mod event;
 pub mod outbox;

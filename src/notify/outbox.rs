@@ -2,7 +2,8 @@
 //! kind.
 //!
 //! The deadline loop writes one row per (transition, channel) in the flip's
-//! transaction (and the reminder pass one per reminder interval), so an alert
+//! transaction (the reminder pass one per reminder interval, the digest pass one
+//! per digest fire time), so an alert
 //! exists exactly when its flip does and survives restarts until delivered.
 //!
 //! A pass claims due rows with `FOR UPDATE SKIP LOCKED` and, in the same short
@@ -11,7 +12,9 @@
 //! dies mid-delivery leaves its rows to be retried once the lease ends. Each
 //! channel's claimed alerts are delivered by their own task, a few at a time,
 //! and a channel still busy is left out of the next claim: a slow or dead
-//! channel holds up only itself. Alerts of one heartbeat on one channel go out in
+//! channel holds up only itself. When a channel's batch is done the worker
+//! claims again at once, so a burst drains at the channels' own pace rather than
+//! one batch per interval. Alerts of one heartbeat on one channel go out in
 //! order (a `down` before its `up`).
 //!
 //! A webhook alert is a JSON POST (`event`, `heartbeat`, `at`, ...). With a secret,
@@ -42,11 +45,13 @@ use crate::monitor::MonitorConfig;
 use crate::ops::prometheus::Metrics;
 
 /// Alerts claimed per pass, in all.
-const BATCH: i64 = 200;
-/// Alerts of one channel claimed per pass.
-const PER_CHANNEL_BATCH: i64 = 16;
+const BATCH: i64 = 1000;
+/// Alerts of one channel claimed per pass: large enough that a burst (a
+/// thousand heartbeats down at once) is sent in a few passes, small enough that
+/// the lease (every wave of it, at the request timeout) stays a few minutes.
+const PER_CHANNEL_BATCH: i64 = 64;
 /// Deliveries in flight at once to one channel.
-const PER_CHANNEL_CONCURRENCY: usize = 8;
+const PER_CHANNEL_CONCURRENCY: usize = 16;
 /// Requests one delivery may make (an issue comment, then the close).
 const MAX_STEPS: u32 = 2;
 const ERROR_BACKOFF: Duration = Duration::from_secs(5);
@@ -67,6 +72,9 @@ pub struct LoopDeps {
     pub redact_scope: Arc<str>,
     /// For the sent and failed alert counters.
     pub metrics: Metrics,
+    /// Woken by this process's deadline loop when it wrote alerts: they are
+    /// claimed at once, not at the next interval (other nodes' alerts wait for it).
+    pub alerts_written: Arc<tokio::sync::Notify>,
     pub shutdown: CancellationToken,
 }
 
@@ -163,26 +171,24 @@ impl Deliverer {
         Ok(done)
     }
 
-    /// Delivers one channel's claimed alerts, a few at a time.
+    /// Delivers one channel's claimed alerts, a few at a time, then records
+    /// their outcomes together.
     async fn deliver_group(
         &self,
         pool: &Pool,
         group: Vec<Claimed>,
         now: DateTime<Utc>,
     ) -> Result<Delivered, NotifyError> {
-        let results: Vec<Result<Delivered, NotifyError>> = futures::stream::iter(group)
+        let attempted: Vec<(Claimed, Attempt)> = futures::stream::iter(group)
             .map(|alert| async move {
                 let attempt = self.attempt(&alert, now).await;
-                record(pool, &self.config, &alert, &attempt, now).await
+                (alert, attempt)
             })
             .buffer_unordered(PER_CHANNEL_CONCURRENCY)
             .collect()
             .await;
-        let mut done = Delivered::default();
-        for r in results {
-            done += r?;
-        }
-        Ok(done)
+        let items: Vec<(&Claimed, &Attempt)> = attempted.iter().map(|(c, a)| (c, a)).collect();
+        record_all(pool, &self.config, &items, now).await
     }
 
     /// Writes a `test` alert for `channel` to the outbox and delivers it now,
@@ -365,6 +371,7 @@ pub async fn run(deps: LoopDeps) {
         deliverer,
         redact_scope,
         metrics,
+        alerts_written,
         shutdown,
     } = deps;
     if let Err(e) = super::channel::register_secrets(&pool, &redact_scope).await {
@@ -376,6 +383,7 @@ pub async fn run(deps: LoopDeps) {
     let mut busy: HashSet<Uuid> = HashSet::new();
     let mut tasks: tokio::task::JoinSet<(Uuid, Result<Delivered, NotifyError>)> =
         tokio::task::JoinSet::new();
+    let mut scheduled_at: Option<tokio::time::Instant> = None;
     loop {
         if resynced.elapsed() >= SECRETS_RESYNC_EVERY {
             resynced = tokio::time::Instant::now();
@@ -384,9 +392,16 @@ pub async fn run(deps: LoopDeps) {
             }
         }
         let now = Utc::now();
-        // Reminders join the outbox first, so this pass can send them.
-        if let Err(e) = super::reminder::run_once(&pool, now).await {
-            tracing::warn!(error = %e, "writing reminders failed; retrying");
+        // Reminders and digests join the outbox first, so this pass can send
+        // them; once per interval, however often a burst makes the worker claim.
+        if scheduled_at.is_none_or(|at| at.elapsed() >= interval) {
+            scheduled_at = Some(tokio::time::Instant::now());
+            if let Err(e) = super::reminder::run_once(&pool, now).await {
+                tracing::warn!(error = %e, "writing reminders failed; retrying");
+            }
+            if let Err(e) = super::digest::run_once(&pool, now).await {
+                tracing::warn!(error = %e, "writing digests failed; retrying");
+            }
         }
         let skip: Vec<Uuid> = busy.iter().copied().collect();
         let wait = match claim(&pool, now, &skip, deliverer.lease()).await {
@@ -404,22 +419,22 @@ pub async fn run(deps: LoopDeps) {
                 ERROR_BACKOFF
             }
         };
-        let sleep = tokio::time::sleep(wait);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                _ = &mut sleep => break,
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Ok((channel, result)) = done {
-                        busy.remove(&channel);
-                        match result {
-                            Ok(d) => metrics.alerts_delivered(d.delivered as u64, d.failed as u64),
-                            Err(e) => tracing::warn!(error = %e, "recording a delivery failed"),
-                        }
+        // Until the interval passes, or a channel's batch is done: that channel
+        // is free again, so claim at once and a burst drains at the channels'
+        // pace rather than one batch per interval.
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = alerts_written.notified() => {}
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Ok((channel, result)) = done {
+                    busy.remove(&channel);
+                    match result {
+                        Ok(d) => metrics.alerts_delivered(d.delivered as u64, d.failed as u64),
+                        Err(e) => tracing::warn!(error = %e, "recording a delivery failed"),
                     }
                 }
-                _ = shutdown.cancelled() => return,
             }
+            _ = shutdown.cancelled() => return,
         }
     }
 }
@@ -457,17 +472,26 @@ fn by_channel(claimed: Vec<Claimed>) -> BTreeMap<Uuid, Vec<Claimed>> {
 /// in `$3` (busy in this process) and any alert behind an earlier pending one of
 /// the same heartbeat on the same channel. Locked rows are skipped, and the
 /// claimed ones leased until `$5`.
+///
+/// "Behind an earlier pending one" is a window over the pending rows (first of
+/// its channel and heartbeat), not a correlated `NOT EXISTS` per row, whose plan
+/// depends on statistics that a sudden burst outruns (taken while the table was
+/// nearly empty, a probe per row becomes a scan per row); a window costs one
+/// sort whatever the statistics say. A test or digest (no heartbeat) is never
+/// behind anything.
 const CLAIM: &str = "
-WITH ranked AS (
-    SELECT a.alert_id,
-           row_number() OVER (PARTITION BY a.channel_id ORDER BY a.next_attempt_at, a.alert_id) AS n
+WITH pending AS (
+    SELECT a.alert_id, a.channel_id, a.next_attempt_at,
+           row_number() OVER (PARTITION BY a.channel_id,
+                                           COALESCE(a.heartbeat_id::text, a.alert_id::text)
+                              ORDER BY a.alert_id) AS k
     FROM heartbeat.alert a
-    WHERE a.state = 'pending' AND a.next_attempt_at <= $1
-      AND NOT (a.channel_id = ANY($3))
-      AND NOT EXISTS (
-          SELECT 1 FROM heartbeat.alert b
-          WHERE b.state = 'pending' AND b.channel_id = a.channel_id
-            AND b.heartbeat_id = a.heartbeat_id AND b.alert_id < a.alert_id)
+    WHERE a.state = 'pending' AND NOT (a.channel_id = ANY($3))
+), ranked AS (
+    SELECT alert_id,
+           row_number() OVER (PARTITION BY channel_id ORDER BY next_attempt_at, alert_id) AS n
+    FROM pending
+    WHERE k = 1 AND next_attempt_at <= $1
 ), locked AS (
     SELECT alert_id FROM heartbeat.alert
     WHERE alert_id IN (SELECT alert_id FROM ranked WHERE n <= $4 ORDER BY alert_id LIMIT $2)
@@ -485,7 +509,8 @@ SELECT a.alert_id, a.channel_id, c.kind, c.config, a.event, a.payload, a.attempt
        CASE WHEN NOT h.last_signal_failed THEN h.last_signal_at END,
        CASE WHEN h.schedule IS NOT NULL THEN h.schedule || ' (' || h.tz || ')'
             WHEN h.period_seconds IS NOT NULL
-            THEN 'every ' || h.period_seconds || ' s, grace ' || h.grace_seconds || ' s' END
+            THEN 'every ' || h.period_seconds || ' s, grace ' || h.grace_seconds || ' s' END,
+       h.tags
 FROM heartbeat.alert a
 JOIN heartbeat.channel c USING (channel_id)
 LEFT JOIN heartbeat.heartbeat h ON h.heartbeat_id = a.heartbeat_id
@@ -542,6 +567,7 @@ async fn load(pool: &Pool, ids: &[i64]) -> Result<Vec<Claimed>, NotifyError> {
                     body: r.get(12),
                     last_success_at: r.get(14),
                     expected: r.get(15),
+                    tags: r.get::<_, Option<Vec<String>>>(16).unwrap_or_default(),
                 },
                 attempts: r.get(6),
                 steps_done: r.get(7),
@@ -562,14 +588,22 @@ struct Attempt {
     duration_ms: i32,
 }
 
+/// Records a batch of attempts in one statement: each alert's new state, and
+/// one `delivery_attempt` row per attempt.
 const RECORD: &str = "
-WITH updated AS (
-    UPDATE heartbeat.alert SET attempts = $2, state = $3, next_attempt_at = $4,
-        delivered_at = $5, last_status = $6, last_error = $7, steps_done = $8
-    WHERE alert_id = $1
+WITH r AS (
+    SELECT * FROM unnest($1::int8[], $2::int4[], $3::text[], $4::timestamptz[],
+                         $5::timestamptz[], $6::int4[], $7::text[], $8::int4[], $9::int4[])
+        AS r(alert_id, attempts, state, next_attempt_at, delivered_at, status, error,
+             steps_done, duration_ms)
+), updated AS (
+    UPDATE heartbeat.alert a SET attempts = r.attempts, state = r.state,
+        next_attempt_at = r.next_attempt_at, delivered_at = r.delivered_at,
+        last_status = r.status, last_error = r.error, steps_done = r.steps_done
+    FROM r WHERE a.alert_id = r.alert_id
 )
 INSERT INTO heartbeat.delivery_attempt (alert_id, attempt, at, duration_ms, status, error)
-VALUES ($1, $2, $9, $10, $6, $7)";
+SELECT alert_id, attempts, $10, duration_ms, status, error FROM r";
 
 const KEEP_ISSUE: &str = "
 INSERT INTO heartbeat.channel_issue (channel_id, heartbeat_id, reference, opened_at)
@@ -577,15 +611,24 @@ VALUES ($1, $2, $3, $4)
 ON CONFLICT (channel_id, heartbeat_id) DO UPDATE
 SET reference = EXCLUDED.reference, opened_at = EXCLUDED.opened_at";
 
-async fn record(
-    pool: &Pool,
+/// What one attempt makes of its alert.
+struct Outcome {
+    attempts: i32,
+    state: AlertState,
+    next: DateTime<Utc>,
+    delivered_at: Option<DateTime<Utc>>,
+    status: Option<i32>,
+    error: Option<String>,
+}
+
+fn outcome(
     config: &MonitorConfig,
     alert: &Claimed,
     attempt: &Attempt,
     now: DateTime<Utc>,
-) -> Result<Delivered, NotifyError> {
+    done: &mut Delivered,
+) -> Outcome {
     let attempts = alert.attempts + 1;
-    let mut done = Delivered::default();
     // A test is tried once: its outcome is the answer to the request that sent it.
     let max = if alert.event.kind == EventKind::Test {
         1
@@ -616,44 +659,93 @@ async fn record(
             )
         }
     };
+    Outcome {
+        attempts,
+        state,
+        next,
+        delivered_at,
+        status,
+        error,
+    }
+}
+
+async fn record(
+    pool: &Pool,
+    config: &MonitorConfig,
+    alert: &Claimed,
+    attempt: &Attempt,
+    now: DateTime<Utc>,
+) -> Result<Delivered, NotifyError> {
+    record_all(pool, config, &[(alert, attempt)], now).await
+}
+
+/// Records every attempt of a batch in one transaction (a burst of a thousand
+/// alerts costs a few commits, not a thousand), with the issue numbers an
+/// issue tracker answered and the issues closed.
+async fn record_all(
+    pool: &Pool,
+    config: &MonitorConfig,
+    items: &[(&Claimed, &Attempt)],
+    now: DateTime<Utc>,
+) -> Result<Delivered, NotifyError> {
+    let mut done = Delivered::default();
+    if items.is_empty() {
+        return Ok(done);
+    }
+    let n = items.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut states = Vec::with_capacity(n);
+    let mut nexts = Vec::with_capacity(n);
+    let mut delivered = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
+    let mut steps = Vec::with_capacity(n);
+    let mut durations = Vec::with_capacity(n);
+    for (alert, attempt) in items {
+        let o = outcome(config, alert, attempt, now, &mut done);
+        ids.push(alert.alert_id);
+        attempts.push(o.attempts);
+        states.push(o.state.as_str());
+        nexts.push(o.next);
+        delivered.push(o.delivered_at);
+        statuses.push(o.status);
+        errors.push(o.error);
+        steps.push(attempt.steps_done);
+        durations.push(attempt.duration_ms);
+    }
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute(
         RECORD,
         &[
-            &alert_id,
-            &attempts,
-            &state,
-            &next,
-            &delivered_at,
-            &status,
-            &error,
-            &attempt.steps_done,
+            &ids, &attempts, &states, &nexts, &delivered, &statuses, &errors, &steps, &durations,
             &now,
-            &attempt.duration_ms,
         ],
     )
     .await?;
-    if let (Some(issue), Some(hb), EventKind::Down) = (
-        &attempt.captured,
-        alert.event.heartbeat_id,
-        alert.event.kind,
-    ) {
-        tx.execute(KEEP_ISSUE, &[&alert.channel_id, &hb, issue, &now])
+    for (alert, attempt) in items {
+        if let (Some(issue), Some(hb), EventKind::Down) = (
+            &attempt.captured,
+            alert.event.heartbeat_id,
+            alert.event.kind,
+        ) {
+            tx.execute(KEEP_ISSUE, &[&alert.channel_id, &hb, issue, &now])
+                .await?;
+        }
+        if let (Ok(_), Some(hb), EventKind::Up, Some(_)) = (
+            &attempt.result,
+            alert.event.heartbeat_id,
+            alert.event.kind,
+            &alert.issue,
+        ) {
+            // Closed: the next outage opens a new issue.
+            tx.execute(
+                "DELETE FROM heartbeat.channel_issue WHERE channel_id = $1 AND heartbeat_id = $2",
+                &[&alert.channel_id, &hb],
+            )
             .await?;
-    }
-    if let (Ok(_), Some(hb), EventKind::Up, Some(_)) = (
-        &attempt.result,
-        alert.event.heartbeat_id,
-        alert.event.kind,
-        &alert.issue,
-    ) {
-        // Closed: the next outage opens a new issue.
-        tx.execute(
-            "DELETE FROM heartbeat.channel_issue WHERE channel_id = $1 AND heartbeat_id = $2",
-            &[&alert.channel_id, &hb],
-        )
-        .await?;
+        }
     }
     tx.commit().await?;
     Ok(done)

@@ -79,6 +79,15 @@ impl Preset {
         }
     }
 
+    /// Whether a digest makes sense here: a message service takes one; an
+    /// incident or issue tracker would open an incident per digest.
+    pub fn takes_digest(self) -> bool {
+        !matches!(
+            self,
+            Preset::Pagerduty | Preset::Opsgenie | Preset::Github | Preset::Gitea
+        )
+    }
+
     /// The service's base URL when `config.url` is not given; None when the user
     /// must give one (a webhook URL, or a self-hosted server).
     fn default_url(self) -> Option<&'static str> {
@@ -283,7 +292,7 @@ fn capturing(spec: RequestSpec) -> Step {
 /// The requests `preset` sends for `event`; `vars` (from [`vars`]) tells
 /// whether optional auth (ntfy's token) is configured.
 pub fn steps(preset: Preset, event: EventKind, vars: &Vars) -> Vec<Step> {
-    use EventKind::{Down, Reminder, Test, Up};
+    use EventKind::{Digest, Down, Reminder, Test, Up};
     match preset {
         Preset::Slack | Preset::Mattermost => {
             vec![step(json_post("$BASE_URL", &[], r#"{"text": "$TEXT"}"#))]
@@ -305,6 +314,7 @@ pub fn steps(preset: Preset, event: EventKind, vars: &Vars) -> Vec<Step> {
                 Reminder => (4, "rotating_light"),
                 Up => (3, "white_check_mark"),
                 Test => (3, "test_tube"),
+                Digest => (2, "clipboard"),
             };
             let body = format!(
                 r#"{{"topic": "$TOPIC", "title": "$TITLE", "message": "$TEXT", "priority": {priority}, "tags": ["{tag}"], "click": "$DETAILS_URL"}}"#
@@ -320,6 +330,7 @@ pub fn steps(preset: Preset, event: EventKind, vars: &Vars) -> Vec<Step> {
             let priority = match event {
                 Down | Reminder => 8,
                 Up | Test => 5,
+                Digest => 2,
             };
             vec![step(json_post(
                 "$BASE_URL/message",
@@ -335,6 +346,8 @@ pub fn steps(preset: Preset, event: EventKind, vars: &Vars) -> Vec<Step> {
         Preset::Pagerduty => {
             let url = "$BASE_URL/v2/enqueue";
             match event {
+                // Incidents, not messages: channels of this kind take no digest.
+                Digest => Vec::new(),
                 Up => vec![step(json_post(
                     url,
                     &[],
@@ -355,6 +368,7 @@ pub fn steps(preset: Preset, event: EventKind, vars: &Vars) -> Vec<Step> {
         Preset::Opsgenie => {
             let auth: &[(&str, &str)] = &[("Authorization", "GenieKey $KEY")];
             match event {
+                Digest => Vec::new(),
                 Down | Test => {
                     let priority = if event == Test { "P5" } else { "P1" };
                     vec![step(json_post(
@@ -414,6 +428,7 @@ pub fn steps(preset: Preset, event: EventKind, vars: &Vars) -> Vec<Step> {
                 Up => vec![step(comment), step(close)],
                 // Opened and closed at once, so a test leaves nothing open.
                 Test => vec![capturing(open), step(close)],
+                Digest => Vec::new(),
             }
         }
     }

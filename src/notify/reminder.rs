@@ -5,8 +5,9 @@
 //! interval number), unique in the table, so a pass that runs twice, on two
 //! nodes, or again after a restart writes nothing new. Only the current
 //! interval is written: a daemon that was stopped for several intervals sends
-//! one reminder when it comes back, not a burst. A heartbeat that recovers or is
-//! paused is no longer stored `down`, and gets none.
+//! one reminder when it comes back, not a burst. A heartbeat that recovers is no
+//! longer stored `down`, and gets none; nor does a paused one, even before the
+//! deadline loop has recorded its pause.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
@@ -35,7 +36,7 @@ JOIN heartbeat.channel c ON c.project_id = h.project_id AND NOT c.muted
      AND (h.channels IS NULL OR c.channel_id = ANY(h.channels))
 CROSS JOIN LATERAL (
     SELECT floor(extract(epoch FROM ($1 - f.at)) / c.repeat_every_seconds)::int AS n) r
-WHERE h.status = 'down' AND r.n >= 1
+WHERE h.status = 'down' AND NOT h.paused AND r.n >= 1
 ON CONFLICT DO NOTHING"#;
 
 /// Writes the reminders due at `now`; returns how many were new.

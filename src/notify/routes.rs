@@ -1,6 +1,7 @@
 //! The HTTP edge of notifications: `/api/channels` (CRUD, test, delivery
-//! history), `/api/alerts/{id}`, and `/api/webhooks`, the older API over the
-//! same rows (channels of kind `webhook`).
+//! history), `/api/alerts/{id}`, `/api/digest` (the digest's panel), and
+//! `/api/webhooks`, the older API over the same rows (channels of kind
+//! `webhook`).
 //!
 //! Every query is scoped by the caller's project: another project's channel is
 //! simply not found. Read-only keys may list (the auth middleware refuses their
@@ -43,6 +44,41 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(alert))
         .routes(routes!(list_webhooks, create_webhook))
         .routes(routes!(remove_webhook))
+        .routes(routes!(digest))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct DigestQuery {
+    /// Only heartbeats carrying this tag.
+    #[param(min_length = 1, max_length = 50, pattern = r"^[A-Za-z0-9\-_.:/]+$")]
+    tag: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/digest", operation_id = "getDigest", tag = "heartbeats", params(DigestQuery), responses((status = 200, description = "Every heartbeat of the caller's project as the digest shows it: status, last success, age, interval and age ÷ interval, down ones first", body = super::digest::Panel), (status = 422, description = "A malformed tag", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+async fn digest(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<DigestQuery>,
+) -> ApiResult<Response> {
+    let tag = q
+        .tag
+        .as_deref()
+        .map(crate::monitor::heartbeat::Tags::parse_one)
+        .transpose()
+        .map_err(|e| ApiError::unprocessable("invalid_input", format!("tag: {e}")))?;
+    let client = state.pool.get().await?;
+    let admin = caller.role == crate::auth::Role::Admin;
+    let panel = super::digest::panel(
+        &client,
+        caller.project_id,
+        admin,
+        tag.as_deref(),
+        Utc::now(),
+    )
+    .await?;
+    Ok(ApiJson(panel).into_response())
 }
 
 /// The documented shape of `POST /api/channels`: as [`ChannelInput`], with
@@ -61,7 +97,9 @@ impl utoipa::PartialSchema for ChannelCreateDoc {
                 "kind": {"type": "string", "enum": super::channel::Kind::names(), "description": "Fixed once created"},
                 "config": {"type": ["object", "null"], "description": "The kind's settings (docs/notifications.md); no text in it may hold NUL"},
                 "repeat_every_seconds": {"type": ["integer", "null"], "description": "Seconds between reminders while a heartbeat stays down; 0 or null: none"},
-                "muted": {"type": ["boolean", "null"]}
+                "muted": {"type": ["boolean", "null"]},
+                "digest_schedule": {"type": ["string", "null"], "description": "When a digest of every heartbeat goes out: a five-field crontab expression such as 0 7 * * *; null: none. Not for pagerduty, opsgenie, github or gitea"},
+                "digest_tz": {"type": ["string", "null"], "description": "IANA time zone of digest_schedule (default UTC)"}
             }
         }))
         .expect("the channel schema is a schema");

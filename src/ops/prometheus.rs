@@ -202,6 +202,15 @@ impl Metrics {
             .increment(failed);
     }
 
+    /// Channels whose most recent delivery attempt failed, per kind (every
+    /// kind given, 0 included).
+    pub fn channels_failing(&self, by_kind: &[(&str, u64)]) {
+        for (kind, n) in by_kind {
+            self.gauge("heartbeat_channels_failing", &[("kind", kind)])
+                .set(*n as f64);
+        }
+    }
+
     /// How late the deadline loop's last pass started against its schedule.
     pub fn deadline_loop_lag(&self, lag: Duration) {
         self.gauge("heartbeat_deadline_loop_lag_seconds", &[])
@@ -398,6 +407,10 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "heartbeat_alerts_failed_total",
         "Alerts given up on after the last delivery attempt.",
+    ),
+    (
+        "heartbeat_channels_failing",
+        "Channels whose most recent delivery attempt failed, per kind.",
     ),
     (
         "heartbeat_deadline_loop_lag_seconds",

@@ -37,6 +37,12 @@ pub async fn metrics_route(State(state): State<AppState>, RawQuery(query): RawQu
         );
     }
     let table_rows = super::table_rows::estimates(&state.pool).await;
+    // Read at scrape time, like the row estimates: a broken alert path shows
+    // here as soon as a delivery fails, on every node.
+    match crate::notify::channel::failing_by_kind(&state.pool).await {
+        Ok(by_kind) => state.metrics.channels_failing(&by_kind),
+        Err(e) => tracing::debug!(error = %e, "could not count failing channels"),
+    }
     let body = state.metrics.render(&Scrape {
         jobs: &state.jobs,
         schedule: &state.schedule,

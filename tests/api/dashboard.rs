@@ -36,8 +36,10 @@ async fn the_page_and_its_assets_are_served_from_the_binary() {
     assert!(html.contains(r#"<script src="/assets/app.js""#));
     assert!(html.contains(r#"href="/assets/style.css""#));
 
+    assert!(html.contains(r#"<script src="/assets/channels.js""#));
     for (path, kind) in [
         ("/assets/app.js", "text/javascript"),
+        ("/assets/channels.js", "text/javascript"),
         ("/assets/style.css", "text/css"),
     ] {
         let r = app.client.get(app.url(path)).send().await.unwrap();

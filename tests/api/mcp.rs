@@ -215,6 +215,8 @@ async fn an_mcp_session_initializes_and_lists_every_tool_with_its_schema() {
         "get_job",
         "get_active_job",
         "list_metrics",
+        "list_channels",
+        "test_channel",
     ] {
         assert!(
             names.contains(&expected),
@@ -511,9 +513,9 @@ async fn list_metrics_shows_each_metric_with_its_z_and_band_after_a_recompute() 
     assert!(msg.contains("unknown field `all`"), "{msg}");
 }
 
-const ADMIN: &str = "mcp-admin-key-0123456789";
+pub const ADMIN: &str = "mcp-admin-key-0123456789";
 
-async fn new_project(app: &TestApp, name: &str) -> (String, String) {
+pub async fn new_project(app: &TestApp, name: &str) -> (String, String) {
     let r = app
         .client
         .post(app.url("/api/projects"))
@@ -583,6 +585,7 @@ async fn keyed_mcp_needs_a_key_and_a_read_only_key_may_call_only_read_tools() {
             "get_active_job",
             "get_heartbeat",
             "get_job",
+            "list_channels",
             "list_heartbeats",
             "list_metrics"
         ],

@@ -25,10 +25,11 @@ use crate::helpers::spawn_app;
 const NOT_IN_SPEC: &[(&str, &str)] = &[
     // The dashboard is an HTML page for people, not an API.
     ("GET", "/"),
-    // Its script and stylesheet, embedded in the binary.
+    // Its scripts and stylesheet, embedded in the binary.
     ("GET", "/assets/app.js"),
     ("GET", "/assets/schedule.js"),
     ("GET", "/assets/badges.js"),
+    ("GET", "/assets/channels.js"),
     ("GET", "/assets/style.css"),
 ];
 
