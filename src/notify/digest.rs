@@ -77,7 +77,7 @@ pub async fn panel(
         .iter()
         .map(|r| {
             let hb = Heartbeat::from_row(r);
-            let last_success: Option<DateTime<Utc>> = r.get(COLUMN_COUNT);
+            let last_success: Option<DateTime<Utc>> = r.get(column_count());
             row(&hb, last_success, now)
         })
         .collect();
@@ -89,7 +89,11 @@ pub async fn panel(
 }
 
 /// How many columns [`COLUMNS`] names: the last success comes after them.
-const COLUMN_COUNT: usize = 29;
+/// Counted, not written down, so a column added to the heartbeat row cannot
+/// shift it.
+fn column_count() -> usize {
+    COLUMNS.split(',').count()
+}
 
 fn row(hb: &Heartbeat, last_success_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> PanelRow {
     let status = hb.evaluate(now).status;

@@ -194,6 +194,7 @@ mod tests {
             body: None,
             last_success_at: None,
             expected: None,
+            tags: vec!["db".into(), "prod".into()],
         };
         let vars = event.vars("http://x", Utc::now());
         assert_eq!(vars["CAUSE"], "timeout");
