@@ -31,6 +31,9 @@ pub struct RetentionConfig {
     /// Audit snapshots not recomputed for this many days (a window removed from
     /// its cut file, a cut whose job keeps failing) are deleted.
     pub audit_snapshots_days: u32,
+    /// One-off silences are deleted this many days after they ended; recurring
+    /// ones are kept until removed.
+    pub silences_days: u32,
     /// Rows deleted per statement: each batch is its own short transaction, so a
     /// big backlog never holds a long lock or a long-running transaction.
     pub batch_rows: u32,
@@ -44,6 +47,7 @@ impl Default for RetentionConfig {
             alerts_days: 30,
             segment_snapshots_days: 400,
             audit_snapshots_days: 30,
+            silences_days: 30,
             batch_rows: 5000,
         }
     }
@@ -59,6 +63,7 @@ impl RetentionConfig {
                 self.segment_snapshots_days,
             ),
             ("retention.audit_snapshots_days", self.audit_snapshots_days),
+            ("retention.silences_days", self.silences_days),
             ("retention.batch_rows", self.batch_rows),
         ];
         for (field, value) in positive {

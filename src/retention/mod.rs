@@ -89,6 +89,15 @@ const AUDIT_SNAPSHOTS: Table = Table {
     keeps_newest: false,
 };
 
+/// One-off silences that ended before the cutoff (recurring ones stay until
+/// removed: they never end).
+const SILENCES: Table = Table {
+    name: "silences",
+    sql: "DELETE FROM heartbeat.silence WHERE ctid IN (
+              SELECT ctid FROM heartbeat.silence WHERE until < $1 LIMIT $2)",
+    keeps_newest: false,
+};
+
 /// The cutoffs the config implies. Built once per daemon; [`Policy::cutoffs`]
 /// places them at a given time.
 #[derive(Debug, Clone)]
@@ -136,6 +145,7 @@ impl Policy {
             (&EVENTS, now - self.events_kept),
             (&SEGMENT_SNAPSHOTS, days(c.segment_snapshots_days)),
             (&AUDIT_SNAPSHOTS, days(c.audit_snapshots_days)),
+            (&SILENCES, days(c.silences_days)),
         ]
     }
 }
@@ -193,6 +203,7 @@ mod tests {
         assert_eq!(cut["events"], Duration::days(107));
         assert_eq!(cut["segment_snapshots"], Duration::days(400));
         assert_eq!(cut["audit_snapshots"], Duration::days(30));
+        assert_eq!(cut["silences"], Duration::days(30));
     }
 
     #[test]

@@ -26,6 +26,7 @@ async fn app_at_fixed_time() -> TestApp {
     config.retention.alerts_days = 5;
     config.retention.segment_snapshots_days = 20;
     config.retention.audit_snapshots_days = 7;
+    config.retention.silences_days = 3;
     // Small batches, so the old rows take several statements.
     config.retention.batch_rows = 2;
     config.refresh.history_days = 30;
@@ -181,6 +182,25 @@ async fn maintenance_deletes_rows_past_retention_and_keeps_the_rest() {
         .await
         .unwrap();
     }
+    // Silences: one-off ones that ended 4 and 1 days ago, and a recurring one
+    // made long ago (it never ends).
+    for (until, cron) in [
+        (Some(days_ago(4)), None),
+        (Some(days_ago(1)), None),
+        (None, Some("0 2 * * 0")),
+    ] {
+        db.execute(
+            "INSERT INTO heartbeat.silence (silence_id, project_id, heartbeat_id, until, cron,
+                 duration_seconds, tz, created_at)
+             SELECT gen_random_uuid(), project_id, heartbeat_id, $2, $3::text,
+                    CASE WHEN $3::text IS NOT NULL THEN 7200 END,
+                    CASE WHEN $3::text IS NOT NULL THEN 'UTC' END, $4
+             FROM heartbeat.heartbeat WHERE heartbeat_id = $1",
+            &[&hb_id, &until, &cron, &days_ago(60)],
+        )
+        .await
+        .unwrap();
+    }
 
     let (status, submitted) = app.post_json("/api/jobs/maintenance", &json!({})).await;
     assert_eq!(status, 202, "{submitted}");
@@ -189,7 +209,7 @@ async fn maintenance_deletes_rows_past_retention_and_keeps_the_rest() {
     assert_eq!(
         job["result"]["deleted"],
         json!({"alerts": 1, "flips": 2, "tick_claims": 1, "events": 5,
-               "segment_snapshots": 1, "audit_snapshots": 1}),
+               "segment_snapshots": 1, "audit_snapshots": 1, "silences": 1}),
         "{job}"
     );
     let phases: Vec<&str> = job["phases"]
@@ -206,7 +226,8 @@ async fn maintenance_deletes_rows_past_retention_and_keeps_the_rest() {
             "tick_claims",
             "events",
             "segment_snapshots",
-            "audit_snapshots"
+            "audit_snapshots",
+            "silences"
         ]
     );
     assert_eq!(job["phases"][3]["detail"]["deleted"], 5);
@@ -220,6 +241,21 @@ async fn maintenance_deletes_rows_past_retention_and_keeps_the_rest() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(kept, [flips[2].1, flips[3].1]);
+    // The silence that ended a day ago and the recurring one stay.
+    let silences: Vec<(Option<DateTime<Utc>>, Option<String>)> = db
+        .query(
+            "SELECT until, cron FROM heartbeat.silence ORDER BY cron NULLS FIRST",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        silences,
+        [(Some(days_ago(1)), None), (None, Some("0 2 * * 0".into()))]
+    );
     assert_eq!(
         count(
             &db,
