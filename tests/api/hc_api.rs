@@ -2,13 +2,11 @@
 //! clients call it: `X-Api-Key`, v1 and v3, read-write, read-only, another
 //! project's key and no key.
 
-use heartbeat::monitor::MonitorConfig;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::hc_support::HcWorld;
 use crate::helpers::{spawn_app_with, test_config, TestApp};
-
-const ADMIN: &str = "admin-key-for-hc-api-tests-0123456789";
 
 async fn call(app: &TestApp, method: Method, path: &str, key: Option<&str>) -> (u16, Value) {
     let mut req = app.client.request(method, app.url(path));
@@ -21,37 +19,19 @@ async fn call(app: &TestApp, method: Method, path: &str, key: Option<&str>) -> (
 
 /// A keyed daemon, a project with a heartbeat, and another project.
 async fn setup() -> (TestApp, Value, Value, Value) {
-    let mut config = test_config();
-    config.admin_key = Some(ADMIN.into());
-    config.monitor = MonitorConfig {
-        loops: false,
-        ..MonitorConfig::default()
-    };
-    let app = spawn_app_with(config).await;
-    let mut projects = Vec::new();
-    for name in ["team", "other"] {
-        let r = app
-            .client
-            .post(app.url("/api/projects"))
-            .bearer_auth(ADMIN)
-            .json(&json!({ "name": name }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        projects.push(r.json::<Value>().await.unwrap());
-    }
-    let r = app
+    let world = HcWorld::new().await;
+    let r = world
+        .app
         .client
-        .post(app.url("/api/heartbeats"))
-        .bearer_auth(projects[0]["read_write_key"].as_str().unwrap())
+        .post(world.app.url("/api/heartbeats"))
+        .bearer_auth(world.rw())
         .json(&json!({"name": "Nightly Backup", "period_seconds": 3600, "grace_seconds": 600}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
     let hb = r.json::<Value>().await.unwrap();
-    (app, projects[0].clone(), projects[1].clone(), hb)
+    (world.app, world.team, world.other, hb)
 }
 
 #[tokio::test]
