@@ -466,6 +466,25 @@ mod tests {
 /// The header an SSE client sends on reconnecting: the last `id:` it received.
 const LAST_EVENT_ID: &str = "last-event-id";
 
+/// The largest `Last-Event-ID` taken, as the document says: far past any
+/// job's events (a job's log holds at most a few hundred), and exact in a
+/// JSON number.
+const MAX_EVENT_ID: u64 = 1_000_000_000_000_000;
+
+/// One event of `GET /api/jobs/{id}/events` as the stream frames it: what the
+/// document describes per event (an SSE client sees `id`, `event` and `data`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct JobEventFrame {
+    /// The event's number, for `Last-Event-ID`.
+    #[schema(pattern = "^[0-9]+$")]
+    id: String,
+    /// What changed.
+    event: super::live::JobEventKind,
+    /// The JobEvent as JSON (the final state's carries the whole job).
+    data: String,
+}
+
 /// `Last-Event-ID` as an event id: absent means from the start.
 fn last_event_id(headers: &axum::http::HeaderMap) -> ApiResult<u64> {
     let Some(raw) = headers.get(LAST_EVENT_ID) else {
@@ -478,7 +497,7 @@ fn last_event_id(headers: &axum::http::HeaderMap) -> ApiResult<u64> {
             if v.is_empty() {
                 Some(0)
             } else {
-                v.parse().ok()
+                v.parse::<u64>().ok().filter(|&n| n <= MAX_EVENT_ID)
             }
         })
         .ok_or_else(|| {
@@ -501,12 +520,12 @@ fn sse_frame(event: &JobEvent) -> axum::response::sse::Event {
 #[utoipa::path(get, path = "/api/jobs/{id}/events", operation_id = "followJob", tag = "jobs",
     params(
         ("id" = Uuid, Path, description = "Job id"),
-        ("Last-Event-ID" = Option<u64>, Header, minimum = 0,
+        ("Last-Event-ID" = Option<u64>, Header, nullable = false, minimum = 0, maximum = 1000000000000000.0,
             description = "Resume after this event id (what an EventSource sends on reconnecting); absent means from the start"),
     ),
     responses(
         (status = 200, description = "Server-Sent Events: one event per state, phase and progress change (`event:` state, phase or progress; `id:` its number; `data:` a JobEvent as JSON), ending with the final state, whose data carries the whole job. A job on another node is followed through the shared job table.",
-            content_type = "text/event-stream", body = JobEvent),
+            content_type = "text/event-stream", body = JobEventFrame),
         (status = 204, description = "The job had already ended at the given Last-Event-ID: nothing more to send (an EventSource stops reconnecting)"),
         (status = 404, description = "Unknown, expired or lost in a restart", body = ErrorEnvelope),
         (status = 422, description = "Last-Event-ID is not a whole number (`invalid_input`)", body = ErrorEnvelope),

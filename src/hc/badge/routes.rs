@@ -106,7 +106,7 @@ async fn serve(
     Ok(answer(format, badge::label(tag), &tally))
 }
 
-#[utoipa::path(get, path = "/badge/{badge_key}/{signature}/{file}", operation_id = "hcTagBadge", tag = "badges", params(("badge_key" = String, Path, description = "The project's badge key"), ("signature" = String, Path, description = "The tag's signature; `-2` after it for the 2-state style"), ("file" = String, Path, description = "`<tag>.svg`, `<tag>.json` or `<tag>.shields` (the tag percent-encoded)")), responses((status = 200, description = "The badge of the project's heartbeats with this tag: an SVG image, `{status, total, grace, down}`, or a shields.io endpoint document", body = String, content_type = "image/svg+xml"), (status = 404, description = "No such badge", body = crate::error::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/badge/{badge_key}/{signature}/{file}", operation_id = "hcTagBadge", tag = "badges", params(("badge_key" = String, Path, description = "The project's badge key"), ("signature" = String, Path, description = "The tag's signature; `-2` after it for the 2-state style"), ("file" = String, Path, description = "`<tag>.svg`, `<tag>.json` or `<tag>.shields` (the tag percent-encoded)")), responses((status = 200, description = "The badge of the project's heartbeats with this tag: an SVG image, `{status, total, grace, down}`, or a shields.io endpoint document", content((String = "image/svg+xml"), (BadgeJson = "application/json"))), (status = 404, description = "No such badge", body = crate::error::ErrorEnvelope)))]
 async fn tag_badge(
     State(state): State<AppState>,
     Path((badge_key, signature, file)): Path<(String, String, String)>,
@@ -115,7 +115,7 @@ async fn tag_badge(
     serve(&state, &badge_key, &signature, tag, format).await
 }
 
-#[utoipa::path(get, path = "/badge/{badge_key}/{file}", operation_id = "hcProjectBadge", tag = "badges", params(("badge_key" = String, Path, description = "The project's badge key"), ("file" = String, Path, description = "`<signature>.svg`, `.json` or `.shields`; `-2` after the signature for the 2-state style")), responses((status = 200, description = "The badge of all the project's heartbeats", body = String, content_type = "image/svg+xml"), (status = 404, description = "No such badge", body = crate::error::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/badge/{badge_key}/{file}", operation_id = "hcProjectBadge", tag = "badges", params(("badge_key" = String, Path, description = "The project's badge key"), ("file" = String, Path, description = "`<signature>.svg`, `.json` or `.shields`; `-2` after the signature for the 2-state style")), responses((status = 200, description = "The badge of all the project's heartbeats", content((String = "image/svg+xml"), (BadgeJson = "application/json"))), (status = 404, description = "No such badge", body = crate::error::ErrorEnvelope)))]
 async fn project_badge(
     State(state): State<AppState>,
     Path((badge_key, file)): Path<(String, String)>,
@@ -124,7 +124,7 @@ async fn project_badge(
     serve(&state, &badge_key, signature, "*", format).await
 }
 
-#[utoipa::path(get, path = "/b/{states}/{file}", operation_id = "hcCheckBadge", tag = "badges", params(("states" = String, Path, description = "`2` (up, down) or `3` (up, late, down)"), ("file" = String, Path, description = "`<badge_uuid>.svg`, `.json` or `.shields`")), responses((status = 200, description = "One heartbeat's badge, labelled with its name", body = String, content_type = "image/svg+xml"), (status = 404, description = "No such badge", body = crate::error::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/b/{states}/{file}", operation_id = "hcCheckBadge", tag = "badges", params(("states" = String, Path, description = "`2` (up, down) or `3` (up, late, down)"), ("file" = String, Path, description = "`<badge_uuid>.svg`, `.json` or `.shields`")), responses((status = 200, description = "One heartbeat's badge, labelled with its name", content((String = "image/svg+xml"), (BadgeJson = "application/json"))), (status = 404, description = "No such badge", body = crate::error::ErrorEnvelope)))]
 async fn check_badge(
     State(state): State<AppState>,
     Path((states, file)): Path<(String, String)>,
@@ -184,4 +184,39 @@ async fn list(
         })
         .collect();
     Ok(ApiJson(BadgeList { badges }).into_response())
+}
+
+/// A badge as JSON, what `.json` and `.shields` answer (the document's schema
+/// only; the domain renders them).
+#[derive(utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum BadgeJson {
+    /// `.json`: healthchecks.io's counts.
+    Counts(BadgeCounts),
+    /// `.shields`: a shields.io endpoint document.
+    Shields(ShieldsEndpoint),
+}
+
+/// `{status, total, grace, down}`: the badge's status and how many of its checks
+/// there are, late (`grace`) and down.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct BadgeCounts {
+    /// `up`, `late` or `down`.
+    status: String,
+    total: u32,
+    grace: u32,
+    down: u32,
+}
+
+/// shields.io's endpoint badge: <https://shields.io/badges/endpoint-badge>.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ShieldsEndpoint {
+    #[schema(rename = "schemaVersion")]
+    schema_version: u32,
+    label: String,
+    message: String,
+    color: String,
 }
