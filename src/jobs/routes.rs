@@ -493,13 +493,9 @@ fn last_event_id(headers: &axum::http::HeaderMap) -> ApiResult<u64> {
     raw.to_str()
         .ok()
         .map(str::trim)
-        .and_then(|v| {
-            if v.is_empty() {
-                Some(0)
-            } else {
-                v.parse::<u64>().ok().filter(|&n| n <= MAX_EVENT_ID)
-            }
-        })
+        // An EventSource sends no header rather than an empty one, so an empty
+        // value is not a resume point either.
+        .and_then(|v| v.parse::<u64>().ok().filter(|&n| n <= MAX_EVENT_ID))
         .ok_or_else(|| {
             ApiError::unprocessable(
                 "invalid_input",
