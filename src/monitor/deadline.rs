@@ -387,15 +387,14 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
             .iter()
             .map(|(hb, e)| (hb.id, e.status.stored()))
             .collect();
+        // A heartbeat's flips were pushed in order: the last one kept is its last.
+        let last_from: HashMap<Uuid, StoredStatus> =
+            flips.iter().map(|f| (f.hb.id, f.from)).collect();
         for row in &inserted {
             let (flip_id, hb_id, to): (i64, Uuid, StoredStatus) =
                 (row.get(0), row.get(1), row.get(2));
             if ends.get(&hb_id) == Some(&to) {
-                let from = flips
-                    .iter()
-                    .find(|f| f.hb.id == hb_id && f.to == to)
-                    .map_or(to, |f| f.from);
-                flip_ids.insert(hb_id, (flip_id, from));
+                flip_ids.insert(hb_id, (flip_id, last_from[&hb_id]));
             }
         }
     }

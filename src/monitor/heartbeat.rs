@@ -444,6 +444,23 @@ fn runs_from_json(value: serde_json::Value) -> Vec<Run> {
         .collect()
 }
 
+/// Heartbeat `id` if it belongs to `project` (to any project when `any_project`,
+/// as an admin sees them): the one lookup behind every route on one heartbeat.
+pub async fn find_visible(
+    client: &tokio_postgres::Client,
+    id: Uuid,
+    project: Uuid,
+    any_project: bool,
+) -> Result<Option<Heartbeat>, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM heartbeat.heartbeat WHERE heartbeat_id = $1 AND (project_id = $2 OR $3)"
+    );
+    Ok(client
+        .query_opt(&sql, &[&id, &project, &any_project])
+        .await?
+        .map(|r| Heartbeat::from_row(&r)))
+}
+
 /// `runs` as the column stores it.
 pub fn runs_to_json(runs: &[Run]) -> String {
     serde_json::Value::Array(

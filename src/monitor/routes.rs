@@ -57,14 +57,8 @@ fn base_url(state: &AppState) -> String {
 
 /// The heartbeat `id`, if the caller may see it.
 async fn fetch(client: &tokio_postgres::Client, caller: &Caller, id: Uuid) -> ApiResult<Heartbeat> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM heartbeat.heartbeat WHERE heartbeat_id = $1 AND (project_id = $2 OR $3)"
-    );
-    let admin = caller.role == Role::Admin;
-    client
-        .query_opt(&sql, &[&id, &caller.project_id, &admin])
+    heartbeat::find_visible(client, id, caller.project_id, caller.role == Role::Admin)
         .await?
-        .map(|r| Heartbeat::from_row(&r))
         .ok_or_else(|| ApiError::not_found(format!("no heartbeat {id}")))
 }
 

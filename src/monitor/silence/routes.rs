@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{SilenceError, SilenceSpec, SilenceView, Target};
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult, NoQuery};
-use crate::monitor::heartbeat::{Heartbeat, COLUMNS};
+use crate::monitor::heartbeat;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -86,17 +86,8 @@ async fn silence_heartbeat(
 ) -> ApiResult<Response> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found(format!("no heartbeat {id}")))?;
     let client = state.pool.get().await?;
-    let admin = caller.role == Role::Admin;
-    let hb = client
-        .query_opt(
-            &format!(
-                "SELECT {COLUMNS} FROM heartbeat.heartbeat
-                 WHERE heartbeat_id = $1 AND (project_id = $2 OR $3)"
-            ),
-            &[&id, &caller.project_id, &admin],
-        )
+    let hb = heartbeat::find_visible(&client, id, caller.project_id, caller.role == Role::Admin)
         .await?
-        .map(|r| Heartbeat::from_row(&r))
         .ok_or_else(|| ApiError::not_found(format!("no heartbeat {id}")))?;
     let spec = SilenceSpec {
         until: input.until,
