@@ -23,6 +23,7 @@ use super::selfcheck::{self, JobHeartbeatError};
 use super::silence;
 use super::status::{Cause, StoredStatus, Thresholds};
 use super::withhold::Withheld;
+use super::MAX_PINGS_KEPT;
 use crate::auth::{Caller, Role};
 use crate::error::{fields, ApiError, ApiJson, ApiResult, NOT_BLANK_PATTERN};
 use crate::error::{ApiQuery, NoQuery};
@@ -853,6 +854,51 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// `GET /api/heartbeats/{id}/pings` query: a window and a bound, so a timeline
+/// of the last day reads one day, not the whole ring.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct HistoryQuery {
+    /// Only pings received at or after this instant (RFC 3339).
+    since: Option<DateTime<Utc>>,
+    /// At most this many, newest first (default: every kept ping,
+    /// `monitor.pings_kept`).
+    #[param(minimum = 1, maximum = 100000)]
+    limit: Option<i64>,
+}
+
+/// `GET /api/heartbeats/{id}/flips` query (its own type for its own bounds in
+/// the OpenAPI document).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct FlipQuery {
+    /// Only status changes at or after this instant (RFC 3339).
+    since: Option<DateTime<Utc>>,
+    /// At most this many, newest first (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
+    limit: Option<i64>,
+}
+
+/// Flips one answer holds by default, and at most.
+const DEFAULT_FLIPS: i64 = 1000;
+const MAX_FLIPS: i64 = 10_000;
+
+impl HistoryQuery {
+    /// The `limit` asked for, `default` when none, refused outside `1..=max`.
+    fn limit(&self, max: i64, default: i64) -> ApiResult<i64> {
+        match self.limit {
+            None => Ok(default),
+            Some(n) if (1..=max).contains(&n) => Ok(n),
+            Some(n) => Err(ApiError::unprocessable(
+                "invalid_query",
+                format!("limit must be between 1 and {max}, not {n}"),
+            )),
+        }
+    }
+}
+
 /// One recorded ping.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PingView {
@@ -885,21 +931,24 @@ pub struct PingList {
     pings: Vec<PingView>,
 }
 
-#[utoipa::path(get, path = "/api/heartbeats/{id}/pings", operation_id = "listHeartbeatPings", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "Recent pings, newest first", body = PingList), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/heartbeats/{id}/pings", operation_id = "listHeartbeatPings", tag = "heartbeats", params(("id" = Uuid, Path), HistoryQuery), responses((status = 200, description = "Recent pings, newest first", body = PingList), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope), (status = 422, description = "A malformed `since` or a `limit` out of bounds", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn pings(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    _: ApiQuery<NoQuery>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Response> {
+    let limit = q.limit(MAX_PINGS_KEPT, state.config.monitor.pings_kept)?;
     let client = state.pool.get().await?;
     let hb = fetch(&client, &caller, parse_id(&id)?).await?;
     let rows = client
         .query(
             "SELECT seq, at, kind, exit_code, rid, duration_ms, source, user_agent, body, event,
                     reason
-             FROM heartbeat.ping WHERE heartbeat_id = $1 ORDER BY seq DESC LIMIT $2",
-            &[&hb.id, &state.config.monitor.pings_kept],
+             FROM heartbeat.ping
+             WHERE heartbeat_id = $1 AND ($3::timestamptz IS NULL OR at >= $3)
+             ORDER BY seq DESC LIMIT $2",
+            &[&hb.id, &limit, &q.since],
         )
         .await?;
     let pings: Vec<PingView> = rows
@@ -945,20 +994,26 @@ pub struct FlipList {
     flips: Vec<FlipView>,
 }
 
-#[utoipa::path(get, path = "/api/heartbeats/{id}/flips", operation_id = "listHeartbeatFlips", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "Status transitions, newest first", body = FlipList), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/heartbeats/{id}/flips", operation_id = "listHeartbeatFlips", tag = "heartbeats", params(("id" = Uuid, Path), FlipQuery), responses((status = 200, description = "Status transitions, newest first", body = FlipList), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope), (status = 422, description = "A malformed `since` or a `limit` out of bounds", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
 async fn flips(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    _: ApiQuery<NoQuery>,
+    ApiQuery(q): ApiQuery<FlipQuery>,
 ) -> ApiResult<Response> {
+    let q = HistoryQuery {
+        since: q.since,
+        limit: q.limit,
+    };
+    let limit = q.limit(MAX_FLIPS, DEFAULT_FLIPS)?;
     let client = state.pool.get().await?;
     let hb = fetch(&client, &caller, parse_id(&id)?).await?;
     let rows = client
         .query(
             "SELECT at, from_status, to_status, detected_at, cause, withheld FROM heartbeat.flip
-             WHERE heartbeat_id = $1 ORDER BY flip_id DESC LIMIT 1000",
-            &[&hb.id],
+             WHERE heartbeat_id = $1 AND ($3::timestamptz IS NULL OR at >= $3)
+             ORDER BY flip_id DESC LIMIT $2",
+            &[&hb.id, &limit, &q.since],
         )
         .await?;
     let flips: Vec<FlipView> = rows
