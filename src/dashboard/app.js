@@ -122,7 +122,26 @@ function age(seconds) {
 }
 
 function when(iso) {
-  return iso ? new Date(iso).toLocaleString() : "";
+  return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "long" }) : "";
+}
+
+// An instant relative to now, past or future: "5 minutes ago", "in 2 hours",
+// "3 days 4 hours ago". Seconds are dropped past a minute and minutes past a
+// day: the exact time is on hover.
+function relative(iso) {
+  const s = Math.round((Date.parse(iso) - Date.now()) / 1000);
+  if (!isFinite(s)) return "?";
+  if (s === 0) return "just now";
+  const a = Math.abs(s);
+  const words = durationInWords(a >= 86400 ? a - a % 3600 : a >= 60 ? a - a % 60 : a);
+  return s > 0 ? "in " + words : words + " ago";
+}
+
+// An instant as the dashboard shows it everywhere: relative, with the exact
+// time (in the viewer's zone) on hover; `empty` when there is none.
+function timeEl(iso, empty) {
+  if (!iso) return el("span", { class: "muted" }, empty || "never");
+  return el("time", { datetime: iso, title: when(iso) }, relative(iso));
 }
 
 function num(v, digits) {
@@ -209,15 +228,22 @@ function heartbeatRow(hb, editable) {
     el("td", {}, el("span", { class: "dot status-" + hb.status, title: hb.status })),
     el("td", {}, el("a", { href: "#heartbeat/" + encodeURIComponent(hb.id) }, hb.name)),
     el("td", {}, el("span", { class: "status-label status-" + hb.status }, hb.status), ...withheldLabels(hb)),
-    el("td", {}, hb.schedule ? hb.schedule + (hb.tz ? " (" + hb.tz + ")" : "") : minutes(hb.period_seconds)),
+    el("td", {}, hb.schedule ? scheduleCell(hb) : minutes(hb.period_seconds)),
     el("td", {}, minutes(hb.grace_seconds)),
-    el("td", { title: when(hb.last_ping_at) }, ago(hb.last_ping_at)),
+    el("td", {}, timeEl(hb.last_ping_at)),
     el("td", { class: "row-actions" },
       el("button", { type: "button", class: "secondary", onclick: () => togglePause(hb) }, hb.paused || hb.status === "paused" ? "Resume" : "Pause"),
       ...(editable ? [
         el("button", { type: "button", class: "secondary", onclick: () => editHeartbeat(hb) }, "Edit"),
         el("button", { type: "button", class: "danger", onclick: () => deleteHeartbeat(hb) }, "Delete")] : [])),
   );
+}
+
+// A cron schedule in words (schedule.js's cronInWords), the expression on hover.
+function scheduleCell(hb) {
+  const zone = hb.tz ? " (" + hb.tz + ")" : "";
+  const words = typeof cronInWords === "function" ? cronInWords(hb.schedule) : hb.schedule;
+  return el("span", { title: hb.schedule + zone }, words + zone);
 }
 
 // A silenced heartbeat, or one whose down alert a silence or a down parent
@@ -304,44 +330,7 @@ async function deleteHeartbeat(hb) {
   loadHeartbeats();
 }
 
-async function loadHeartbeatDetail(id) {
-  const path = "/api/heartbeats/" + encodeURIComponent(id);
-  const detail = $("hb-detail");
-  let hb;
-  try {
-    hb = await api("GET", path);
-  } catch (err) {
-    detail.replaceChildren(el("p", { class: "unavailable" }, err.message));
-    return;
-  }
-  $("hb-detail-name").textContent = hb.name;
-  detail.replaceChildren(
-    el("p", {}, el("span", { class: "status-label status-" + hb.status }, hb.status),
-      " · last ping ", el("span", { title: when(hb.last_ping_at) }, ago(hb.last_ping_at)),
-      hb.next_deadline || hb.deadline_at ? " · next deadline " + when(hb.next_deadline || hb.deadline_at) : ""),
-    el("p", {}, "Period ", hb.schedule || minutes(hb.period_seconds), " · grace ", minutes(hb.grace_seconds)),
-    el("div", { class: "copy-row" }, el("code", { id: "detail-url" }, pingUrl(hb)),
-      el("button", { type: "button", "data-copy": "detail-url" }, "Copy")),
-  );
-  const [pings, flips] = await Promise.all([
-    api("GET", path + "/pings").catch((e) => e),
-    api("GET", path + "/flips").catch((e) => e),
-  ]);
-  const rowsOrNote = (data, field, cols, row) => data instanceof Error
-    ? [el("tr", {}, el("td", { colspan: cols, class: "unavailable" }, data.missing ? "Not available" : data.message))]
-    : listOf(data, field).map(row);
-  $("hb-pings").replaceChildren(...rowsOrNote(pings, "pings", 6, (p) => el("tr", {},
-    el("td", {}, when(p.received_at || p.at || p.created_at)),
-    el("td", {}, p.kind || ""),
-    el("td", {}, p.exit_code ?? ""),
-    el("td", {}, p.duration_ms != null ? num(p.duration_ms / 1000) + " s" : p.duration_seconds != null ? num(p.duration_seconds) + " s" : ""),
-    el("td", { title: p.user_agent || "" }, p.source || p.source_ip || ""),
-    el("td", {}, el("code", { class: "excerpt" }, (p.body || p.body_excerpt || "").slice(0, 200))))));
-  $("hb-flips").replaceChildren(...rowsOrNote(flips, "flips", 3, (f) => el("tr", {},
-    el("td", {}, when(f.at || f.flipped_at || f.created_at)),
-    el("td", {}, el("span", { class: "status-label status-" + (f.from || f.from_status) }, f.from || f.from_status || "")),
-    el("td", {}, el("span", { class: "status-label status-" + (f.to || f.to_status) }, f.to || f.to_status || "")))));
-}
+// The detail view (#heartbeat/<id>) is heartbeat_detail.js's loadHeartbeatDetail.
 
 // ---- cockpit --------------------------------------------------------------
 
@@ -379,7 +368,7 @@ async function loadCockpit() {
     sparkline(series[i]),
     el("div", { class: "metric-stats" },
       "μ ", num(m.mean), " · σ ", num(m.stddev), " · z ", m.z == null ? "–" : num(m.z, 2)),
-    el("div", { class: "metric-meta" }, m.kind + " · " + m.grain + (m.latest_bucket ? " · " + when(m.latest_bucket) : "")),
+    el("div", { class: "metric-meta" }, m.kind + " · " + m.grain, m.latest_bucket ? [" · latest bucket ", timeEl(m.latest_bucket)] : ""),
   )));
   if (metrics.length === 0) $("metrics").replaceChildren(el("p", { class: "empty" }, "No metrics yet."));
 }
@@ -491,7 +480,7 @@ async function loadCut(cutId, window) {
     const rows = Array.isArray(s.rows) ? s.rows : [];
     box.replaceChildren(
       el("h3", {}, s.title + " · " + s.window),
-      el("p", { class: "muted" }, rows.length + " rows · computed " + when(s.computed_at) + " (" + age(s.age_seconds) + " ago)" + (s.stale ? " · the cut changed since" : "")),
+      el("p", { class: "muted" }, rows.length + " rows · computed ", timeEl(s.computed_at), s.stale ? " · the cut changed since" : ""),
       el("div", { class: "scroll" }, el("table", {},
         el("thead", {}, el("tr", {}, cols.map((c) => el("th", {}, c)))),
         el("tbody", {}, rows.map((r) => el("tr", {}, cols.map((c, i) => {

@@ -23,6 +23,18 @@ async function loadBadges() {
   body.replaceChildren(...data.badges.map(badgeCard));
 }
 
+// The preview loads the badge from the page's own origin: the URL to paste is
+// built from `monitor.public_url`, which the operator's browser may not reach
+// under that name, and the page's CSP allows images from its own origin only.
+function ownOrigin(url) {
+  try {
+    const u = new URL(url, location.href);
+    return u.pathname + u.search;
+  } catch (_) {
+    return url;
+  }
+}
+
 function badgeCard(b, i) {
   const title = b.tag === "*" ? "All heartbeats" : "Tag " + b.tag;
   const row = (label, text, id) => el("div", { class: "copy-row" },
@@ -31,7 +43,7 @@ function badgeCard(b, i) {
     el("button", { type: "button", "data-copy": id }, "Copy"));
   return el("div", { class: "card" },
     el("h3", {}, title),
-    el("p", {}, el("img", { src: b.svg3, alt: b.tag + " badge" })),
+    el("p", {}, el("img", { src: ownOrigin(b.svg3), alt: b.tag + " badge", class: "badge-preview" })),
     row("Markdown", b.markdown, "badge-md-" + i),
     row("SVG, 2-state", b.svg, "badge-svg-" + i),
     row("SVG, 3-state", b.svg3, "badge-svg3-" + i),

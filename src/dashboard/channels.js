@@ -2,7 +2,7 @@
 // (only the fields that preset takes), send a test and see its outcome, see a
 // channel's recent deliveries, mute or delete it. Also the heartbeat form's
 // channel picker (all channels, chosen ones, or none).
-// Uses app.js's helpers (api, el, $, ago, when, registerView); it registers
+// Uses app.js's helpers (api, el, $, timeEl, minutes, registerView); it registers
 // itself as the "channels" view, and app.js calls fillChannelPicker and
 // pickedChannels when they exist.
 "use strict";
@@ -180,7 +180,7 @@ async function loadDeliveries(id) {
   const alerts = listOf(data, "alerts").slice(0, 50);
   $("deliveries-body").replaceChildren(...(alerts.length ? alerts.map((a) =>
     el("tr", { class: "delivery-row", "data-state": a.state, "data-event": a.event },
-      el("td", { title: when(a.created_at) }, ago(a.created_at)),
+      el("td", {}, timeEl(a.created_at)),
       el("td", {}, a.event),
       el("td", {}, a.state),
       el("td", {}, String(a.attempts)),

@@ -18,6 +18,8 @@ const APP_JS: &str = include_str!("app.js");
 const SCHEDULE_JS: &str = include_str!("schedule.js");
 const BADGES_JS: &str = include_str!("badges.js");
 const CHANNELS_JS: &str = include_str!("channels.js");
+const SEGMENTS_JS: &str = include_str!("segments.js");
+const HEARTBEAT_DETAIL_JS: &str = include_str!("heartbeat_detail.js");
 const STYLE_CSS: &str = include_str!("style.css");
 
 /// Everything the page loads comes from this origin; nothing inline runs.
@@ -31,6 +33,8 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/schedule.js", get(schedule_js))
         .route("/assets/badges.js", get(badges_js))
         .route("/assets/channels.js", get(channels_js))
+        .route("/assets/segments.js", get(segments_js))
+        .route("/assets/heartbeat_detail.js", get(heartbeat_detail_js))
         .route("/assets/style.css", get(style_css))
 }
 
@@ -70,6 +74,14 @@ async fn badges_js() -> impl IntoResponse {
 
 async fn channels_js() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", CHANNELS_JS)
+}
+
+async fn segments_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", SEGMENTS_JS)
+}
+
+async fn heartbeat_detail_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", HEARTBEAT_DETAIL_JS)
 }
 
 async fn style_css() -> impl IntoResponse {

@@ -1,7 +1,7 @@
 // The schedule view: the cron table (GET /api/schedule) with each entry's
 // expression in words, its next fire time in the viewer's zone and the table's,
 // its last success and age, its counters, and pause / resume / trigger buttons.
-// Loaded after app.js, whose helpers (api, el, $, durationInWords, ago, when,
+// Loaded after app.js, whose helpers (api, el, $, durationInWords, timeEl, when,
 // registerView) it uses; it registers itself as the "schedule" view.
 "use strict";
 
@@ -89,7 +89,7 @@ function inZones(iso, zone) {
   const opts = { dateStyle: "medium", timeStyle: "short" };
   const local = d.toLocaleString(undefined, opts);
   const viewer = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  const out = [el("span", { title: d.toISOString() }, local + " (" + viewer + ")")];
+  const out = [timeEl(iso), el("br"), el("span", { title: d.toISOString() }, local + " (" + viewer + ")")];
   if (zone && zone !== viewer) {
     let there;
     try {
@@ -148,11 +148,11 @@ async function loadSchedule() {
     const state = !e.enabled ? "disabled" : e.paused ? "paused" : "active";
     const pausedNote = e.paused
       ? el("div", { class: "muted" },
-        (e.paused_until ? "until " + when(e.paused_until) : "until resumed") +
+        e.paused_until ? ["until ", timeEl(e.paused_until)] : "until resumed",
         " · " + e.missed_while_paused + " fire time(s) skipped")
       : "";
     const success = e.last_success_at
-      ? [el("span", { title: new Date(e.last_success_at).toISOString() }, ago(e.last_success_at))]
+      ? [timeEl(e.last_success_at)]
       : [el("span", { class: "muted" }, "never")];
     return el("tr", { "data-entry": e.name },
       el("td", {}, el("strong", {}, e.name), el("div", { class: "muted" }, e.job)),

@@ -37,9 +37,13 @@ async fn the_page_and_its_assets_are_served_from_the_binary() {
     assert!(html.contains(r#"href="/assets/style.css""#));
 
     assert!(html.contains(r#"<script src="/assets/channels.js""#));
+    assert!(html.contains(r#"<script src="/assets/segments.js""#));
+    assert!(html.contains(r#"<script src="/assets/heartbeat_detail.js""#));
     for (path, kind) in [
         ("/assets/app.js", "text/javascript"),
         ("/assets/channels.js", "text/javascript"),
+        ("/assets/segments.js", "text/javascript"),
+        ("/assets/heartbeat_detail.js", "text/javascript"),
         ("/assets/style.css", "text/css"),
     ] {
         let r = app.client.get(app.url(path)).send().await.unwrap();

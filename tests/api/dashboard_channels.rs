@@ -112,6 +112,7 @@ async fn in_chromium_an_operator_creates_a_channel_tests_it_and_routes_a_heartbe
         ))
         .await;
         page.screenshot(&shots.join("12-channel-failing.png")).await;
+        page.screenshot(&shots.join("dashboard-channels.png")).await;
 
         // The heartbeat form picks channels.
         page.navigate(&app.url("/#heartbeats")).await;

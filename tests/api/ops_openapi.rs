@@ -30,6 +30,8 @@ const NOT_IN_SPEC: &[(&str, &str)] = &[
     ("GET", "/assets/schedule.js"),
     ("GET", "/assets/badges.js"),
     ("GET", "/assets/channels.js"),
+    ("GET", "/assets/segments.js"),
+    ("GET", "/assets/heartbeat_detail.js"),
     ("GET", "/assets/style.css"),
 ];
 
