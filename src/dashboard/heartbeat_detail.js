@@ -144,16 +144,19 @@ async function loadHeartbeatDetail(id) {
     hbOpenPing = null;
     $("hb-ping-body").hidden = true;
   }
-  hbShown = { key, at: Date.now() };
+  // A newer load (another range, another heartbeat) supersedes this one: its
+  // answers, if they come later, must not overwrite the newer ones.
+  const mine = hbShown = { key, at: Date.now() };
   const path = "/api/heartbeats/" + encodeURIComponent(id);
   const detail = $("hb-detail");
   let hb;
   try {
     hb = await api("GET", path);
   } catch (err) {
-    detail.replaceChildren(el("p", { class: "unavailable" }, err.message));
+    if (hbShown === mine) detail.replaceChildren(el("p", { class: "unavailable" }, err.message));
     return;
   }
+  if (hbShown !== mine) return;
   $("hb-detail-name").textContent = hb.name;
   detail.replaceChildren(
     el("p", {}, el("span", { class: "status-label status-" + hb.status }, hb.status), ...withheldLabels(hb),
@@ -175,6 +178,7 @@ async function loadHeartbeatDetail(id) {
     api("GET", path + "/pings" + since).catch((e) => e),
     api("GET", path + "/flips" + since).catch((e) => e),
   ]);
+  if (hbShown !== mine) return;
   for (const b of document.querySelectorAll("#hb-range button")) b.classList.toggle("selected", b.dataset.range === hbRange);
   const problem = [pings, flips].find((r) => r instanceof Error);
   if (problem) {

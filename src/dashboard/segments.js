@@ -33,15 +33,19 @@ function shiftDate(date, days) {
 
 async function loadSegments(force) {
   if (!force && segShown.key === segKey() && Date.now() - segShown.at < SEGMENTS_POLL_MS) return;
-  segShown = { key: segKey(), at: Date.now() };
+  // A newer load (another day, tier or page) supersedes this one: its answer,
+  // if it comes later, must not overwrite the newer one.
+  const mine = segShown = { key: segKey(), at: Date.now() };
   let day;
   try {
     day = await api("GET", segQuery());
   } catch (err) {
+    if (segShown !== mine) return;
     showSegmentsProblem(err);
-    await loadClientHistory();
+    await loadClientHistory(mine);
     return;
   }
+  if (segShown !== mine) return;
   $("segments-unavailable").hidden = true;
   $("segments-empty").hidden = true;
   $("segments-day").hidden = false;
@@ -68,7 +72,7 @@ async function loadSegments(force) {
     el("td", {}, num(c.score)))));
   $("segments-prev-page").disabled = segState.offset === 0;
   $("segments-next-page").disabled = segState.offset + SEGMENT_PAGE >= inTier;
-  await loadClientHistory();
+  await loadClientHistory(mine);
 }
 
 function showSegmentsProblem(err) {
@@ -95,7 +99,7 @@ function showClient(id) {
   loadSegments(true);
 }
 
-async function loadClientHistory() {
+async function loadClientHistory(mine) {
   const box = $("segment-history");
   if (!segState.client) {
     box.hidden = true;
@@ -106,10 +110,12 @@ async function loadClientHistory() {
   try {
     data = await api("GET", "/api/segments/" + encodeURIComponent(segState.client) + "?limit=90");
   } catch (err) {
+    if (segShown !== mine) return;
     $("segment-history-title").textContent = "Client " + segState.client;
     $("segment-history-body").replaceChildren(el("tr", {}, el("td", { colspan: 5, class: "unavailable" }, err.message)));
     return;
   }
+  if (segShown !== mine) return;
   const now = data.history[0];
   $("segment-history-title").textContent = "Client " + data.client_id + ": " + now.tier + " on " + now.date
     + " (" + data.history.length + " day" + (data.history.length === 1 ? "" : "s") + " of history)";
