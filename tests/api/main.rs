@@ -33,6 +33,7 @@ mod layout;
 mod mcp;
 mod mcp_channels;
 mod mcp_malformed;
+mod mcp_recompute;
 mod monitor;
 mod monitor_alerts;
 mod monitor_auth;
