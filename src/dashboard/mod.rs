@@ -18,6 +18,7 @@ const APP_JS: &str = include_str!("app.js");
 const SCHEDULE_JS: &str = include_str!("schedule.js");
 const BADGES_JS: &str = include_str!("badges.js");
 const CHANNELS_JS: &str = include_str!("channels.js");
+const JOB_STREAM_JS: &str = include_str!("job_stream.js");
 const STYLE_CSS: &str = include_str!("style.css");
 
 /// Everything the page loads comes from this origin; nothing inline runs.
@@ -31,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/schedule.js", get(schedule_js))
         .route("/assets/badges.js", get(badges_js))
         .route("/assets/channels.js", get(channels_js))
+        .route("/assets/job_stream.js", get(job_stream_js))
         .route("/assets/style.css", get(style_css))
 }
 
@@ -70,6 +72,10 @@ async fn badges_js() -> impl IntoResponse {
 
 async fn channels_js() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", CHANNELS_JS)
+}
+
+async fn job_stream_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", JOB_STREAM_JS)
 }
 
 async fn style_css() -> impl IntoResponse {

@@ -10,6 +10,7 @@ mod cli_verbs;
 mod cluster;
 mod dashboard;
 mod dashboard_channels;
+mod dashboard_job;
 mod dashboard_schedule;
 mod detection;
 mod detection_events;
