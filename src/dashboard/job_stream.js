@@ -301,10 +301,9 @@ async function openJob(id) {
   try {
     f.job = await api("GET", "/api/jobs/" + encodeURIComponent(id));
   } catch (err) {
-    if (followedJob === f) {
-      $("job-summary").replaceChildren(el("span", { class: "unavailable" }, err.message));
-      followedJob = null;
-    }
+    // The view stays on this id (no retry every refresh): an unknown or
+    // expired job will not come back; reloading the page tries again.
+    if (followedJob === f) $("job-summary").replaceChildren(el("span", { class: "unavailable" }, err.message));
     return;
   }
   if (followedJob !== f) return;

@@ -30,6 +30,7 @@ const NOT_IN_SPEC: &[(&str, &str)] = &[
     ("GET", "/assets/schedule.js"),
     ("GET", "/assets/badges.js"),
     ("GET", "/assets/channels.js"),
+    ("GET", "/assets/job_stream.js"),
     ("GET", "/assets/style.css"),
 ];
 
