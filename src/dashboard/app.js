@@ -407,7 +407,8 @@ async function loadActiveJob() {
   }
   box.replaceChildren(...[
     el("p", {}, el("strong", {}, "Recompute " + job.state), " · phase ", el("strong", { id: "active-phase" }, job.phase || "–"),
-      " · ", job.trigger, " · started ", ago(job.started_at || job.created_at)),
+      " · ", job.trigger, " · started ", ago(job.started_at || job.created_at),
+      " · ", el("a", { href: "#job/" + job.job_id }, "follow live")),
     progressBar(job.progress),
     phaseList(job),
     data.queued ? el("p", { class: "muted" }, "A follow-up is queued.") : null,
@@ -423,7 +424,7 @@ async function loadJobs() {
     return;
   }
   $("jobs-body").replaceChildren(...listOf(data, "jobs").map((j) => el("tr", { "data-job": j.job_id, "data-state": j.state },
-    el("td", { title: j.job_id }, when(j.created_at)),
+    el("td", { title: j.job_id }, el("a", { href: "#job/" + j.job_id }, when(j.created_at))),
     el("td", {}, j.kind),
     el("td", {}, j.trigger),
     el("td", {}, el("span", { class: "job-state job-" + j.state }, j.state)),
@@ -443,6 +444,7 @@ async function recompute() {
       : r.queued
         ? "Queued job " + r.job_id + " to run after the current one."
         : "Started job " + r.job_id + ".";
+    note.append(" ", el("a", { href: "#job/" + r.job_id, id: "recompute-follow" }, "Follow it live"));
   } catch (err) {
     note.textContent = "Could not start: " + err.message;
   }
@@ -508,9 +510,14 @@ let lastCockpit = 0;
 function route() {
   const hash = decodeURIComponent(location.hash.replace(/^#/, ""));
   detailId = null;
+  const slash = hash.indexOf("/");
   if (hash.startsWith("heartbeat/")) {
     view = "heartbeat";
     detailId = hash.slice("heartbeat/".length);
+  } else if (slash > 0 && extraViews[hash.slice(0, slash)]) {
+    // A view of one thing (job/<id>): its loader gets the id.
+    view = hash.slice(0, slash);
+    detailId = hash.slice(slash + 1);
   } else {
     view = ["heartbeats", "cockpit", "jobs", "audit", ...Object.keys(extraViews)].includes(hash) ? hash : "heartbeats";
   }
@@ -525,7 +532,7 @@ async function refreshAll() {
   if (view === "heartbeat" && detailId) work.push(loadHeartbeatDetail(detailId));
   if (view === "jobs") work.push(loadJobs());
   if (view === "audit") work.push(loadCuts());
-  if (extraViews[view]) work.push(extraViews[view]());
+  if (extraViews[view]) work.push(extraViews[view](detailId));
   if (view === "cockpit" && Date.now() - lastCockpit > COCKPIT_POLL_MS) {
     lastCockpit = Date.now();
     work.push(loadCockpit());

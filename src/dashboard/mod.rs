@@ -20,6 +20,7 @@ const BADGES_JS: &str = include_str!("badges.js");
 const CHANNELS_JS: &str = include_str!("channels.js");
 const SEGMENTS_JS: &str = include_str!("segments.js");
 const HEARTBEAT_DETAIL_JS: &str = include_str!("heartbeat_detail.js");
+const JOB_STREAM_JS: &str = include_str!("job_stream.js");
 const STYLE_CSS: &str = include_str!("style.css");
 
 /// Everything the page loads comes from this origin; nothing inline runs.
@@ -35,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/channels.js", get(channels_js))
         .route("/assets/segments.js", get(segments_js))
         .route("/assets/heartbeat_detail.js", get(heartbeat_detail_js))
+        .route("/assets/job_stream.js", get(job_stream_js))
         .route("/assets/style.css", get(style_css))
 }
 
@@ -82,6 +84,10 @@ async fn segments_js() -> impl IntoResponse {
 
 async fn heartbeat_detail_js() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", HEARTBEAT_DETAIL_JS)
+}
+
+async fn job_stream_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", JOB_STREAM_JS)
 }
 
 async fn style_css() -> impl IntoResponse {

@@ -142,7 +142,18 @@ impl McpHandler {
             }
             ToolName::TriggerRecompute => {
                 let a: tools::TriggerRecompute = parse(tool, args)?;
-                let body = json!({ "metric_ids": a.metric_ids, "trigger": "api" });
+                let mut body = json!({ "metric_ids": a.metric_ids, "trigger": "api" });
+                // Passed on as given, so the API's own parsing and its 422s
+                // (invalid_range naming the bound) are the tool's.
+                if let Some(from) = a.from {
+                    body["from"] = json!(from);
+                }
+                if let Some(to) = a.to {
+                    body["to"] = json!(to);
+                }
+                if a.dry_run {
+                    body["dry_run"] = json!(true);
+                }
                 self.call(http, Method::POST, "/api/metrics/recompute", Some(body))
                     .await
             }

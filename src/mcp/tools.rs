@@ -95,7 +95,7 @@ impl ToolName {
             ToolName::CreateHeartbeat => "Create a heartbeat that expects a ping every period_minutes, allowing grace_minutes of lateness before it is down. Returns it with the ping URL to call from the cron job (curl -fsS -m 10 --retry 5 <ping_url>).",
             ToolName::UpdateHeartbeat => "Change a heartbeat's name, period or grace (minutes). Its last ping, history and status are kept.",
             ToolName::DeleteHeartbeat => "Delete a heartbeat and its ping history.",
-            ToolName::TriggerRecompute => "Start a recompute (ingest, then compute) of the given metric ids, or \"all\". If a running job already covers the request it is reused (coalesced: true); otherwise it is queued to run next. Returns job_id, coalesced and queued; follow it with get_job.",
+            ToolName::TriggerRecompute => "Start a recompute (ingest, then compute) of the given metric ids, or \"all\". With from (and optionally to) it backfills that bucket range whatever its state, at most refresh.history_days back; with dry_run: true as well it returns the buckets each metric would recompute and runs nothing. If a running job already covers the request (metrics and range) it is reused (coalesced: true); otherwise it is merged into the follow-up that runs next. Returns job_id, coalesced and queued (or, for a dry run, dry_run and metrics); follow it with get_job.",
             ToolName::GetJob => "A job's state (queued, running, succeeded, failed, cancelled), current phase, progress and error.",
             ToolName::GetActiveJob => "The recompute job running now (or null) and the queued follow-up, if any.",
             ToolName::ListMetrics => "Every metric with its latest value, benchmark mean and standard deviation, z score and band (normal |z| < 1, amber 1 <= |z| < 2, red |z| >= 2).",
@@ -130,13 +130,18 @@ impl ToolName {
                 json!(["id"]),
             ),
             ToolName::TriggerRecompute => (
-                json!({ "metric_ids": {
-                    "description": "\"all\" (the default) or a list of metric ids from list_metrics.",
-                    "anyOf": [
-                        {"type": "string", "enum": ["all"]},
-                        {"type": "array", "items": {"type": "string"}, "minItems": 1}
-                    ]
-                }}),
+                json!({
+                    "metric_ids": {
+                        "description": "\"all\" (the default) or a list of metric ids from list_metrics.",
+                        "anyOf": [
+                            {"type": "string", "enum": ["all"]},
+                            {"type": "array", "items": {"type": "string"}, "minItems": 1}
+                        ]
+                    },
+                    "from": {"type": "string", "description": "Backfill from this bucket bound: an RFC 3339 time (2026-10-01T00:00:00Z) or a date (2026-10-01, its midnight UTC); at most refresh.history_days back, not in the future."},
+                    "to": {"type": "string", "description": "The backfill's end, excluded (default: now); same forms as from, after it; needs from."},
+                    "dry_run": {"type": "boolean", "default": false, "description": "With from: return the buckets each metric would recompute and run nothing."}
+                }),
                 json!([]),
             ),
             ToolName::GetJob => (
@@ -244,6 +249,15 @@ pub struct UpdateHeartbeat {
 pub struct TriggerRecompute {
     #[serde(default)]
     pub metric_ids: Scope,
+    /// A backfill's start, passed to the API as given (it parses and bounds it).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// A backfill's end, excluded; needs `from`.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// With `from`: answer the buckets each metric would recompute, run nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// `test_channel`'s argument: a channel id, a UUID (so it cannot escape its

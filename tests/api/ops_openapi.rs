@@ -32,6 +32,7 @@ const NOT_IN_SPEC: &[(&str, &str)] = &[
     ("GET", "/assets/channels.js"),
     ("GET", "/assets/segments.js"),
     ("GET", "/assets/heartbeat_detail.js"),
+    ("GET", "/assets/job_stream.js"),
     ("GET", "/assets/style.css"),
 ];
 

@@ -424,12 +424,25 @@ async fn job_heartbeat_paused(app: &TestApp) -> Option<bool> {
         .map(|r| r.get(0))
 }
 
+/// Every recompute job the cluster knows, by id: each node's list (its own jobs
+/// and the ones it sees published by the others).
+async fn recompute_jobs(nodes: &[&TestApp]) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    for node in nodes {
+        let (_, jobs) = node.get_json("/api/jobs?kind=recompute").await;
+        for job in jobs["jobs"].as_array().unwrap() {
+            ids.insert(job["job_id"].as_str().unwrap().to_string());
+        }
+    }
+    ids
+}
+
 #[tokio::test]
 async fn an_entry_paused_on_one_node_of_three_fires_nowhere_and_resumed_on_another_catches_up_once()
 {
     let n1 = node_on("n1", None).await;
     let n2 = node_on("n2", Some(n1.database_url.clone())).await;
-    let n3 = node_on("n3", Some(n1.database_url.clone())).await;
+    let mut n3 = node_on("n3", Some(n1.database_url.clone())).await;
     // The job heartbeats exist once a daemon's monitor has started.
     for _ in 0..200 {
         if job_heartbeat_paused(&n1).await.is_some() {
@@ -438,8 +451,7 @@ async fn an_entry_paused_on_one_node_of_three_fires_nowhere_and_resumed_on_anoth
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(job_heartbeat_paused(&n1).await, Some(false));
-    let nodes = [&n1, &n2, &n3];
-    let mut tickers: Vec<Ticker> = nodes
+    let mut tickers: Vec<Ticker> = [&n1, &n2, &n3]
         .iter()
         .map(|n| ticker_of(n, "2026-11-23T10:00:30Z"))
         .collect();
@@ -453,7 +465,7 @@ async fn an_entry_paused_on_one_node_of_three_fires_nowhere_and_resumed_on_anoth
     assert_eq!(job_heartbeat_paused(&n1).await, Some(true), "silenced");
 
     for at in ["2026-11-23T10:17:00Z", "2026-11-23T11:17:00Z"] {
-        let outcomes = step_all(&mut tickers, &nodes, at).await;
+        let outcomes = step_all(&mut tickers, &[&n1, &n2, &n3], at).await;
         assert_eq!(outcomes, vec![Outcome::Paused { ticks: 1 }; 3], "{at}");
     }
     let (_, view) = n3.get_json("/api/schedule").await;
@@ -464,7 +476,20 @@ async fn an_entry_paused_on_one_node_of_three_fires_nowhere_and_resumed_on_anoth
         recompute["missed_while_paused"], 2,
         "counted once across three nodes: {recompute}"
     );
-    // A restarted node (a fresh tick loop on the same database) keeps the pause.
+
+    // Node C restarts while paused: a new daemon on the same database, whose
+    // start-up (job heartbeats, catch-up) must neither lift the pause nor
+    // un-silence the job heartbeat, and whose fresh tick loop fires nothing.
+    n3.shut_down().await;
+    let n3 = node_on("n3", Some(n1.database_url.clone())).await;
+    let nodes = [&n1, &n2, &n3];
+    let (_, view) = n3.get_json("/api/schedule").await;
+    assert_eq!(view["entries"][0]["paused"], true, "{view}");
+    assert_eq!(
+        job_heartbeat_paused(&n3).await,
+        Some(true),
+        "still silenced after the restart"
+    );
     let mut restarted = ticker_of(&n3, "2026-11-23T11:30:00Z");
     restarted.load(&store_of(&n3).load().await.unwrap());
     let caught: Vec<_> = restarted
@@ -475,10 +500,16 @@ async fn an_entry_paused_on_one_node_of_three_fires_nowhere_and_resumed_on_anoth
         .collect();
     assert!(caught.is_empty(), "{caught:?}");
     tickers[2] = restarted;
-    for node in nodes {
-        let (_, jobs) = node.get_json("/api/jobs?kind=recompute").await;
-        assert!(jobs["jobs"].as_array().unwrap().is_empty(), "{jobs}");
-    }
+    let outcomes = step_all(&mut tickers, &nodes, "2026-11-23T12:17:00Z").await;
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Paused { ticks: 1 }; 3],
+        "the pause holds on the restarted node too"
+    );
+    assert!(
+        recompute_jobs(&nodes).await.is_empty(),
+        "no node fired while paused"
+    );
 
     let (status, body) = n2
         .post_json("/api/schedule/recompute/resume", &serde_json::json!({}))
@@ -486,7 +517,7 @@ async fn an_entry_paused_on_one_node_of_three_fires_nowhere_and_resumed_on_anoth
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["paused"], false);
     assert_eq!(job_heartbeat_paused(&n1).await, Some(false), "un-silenced");
-    let mut outcomes = step_all(&mut tickers, &nodes, "2026-11-23T11:40:00Z").await;
+    let mut outcomes = step_all(&mut tickers, &nodes, "2026-11-23T12:40:00Z").await;
     outcomes.sort_by_key(|o| format!("{o:?}"));
     assert_eq!(
         outcomes,
@@ -497,7 +528,12 @@ async fn an_entry_paused_on_one_node_of_three_fires_nowhere_and_resumed_on_anoth
         ],
         "one catch-up run cluster-wide"
     );
-    let outcomes = step_all(&mut tickers, &nodes, "2026-11-23T11:50:00Z").await;
+    assert_eq!(
+        recompute_jobs(&nodes).await.len(),
+        1,
+        "exactly one recompute job across the three nodes"
+    );
+    let outcomes = step_all(&mut tickers, &nodes, "2026-11-23T12:50:00Z").await;
     assert!(outcomes.is_empty(), "{outcomes:?}");
 }
 
