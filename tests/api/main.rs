@@ -25,6 +25,7 @@ mod hc_badges;
 mod hc_history;
 mod hc_keys;
 mod hc_ping;
+mod hc_ping_meta;
 mod hc_support;
 mod hc_unify;
 mod jobs;
