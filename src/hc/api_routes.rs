@@ -77,18 +77,41 @@ pub struct CheckList {
     pub checks: Vec<CheckJson>,
 }
 
-/// An answer in healthchecks.io's error format: a status and `{"error": "..."}`.
-pub(in crate::hc) struct Refusal(StatusCode, Cow<'static, str>);
+/// A refused call, answered as healthchecks.io answers it.
+pub(in crate::hc) enum Refusal {
+    /// A status and `{"error": "..."}`.
+    Error(StatusCode, Cow<'static, str>),
+    /// An answer healthchecks.io writes with Django's bare `HttpResponse`: a
+    /// status, a plain text (possibly empty) and Django's default content type.
+    Bare(StatusCode, &'static str),
+}
 
 impl Refusal {
     pub(in crate::hc) fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self(status, message.into())
+        Self::Error(status, message.into())
     }
 }
 
+/// Django's default content type, which healthchecks.io's bare answers carry.
+const DJANGO_CONTENT_TYPE: &str = "text/html; charset=utf-8";
+
+/// Another project's check, or a create at the project's check limit:
+/// healthchecks.io's `HttpResponseForbidden()`, a 403 without a body.
+pub(in crate::hc) const FORBIDDEN: Refusal = Refusal::Bare(StatusCode::FORBIDDEN, "");
+
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        match self {
+            Refusal::Error(status, message) => {
+                (status, Json(json!({ "error": message }))).into_response()
+            }
+            Refusal::Bare(status, text) => (
+                status,
+                [(axum::http::header::CONTENT_TYPE, DJANGO_CONTENT_TYPE)],
+                text,
+            )
+                .into_response(),
+        }
     }
 }
 
@@ -102,7 +125,7 @@ impl From<StoreError> for Refusal {
 impl From<WriteError> for Refusal {
     fn from(e: WriteError) -> Self {
         match e {
-            WriteError::Limit => Refusal::new(StatusCode::FORBIDDEN, "check limit reached"),
+            WriteError::Limit => FORBIDDEN,
             WriteError::NameTaken(_) => Refusal::new(StatusCode::CONFLICT, e.to_string()),
             WriteError::Invalid(m) => Refusal::new(StatusCode::BAD_REQUEST, m),
             WriteError::Store(e) => e.into(),
@@ -111,7 +134,7 @@ impl From<WriteError> for Refusal {
 }
 
 pub(in crate::hc) const NOT_FOUND: Refusal =
-    Refusal(StatusCode::NOT_FOUND, Cow::Borrowed("not found"));
+    Refusal::Error(StatusCode::NOT_FOUND, Cow::Borrowed("not found"));
 
 pub(in crate::hc) type HcResult = Result<Response, Refusal>;
 
@@ -203,7 +226,7 @@ pub(in crate::hc) async fn fetch(
     match store::find(&state.pool, ctx.caller.project_id, code, true).await? {
         Lookup::Found(c) => Ok(*c),
         Lookup::NotFound => Err(NOT_FOUND),
-        Lookup::OtherProject => Err(Refusal::new(StatusCode::FORBIDDEN, "wrong project")),
+        Lookup::OtherProject => Err(FORBIDDEN),
     }
 }
 
@@ -232,7 +255,7 @@ async fn list_checks(
     Ok(Json(CheckList { checks }).into_response())
 }
 
-#[utoipa::path(get, path = "/api/{version}/checks/{code}", operation_id = "hcGetCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path, description = "The check's UUID, or its unique_key"), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The check", body = CheckJson), (status = 401, description = "Missing or wrong key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError)))]
+#[utoipa::path(get, path = "/api/{version}/checks/{code}", operation_id = "hcGetCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path, description = "The check's UUID, or its unique_key"), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The check", body = CheckJson), (status = 401, description = "Missing or wrong key", body = HcError), (status = 403, description = "Another project's check: no body (healthchecks.io's bare 403)"), (status = 404, description = "Not found", body = HcError)))]
 async fn get_check(
     State(state): State<AppState>,
     Path((version, code)): Path<(String, String)>,
@@ -273,7 +296,7 @@ async fn writable(
     Ok((ctx, check))
 }
 
-#[utoipa::path(delete, path = "/api/{version}/checks/{code}", operation_id = "hcDeleteCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The deleted check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError)))]
+#[utoipa::path(delete, path = "/api/{version}/checks/{code}", operation_id = "hcDeleteCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The deleted check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check: no body (healthchecks.io's bare 403)"), (status = 404, description = "Not found", body = HcError)))]
 async fn delete_check(
     State(state): State<AppState>,
     Path((version, code)): Path<(String, String)>,
@@ -285,7 +308,7 @@ async fn delete_check(
     Ok(Json(ctx.view(&state, &check)).into_response())
 }
 
-#[utoipa::path(post, path = "/api/{version}/checks/{code}/pause", operation_id = "hcPauseCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The paused check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError)))]
+#[utoipa::path(post, path = "/api/{version}/checks/{code}/pause", operation_id = "hcPauseCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The paused check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check: no body (healthchecks.io's bare 403)"), (status = 404, description = "Not found", body = HcError)))]
 async fn pause_check(
     State(state): State<AppState>,
     Path((version, code)): Path<(String, String)>,
@@ -295,7 +318,7 @@ async fn pause_check(
     set_paused(&state, &ctx, &check, &code, true).await
 }
 
-#[utoipa::path(post, path = "/api/{version}/checks/{code}/resume", operation_id = "hcResumeCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The resumed check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError), (status = 409, description = "`{\"error\": \"check is not paused\"}`", body = HcError)))]
+#[utoipa::path(post, path = "/api/{version}/checks/{code}/resume", operation_id = "hcResumeCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The resumed check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check: no body (healthchecks.io's bare 403)"), (status = 404, description = "Not found", body = HcError), (status = 409, description = "`{\"error\": \"check is not paused\"}`", body = HcError)))]
 async fn resume_check(
     State(state): State<AppState>,
     Path((version, code)): Path<(String, String)>,
@@ -349,7 +372,7 @@ fn spec(body: &Value) -> Result<CheckSpec, Refusal> {
     CheckSpec::parse(body).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.0))
 }
 
-#[utoipa::path(post, path = "/api/{version}/checks/", operation_id = "hcCreateCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("X-Api-Key" = Option<String>, Header)), request_body(content = CheckFields, description = "healthchecks.io's check fields: name, slug (v3), tags, desc, timeout, grace, schedule, tz, manual_resume, methods, channels, unique, and `api_key` when no header carries it", content_type = "application/json"), responses((status = 404, description = "Unknown version", body = HcError), (status = 201, description = "Created", body = CheckJson), (status = 200, description = "`unique` matched an existing check, which was updated", body = CheckJson), (status = 400, description = "`{\"error\": \"json validation error: ...\"}` or `could not parse request body`", body = HcError), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "The project's check limit is reached", body = HcError), (status = 409, description = "Another check of the project has this name", body = HcError)))]
+#[utoipa::path(post, path = "/api/{version}/checks/", operation_id = "hcCreateCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("X-Api-Key" = Option<String>, Header)), request_body(content = CheckFields, description = "healthchecks.io's check fields: name, slug (v3), tags, desc, timeout, grace, schedule, tz, manual_resume, methods, channels, unique, and `api_key` when no header carries it", content_type = "application/json"), responses((status = 404, description = "Unknown version", body = HcError), (status = 201, description = "Created", body = CheckJson), (status = 200, description = "`unique` matched an existing check, which was updated", body = CheckJson), (status = 400, description = "`{\"error\": \"json validation error: ...\"}` or `could not parse request body`", body = HcError), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "The project's check limit is reached: no body (healthchecks.io's bare 403)"), (status = 409, description = "Another check of the project has this name", body = HcError)))]
 async fn create_check(
     State(state): State<AppState>,
     Path(version): Path<String>,
@@ -381,7 +404,7 @@ async fn create_check(
     Ok((status, Json(ctx.view(&state, &check))).into_response())
 }
 
-#[utoipa::path(post, path = "/api/{version}/checks/{code}", operation_id = "hcUpdateCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path, description = "The check's UUID"), ("X-Api-Key" = Option<String>, Header)), request_body(content = CheckFields, description = "The fields to change, as for a create; fields not given are kept", content_type = "application/json"), responses((status = 200, description = "The updated check", body = CheckJson), (status = 400, description = "`json validation error: ...`", body = HcError), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError), (status = 409, description = "Another check of the project has this name", body = HcError)))]
+#[utoipa::path(post, path = "/api/{version}/checks/{code}", operation_id = "hcUpdateCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path, description = "The check's UUID"), ("X-Api-Key" = Option<String>, Header)), request_body(content = CheckFields, description = "The fields to change, as for a create; fields not given are kept", content_type = "application/json"), responses((status = 200, description = "The updated check", body = CheckJson), (status = 400, description = "`json validation error: ...`", body = HcError), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check: no body (healthchecks.io's bare 403)"), (status = 404, description = "Not found", body = HcError), (status = 409, description = "Another check of the project has this name", body = HcError)))]
 async fn update_check(
     State(state): State<AppState>,
     Path((version, code)): Path<(String, String)>,
