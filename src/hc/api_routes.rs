@@ -20,7 +20,6 @@ use chrono::Utc;
 use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use super::check::{to_check, ApiVersion, CheckJson, Urls};
 use super::spec::CheckSpec;
@@ -289,7 +288,7 @@ async fn writable(
     headers: &HeaderMap,
 ) -> Result<(Ctx, StoredCheck), Refusal> {
     let ctx = read_write(state, version, headers).await?;
-    if Uuid::try_parse(code).is_err() {
+    if crate::hc::ping::canonical_uuid(code).is_none() {
         return Err(NOT_FOUND);
     }
     let check = fetch(state, &ctx, code).await?;
@@ -318,7 +317,7 @@ async fn pause_check(
     set_paused(&state, &ctx, &check, &code, true).await
 }
 
-#[utoipa::path(post, path = "/api/{version}/checks/{code}/resume", operation_id = "hcResumeCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The resumed check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check: no body (healthchecks.io's bare 403)"), (status = 404, description = "Not found", body = HcError), (status = 409, description = "`{\"error\": \"check is not paused\"}`", body = HcError)))]
+#[utoipa::path(post, path = "/api/{version}/checks/{code}/resume", operation_id = "hcResumeCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The resumed check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check: no body (healthchecks.io's bare 403)"), (status = 404, description = "Not found", body = HcError), (status = 409, description = "`check is not paused`, as plain text (healthchecks.io's bare answer)", body = String, content_type = "text/html")))]
 async fn resume_check(
     State(state): State<AppState>,
     Path((version, code)): Path<(String, String)>,
@@ -326,7 +325,8 @@ async fn resume_check(
 ) -> HcResult {
     let (ctx, check) = writable(&state, &version, &code, &headers).await?;
     if !check.hb.paused {
-        return Err(Refusal::new(StatusCode::CONFLICT, "check is not paused"));
+        // healthchecks.io's `HttpResponse("check is not paused", status=409)`.
+        return Err(Refusal::Bare(StatusCode::CONFLICT, "check is not paused"));
     }
     set_paused(&state, &ctx, &check, &code, false).await
 }
@@ -413,7 +413,7 @@ async fn update_check(
 ) -> HcResult {
     let body = json_body(&body)?;
     let ctx = writer(&state, &version, &headers, &body).await?;
-    if Uuid::try_parse(&code).is_err() {
+    if crate::hc::ping::canonical_uuid(&code).is_none() {
         return Err(NOT_FOUND);
     }
     let check = fetch(&state, &ctx, &code).await?;

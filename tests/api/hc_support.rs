@@ -167,3 +167,12 @@ pub async fn raw(
         .unwrap_or_default();
     (status, content_type, r.text().await.unwrap())
 }
+
+/// healthchecks.io's answer to a resume of a check that is not paused.
+pub fn not_paused() -> (u16, String, String) {
+    (
+        409,
+        "text/html; charset=utf-8".into(),
+        "check is not paused".into(),
+    )
+}

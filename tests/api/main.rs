@@ -29,6 +29,7 @@ mod hc_ping;
 mod hc_ping_meta;
 mod hc_support;
 mod hc_unify;
+mod hc_uuid_forms;
 mod jobs;
 mod jobs_events;
 mod layout;

@@ -15,7 +15,6 @@ use axum::Json;
 use chrono::Utc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::hc::api_routes::{ctx, fetch, read_write, HcError, HcResult, Refusal, NOT_FOUND};
 use crate::hc::badge::{self, BadgeUrls};
@@ -40,7 +39,7 @@ async fn list_pings(
     headers: HeaderMap,
 ) -> HcResult {
     let ctx = read_write(&state, &version, &headers).await?;
-    if Uuid::try_parse(&code).is_err() {
+    if crate::hc::ping::canonical_uuid(&code).is_none() {
         return Err(NOT_FOUND);
     }
     let check = fetch(&state, &ctx, &code).await?;
@@ -61,7 +60,7 @@ async fn ping_body(
     headers: HeaderMap,
 ) -> HcResult {
     let ctx = read_write(&state, &version, &headers).await?;
-    if Uuid::try_parse(&code).is_err() {
+    if crate::hc::ping::canonical_uuid(&code).is_none() {
         return Err(NOT_FOUND);
     }
     let check = fetch(&state, &ctx, &code).await?;
