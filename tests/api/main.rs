@@ -27,6 +27,7 @@ mod hc_history;
 mod hc_keys;
 mod hc_ping;
 mod hc_ping_meta;
+mod hc_runitor;
 mod hc_support;
 mod hc_unify;
 mod hc_uuid_forms;
