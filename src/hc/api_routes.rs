@@ -8,12 +8,18 @@
 //! In open mode the default project answers without a key. Errors are
 //! healthchecks.io's `{"error": "..."}`, not Heartbeat's envelope, so these routes
 //! sit outside the `/api` key layer.
+//!
+//! Every Management API path also answers an `OPTIONS` preflight, and carries
+//! healthchecks.io's CORS headers on its answers ([`cors`]), here and in
+//! `super::history::routes`.
 
 use std::borrow::Cow;
 
 use axum::body::Bytes;
+use axum::extract::Request;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
@@ -29,10 +35,36 @@ use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_checks, create_check))
-        .routes(routes!(get_check, update_check, delete_check))
-        .routes(routes!(pause_check))
-        .routes(routes!(resume_check))
+        .routes(routes!(list_checks, create_check, checks_preflight))
+        .routes(routes!(
+            get_check,
+            update_check,
+            delete_check,
+            check_preflight
+        ))
+        .routes(routes!(pause_check, pause_preflight))
+        .routes(routes!(resume_check, resume_preflight))
+        .layer(axum::middleware::from_fn(cors))
+}
+
+#[utoipa::path(options, path = "/api/{version}/checks/", operation_id = "hcChecksPreflight", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3")), responses((status = 204, description = "CORS preflight: `Access-Control-Allow-Origin: *`, `Access-Control-Allow-Headers: X-Api-Key`, the path's methods in `Access-Control-Allow-Methods`, `Access-Control-Max-Age: 600`"), (status = 404, description = "Unknown version", body = HcError)))]
+async fn checks_preflight(uri: Uri) -> Response {
+    preflight(&uri).unwrap_or_else(|| NOT_FOUND.into_response())
+}
+
+#[utoipa::path(options, path = "/api/{version}/checks/{code}", operation_id = "hcCheckPreflight", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3"), ("code" = String, Path)), responses((status = 204, description = "CORS preflight: `Access-Control-Allow-Origin: *`, `Access-Control-Allow-Headers: X-Api-Key`, the path's methods in `Access-Control-Allow-Methods`, `Access-Control-Max-Age: 600`"), (status = 404, description = "Unknown version", body = HcError)))]
+async fn check_preflight(uri: Uri) -> Response {
+    preflight(&uri).unwrap_or_else(|| NOT_FOUND.into_response())
+}
+
+#[utoipa::path(options, path = "/api/{version}/checks/{code}/pause", operation_id = "hcPausePreflight", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3"), ("code" = String, Path)), responses((status = 204, description = "CORS preflight: `Access-Control-Allow-Origin: *`, `Access-Control-Allow-Headers: X-Api-Key`, the path's methods in `Access-Control-Allow-Methods`, `Access-Control-Max-Age: 600`"), (status = 404, description = "Unknown version", body = HcError)))]
+async fn pause_preflight(uri: Uri) -> Response {
+    preflight(&uri).unwrap_or_else(|| NOT_FOUND.into_response())
+}
+
+#[utoipa::path(options, path = "/api/{version}/checks/{code}/resume", operation_id = "hcResumePreflight", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3"), ("code" = String, Path)), responses((status = 204, description = "CORS preflight: `Access-Control-Allow-Origin: *`, `Access-Control-Allow-Headers: X-Api-Key`, the path's methods in `Access-Control-Allow-Methods`, `Access-Control-Max-Age: 600`"), (status = 404, description = "Unknown version", body = HcError)))]
+async fn resume_preflight(uri: Uri) -> Response {
+    preflight(&uri).unwrap_or_else(|| NOT_FOUND.into_response())
 }
 
 /// healthchecks.io's error body.
@@ -429,4 +461,107 @@ async fn update_check(
     .await?;
     let check = fetch(&state, &ctx, &code).await?;
     Ok(Json(ctx.view(&state, &check)).into_response())
+}
+
+// healthchecks.io's CORS on its Management API, as its `cors()` decorator
+// (`hc/api/decorators.py`) answers: every answer of a call carries
+// `Access-Control-Allow-Origin: *`, `Access-Control-Allow-Headers: X-Api-Key`,
+// the path's methods and `Access-Control-Max-Age: 600`, and an `OPTIONS`
+// preflight is answered 204. `status/` has no CORS there, nor here. `cors` is a
+// layer on this router and `super::history::routes`'; each path's `OPTIONS`
+// handler, declared beside the path's other methods so the document lists it,
+// answers `preflight`.
+
+/// The methods a Management API path serves, `OPTIONS` included, as
+/// healthchecks.io lists them; None for a path without CORS (`status/`, an
+/// unknown version or path).
+pub(in crate::hc) fn allowed_methods(path: &str) -> Option<&'static str> {
+    let (version, rest) = path.strip_prefix("/api/")?.split_once('/')?;
+    ApiVersion::parse(version)?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    match segments.as_slice() {
+        ["checks", ""] => Some("GET, POST, OPTIONS"),
+        ["checks", code] if !code.is_empty() => Some("GET, POST, DELETE, OPTIONS"),
+        ["checks", _, "pause" | "resume"] => Some("POST, OPTIONS"),
+        ["checks", _, "pings" | "flips", ""]
+        | ["checks", _, "pings", _, "body"]
+        | ["channels" | "badges", ""] => Some("GET, OPTIONS"),
+        _ => None,
+    }
+}
+
+fn add_headers(resp: &mut Response, methods: &'static str) {
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("X-Api-Key"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(methods),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+}
+
+/// The layer: the CORS headers on every answer of a path that has them
+/// (refusals included, as healthchecks.io's decorator wraps its auth).
+pub(in crate::hc) async fn cors(req: Request, next: Next) -> Response {
+    let methods = allowed_methods(req.uri().path());
+    let mut resp = next.run(req).await;
+    if let Some(methods) = methods {
+        add_headers(&mut resp, methods);
+    }
+    resp
+}
+
+/// The answer to an `OPTIONS` request: 204 with the headers; None for a path
+/// without CORS (an unknown version), which the caller answers 404.
+pub(in crate::hc) fn preflight(uri: &Uri) -> Option<Response> {
+    let methods = allowed_methods(uri.path())?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    add_headers(&mut resp, methods);
+    Some(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_path_lists_the_methods_healthchecks_io_serves_on_it() {
+        let one = "/api/v3/checks/5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278";
+        assert_eq!(
+            allowed_methods("/api/v1/checks/"),
+            Some("GET, POST, OPTIONS")
+        );
+        assert_eq!(allowed_methods(one), Some("GET, POST, DELETE, OPTIONS"));
+        assert_eq!(
+            allowed_methods(&format!("{one}/pause")),
+            Some("POST, OPTIONS")
+        );
+        for get in [
+            format!("{one}/pings/"),
+            format!("{one}/pings/3/body"),
+            format!("{one}/flips/"),
+            "/api/v2/channels/".into(),
+            "/api/v2/badges/".into(),
+        ] {
+            assert_eq!(allowed_methods(&get), Some("GET, OPTIONS"), "{get}");
+        }
+        for none in [
+            "/api/v3/status/",
+            "/api/v9/checks/",
+            "/api/heartbeats",
+            "/ping/x",
+        ] {
+            assert_eq!(allowed_methods(none), None, "{none}");
+        }
+    }
 }

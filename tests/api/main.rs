@@ -22,6 +22,7 @@ mod first_hour_bare;
 mod foundation;
 mod hc_api;
 mod hc_badges;
+mod hc_cors;
 mod hc_forbidden;
 mod hc_history;
 mod hc_keys;

@@ -9,14 +9,16 @@
 //! answers' shapes are the domain's (`super`).
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::hc::api_routes::{ctx, fetch, read_write, HcError, HcResult, Refusal, NOT_FOUND};
+use crate::hc::api_routes::{
+    cors, ctx, fetch, preflight, read_write, HcError, HcResult, Refusal, NOT_FOUND,
+};
 use crate::hc::badge::{self, BadgeUrls};
 use crate::hc::check::ApiVersion;
 use crate::hc::history::{self, BodyUrls, ChannelList, FlipFilter, FlipList, PingList};
@@ -24,12 +26,38 @@ use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_pings))
-        .routes(routes!(ping_body))
-        .routes(routes!(list_flips))
-        .routes(routes!(list_channels))
-        .routes(routes!(list_badges))
+        .routes(routes!(list_pings, pings_preflight))
+        .routes(routes!(ping_body, body_preflight))
+        .routes(routes!(list_flips, flips_preflight))
+        .routes(routes!(list_channels, channels_preflight))
+        .routes(routes!(list_badges, badges_preflight))
         .routes(routes!(status))
+        .layer(axum::middleware::from_fn(cors))
+}
+
+#[utoipa::path(options, path = "/api/{version}/checks/{code}/pings/", operation_id = "hcPingsPreflight", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3"), ("code" = String, Path)), responses((status = 204, description = "CORS preflight: `Access-Control-Allow-Origin: *`, `Access-Control-Allow-Headers: X-Api-Key`, the path's methods in `Access-Control-Allow-Methods`, `Access-Control-Max-Age: 600`"), (status = 404, description = "Unknown version", body = HcError)))]
+async fn pings_preflight(uri: Uri) -> Response {
+    preflight(&uri).unwrap_or_else(|| NOT_FOUND.into_response())
+}
+
+#[utoipa::path(options, path = "/api/{version}/checks/{code}/pings/{n}/body", operation_id = "hcPingBodyPreflight", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3"), ("code" = String, Path), ("n" = String, Path)), responses((status = 204, description = "CORS preflight: `Access-Control-Allow-Origin: *`, `Access-Control-Allow-Headers: X-Api-Key`, the path's methods in `Access-Control-Allow-Methods`, `Access-Control-Max-Age: 600`"), (status = 404, description = "Unknown version", body = HcError)))]
+async fn body_preflight(uri: Uri) -> Response {
+    preflight(&uri).unwrap_or_else(|| NOT_FOUND.into_response())
+}
+
+#[utoipa::path(options, path = "/api/{version}/checks/{code}/flips/", operation_id = "hcFlipsPreflight", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3"), ("code" = String, Path)), responses((status = 204, description = "CORS preflight: `Access-Control-Allow-Origin: *`, `Access-Control-Allow-Headers: X-Api-Key`, the path's methods in `Access-Control-Allow-Methods`, `Access-Control-Max-Age: 600`"), (status = 404, description = "Unknown version", body = HcError)))]
+async fn flips_preflight(uri: Uri) -> Response {
+    preflight(&uri).unwrap_or_else(|| NOT_FOUND.into_response())
+}
+
+#[utoipa::path(options, path = "/api/{version}/channels/", operation_id = "hcChannelsPreflight", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3")), responses((status = 204, description = "CORS preflight: `Access-Control-Allow-Origin: *`, `Access-Control-Allow-Headers: X-Api-Key`, the path's methods in `Access-Control-Allow-Methods`, `Access-Control-Max-Age: 600`"), (status = 404, description = "Unknown version", body = HcError)))]
+async fn channels_preflight(uri: Uri) -> Response {
+    preflight(&uri).unwrap_or_else(|| NOT_FOUND.into_response())
+}
+
+#[utoipa::path(options, path = "/api/{version}/badges/", operation_id = "hcBadgesPreflight", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3")), responses((status = 204, description = "CORS preflight: `Access-Control-Allow-Origin: *`, `Access-Control-Allow-Headers: X-Api-Key`, the path's methods in `Access-Control-Allow-Methods`, `Access-Control-Max-Age: 600`"), (status = 404, description = "Unknown version", body = HcError)))]
+async fn badges_preflight(uri: Uri) -> Response {
+    preflight(&uri).unwrap_or_else(|| NOT_FOUND.into_response())
 }
 
 #[utoipa::path(get, path = "/api/{version}/checks/{code}/pings/", operation_id = "hcListPings", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3"), ("code" = String, Path, description = "The check's UUID"), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The check's logged pings, newest first", body = PingList), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check: no body (healthchecks.io's bare 403)"), (status = 404, description = "Not found", body = HcError)))]
