@@ -8,19 +8,24 @@
 //! In open mode the default project answers without a key. Errors are
 //! healthchecks.io's `{"error": "..."}`, not Heartbeat's envelope, so these routes
 //! sit outside the `/api` key layer.
+//!
+//! Every Management API path also answers an `OPTIONS` preflight, and carries
+//! healthchecks.io's CORS headers on its answers ([`cors`]), here and in
+//! `super::history::routes`.
 
 use std::borrow::Cow;
 
 use axum::body::Bytes;
+use axum::extract::Request;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use super::check::{to_check, ApiVersion, CheckJson, Urls};
 use super::spec::CheckSpec;
@@ -30,10 +35,36 @@ use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_checks, create_check))
-        .routes(routes!(get_check, update_check, delete_check))
-        .routes(routes!(pause_check))
-        .routes(routes!(resume_check))
+        .routes(routes!(list_checks, create_check, checks_preflight))
+        .routes(routes!(
+            get_check,
+            update_check,
+            delete_check,
+            check_preflight
+        ))
+        .routes(routes!(pause_check, pause_preflight))
+        .routes(routes!(resume_check, resume_preflight))
+        .layer(axum::middleware::from_fn(cors))
+}
+
+#[utoipa::path(options, path = "/api/{version}/checks/", operation_id = "hcChecksPreflight", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3")), responses((status = 204, description = "CORS preflight: `Access-Control-Allow-Origin: *`, `Access-Control-Allow-Headers: X-Api-Key`, the path's methods in `Access-Control-Allow-Methods`, `Access-Control-Max-Age: 600`"), (status = 404, description = "Unknown version", body = HcError)))]
+async fn checks_preflight(uri: Uri) -> Response {
+    preflight(&uri).unwrap_or_else(|| NOT_FOUND.into_response())
+}
+
+#[utoipa::path(options, path = "/api/{version}/checks/{code}", operation_id = "hcCheckPreflight", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3"), ("code" = String, Path)), responses((status = 204, description = "CORS preflight: `Access-Control-Allow-Origin: *`, `Access-Control-Allow-Headers: X-Api-Key`, the path's methods in `Access-Control-Allow-Methods`, `Access-Control-Max-Age: 600`"), (status = 404, description = "Unknown version", body = HcError)))]
+async fn check_preflight(uri: Uri) -> Response {
+    preflight(&uri).unwrap_or_else(|| NOT_FOUND.into_response())
+}
+
+#[utoipa::path(options, path = "/api/{version}/checks/{code}/pause", operation_id = "hcPausePreflight", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3"), ("code" = String, Path)), responses((status = 204, description = "CORS preflight: `Access-Control-Allow-Origin: *`, `Access-Control-Allow-Headers: X-Api-Key`, the path's methods in `Access-Control-Allow-Methods`, `Access-Control-Max-Age: 600`"), (status = 404, description = "Unknown version", body = HcError)))]
+async fn pause_preflight(uri: Uri) -> Response {
+    preflight(&uri).unwrap_or_else(|| NOT_FOUND.into_response())
+}
+
+#[utoipa::path(options, path = "/api/{version}/checks/{code}/resume", operation_id = "hcResumePreflight", tag = "healthchecks.io management API", params(("version" = String, Path, description = "v1, v2 or v3"), ("code" = String, Path)), responses((status = 204, description = "CORS preflight: `Access-Control-Allow-Origin: *`, `Access-Control-Allow-Headers: X-Api-Key`, the path's methods in `Access-Control-Allow-Methods`, `Access-Control-Max-Age: 600`"), (status = 404, description = "Unknown version", body = HcError)))]
+async fn resume_preflight(uri: Uri) -> Response {
+    preflight(&uri).unwrap_or_else(|| NOT_FOUND.into_response())
 }
 
 /// healthchecks.io's error body.
@@ -77,18 +108,41 @@ pub struct CheckList {
     pub checks: Vec<CheckJson>,
 }
 
-/// An answer in healthchecks.io's error format: a status and `{"error": "..."}`.
-pub(in crate::hc) struct Refusal(StatusCode, Cow<'static, str>);
+/// A refused call, answered as healthchecks.io answers it.
+pub(in crate::hc) enum Refusal {
+    /// A status and `{"error": "..."}`.
+    Error(StatusCode, Cow<'static, str>),
+    /// An answer healthchecks.io writes with Django's bare `HttpResponse`: a
+    /// status, a plain text (possibly empty) and Django's default content type.
+    Bare(StatusCode, &'static str),
+}
 
 impl Refusal {
     pub(in crate::hc) fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self(status, message.into())
+        Self::Error(status, message.into())
     }
 }
 
+/// Django's default content type, which healthchecks.io's bare answers carry.
+const DJANGO_CONTENT_TYPE: &str = "text/html; charset=utf-8";
+
+/// Another project's check, or a create at the project's check limit:
+/// healthchecks.io's `HttpResponseForbidden()`, a 403 without a body.
+pub(in crate::hc) const FORBIDDEN: Refusal = Refusal::Bare(StatusCode::FORBIDDEN, "");
+
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        match self {
+            Refusal::Error(status, message) => {
+                (status, Json(json!({ "error": message }))).into_response()
+            }
+            Refusal::Bare(status, text) => (
+                status,
+                [(axum::http::header::CONTENT_TYPE, DJANGO_CONTENT_TYPE)],
+                text,
+            )
+                .into_response(),
+        }
     }
 }
 
@@ -102,7 +156,7 @@ impl From<StoreError> for Refusal {
 impl From<WriteError> for Refusal {
     fn from(e: WriteError) -> Self {
         match e {
-            WriteError::Limit => Refusal::new(StatusCode::FORBIDDEN, "check limit reached"),
+            WriteError::Limit => FORBIDDEN,
             WriteError::NameTaken(_) => Refusal::new(StatusCode::CONFLICT, e.to_string()),
             WriteError::Invalid(m) => Refusal::new(StatusCode::BAD_REQUEST, m),
             WriteError::Store(e) => e.into(),
@@ -111,7 +165,7 @@ impl From<WriteError> for Refusal {
 }
 
 pub(in crate::hc) const NOT_FOUND: Refusal =
-    Refusal(StatusCode::NOT_FOUND, Cow::Borrowed("not found"));
+    Refusal::Error(StatusCode::NOT_FOUND, Cow::Borrowed("not found"));
 
 pub(in crate::hc) type HcResult = Result<Response, Refusal>;
 
@@ -203,7 +257,7 @@ pub(in crate::hc) async fn fetch(
     match store::find(&state.pool, ctx.caller.project_id, code, true).await? {
         Lookup::Found(c) => Ok(*c),
         Lookup::NotFound => Err(NOT_FOUND),
-        Lookup::OtherProject => Err(Refusal::new(StatusCode::FORBIDDEN, "wrong project")),
+        Lookup::OtherProject => Err(FORBIDDEN),
     }
 }
 
@@ -232,7 +286,7 @@ async fn list_checks(
     Ok(Json(CheckList { checks }).into_response())
 }
 
-#[utoipa::path(get, path = "/api/{version}/checks/{code}", operation_id = "hcGetCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path, description = "The check's UUID, or its unique_key"), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The check", body = CheckJson), (status = 401, description = "Missing or wrong key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError)))]
+#[utoipa::path(get, path = "/api/{version}/checks/{code}", operation_id = "hcGetCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path, description = "The check's UUID, or its unique_key"), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The check", body = CheckJson), (status = 401, description = "Missing or wrong key", body = HcError), (status = 403, description = "Another project's check: no body (healthchecks.io's bare 403)"), (status = 404, description = "Not found", body = HcError)))]
 async fn get_check(
     State(state): State<AppState>,
     Path((version, code)): Path<(String, String)>,
@@ -266,14 +320,14 @@ async fn writable(
     headers: &HeaderMap,
 ) -> Result<(Ctx, StoredCheck), Refusal> {
     let ctx = read_write(state, version, headers).await?;
-    if Uuid::try_parse(code).is_err() {
+    if crate::hc::ping::canonical_uuid(code).is_none() {
         return Err(NOT_FOUND);
     }
     let check = fetch(state, &ctx, code).await?;
     Ok((ctx, check))
 }
 
-#[utoipa::path(delete, path = "/api/{version}/checks/{code}", operation_id = "hcDeleteCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The deleted check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError)))]
+#[utoipa::path(delete, path = "/api/{version}/checks/{code}", operation_id = "hcDeleteCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The deleted check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check: no body (healthchecks.io's bare 403)"), (status = 404, description = "Not found", body = HcError)))]
 async fn delete_check(
     State(state): State<AppState>,
     Path((version, code)): Path<(String, String)>,
@@ -285,7 +339,7 @@ async fn delete_check(
     Ok(Json(ctx.view(&state, &check)).into_response())
 }
 
-#[utoipa::path(post, path = "/api/{version}/checks/{code}/pause", operation_id = "hcPauseCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The paused check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError)))]
+#[utoipa::path(post, path = "/api/{version}/checks/{code}/pause", operation_id = "hcPauseCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The paused check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check: no body (healthchecks.io's bare 403)"), (status = 404, description = "Not found", body = HcError)))]
 async fn pause_check(
     State(state): State<AppState>,
     Path((version, code)): Path<(String, String)>,
@@ -295,7 +349,7 @@ async fn pause_check(
     set_paused(&state, &ctx, &check, &code, true).await
 }
 
-#[utoipa::path(post, path = "/api/{version}/checks/{code}/resume", operation_id = "hcResumeCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The resumed check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError), (status = 409, description = "`{\"error\": \"check is not paused\"}`", body = HcError)))]
+#[utoipa::path(post, path = "/api/{version}/checks/{code}/resume", operation_id = "hcResumeCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path), ("X-Api-Key" = Option<String>, Header)), responses((status = 200, description = "The resumed check", body = CheckJson), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check: no body (healthchecks.io's bare 403)"), (status = 404, description = "Not found", body = HcError), (status = 409, description = "`check is not paused`, as plain text (healthchecks.io's bare answer)", body = String, content_type = "text/html")))]
 async fn resume_check(
     State(state): State<AppState>,
     Path((version, code)): Path<(String, String)>,
@@ -303,7 +357,8 @@ async fn resume_check(
 ) -> HcResult {
     let (ctx, check) = writable(&state, &version, &code, &headers).await?;
     if !check.hb.paused {
-        return Err(Refusal::new(StatusCode::CONFLICT, "check is not paused"));
+        // healthchecks.io's `HttpResponse("check is not paused", status=409)`.
+        return Err(Refusal::Bare(StatusCode::CONFLICT, "check is not paused"));
     }
     set_paused(&state, &ctx, &check, &code, false).await
 }
@@ -349,7 +404,7 @@ fn spec(body: &Value) -> Result<CheckSpec, Refusal> {
     CheckSpec::parse(body).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.0))
 }
 
-#[utoipa::path(post, path = "/api/{version}/checks/", operation_id = "hcCreateCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("X-Api-Key" = Option<String>, Header)), request_body(content = CheckFields, description = "healthchecks.io's check fields: name, slug (v3), tags, desc, timeout, grace, schedule, tz, manual_resume, methods, channels, unique, and `api_key` when no header carries it", content_type = "application/json"), responses((status = 404, description = "Unknown version", body = HcError), (status = 201, description = "Created", body = CheckJson), (status = 200, description = "`unique` matched an existing check, which was updated", body = CheckJson), (status = 400, description = "`{\"error\": \"json validation error: ...\"}` or `could not parse request body`", body = HcError), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "The project's check limit is reached", body = HcError), (status = 409, description = "Another check of the project has this name", body = HcError)))]
+#[utoipa::path(post, path = "/api/{version}/checks/", operation_id = "hcCreateCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("X-Api-Key" = Option<String>, Header)), request_body(content = CheckFields, description = "healthchecks.io's check fields: name, slug (v3), tags, desc, timeout, grace, schedule, tz, manual_resume, methods, channels, unique, and `api_key` when no header carries it", content_type = "application/json"), responses((status = 404, description = "Unknown version", body = HcError), (status = 201, description = "Created", body = CheckJson), (status = 200, description = "`unique` matched an existing check, which was updated", body = CheckJson), (status = 400, description = "`{\"error\": \"json validation error: ...\"}` or `could not parse request body`", body = HcError), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "The project's check limit is reached: no body (healthchecks.io's bare 403)"), (status = 409, description = "Another check of the project has this name", body = HcError)))]
 async fn create_check(
     State(state): State<AppState>,
     Path(version): Path<String>,
@@ -381,7 +436,7 @@ async fn create_check(
     Ok((status, Json(ctx.view(&state, &check))).into_response())
 }
 
-#[utoipa::path(post, path = "/api/{version}/checks/{code}", operation_id = "hcUpdateCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path, description = "The check's UUID"), ("X-Api-Key" = Option<String>, Header)), request_body(content = CheckFields, description = "The fields to change, as for a create; fields not given are kept", content_type = "application/json"), responses((status = 200, description = "The updated check", body = CheckJson), (status = 400, description = "`json validation error: ...`", body = HcError), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check", body = HcError), (status = 404, description = "Not found", body = HcError), (status = 409, description = "Another check of the project has this name", body = HcError)))]
+#[utoipa::path(post, path = "/api/{version}/checks/{code}", operation_id = "hcUpdateCheck", tag = "healthchecks.io management API", params(("version" = String, Path), ("code" = String, Path, description = "The check's UUID"), ("X-Api-Key" = Option<String>, Header)), request_body(content = CheckFields, description = "The fields to change, as for a create; fields not given are kept", content_type = "application/json"), responses((status = 200, description = "The updated check", body = CheckJson), (status = 400, description = "`json validation error: ...`", body = HcError), (status = 401, description = "Missing, wrong or read-only key", body = HcError), (status = 403, description = "Another project's check: no body (healthchecks.io's bare 403)"), (status = 404, description = "Not found", body = HcError), (status = 409, description = "Another check of the project has this name", body = HcError)))]
 async fn update_check(
     State(state): State<AppState>,
     Path((version, code)): Path<(String, String)>,
@@ -390,7 +445,7 @@ async fn update_check(
 ) -> HcResult {
     let body = json_body(&body)?;
     let ctx = writer(&state, &version, &headers, &body).await?;
-    if Uuid::try_parse(&code).is_err() {
+    if crate::hc::ping::canonical_uuid(&code).is_none() {
         return Err(NOT_FOUND);
     }
     let check = fetch(&state, &ctx, &code).await?;
@@ -406,4 +461,107 @@ async fn update_check(
     .await?;
     let check = fetch(&state, &ctx, &code).await?;
     Ok(Json(ctx.view(&state, &check)).into_response())
+}
+
+// healthchecks.io's CORS on its Management API, as its `cors()` decorator
+// (`hc/api/decorators.py`) answers: every answer of a call carries
+// `Access-Control-Allow-Origin: *`, `Access-Control-Allow-Headers: X-Api-Key`,
+// the path's methods and `Access-Control-Max-Age: 600`, and an `OPTIONS`
+// preflight is answered 204. `status/` has no CORS there, nor here. `cors` is a
+// layer on this router and `super::history::routes`'; each path's `OPTIONS`
+// handler, declared beside the path's other methods so the document lists it,
+// answers `preflight`.
+
+/// The methods a Management API path serves, `OPTIONS` included, as
+/// healthchecks.io lists them; None for a path without CORS (`status/`, an
+/// unknown version or path).
+pub(in crate::hc) fn allowed_methods(path: &str) -> Option<&'static str> {
+    let (version, rest) = path.strip_prefix("/api/")?.split_once('/')?;
+    ApiVersion::parse(version)?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    match segments.as_slice() {
+        ["checks", ""] => Some("GET, POST, OPTIONS"),
+        ["checks", code] if !code.is_empty() => Some("GET, POST, DELETE, OPTIONS"),
+        ["checks", _, "pause" | "resume"] => Some("POST, OPTIONS"),
+        ["checks", _, "pings" | "flips", ""]
+        | ["checks", _, "pings", _, "body"]
+        | ["channels" | "badges", ""] => Some("GET, OPTIONS"),
+        _ => None,
+    }
+}
+
+fn add_headers(resp: &mut Response, methods: &'static str) {
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("X-Api-Key"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(methods),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+}
+
+/// The layer: the CORS headers on every answer of a path that has them
+/// (refusals included, as healthchecks.io's decorator wraps its auth).
+pub(in crate::hc) async fn cors(req: Request, next: Next) -> Response {
+    let methods = allowed_methods(req.uri().path());
+    let mut resp = next.run(req).await;
+    if let Some(methods) = methods {
+        add_headers(&mut resp, methods);
+    }
+    resp
+}
+
+/// The answer to an `OPTIONS` request: 204 with the headers; None for a path
+/// without CORS (an unknown version), which the caller answers 404.
+pub(in crate::hc) fn preflight(uri: &Uri) -> Option<Response> {
+    let methods = allowed_methods(uri.path())?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    add_headers(&mut resp, methods);
+    Some(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_path_lists_the_methods_healthchecks_io_serves_on_it() {
+        let one = "/api/v3/checks/5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278";
+        assert_eq!(
+            allowed_methods("/api/v1/checks/"),
+            Some("GET, POST, OPTIONS")
+        );
+        assert_eq!(allowed_methods(one), Some("GET, POST, DELETE, OPTIONS"));
+        assert_eq!(
+            allowed_methods(&format!("{one}/pause")),
+            Some("POST, OPTIONS")
+        );
+        for get in [
+            format!("{one}/pings/"),
+            format!("{one}/pings/3/body"),
+            format!("{one}/flips/"),
+            "/api/v2/channels/".into(),
+            "/api/v2/badges/".into(),
+        ] {
+            assert_eq!(allowed_methods(&get), Some("GET, OPTIONS"), "{get}");
+        }
+        for none in [
+            "/api/v3/status/",
+            "/api/v9/checks/",
+            "/api/heartbeats",
+            "/ping/x",
+        ] {
+            assert_eq!(allowed_methods(none), None, "{none}");
+        }
+    }
 }

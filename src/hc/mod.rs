@@ -14,7 +14,7 @@
 //! - [`check`]: a heartbeat as the Management API's check JSON.
 //! - [`store`]: the checks the Management API reads and writes, in the database.
 //! - [`api_routes`]: the Management API's HTTP edge (`X-Api-Key`, healthchecks.io's
-//!   `{"error": "..."}` answers) for checks.
+//!   `{"error": "..."}` answers, its CORS) for checks.
 //! - [`history`]: a check's pings and flips, the project's channels; its
 //!   `routes` serve them and the Management API's other reads (badges, status).
 //! - [`badge`]: status badges per tag and per project (SVG, JSON, shields.io),

@@ -63,6 +63,34 @@ impl From<PingUrlError> for HcUrlError {
     }
 }
 
+/// `s` as a UUID in the one form healthchecks.io's URLs take: 36 characters,
+/// lowercase hex with hyphens (its `<uuid:...>` routes and its rid check).
+/// Other forms `Uuid::try_parse` reads (no hyphens, uppercase, braces) name
+/// no check there: a URL with one is a 404, a rid a 400.
+pub fn canonical_uuid(s: &str) -> Option<Uuid> {
+    let b = s.as_bytes();
+    let shaped = b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
+        });
+    shaped.then(|| Uuid::try_parse(s).ok()).flatten()
+}
+
+/// The `rid` query parameter of a healthchecks.io ping URL, if any; one not in
+/// the canonical form ([`canonical_uuid`]) is `invalid uuid format`.
+pub fn parse_hc_rid(query: Option<&str>) -> Result<Option<Uuid>, HcUrlError> {
+    let Some(query) = query else { return Ok(None) };
+    for pair in query.split('&') {
+        if let Some(value) = pair.strip_prefix("rid=") {
+            return canonical_uuid(value)
+                .map(Some)
+                .ok_or(HcUrlError::InvalidRid);
+        }
+    }
+    Ok(None)
+}
+
 /// A ping key is the project's 22 URL-safe characters; a slug is a-z, 0-9,
 /// `-` and `_` (healthchecks.io's slug pattern).
 fn is_slug(s: &str) -> bool {
@@ -89,7 +117,7 @@ fn suffix(s: Option<&str>) -> Result<(PingKind, Option<i32>), HcUrlError> {
 pub fn parse_path(segments: &[&str]) -> Result<ParsedPing, HcUrlError> {
     let (address, rest) = match segments {
         [first, rest @ ..] => {
-            if let Ok(uuid) = Uuid::try_parse(first) {
+            if let Some(uuid) = canonical_uuid(first) {
                 (PingAddress::Uuid(uuid), rest)
             } else if let Some(token) = HeartbeatToken::parse(first) {
                 (PingAddress::Token(token), rest)
@@ -316,6 +344,39 @@ mod tests {
             parse_path(&["abcdefghijklmnopqrstuv"]),
             Err(HcUrlError::NotFound)
         );
+    }
+
+    #[test]
+    fn only_the_canonical_uuid_form_names_a_check_or_a_run() {
+        assert!(canonical_uuid(U).is_some());
+        for other in [
+            "5bf66975d4c74bf5bcc8b8d8a82ea278",
+            "5BF66975-D4C7-4BF5-BCC8-B8D8A82EA278",
+            "{5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278}",
+            "urn:uuid:5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278",
+            "684e2e73-017e-465f-8149-d70b7c5aaa490",
+            "12345",
+        ] {
+            assert_eq!(canonical_uuid(other), None, "{other}");
+            assert_eq!(
+                parse_hc_rid(Some(&format!("rid={other}"))),
+                Err(HcUrlError::InvalidRid),
+                "{other}"
+            );
+        }
+        // Not a UUID in the canonical form, so not a check: a path it does not serve.
+        assert_eq!(
+            parse_path(&["5bf66975d4c74bf5bcc8b8d8a82ea278"]),
+            Err(HcUrlError::NotFound)
+        );
+        assert_eq!(
+            parse_hc_rid(Some(&format!("rid={U}")))
+                .unwrap()
+                .unwrap()
+                .to_string(),
+            U
+        );
+        assert_eq!(parse_hc_rid(None), Ok(None));
     }
 
     #[test]

@@ -16,11 +16,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ping::{
-    parse_path, resolve_slug, wants_create, HcUrlError, ParsedPing, PingAddress, SlugTarget,
+    parse_hc_rid, parse_path, resolve_slug, wants_create, HcUrlError, ParsedPing, PingAddress,
+    SlugTarget,
 };
 use super::DEFAULT_PING_PREFIX;
 use crate::monitor::heartbeat::HeartbeatToken;
-use crate::monitor::ping::{parse_rid, PingOutcome};
+use crate::monitor::ping::PingOutcome;
 use crate::monitor::ping_routes::{self, text, Sent};
 use crate::state::AppState;
 
@@ -166,9 +167,9 @@ async fn ping(State(state): State<AppState>, RawQuery(query): RawQuery, req: Req
         // Answered above, before the suffix is read the healthchecks.io way.
         PingAddress::Token(token) => (token, false),
         PingAddress::Uuid(uuid) => {
-            let rid = match parse_rid(query.as_deref()) {
+            let rid = match parse_hc_rid(query.as_deref()) {
                 Ok(r) => r,
-                Err(e) => return url_error(e.into(), limit),
+                Err(e) => return url_error(e, limit),
             };
             let token = match state.hc_uuids.resolve(&state.pool, uuid).await {
                 Ok(Some(t)) => t,
@@ -182,8 +183,8 @@ async fn ping(State(state): State<AppState>, RawQuery(query): RawQuery, req: Req
             return resp;
         }
         PingAddress::Slug { ping_key, slug } => {
-            if let Err(e) = parse_rid(query.as_deref()) {
-                return url_error(e.into(), limit);
+            if let Err(e) = parse_hc_rid(query.as_deref()) {
+                return url_error(e, limit);
             }
             let create = wants_create(query.as_deref());
             let max = state.config.monitor.max_heartbeats_per_project;
@@ -200,7 +201,7 @@ async fn ping(State(state): State<AppState>, RawQuery(query): RawQuery, req: Req
             }
         }
     };
-    let rid = parse_rid(query.as_deref()).ok().flatten();
+    let rid = parse_hc_rid(query.as_deref()).ok().flatten();
     record(&state, token, kind, exit_code, rid, req, limit, created).await
 }
 

@@ -109,15 +109,16 @@ pub async fn find(
     by_unique_key: bool,
 ) -> Result<Lookup, StoreError> {
     let client = pool.get().await?;
-    let found = match Uuid::try_parse(code) {
-        Ok(uuid) => {
+    // Only the canonical form is a UUID here, as in healthchecks.io's routes.
+    let found = match crate::hc::ping::canonical_uuid(code) {
+        Some(uuid) => {
             let sql = format!("{} WHERE ping_uuid = $1", select());
             client
                 .query_opt(&sql, &[&uuid])
                 .await?
                 .map(|r| StoredCheck::from_row(&r))
         }
-        Err(_) if by_unique_key => {
+        None if by_unique_key => {
             // A unique_key is a digest: it is found among the project's checks.
             let sql = format!("{} WHERE project_id = $1", select());
             client
@@ -127,7 +128,7 @@ pub async fn find(
                 .map(StoredCheck::from_row)
                 .find(|c| unique_key(c.hb.ping_uuid) == code)
         }
-        Err(_) => None,
+        None => None,
     };
     Ok(match found {
         None => Lookup::NotFound,

@@ -54,6 +54,11 @@ pub struct PingRecord {
     pub source: Option<String>,
     pub user_agent: Option<String>,
     pub body: Option<String>,
+    /// `http` or `https`, as the request arrived; None for a ping that came
+    /// through no HTTP request (the daemon's own jobs).
+    pub scheme: Option<&'static str>,
+    /// `GET`, `HEAD` or `POST`; None as for `scheme`.
+    pub method: Option<&'static str>,
 }
 
 impl PingRecord {
@@ -68,6 +73,8 @@ impl PingRecord {
             source: None,
             user_agent: None,
             body: None,
+            scheme: None,
+            method: None,
         }
     }
 }
@@ -261,6 +268,8 @@ pub async fn write_batch(
                 &batch.hb_runs,
                 &batch.hb_ok_at,
                 &batch.hb_pings,
+                &batch.schemes,
+                &batch.methods,
             ],
         )
         .await?;
@@ -319,6 +328,8 @@ struct BatchColumns<'a> {
     sources: Vec<Option<&'a str>>,
     agents: Vec<Option<&'a str>>,
     bodies: Vec<Option<&'a str>>,
+    schemes: Vec<Option<&'static str>>,
+    methods: Vec<Option<&'static str>>,
 }
 
 impl<'a> BatchColumns<'a> {
@@ -343,6 +354,8 @@ impl<'a> BatchColumns<'a> {
             sources: Vec::with_capacity(pings.len()),
             agents: Vec::with_capacity(pings.len()),
             bodies: Vec::with_capacity(pings.len()),
+            schemes: Vec::with_capacity(pings.len()),
+            methods: Vec::with_capacity(pings.len()),
         };
         let mut runs: Vec<Vec<i32>> = Vec::new();
         for p in pings {
@@ -400,6 +413,8 @@ impl<'a> BatchColumns<'a> {
             b.sources.push(p.source.as_deref());
             b.agents.push(p.user_agent.as_deref());
             b.bodies.push(p.body.as_deref());
+            b.schemes.push(p.scheme);
+            b.methods.push(p.method);
         }
         b.hb_runs = runs.iter().map(|r| runs_literal(r)).collect();
         for list in &mut b.hb_pings {
@@ -444,6 +459,9 @@ fn runs_literal(runs: &[i32]) -> Option<String> {
 /// any ping to a heartbeat with a run-time or interval rule, whose next
 /// deadline only the loop can tell.
 ///
+/// Each ping keeps how it arrived (`$20` scheme, `$21` method), which
+/// healthchecks.io's ping JSON shows (`crate::hc::history`).
+///
 /// History is a ring (`monitor::ring`): ping `seq` lands in slot `seq % $16` and
 /// overwrites the ping `$16` before it, in place. Only a burst's newest `$16`
 /// pings are written, since one statement cannot write a slot twice.
@@ -486,7 +504,8 @@ hb AS (
 ),
 ring AS (
     INSERT INTO heartbeat.ping AS p (heartbeat_id, slot, seq, at, kind, exit_code, rid,
-                                     duration_ms, source, user_agent, body, event, reason)
+                                     duration_ms, source, user_agent, body, event, reason,
+                                     scheme, method)
     SELECT hb.heartbeat_id, (hb.ping_seq - hb.cnt + i.rank) % $16, hb.ping_seq - hb.cnt + i.rank,
            i.at, i.kind, i.exit_code, i.rid,
            CASE WHEN i.kind IN ('success', 'fail') THEN
@@ -496,17 +515,19 @@ ring AS (
                     ORDER BY s.seq DESC LIMIT 1)
                 ELSE hb.prev_started_at END) * 1000)::bigint
            END,
-           i.source, i.user_agent, i.body, hb.batch_events[i.rank], hb.batch_reasons[i.rank]
+           i.source, i.user_agent, i.body, hb.batch_events[i.rank], hb.batch_reasons[i.rank],
+           i.scheme, i.method
     FROM unnest($7::text[], $8::int8[], $9::text[], $10::int4[], $11::uuid[], $12::timestamptz[],
-                $13::text[], $14::text[], $15::text[])
-         AS i(token, rank, kind, exit_code, rid, at, source, user_agent, body)
+                $13::text[], $14::text[], $15::text[], $20::text[], $21::text[])
+         AS i(token, rank, kind, exit_code, rid, at, source, user_agent, body, scheme, method)
     JOIN hb ON hb.token = i.token
     WHERE i.rank > hb.cnt - $16
     ON CONFLICT (heartbeat_id, slot) DO UPDATE SET
         seq = excluded.seq, at = excluded.at, kind = excluded.kind,
         exit_code = excluded.exit_code, rid = excluded.rid, duration_ms = excluded.duration_ms,
         source = excluded.source, user_agent = excluded.user_agent, body = excluded.body,
-        event = excluded.event, reason = excluded.reason
+        event = excluded.event, reason = excluded.reason, scheme = excluded.scheme,
+        method = excluded.method
 )
 SELECT token, batch_events FROM hb";
 

@@ -110,6 +110,27 @@ pub(crate) struct Sent {
     pub user_agent: Option<String>,
     /// The body's first `limit` bytes.
     pub body: Option<String>,
+    /// The listener's scheme ([`LISTENER_SCHEME`]).
+    pub scheme: &'static str,
+    /// `GET`, `HEAD` or `POST`: the only methods the ping routes serve.
+    pub method: Option<&'static str>,
+}
+
+/// The scheme pings are recorded with. The daemon's listener speaks plain
+/// HTTP (TLS, when there is any, ends at a proxy in front of it), and it has no
+/// setting naming trusted proxies, so an `X-Forwarded-Proto` header is not
+/// believed: any client could send one.
+pub(crate) const LISTENER_SCHEME: &str = "http";
+
+/// A ping request's method as the static text the batch writer binds.
+fn method_name(method: &axum::http::Method) -> Option<&'static str> {
+    use axum::http::Method;
+    match *method {
+        Method::GET => Some("GET"),
+        Method::HEAD => Some("HEAD"),
+        Method::POST => Some("POST"),
+        _ => None,
+    }
 }
 
 impl Sent {
@@ -124,12 +145,15 @@ impl Sent {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(200).collect());
+        let method = method_name(req.method());
         let body = read_truncated(req.into_body(), limit).await;
         Self {
             at,
             source,
             user_agent,
             body,
+            scheme: LISTENER_SCHEME,
+            method,
         }
     }
 
@@ -150,6 +174,8 @@ impl Sent {
             source: self.source,
             user_agent: self.user_agent,
             body: self.body,
+            scheme: Some(self.scheme),
+            method: self.method,
         }
     }
 }

@@ -20,12 +20,19 @@ pub struct HcWorld {
 
 impl HcWorld {
     pub async fn new() -> Self {
-        let mut config = test_config();
-        config.admin_key = Some(ADMIN.into());
-        config.monitor = MonitorConfig {
+        Self::with_monitor(MonitorConfig {
             loops: false,
             ..MonitorConfig::default()
-        };
+        })
+        .await
+    }
+
+    /// The same world with `monitor` as the monitor's settings (a check
+    /// limit, a ring size).
+    pub async fn with_monitor(monitor: MonitorConfig) -> Self {
+        let mut config = test_config();
+        config.admin_key = Some(ADMIN.into());
+        config.monitor = monitor;
         let app = spawn_app_with(config).await;
         let mut projects = Vec::new();
         for name in ["team", "other"] {
@@ -136,4 +143,36 @@ impl HcWorld {
 pub fn path_of(url: &str) -> String {
     let rest = url.split_once("://").map(|(_, r)| r).expect("absolute URL");
     format!("/{}", rest.split_once('/').map(|(_, p)| p).unwrap_or(""))
+}
+
+/// A Management API call without a body, answered as it is sent: the status,
+/// the `Content-Type` and the body's text (for healthchecks.io's bare
+/// answers, which are not JSON).
+pub async fn raw(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    key: Option<&str>,
+) -> (u16, String, String) {
+    let mut req = app.client.request(method, app.url(path));
+    if let Some(k) = key {
+        req = req.header("X-Api-Key", k);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let content_type = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, content_type, r.text().await.unwrap())
+}
+
+/// healthchecks.io's answer to a resume of a check that is not paused.
+pub fn not_paused() -> (u16, String, String) {
+    (
+        409,
+        "text/html; charset=utf-8".into(),
+        "check is not paused".into(),
+    )
 }

@@ -26,11 +26,13 @@ pub struct PingJson {
     pub date: String,
     /// Its number among the check's pings, from 1.
     pub n: i64,
-    /// Always `http`: Heartbeat does not record the scheme.
-    pub scheme: &'static str,
+    /// `http` or `https`, as the ping arrived (`http` for pings recorded
+    /// before Heartbeat kept it, healthchecks.io's default).
+    pub scheme: String,
     pub remote_addr: Option<String>,
-    /// Always `""`: Heartbeat does not record the method.
-    pub method: &'static str,
+    /// `GET`, `HEAD` or `POST`; `""` when not known (a ping recorded before
+    /// Heartbeat kept it, or one of the daemon's own job heartbeats).
+    pub method: String,
     pub ua: String,
     pub rid: Option<Uuid>,
     /// Where its body is read, when it has one.
@@ -59,7 +61,7 @@ fn python_iso(t: DateTime<Utc>) -> String {
 
 const PINGS: &str = "
 SELECT seq, at, kind, rid, duration_ms, source, user_agent,
-       coalesce(body, '') <> ''
+       coalesce(body, '') <> '', coalesce(scheme, 'http'), coalesce(method, '')
 FROM heartbeat.ping WHERE heartbeat_id = $1 ORDER BY seq DESC LIMIT $2";
 
 /// Where a check's ping bodies are read.
@@ -89,9 +91,9 @@ pub async fn pings(
                 kind: r.get(2),
                 date: python_iso(r.get(1)),
                 n,
-                scheme: "http",
+                scheme: r.get(8),
                 remote_addr: r.get(5),
-                method: "",
+                method: r.get(9),
                 ua: r.get::<_, Option<String>>(6).unwrap_or_default(),
                 rid: r.get(3),
                 body_url: has_body.then(|| {
