@@ -202,6 +202,7 @@ function renderHeartbeats() {
   $("job-heartbeats-body").replaceChildren(...jobs.map((hb) => heartbeatRow(hb, false)));
   $("job-heartbeats").hidden = jobs.length === 0;
   $("heartbeats-empty").hidden = own.length > 0;
+  if (typeof filterByTag === "function") filterByTag(heartbeats); // tags.js
 }
 
 function heartbeatRow(hb, editable) {
@@ -323,6 +324,7 @@ async function loadHeartbeatDetail(id) {
     el("div", { class: "copy-row" }, el("code", { id: "detail-url" }, pingUrl(hb)),
       el("button", { type: "button", "data-copy": "detail-url" }, "Copy")),
   );
+  if (typeof showDetection === "function") showDetection(hb, path); // detection.js
   const [pings, flips] = await Promise.all([
     api("GET", path + "/pings").catch((e) => e),
     api("GET", path + "/flips").catch((e) => e),

@@ -18,6 +18,8 @@ const APP_JS: &str = include_str!("app.js");
 const SCHEDULE_JS: &str = include_str!("schedule.js");
 const BADGES_JS: &str = include_str!("badges.js");
 const CHANNELS_JS: &str = include_str!("channels.js");
+const DETECTION_JS: &str = include_str!("detection.js");
+const TAGS_JS: &str = include_str!("tags.js");
 const STYLE_CSS: &str = include_str!("style.css");
 
 /// Everything the page loads comes from this origin; nothing inline runs.
@@ -31,6 +33,8 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/schedule.js", get(schedule_js))
         .route("/assets/badges.js", get(badges_js))
         .route("/assets/channels.js", get(channels_js))
+        .route("/assets/detection.js", get(detection_js))
+        .route("/assets/tags.js", get(tags_js))
         .route("/assets/style.css", get(style_css))
 }
 
@@ -70,6 +74,14 @@ async fn badges_js() -> impl IntoResponse {
 
 async fn channels_js() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", CHANNELS_JS)
+}
+
+async fn detection_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", DETECTION_JS)
+}
+
+async fn tags_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", TAGS_JS)
 }
 
 async fn style_css() -> impl IntoResponse {

@@ -30,6 +30,8 @@ const NOT_IN_SPEC: &[(&str, &str)] = &[
     ("GET", "/assets/schedule.js"),
     ("GET", "/assets/badges.js"),
     ("GET", "/assets/channels.js"),
+    ("GET", "/assets/detection.js"),
+    ("GET", "/assets/tags.js"),
     ("GET", "/assets/style.css"),
 ];
 
