@@ -443,15 +443,16 @@ async fn detection(db: &tokio_postgres::Client) {
                     max(extract(epoch FROM detected_at - at))::float8,
                     count(*) FILTER (WHERE withheld IS NOT NULL),
                     count(*) FILTER (WHERE f.heartbeat_id IN
-                        (SELECT heartbeat_id FROM heartbeat.heartbeat WHERE schedule IS NOT NULL))
+                        (SELECT heartbeat_id FROM heartbeat.heartbeat WHERE schedule IS NOT NULL)),
+                    (SELECT count(*) FROM heartbeat.detection_event)
              FROM heartbeat.flip f",
             &[],
         )
         .await
         .unwrap();
     let (n, p50, p99, max): (i64, f64, f64, f64) = (row.get(0), row.get(1), row.get(2), row.get(3));
-    let (withheld, scheduled): (i64, i64) = (row.get(4), row.get(5));
-    println!("detection: {n} flips ({scheduled} of schedule heartbeats, {withheld} withheld); deadline -> flip committed: p50 {p50:.3} s, p99 {p99:.3} s, max {max:.3} s");
+    let (withheld, scheduled, events): (i64, i64, i64) = (row.get(4), row.get(5), row.get(6));
+    println!("detection: {n} flips ({scheduled} of schedule heartbeats, {withheld} withheld), {events} detection events; deadline -> flip committed: p50 {p50:.3} s, p99 {p99:.3} s, max {max:.3} s");
     // Idle: every heartbeat is down now, nothing is due.
     let idle: u64 = env_or("BENCH_IDLE_SECONDS", IDLE_SECONDS);
     let cpu0 = cpu_seconds();
