@@ -137,3 +137,42 @@ async fn another_projects_heartbeat_has_no_events_to_show() {
         .await;
     assert_eq!(status, 404, "{body}");
 }
+
+#[tokio::test]
+async fn the_loop_keeps_each_heartbeats_newest_hundred_events() {
+    let app = quiet_app().await;
+    let hb = create(
+        &app,
+        json!({"name": "ring", "period_seconds": 60, "grace_seconds": 0,
+               "failure_threshold": 100}),
+    )
+    .await;
+    one(&app, &hb, PingKind::Success, t0()).await;
+    tick(&app, t0()).await;
+    // 100 misses in one pass: the 100th takes it down.
+    let t = tick(&app, t0() + secs(60 * 100 + 1)).await;
+    assert_eq!((t.events.missed, t.flips), (100, 1));
+    let e = events(&app, &hb).await;
+    assert_eq!(e.len(), 100);
+    assert_eq!(e[0]["failure_streak"], 100);
+    assert_eq!(e[99]["failure_streak"], 1);
+    // It recovers, then misses 100 more: they overwrite the first 100 in place.
+    let back = t0() + secs(60 * 101);
+    one(&app, &hb, PingKind::Success, back).await;
+    tick(&app, back).await;
+    let t = tick(&app, back + secs(60 * 100 + 1)).await;
+    assert_eq!(t.events.missed, 100);
+    let e = events(&app, &hb).await;
+    assert_eq!(e.len(), 100);
+    assert!(
+        e.iter().all(|e| e["at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+            > back),
+        "only the newest are kept"
+    );
+    assert_eq!(e[0]["failure_streak"], 100);
+    assert_eq!(e[99]["failure_streak"], 1);
+}
