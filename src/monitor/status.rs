@@ -826,6 +826,81 @@ mod tests {
     }
 
     #[test]
+    fn the_stored_fire_times_are_the_next_ones_strictly_after_the_signal() {
+        let every_five = Expectation::Schedule(Box::new(
+            HeartbeatSchedule::parse("*/5 * * * *", "UTC").unwrap(),
+        ));
+        assert_eq!(
+            fire_times(&every_five, t(10, 4, 30), 3),
+            [t(10, 5, 0), t(10, 10, 0), t(10, 15, 0)]
+        );
+        assert_eq!(fire_times(&every_five, t(10, 5, 0), 1), [t(10, 10, 0)]);
+        assert!(fire_times(&hourly(), t(10, 0, 0), 3).is_empty());
+        // Across spring forward in Paris, as the schedule fires.
+        let daily = Expectation::Schedule(Box::new(
+            HeartbeatSchedule::parse("30 2 * * *", "Europe/Paris").unwrap(),
+        ));
+        let last = Utc.with_ymd_and_hms(2026, 3, 28, 1, 30, 5).unwrap();
+        let (evaluated, stored) = (
+            evaluate(
+                &daily,
+                GRACE,
+                &Signals {
+                    last_signal_at: Some(last),
+                    ..signals()
+                },
+                last,
+            )
+            .due_at,
+            fire_times(&daily, last, 2),
+        );
+        assert_eq!(evaluated, Some(stored[0]));
+        assert_eq!(
+            stored[0],
+            Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_missed_deadline_and_a_timed_out_run_are_counted_with_their_reasons() {
+        let s = Signals {
+            last_signal_at: Some(t(10, 0, 0)),
+            started_at: Some(t(10, 30, 0)),
+            thresholds: Thresholds {
+                failure: 3,
+                recovery: 1,
+            },
+            ..signals()
+        };
+        let e = evaluate(&hourly(), GRACE, &s, t(11, 5, 1));
+        let reasons: Vec<(Cause, i32, String)> = e
+            .counted
+            .iter()
+            .map(|c| (c.cause, c.failure_streak, c.reason()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (
+                    Cause::Timeout,
+                    1,
+                    "the run started 2026-03-01T10:30:00Z not finished within grace_seconds 300"
+                        .to_string()
+                ),
+                (
+                    Cause::Missed,
+                    2,
+                    "nothing heard by 2026-03-01T11:05:00Z: due 2026-03-01T11:00:00Z, grace_seconds 300"
+                        .to_string()
+                ),
+            ]
+        );
+        // Two failures of three: still up, expected again at the next period
+        // after the missed due time.
+        assert_eq!((e.status, e.due_at), (Status::Up, Some(t(12, 0, 0))));
+    }
+
+    #[test]
     fn each_run_times_out_on_its_own_clock() {
         let run = |m: u32, id: u128| Run {
             rid: uuid::Uuid::from_u128(id),
