@@ -260,7 +260,7 @@ fn random_paths_script(name: &str, paths: &[String]) -> String {
 
 /// `/ping/{uuid}` against `/hb/{token}` on the same 10,000 heartbeats, in one
 /// run: RUNS pairs, alternating which form goes first, after a 3 s warm-up of
-/// each (a long-lived daemon has every UUID in its map). The target is
+/// each (a long-lived daemon has every UUID in its map). The target is
 /// a ratio of at least 0.95.
 async fn ping_forms(db: &tokio_postgres::Client, base: &str) {
     const FORM_RUNS: usize = 6;
