@@ -10,9 +10,11 @@
 //! - **hc**: the same 10,000 heartbeats pinged by healthchecks.io's
 //!   `/ping/{uuid}` and by `/hb/{token}`, alternated in one run (`-- hc`); the
 //!   ratio of the two is the cost of the UUID form.
-//! - **detection**: 100,000 heartbeats, every detection rule on, whose deadlines
-//!   fall over 20 s; the daemon's own deadline loop flips them; p50/p99/max of (detected − deadline), and the
-//!   process's CPU use while idle afterwards.
+//! - **detection**: 100,000 heartbeats (`BENCH_DETECTION_HEARTBEATS`), every
+//!   detection rule on, a quarter of them schedule heartbeats with a start
+//!   margin, whose deadlines fall over 20 s; the daemon's own deadline loop flips
+//!   them; p50/p99/max of (detected − deadline), and the process's CPU use while
+//!   idle afterwards (for `BENCH_IDLE_SECONDS`, 30).
 //!
 //! Needs `wrk` on the PATH (`apt-get install wrk`). Loopback only, bounded in time.
 
@@ -33,6 +35,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const RUNS: usize = 3;
 const TOKENS: usize = 10_000;
 const DETECTION_HEARTBEATS: i64 = 100_000;
+const IDLE_SECONDS: u64 = 30;
+
+/// `name` from the environment as a number, else `default` (a smaller run to
+/// check the benchmark works: `BENCH_DETECTION_HEARTBEATS=2000`).
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 fn main() {
     let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -248,7 +260,7 @@ fn random_paths_script(name: &str, paths: &[String]) -> String {
 
 /// `/ping/{uuid}` against `/hb/{token}` on the same 10,000 heartbeats, in one
 /// run: RUNS pairs, alternating which form goes first, after a 3 s warm-up of
-/// each (a long-lived daemon has every UUID in its map). The issue's target is
+/// each (a long-lived daemon has every UUID in its map). The target is
 /// a ratio of at least 0.95.
 async fn ping_forms(db: &tokio_postgres::Client, base: &str) {
     const FORM_RUNS: usize = 6;
@@ -329,50 +341,87 @@ fn cpu_seconds() -> f64 {
 }
 
 async fn detection(db: &tokio_postgres::Client) {
-    // Every detection rule on for every heartbeat (docs/monitoring.md): a
-    // failure and recovery threshold, a maximum and minimum run time with an
-    // open `rid` run each, a minimum interval, a tag a silence names (its
-    // window not open now), and a parent (up) whose status the loop must look
-    // up for each flip. The start margin is a schedule's rule; these are period
-    // heartbeats, whose deadlines the benchmark controls. `BENCH_NO_RULES=1`
-    // leaves the rules off, for a comparison on the same machine.
+    // Every detection rule on (docs/monitoring.md): failure and recovery
+    // thresholds (each heartbeat already one failure into a threshold of 2, so
+    // its missed deadline is the one that takes it down), a maximum and minimum
+    // run time with an open `rid` run each, a minimum interval, a tag a
+    // recurring silence names (its window not open now), and a parent (up)
+    // whose status the loop must look up for each flip. One in ten is also
+    // snoozed by a one-off silence and one in ten has a parent that is down, so
+    // their flips are withheld and owed. One in four is a schedule heartbeat
+    // (hourly, at the minute that puts its deadline in the 20 s) with a start
+    // margin of 2 to 3 minutes, missed as a fire with no start within it.
+    // `BENCH_NO_RULES=1` leaves the rules off, for a comparison on the same
+    // machine.
     let rules = std::env::var_os("BENCH_NO_RULES").is_none();
+    let heartbeats: i64 = env_or("BENCH_DETECTION_HEARTBEATS", DETECTION_HEARTBEATS);
     db.batch_execute(
         "INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds,
              grace_seconds, status, last_ping_at, last_ping_kind, last_signal_at)
          VALUES ('00000000-0000-0000-0000-0000000000aa', '00000000-0000-0000-0000-000000000001',
                  'det-parent', 'hb_detparent000000', 86400, 0, 'up', now(), 'success', now());
+         INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds,
+             grace_seconds, status, last_ping_at, last_ping_kind, last_signal_at,
+             last_signal_failed, fail_streak, failing, failing_since, failing_cause)
+         VALUES ('00000000-0000-0000-0000-0000000000ab', '00000000-0000-0000-0000-000000000001',
+                 'det-parent-down', 'hb_detparentdown00', 86400, 0, 'down', now(), 'fail', now(),
+                 true, 1, true, now(), 'fail');
          INSERT INTO heartbeat.silence (silence_id, project_id, tag, cron, duration_seconds, tz)
          VALUES (gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 'bench',
-                 '0 0 1 1 *', 60, 'UTC');",
+                 '0 0 1 1 *', 60, 'UTC');
+         INSERT INTO heartbeat.silence (silence_id, project_id, tag, until)
+         VALUES (gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 'bench-snoozed',
+                 now() + interval '1 day');",
     )
     .await
     .unwrap();
     // Deadlines spread from 10 s to 30 s from now, so the load arrives as it would
-    // in production: a steady stream, not one instant.
+    // in production: a steady stream, not one instant. A schedule heartbeat's
+    // deadline is its fire time `f` (a whole minute, 2 to 3 minutes before the
+    // target) plus its margin; its last success was 59 min 59 s before `f`, so
+    // `f` is the fire it owes, and its open run's limit (2 h) is past the test.
     let inserted = db
         .execute(
             "INSERT INTO heartbeat.heartbeat (heartbeat_id, project_id, name, token, period_seconds,
+                 schedule, tz, start_margin_seconds,
                  grace_seconds, status, last_ping_at, last_ping_kind, last_signal_at, deadline,
-                 failure_threshold, recovery_threshold, max_runtime_seconds, min_runtime_seconds,
-                 min_interval_seconds, runs, tags, parents)
+                 failure_threshold, recovery_threshold, fail_streak, max_runtime_seconds,
+                 min_runtime_seconds, min_interval_seconds, runs, tags, parents)
              SELECT gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 'det-' || i,
-                    'hb_' || substr(md5(i::text), 1, 16), 60, 0, 'up', t, 'success', t,
-                    t + interval '60 seconds', 1, CASE WHEN $2 THEN 2 ELSE 1 END,
-                    CASE WHEN $2 THEN 3600 END, CASE WHEN $2 THEN 1 END, CASE WHEN $2 THEN 30 END,
+                    'hb_' || substr(md5(i::text), 1, 16),
+                    CASE WHEN NOT sched THEN 60 END,
+                    CASE WHEN sched THEN extract(minute FROM f)::int || ' * * * *' END,
+                    'UTC', CASE WHEN sched THEN m END,
+                    0, 'up', t, 'success', t,
+                    CASE WHEN sched THEN f + make_interval(secs => m) ELSE t + interval '60 seconds' END,
+                    CASE WHEN $2 THEN 2 ELSE 1 END, CASE WHEN $2 THEN 2 ELSE 1 END,
+                    CASE WHEN $2 THEN 1 ELSE 0 END,
+                    CASE WHEN $2 THEN 7200 END, CASE WHEN $2 THEN 1 END, CASE WHEN $2 THEN 30 END,
                     CASE WHEN $2 THEN jsonb_build_array(jsonb_build_array(gen_random_uuid(), t))
                          ELSE '[]' END,
-                    CASE WHEN $2 THEN '{bench}'::text[] ELSE '{}' END,
-                    CASE WHEN $2 THEN ARRAY['00000000-0000-0000-0000-0000000000aa'::uuid]
-                         ELSE '{}' END
+                    CASE WHEN NOT $2 THEN '{}'
+                         WHEN i % 10 = 1 THEN '{bench,bench-snoozed}'::text[]
+                         ELSE '{bench}'::text[] END,
+                    CASE WHEN NOT $2 THEN '{}'
+                         WHEN i % 10 = 2 THEN ARRAY['00000000-0000-0000-0000-0000000000ab'::uuid]
+                         ELSE ARRAY['00000000-0000-0000-0000-0000000000aa'::uuid] END
              FROM generate_series(1, $1::int8) AS i,
-                  LATERAL (SELECT now() - interval '50 seconds'
-                                  + (i * 20.0 / $1) * interval '1 second' AS t) AS s",
-            &[&DETECTION_HEARTBEATS, &rules],
+                  LATERAL (SELECT $2 AND i % 4 = 0 AS sched,
+                                  now() + interval '10 seconds'
+                                  + (i * 20.0 / $1) * interval '1 second' AS target) AS d,
+                  LATERAL (SELECT date_trunc('minute', d.target - interval '120 seconds') AS f) AS g,
+                  LATERAL (SELECT ceil(extract(epoch FROM d.target - g.f))::int AS m,
+                                  CASE WHEN d.sched THEN g.f - interval '3599 seconds'
+                                       ELSE d.target - interval '60 seconds' END AS t) AS s",
+            &[&heartbeats, &rules],
         )
         .await
         .unwrap();
-    let on = if rules { "every rule on" } else { "no rule on" };
+    let on = if rules {
+        "every rule on (a quarter on a schedule with a start margin)"
+    } else {
+        "no rule on"
+    };
     println!("detection: {inserted} heartbeats with {on}, deadlines over 20 s");
     let started = Instant::now();
     loop {
@@ -381,7 +430,7 @@ async fn detection(db: &tokio_postgres::Client) {
             .await
             .unwrap()
             .get(0);
-        if n >= DETECTION_HEARTBEATS || started.elapsed() > Duration::from_secs(120) {
+        if n >= heartbeats || started.elapsed() > Duration::from_secs(120) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -391,19 +440,27 @@ async fn detection(db: &tokio_postgres::Client) {
             "SELECT count(*),
                     percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM detected_at - at)),
                     percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM detected_at - at)),
-                    max(extract(epoch FROM detected_at - at))::float8
-             FROM heartbeat.flip",
+                    max(extract(epoch FROM detected_at - at))::float8,
+                    count(*) FILTER (WHERE withheld IS NOT NULL),
+                    count(*) FILTER (WHERE f.heartbeat_id IN
+                        (SELECT heartbeat_id FROM heartbeat.heartbeat WHERE schedule IS NOT NULL)),
+                    (SELECT count(*) FROM heartbeat.detection_event)
+             FROM heartbeat.flip f",
             &[],
         )
         .await
         .unwrap();
     let (n, p50, p99, max): (i64, f64, f64, f64) = (row.get(0), row.get(1), row.get(2), row.get(3));
-    println!("detection: {n} flips; deadline -> flip committed: p50 {p50:.3} s, p99 {p99:.3} s, max {max:.3} s");
+    let (withheld, scheduled, events): (i64, i64, i64) = (row.get(4), row.get(5), row.get(6));
+    println!("detection: {n} flips ({scheduled} of schedule heartbeats, {withheld} withheld), {events} detection events; deadline -> flip committed: p50 {p50:.3} s, p99 {p99:.3} s, max {max:.3} s");
     // Idle: every heartbeat is down now, nothing is due.
+    let idle: u64 = env_or("BENCH_IDLE_SECONDS", IDLE_SECONDS);
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(idle)).await;
     let used = cpu_seconds() - cpu0;
     let share = used / t0.elapsed().as_secs_f64() * 100.0;
-    println!("idle: the whole daemon process used {used:.2} CPU s in 30 s = {share:.2}% of a core");
+    println!(
+        "idle: the whole daemon process used {used:.2} CPU s in {idle} s = {share:.2}% of a core"
+    );
 }

@@ -233,6 +233,7 @@ const LINKS: &[(&str, &str, &str, &[Link])] = &[
             ("deleteHeartbeat", &[("id", "$response.body#/id")]),
             ("listHeartbeatPings", &[("id", "$response.body#/id")]),
             ("listHeartbeatFlips", &[("id", "$response.body#/id")]),
+            ("listHeartbeatEvents", &[("id", "$response.body#/id")]),
         ],
     ),
     (

@@ -221,6 +221,7 @@ function renderHeartbeats() {
   $("job-heartbeats-body").replaceChildren(...jobs.map((hb) => heartbeatRow(hb, false)));
   $("job-heartbeats").hidden = jobs.length === 0;
   $("heartbeats-empty").hidden = own.length > 0;
+  if (typeof filterByTag === "function") filterByTag(heartbeats); // tags.js
 }
 
 function heartbeatRow(hb, editable) {

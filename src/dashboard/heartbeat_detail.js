@@ -171,6 +171,7 @@ async function loadHeartbeatDetail(id) {
     el("div", { class: "copy-row" }, el("code", { id: "detail-url" }, pingUrl(hb)),
       el("button", { type: "button", "data-copy": "detail-url" }, "Copy")),
   );
+  if (typeof showDetection === "function") showDetection(hb, path); // detection.js
   const to = Date.now();
   const from = to - HB_RANGES[hbRange].seconds * 1000;
   const since = "?since=" + encodeURIComponent(new Date(from).toISOString());

@@ -21,6 +21,8 @@ const CHANNELS_JS: &str = include_str!("channels.js");
 const SEGMENTS_JS: &str = include_str!("segments.js");
 const HEARTBEAT_DETAIL_JS: &str = include_str!("heartbeat_detail.js");
 const JOB_STREAM_JS: &str = include_str!("job_stream.js");
+const DETECTION_JS: &str = include_str!("detection.js");
+const TAGS_JS: &str = include_str!("tags.js");
 const STYLE_CSS: &str = include_str!("style.css");
 
 /// Everything the page loads comes from this origin; nothing inline runs.
@@ -37,6 +39,8 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/segments.js", get(segments_js))
         .route("/assets/heartbeat_detail.js", get(heartbeat_detail_js))
         .route("/assets/job_stream.js", get(job_stream_js))
+        .route("/assets/detection.js", get(detection_js))
+        .route("/assets/tags.js", get(tags_js))
         .route("/assets/style.css", get(style_css))
 }
 
@@ -88,6 +92,12 @@ async fn heartbeat_detail_js() -> impl IntoResponse {
 
 async fn job_stream_js() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", JOB_STREAM_JS)
+async fn detection_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", DETECTION_JS)
+}
+
+async fn tags_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", TAGS_JS)
 }
 
 async fn style_css() -> impl IntoResponse {

@@ -46,6 +46,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(18, "0018_job_events"),
     migration!(19, "0019_digest"),
     migration!(20, "0020_ping_scheme_method"),
+    migration!(21, "0021_detection_followups"),
 ];
 
 /// The advisory lock key that serializes migration runners ("hbmigrat").

@@ -409,6 +409,7 @@ UPDATE heartbeat.heartbeat SET
     schedule = $5,
     tz = $6,
     grace_seconds = $7,
+    early_before = NULL, fire_times = NULL,
     deadline = now()
 WHERE heartbeat_id = $1";
 

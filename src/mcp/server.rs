@@ -85,8 +85,9 @@ impl McpHandler {
                 let mut hb = self.call(http, Method::GET, &path, None).await?;
                 tools::heartbeat_in_minutes(&mut hb);
                 // The detection events with their causes: the last status
-                // changes (cause, withheld) and the pings a rule flagged
-                // (early, too_fast), so an agent sees why, not only what.
+                // changes (cause, withheld), the pings a rule flagged (early,
+                // too_fast) and every detection event, so an agent sees why,
+                // not only what.
                 let flips = self
                     .call(http, Method::GET, &format!("{path}/flips"), None)
                     .await?;
@@ -95,6 +96,12 @@ impl McpHandler {
                     .await?;
                 hb["recent_flips"] = tools::first(&flips["flips"], tools::RECENT_EVENTS);
                 hb["flagged_pings"] = tools::flagged(&pings["pings"], tools::RECENT_EVENTS);
+                // Missed deadlines and timed-out runs too, below the failure
+                // threshold (which no flip shows).
+                let events = self
+                    .call(http, Method::GET, &format!("{path}/events"), None)
+                    .await?;
+                hb["recent_events"] = tools::first(&events["events"], tools::RECENT_EVENTS);
                 Ok(hb)
             }
             ToolName::CreateHeartbeat => {

@@ -27,9 +27,12 @@ use tokio_util::sync::CancellationToken;
 
 use std::collections::HashMap;
 
+use super::event_log;
 use super::heartbeat::{runs_to_json, Heartbeat, COLUMNS};
 use super::silence;
-use super::status::{Cause, Evaluation, Status, StoredStatus};
+use super::status::{
+    fire_times, Cause, Counted, Evaluation, Expectation, Status, StoredStatus, FIRE_TIMES_STORED,
+};
 use super::withhold::{decide, Decision, Holds, Withheld};
 use super::MonitorConfig;
 use crate::ops::liveness::Liveness;
@@ -286,18 +289,20 @@ pub enum DeadlineError {
 /// Stores each claimed row's status, next deadline, and the streaks with the
 /// misses counted up to now (a start or run that timed out is one of them, so
 /// its `started_at` is cleared or its run dropped; `$10` is NULL where the runs
-/// did not change), what took it down, and when a success would be early.
+/// did not change), what took it down, and when a success would be early (and
+/// the fire times the ping statement judges later successes by, `$15`, an
+/// array literal).
 const RESCHEDULE: &str = "
 UPDATE heartbeat.heartbeat h SET status = u.status, deadline = u.deadline,
     fail_streak = u.fail, ok_streak = u.ok, failing = u.failing,
     failing_since = u.failing_since, missed_at = u.missed_at, started_at = u.started_at,
     runs = COALESCE(u.runs::jsonb, h.runs), failing_cause = u.cause, early_before = u.early_before,
-    held_flip_id = u.held, held_by = u.held_by
+    held_flip_id = u.held, held_by = u.held_by, fire_times = u.fire_times::timestamptz[]
 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int4[], $5::int4[], $6::bool[],
             $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[],
-            $12::timestamptz[], $13::int8[], $14::text[])
+            $12::timestamptz[], $13::int8[], $14::text[], $15::text[])
      AS u(id, status, deadline, fail, ok, failing, failing_since, missed_at, started_at, runs,
-          cause, early_before, held, held_by)
+          cause, early_before, held, held_by, fire_times)
 WHERE h.heartbeat_id = u.id";
 
 const INSERT_FLIPS: &str = "
@@ -414,6 +419,7 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
     let mut early: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
     let mut held: Vec<Option<i64>> = Vec::with_capacity(n);
     let mut held_by: Vec<Option<Withheld>> = Vec::with_capacity(n);
+    let mut fires: Vec<Option<String>> = Vec::with_capacity(n);
     for ((hb, e), d) in claimed.iter().zip(&decisions) {
         tick.events.missed += u64::from(e.missed);
         tick.events.timeout += u64::from(e.timed_out);
@@ -434,6 +440,11 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         runs.push((e.runs != hb.runs).then(|| runs_to_json(&e.runs)));
         causes.push(e.streaks.failing.then_some(e.streaks.cause).flatten());
         early.push(e.early_before);
+        fires.push(
+            e.early_before
+                .and(hb.last_signal_at)
+                .map(|last| fire_times_literal(&hb.expectation(), last)),
+        );
         let owed = d
             .owe
             .and_then(|_| flip_ids.get(&hb.id).map(|f| f.0).or(hb.held_flip_id));
@@ -457,9 +468,16 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
             &early,
             &held,
             &held_by,
+            &fires,
         ],
     )
     .await?;
+    // Every failure the clock counted, so one below the threshold is seen too.
+    let counted: Vec<(Uuid, &Counted)> = claimed
+        .iter()
+        .flat_map(|(hb, e)| e.counted.iter().map(move |c| (hb.id, c)))
+        .collect();
+    event_log::record(&tx, &counted).await?;
 
     let mut a_flip = Vec::new();
     let mut a_project = Vec::new();
@@ -537,6 +555,21 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         );
     }
     Ok(tick)
+}
+
+/// The fire times after `last` as a `timestamptz[]` literal, for the ping
+/// statement's `early` (see [`super::status::fire_times`]).
+fn fire_times_literal(expectation: &Expectation, last: DateTime<Utc>) -> String {
+    let times: Vec<String> = fire_times(expectation, last, FIRE_TIMES_STORED)
+        .iter()
+        .map(|t| {
+            format!(
+                "\"{}\"",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            )
+        })
+        .collect();
+    format!("{{{}}}", times.join(","))
 }
 
 /// Children of recovered parents that owe an alert are looked at again now.

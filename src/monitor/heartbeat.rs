@@ -461,6 +461,23 @@ pub async fn find_visible(
         .map(|r| Heartbeat::from_row(&r)))
 }
 
+/// Deletes heartbeat `id` with its history. Its children lose it from their
+/// `parents`, and those owing a down alert it withheld are handed to the
+/// deadline loop at once (a trigger does both, for every way of deleting;
+/// migration 0021, docs/monitoring.md "Dependencies").
+pub async fn delete(
+    client: &tokio_postgres::Client,
+    id: Uuid,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "DELETE FROM heartbeat.heartbeat WHERE heartbeat_id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(())
+}
+
 /// `runs` as the column stores it.
 pub fn runs_to_json(runs: &[Run]) -> String {
     serde_json::Value::Array(

@@ -17,6 +17,8 @@
 //! - [`ping_routes`]: the public `/hb/{token}` routes, answered in plain text.
 //! - [`routes`]: `/api/heartbeats`, `/api/projects`.
 //! - [`deadline`]: the loop that flips statuses at their deadlines.
+//! - [`event_log`]: the missed deadlines and timed-out runs the loop counts,
+//!   below the failure threshold too, and the listing of every detection event.
 //! - [`selfcheck`]: built-in heartbeats for the daemon's own jobs.
 //! - [`silence`]: maintenance windows and snoozes that withhold alerts; its
 //!   `routes` are `/api/silences` and `/api/heartbeats/{id}/silence`.
@@ -30,6 +32,7 @@
 pub mod client;
 pub mod deadline;
 pub mod dependency;
+pub mod event_log;
 pub mod heartbeat;
 pub mod ping;
 pub mod ping_routes;

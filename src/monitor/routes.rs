@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::dependency::{self, ParentError};
+use super::event_log::{self, DetectionEvent};
 use super::heartbeat::{
     self, CreateError, Heartbeat, HeartbeatView, Limits, NewHeartbeat, Tags, COLUMNS,
 };
@@ -37,6 +38,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(show, update, remove))
         .routes(routes!(pings))
         .routes(routes!(flips))
+        .routes(routes!(events))
         .routes(routes!(list_projects, create_project))
         .merge(super::silence::routes::routes())
 }
@@ -742,7 +744,7 @@ UPDATE heartbeat.heartbeat SET
     start_margin_seconds = $12, max_runtime_seconds = $13, min_interval_seconds = $14,
     min_runtime_seconds = $15,
     runs = CASE WHEN $13::int4 IS NULL AND $15::int4 IS NULL THEN '[]' ELSE runs END,
-    early_before = NULL, parents = $16,
+    early_before = NULL, fire_times = NULL, parents = $16,
     deadline = now()
 WHERE heartbeat_id = $1";
 
@@ -845,12 +847,7 @@ async fn remove(
     let id = parse_id(&id)?;
     let client = state.pool.get().await?;
     selfcheck::check_delete(&fetch(&client, &caller, id).await?)?;
-    client
-        .execute(
-            "DELETE FROM heartbeat.heartbeat WHERE heartbeat_id = $1",
-            &[&id],
-        )
-        .await?;
+    heartbeat::delete(&client, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -1028,6 +1025,27 @@ async fn flips(
         })
         .collect();
     Ok(ApiJson(FlipList { flips }).into_response())
+}
+
+/// `GET /api/heartbeats/{id}/events`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventList {
+    /// Newest first, at most 1000: the deadline loop's newest 100, and the
+    /// pings in the history that carry an event.
+    events: Vec<DetectionEvent>,
+}
+
+#[utoipa::path(get, path = "/api/heartbeats/{id}/events", operation_id = "listHeartbeatEvents", tag = "heartbeats", params(("id" = Uuid, Path)), responses((status = 200, description = "Detection events (missed, timeout, early, too_fast), below the failure threshold too, newest first", body = EventList), (status = 404, description = "Not found in the caller's project", body = crate::error::ErrorEnvelope)), security((), ("bearer" = [])))]
+async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: ApiQuery<NoQuery>,
+) -> ApiResult<Response> {
+    let client = state.pool.get().await?;
+    let hb = fetch(&client, &caller, parse_id(&id)?).await?;
+    let events = event_log::list(&client, hb.id).await?;
+    Ok(ApiJson(EventList { events }).into_response())
 }
 
 /// Body of `POST /api/projects`.

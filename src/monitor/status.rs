@@ -216,6 +216,79 @@ pub struct Evaluation {
     /// deadlines or starts, and runs that timed out.
     pub missed: u32,
     pub timed_out: u32,
+    /// Each of them, oldest first: the deadline loop records them in the
+    /// heartbeat's detection events, so one below the failure threshold is
+    /// seen too.
+    pub counted: Vec<Counted>,
+}
+
+/// One failure the clock counted: a missed deadline or start, or a run that
+/// timed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    /// The instant it happened: the deadline or the run's limit.
+    pub at: DateTime<Utc>,
+    /// `missed` or `timeout`.
+    pub cause: Cause,
+    /// The failure streak with it counted.
+    pub failure_streak: i32,
+    what: Missed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Missed {
+    /// Nothing heard by `due` + the grace.
+    Deadline { due: DateTime<Utc>, grace: Duration },
+    /// No start or success within the margin of the fire time `fire`.
+    Start {
+        fire: DateTime<Utc>,
+        margin: Duration,
+    },
+    /// A run started at `started` (with `rid`) that outlived its limit
+    /// (`max_runtime_seconds`, or the grace without one).
+    Run {
+        started: DateTime<Utc>,
+        rid: Option<uuid::Uuid>,
+        limit: Duration,
+        by_grace: bool,
+    },
+}
+
+impl Counted {
+    /// Why, in words, with the rule's limit.
+    pub fn reason(&self) -> String {
+        let at = |t: &DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        match &self.what {
+            Missed::Deadline { due, grace } => format!(
+                "nothing heard by {}: due {}, grace_seconds {}",
+                at(&self.at),
+                at(due),
+                grace.num_seconds()
+            ),
+            Missed::Start { fire, margin } => format!(
+                "no start or success within start_margin_seconds {} of the fire time {}",
+                margin.num_seconds(),
+                at(fire)
+            ),
+            Missed::Run {
+                started,
+                rid,
+                limit,
+                by_grace,
+            } => format!(
+                "{} started {} not finished within {} {}",
+                rid.map(|r| format!("run {r}"))
+                    .unwrap_or_else(|| "the run".into()),
+                at(started),
+                if *by_grace {
+                    "grace_seconds"
+                } else {
+                    "max_runtime_seconds"
+                },
+                limit.num_seconds()
+            ),
+        }
+    }
 }
 
 /// Computes the status of a heartbeat at `now`: counts the deadlines missed
@@ -241,6 +314,7 @@ pub fn evaluate(
             early_before: None,
             missed: 0,
             timed_out: 0,
+            counted: Vec::new(),
         };
     }
     // The start margin is a schedule's rule: a period has no fire time.
@@ -253,6 +327,7 @@ pub fn evaluate(
     let mut down_at;
     let mut counted = 0;
     let (mut missed_count, mut timed_out) = (0, 0);
+    let mut counted_list: Vec<Counted> = Vec::new();
     loop {
         // Expectations run from the latest of the last signal, a resume and the
         // last counted miss, but only once something has ever been heard: a
@@ -299,6 +374,9 @@ pub fn evaluate(
             break;
         }
         counted += 1;
+        let run_limit = max_runtime.unwrap_or(grace);
+        let by_grace = max_runtime.is_none();
+        let what;
         let cause = if clock_down == Some(missed) {
             // A run that answered a fire's start margin and then timed out has
             // had its failure: the fire is not missed a second time.
@@ -307,6 +385,12 @@ pub fn evaluate(
                     .zip(due_at)
                     .filter(|(m, d)| *d - *m <= s && s <= *d + *m)
                     .map(|(_, d)| d)
+            };
+            let mut run = Missed::Run {
+                started: missed - run_limit,
+                rid: None,
+                limit: run_limit,
+                by_grace,
             };
             if start_down == Some(missed) {
                 if let Some(d) = started_at.and_then(answered) {
@@ -317,16 +401,28 @@ pub fn evaluate(
                 .iter()
                 .position(|run| max_runtime.map(|r| run.started_at + r) == Some(missed))
             {
-                let run = runs.remove(i);
-                if let Some(d) = answered(run.started_at) {
+                let timed = runs.remove(i);
+                if let Some(d) = answered(timed.started_at) {
                     streaks.missed_at = Some(d);
                 }
+                run = Missed::Run {
+                    started: timed.started_at,
+                    rid: Some(timed.rid),
+                    limit: run_limit,
+                    by_grace: false,
+                };
             }
+            what = run;
             timed_out += 1;
             Cause::Timeout
         } else {
             streaks.missed_at = due_at;
             missed_count += 1;
+            let due = due_at.unwrap_or(missed);
+            what = match margin {
+                Some(margin) => Missed::Start { fire: due, margin },
+                None => Missed::Deadline { due, grace },
+            };
             Cause::Missed
         };
         streaks.fail += 1;
@@ -336,6 +432,12 @@ pub fn evaluate(
             streaks.failing_since = Some(missed);
             streaks.cause = Some(cause);
         }
+        counted_list.push(Counted {
+            at: missed,
+            cause,
+            failure_streak: streaks.fail,
+            what,
+        });
     }
     let early_before = margin.zip(signals.last_signal_at).and_then(|(m, last)| {
         let last = answered_fire(expectation, margin, last);
@@ -354,6 +456,7 @@ pub fn evaluate(
             early_before,
             missed: missed_count,
             timed_out,
+            counted: counted_list,
         };
     }
     let status = match (signals.last_signal_at, due_at) {
@@ -377,7 +480,35 @@ pub fn evaluate(
         early_before,
         missed: missed_count,
         timed_out,
+        counted: counted_list,
     }
+}
+
+/// How many fire times the deadline loop stores for the ping statement
+/// (`heartbeat.fire_times`): enough for the successes that may come between
+/// two of its passes.
+pub const FIRE_TIMES_STORED: usize = 16;
+
+/// The next `n` fire times strictly after `after`; none for a period. The ping
+/// statement judges a schedule's `early` successes against them
+/// (`heartbeat.early_before_after`, migration 0021), as [`evaluate`] does
+/// against the schedule.
+pub fn fire_times(expectation: &Expectation, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+    let Expectation::Schedule(s) = expectation else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(n);
+    let mut at = after;
+    while out.len() < n {
+        match s.next_after(at) {
+            Some(fire) if fire > at => {
+                out.push(fire);
+                at = fire;
+            }
+            _ => break,
+        }
+    }
+    out
 }
 
 /// With a start margin, a signal up to the margin before a fire time answers
@@ -692,6 +823,81 @@ mod tests {
         let e = evaluate(&hourly_at_zero(), Duration::hours(1), &s, t(11, 30, 0));
         assert_eq!(e.due_at, Some(t(12, 0, 0)));
         assert_eq!(e.status, Status::Up);
+    }
+
+    #[test]
+    fn the_stored_fire_times_are_the_next_ones_strictly_after_the_signal() {
+        let every_five = Expectation::Schedule(Box::new(
+            HeartbeatSchedule::parse("*/5 * * * *", "UTC").unwrap(),
+        ));
+        assert_eq!(
+            fire_times(&every_five, t(10, 4, 30), 3),
+            [t(10, 5, 0), t(10, 10, 0), t(10, 15, 0)]
+        );
+        assert_eq!(fire_times(&every_five, t(10, 5, 0), 1), [t(10, 10, 0)]);
+        assert!(fire_times(&hourly(), t(10, 0, 0), 3).is_empty());
+        // Across spring forward in Paris, as the schedule fires.
+        let daily = Expectation::Schedule(Box::new(
+            HeartbeatSchedule::parse("30 2 * * *", "Europe/Paris").unwrap(),
+        ));
+        let last = Utc.with_ymd_and_hms(2026, 3, 28, 1, 30, 5).unwrap();
+        let (evaluated, stored) = (
+            evaluate(
+                &daily,
+                GRACE,
+                &Signals {
+                    last_signal_at: Some(last),
+                    ..signals()
+                },
+                last,
+            )
+            .due_at,
+            fire_times(&daily, last, 2),
+        );
+        assert_eq!(evaluated, Some(stored[0]));
+        assert_eq!(
+            stored[0],
+            Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_missed_deadline_and_a_timed_out_run_are_counted_with_their_reasons() {
+        let s = Signals {
+            last_signal_at: Some(t(10, 0, 0)),
+            started_at: Some(t(10, 30, 0)),
+            thresholds: Thresholds {
+                failure: 3,
+                recovery: 1,
+            },
+            ..signals()
+        };
+        let e = evaluate(&hourly(), GRACE, &s, t(11, 5, 1));
+        let reasons: Vec<(Cause, i32, String)> = e
+            .counted
+            .iter()
+            .map(|c| (c.cause, c.failure_streak, c.reason()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (
+                    Cause::Timeout,
+                    1,
+                    "the run started 2026-03-01T10:30:00Z not finished within grace_seconds 300"
+                        .to_string()
+                ),
+                (
+                    Cause::Missed,
+                    2,
+                    "nothing heard by 2026-03-01T11:05:00Z: due 2026-03-01T11:00:00Z, grace_seconds 300"
+                        .to_string()
+                ),
+            ]
+        );
+        // Two failures of three: still up, expected again at the next period
+        // after the missed due time.
+        assert_eq!((e.status, e.due_at), (Status::Up, Some(t(12, 0, 0))));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The detection events where operators and agents look: `/metrics` counts
 //! them, and the MCP `get_heartbeat` tool shows the recent status changes with
-//! their causes and the pings a rule flagged.
+//! their causes, the pings a rule flagged and the detection events.
 
 use serde_json::{json, Value};
 
@@ -45,5 +45,11 @@ async fn an_early_success_is_counted_in_metrics_and_shown_by_the_mcp_tool() {
         .unwrap()
         .contains("min_interval_seconds 3600"));
     assert!(got["recent_flips"].is_array(), "{got}");
+    // The detection events too (the flagged ping is one; missed deadlines
+    // and timeouts below the threshold would be listed beside it).
+    let recent = got["recent_events"].as_array().expect("recent events");
+    assert_eq!(recent.len(), 1, "{got}");
+    assert_eq!(recent[0]["event"], "early");
+    assert!(recent[0]["ping_seq"].is_i64(), "{got}");
     assert_eq!(got["min_interval_seconds"], 3600);
 }

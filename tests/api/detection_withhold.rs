@@ -14,7 +14,7 @@ use crate::helpers::{error_code, TestApp};
 use crate::monitor::{create, get_hb, quiet_app};
 
 /// A webhook channel, so flips that alert write outbox rows.
-async fn with_channel(app: &TestApp) {
+pub(crate) async fn with_channel(app: &TestApp) {
     let (status, body) = app
         .post_json("/api/webhooks", &json!({"url": "http://127.0.0.1:9/hook"}))
         .await;
@@ -22,7 +22,7 @@ async fn with_channel(app: &TestApp) {
 }
 
 /// The alerts written for `hb`, oldest first.
-async fn alerts(app: &TestApp, hb: &Value) -> Vec<String> {
+pub(crate) async fn alerts(app: &TestApp, hb: &Value) -> Vec<String> {
     let id: Uuid = hb["id"].as_str().unwrap().parse().unwrap();
     app.db()
         .await
@@ -37,7 +37,7 @@ async fn alerts(app: &TestApp, hb: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn patch(app: &TestApp, hb: &Value, body: Value) -> (u16, Value) {
+pub(crate) async fn patch(app: &TestApp, hb: &Value, body: Value) -> (u16, Value) {
     let id = hb["id"].as_str().unwrap();
     let r = app
         .client

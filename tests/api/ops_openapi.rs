@@ -33,6 +33,8 @@ const NOT_IN_SPEC: &[(&str, &str)] = &[
     ("GET", "/assets/segments.js"),
     ("GET", "/assets/heartbeat_detail.js"),
     ("GET", "/assets/job_stream.js"),
+    ("GET", "/assets/detection.js"),
+    ("GET", "/assets/tags.js"),
     ("GET", "/assets/style.css"),
 ];
 
