@@ -92,6 +92,8 @@ async fn heartbeat_detail_js() -> impl IntoResponse {
 
 async fn job_stream_js() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", JOB_STREAM_JS)
+}
+
 async fn detection_js() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", DETECTION_JS)
 }
