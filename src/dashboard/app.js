@@ -152,6 +152,18 @@ function num(v, digits) {
   return Math.abs(n) >= 1000 ? Math.round(n).toLocaleString() : String(Math.round(n * 100) / 100);
 }
 
+// A run's or a phase's duration in words; tenths of a second for short ones,
+// which are most phases.
+function phaseTook(seconds) {
+  if (!isFinite(seconds)) return "";
+  return seconds < 10 ? seconds.toFixed(1) + " seconds" : durationInWords(seconds);
+}
+
+// How long a job or phase ran, from its two instants; "" while it runs.
+function tookBetween(started, finished) {
+  return started && finished ? phaseTook((Date.parse(finished) - Date.parse(started)) / 1000) : "";
+}
+
 function minutes(seconds) {
   if (seconds === null || seconds === undefined) return "–";
   return durationInWords(seconds);
@@ -386,7 +398,7 @@ function progressBar(p) {
 
 function phaseList(job) {
   return el("ol", { class: "phases" }, (job.phases || []).map((ph) => el("li", { class: ph.finished_at ? "done" : "running", "data-phase": ph.name },
-    ph.name, " ", el("small", {}, ph.finished_at ? ((Date.parse(ph.finished_at) - Date.parse(ph.started_at)) / 1000).toFixed(1) + " s" : "running"))));
+    ph.name, " ", el("small", {}, ph.finished_at ? tookBetween(ph.started_at, ph.finished_at) : "running"))));
 }
 
 async function loadActiveJob() {
@@ -425,12 +437,12 @@ async function loadJobs() {
     return;
   }
   $("jobs-body").replaceChildren(...listOf(data, "jobs").map((j) => el("tr", { "data-job": j.job_id, "data-state": j.state },
-    el("td", { title: j.job_id }, el("a", { href: "#job/" + j.job_id }, when(j.created_at))),
+    el("td", { title: j.job_id }, el("a", { href: "#job/" + j.job_id }, timeEl(j.created_at))),
     el("td", {}, j.kind),
     el("td", {}, j.trigger),
     el("td", {}, el("span", { class: "job-state job-" + j.state }, j.state)),
     el("td", {}, (j.phases || []).map((p) => p.name).join(" → ")),
-    el("td", {}, j.started_at && j.finished_at ? ((Date.parse(j.finished_at) - Date.parse(j.started_at)) / 1000).toFixed(1) + " s" : ""),
+    el("td", { class: "took" }, tookBetween(j.started_at, j.finished_at)),
     el("td", { class: "error" }, j.error || ""))));
 }
 

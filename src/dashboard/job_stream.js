@@ -183,12 +183,6 @@ function scopeInWords(scope) {
   return parts.join("; ");
 }
 
-// A phase's duration in words; tenths of a second for short ones, which are
-// most phases.
-function phaseTook(seconds) {
-  if (!isFinite(seconds)) return "";
-  return seconds < 10 ? seconds.toFixed(1) + " seconds" : durationInWords(seconds);
-}
 
 function renderJob() {
   const f = followedJob;

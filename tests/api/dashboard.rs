@@ -232,6 +232,22 @@ async fn in_chromium_an_operator_creates_a_heartbeat_sees_it_turn_green_and_runs
             .await;
         page.screenshot(&shots.join("06-recompute-succeeded.png"))
             .await;
+        // The jobs list says how long a job took in words and when it was made
+        // relative to now, with the exact time on hover.
+        let row = page
+            .eval("(() => { const tr = document.querySelector('#jobs-body tr[data-state=\"succeeded\"]'); const t = tr.querySelector('time'); return [tr.querySelector('td.took').textContent, t.textContent, t.title]; })()")
+            .await;
+        let took = row[0].as_str().unwrap();
+        assert!(
+            took.ends_with(" seconds") || took.ends_with(" minute") || took.ends_with(" minutes"),
+            "a job's duration in words, not {took:?}"
+        );
+        let made = row[1].as_str().unwrap();
+        assert!(made.ends_with(" ago") || made == "just now", "{row}");
+        assert!(
+            !row[2].as_str().unwrap().is_empty(),
+            "the exact time on hover: {row}"
+        );
 
         // Audit cuts: after an audit run, the registry with each snapshot's age,
         // and a snapshot as a table.
