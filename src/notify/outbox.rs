@@ -347,9 +347,24 @@ impl Deliverer {
     }
 }
 
-/// A reqwest error without its URL, which may hold a token.
+/// A reqwest error without its URL, which may hold a token in its path or
+/// query (a webhook's, a chat service's): what went wrong and its causes
+/// (`error sending request: ... tcp connect error: Connection refused`), for
+/// the delivery history and the log, never where it was sent.
 fn without_url(e: reqwest::Error) -> String {
-    e.without_url().to_string()
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        // Each layer often repeats the one below it.
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// The outcome of `POST /api/channels/{id}/test`.
@@ -792,7 +807,7 @@ async fn post_webhook(
             Some(resp.status().as_u16().into()),
             format!("webhook answered {}", resp.status()),
         )),
-        Err(e) => Err((None, e.to_string())),
+        Err(e) => Err((None, without_url(e))),
     }
 }
 

@@ -42,6 +42,7 @@ mod notify_delivery;
 mod notify_digest;
 mod notify_email;
 mod notify_presets;
+mod notify_webhook_errors;
 mod ops_daemon;
 mod ops_metrics;
 mod ops_openapi;
