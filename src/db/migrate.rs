@@ -45,6 +45,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(17, "0017_hc_unify_badges"),
     migration!(18, "0018_job_events"),
     migration!(19, "0019_digest"),
+    migration!(22, "0022_outbox_claim"),
 ];
 
 /// The advisory lock key that serializes migration runners ("hbmigrat").

@@ -46,12 +46,13 @@ use crate::ops::prometheus::Metrics;
 
 /// Alerts claimed per pass, in all.
 const BATCH: i64 = 1000;
-/// Alerts of one channel claimed per pass: large enough that a burst (a
-/// thousand heartbeats down at once) is sent in a few passes, small enough that
-/// the lease (every wave of it, at the request timeout) stays a few minutes.
-const PER_CHANNEL_BATCH: i64 = 64;
+/// Alerts of one channel claimed per pass: large enough that a burst (ten
+/// thousand heartbeats down at once) is sent in a few dozen passes, each a claim
+/// and one recording transaction, small enough that the lease (every wave of
+/// it, at the request timeout) stays a few minutes.
+const PER_CHANNEL_BATCH: i64 = 256;
 /// Deliveries in flight at once to one channel.
-const PER_CHANNEL_CONCURRENCY: usize = 16;
+const PER_CHANNEL_CONCURRENCY: usize = 32;
 /// Requests one delivery may make (an issue comment, then the close).
 const MAX_STEPS: u32 = 2;
 const ERROR_BACKOFF: Duration = Duration::from_secs(5);
@@ -72,8 +73,9 @@ pub struct LoopDeps {
     pub redact_scope: Arc<str>,
     /// For the sent and failed alert counters.
     pub metrics: Metrics,
-    /// Woken by this process's deadline loop when it wrote alerts: they are
-    /// claimed at once, not at the next interval (other nodes' alerts wait for it).
+    /// Woken by this process's deadline loop when it wrote alerts, and by the
+    /// alert listener ([`super::wake`]) when any node did: they are claimed at
+    /// once, not at the next interval, which stays as the fallback.
     pub alerts_written: Arc<tokio::sync::Notify>,
     pub shutdown: CancellationToken,
 }
@@ -488,34 +490,43 @@ fn by_channel(claimed: Vec<Claimed>) -> BTreeMap<Uuid, Vec<Claimed>> {
 /// the same heartbeat on the same channel. Locked rows are skipped, and the
 /// claimed ones leased until `$5`.
 ///
-/// "Behind an earlier pending one" is a window over the pending rows (first of
-/// its channel and heartbeat), not a correlated `NOT EXISTS` per row, whose plan
-/// depends on statistics that a sudden burst outruns (taken while the table was
-/// nearly empty, a probe per row becomes a scan per row); a window costs one
-/// sort whatever the statistics say. A test or digest (no heartbeat) is never
-/// behind anything.
-const CLAIM: &str = "
-WITH pending AS (
-    SELECT a.alert_id, a.channel_id, a.next_attempt_at,
-           row_number() OVER (PARTITION BY a.channel_id,
-                                           COALESCE(a.heartbeat_id::text, a.alert_id::text)
-                              ORDER BY a.alert_id) AS k
-    FROM heartbeat.alert a
-    WHERE a.state = 'pending' AND NOT (a.channel_id = ANY($3))
-), ranked AS (
-    SELECT alert_id,
-           row_number() OVER (PARTITION BY channel_id ORDER BY next_attempt_at, alert_id) AS n
-    FROM pending
-    WHERE k = 1 AND next_attempt_at <= $1
-), locked AS (
-    SELECT alert_id FROM heartbeat.alert
-    WHERE alert_id IN (SELECT alert_id FROM ranked WHERE n <= $4 ORDER BY alert_id LIMIT $2)
-      AND state = 'pending' AND next_attempt_at <= $1
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE heartbeat.alert a SET next_attempt_at = $5
-FROM locked WHERE a.alert_id = locked.alert_id
-RETURNING a.alert_id";
+/// Written so that its cost follows the batch, not the backlog, under any
+/// statistics (docs/decisions.md §30): per channel, an index scan of
+/// `alert_claim_idx` in sending order that stops at `$4` rows, and per row one
+/// probe of `alert_pending_pair_idx` for the pair's first pending alert. The
+/// probe asks for that alert by `ORDER BY alert_id LIMIT 1`, which only the
+/// pair index answers without a sort, and [`CLAIM_SETTINGS`] forbids the sort,
+/// so no other index can stand in for it; `<=` rather than `=` keeps the
+/// planner's guess of how many rows pass at a third, not 0.5 %, which would make
+/// it expect to read every pending row. A test or digest (no heartbeat) is never
+/// behind anything. Public for the test that checks its plan.
+pub const CLAIM: &str = "
+UPDATE heartbeat.alert SET next_attempt_at = $5
+WHERE alert_id = ANY(ARRAY(
+    SELECT d.alert_id
+    FROM heartbeat.channel c
+    CROSS JOIN LATERAL (
+        SELECT a.alert_id FROM heartbeat.alert a
+        WHERE a.state = 'pending' AND a.channel_id = c.channel_id AND a.next_attempt_at <= $1
+          AND (a.heartbeat_id IS NULL OR a.alert_id <= (
+              SELECT b.alert_id FROM heartbeat.alert b
+              WHERE b.state = 'pending' AND b.heartbeat_id = a.heartbeat_id
+                AND b.channel_id = a.channel_id
+              ORDER BY b.alert_id LIMIT 1))
+        ORDER BY a.next_attempt_at, a.alert_id
+        LIMIT $4
+        FOR UPDATE SKIP LOCKED) d
+    WHERE NOT (c.channel_id = ANY($3))
+    LIMIT $2))
+RETURNING alert_id";
+
+/// The claim's transaction plans without sorts, so each read follows an index
+/// in the order it needs and stops at its `LIMIT` (a sort would read every
+/// pending row first), and without JIT, whose compile (0.1–0.6 s) exceeds what
+/// a claim of a few hundred rows costs; both for this transaction only.
+pub const CLAIM_SETTINGS: &str = "SET LOCAL enable_sort = off;
+SET LOCAL enable_incremental_sort = off;
+SET LOCAL jit = off";
 
 const LOAD: &str = "
 SELECT a.alert_id, a.channel_id, c.kind, c.config, a.event, a.payload, a.attempts,
@@ -545,6 +556,7 @@ async fn claim(
 ) -> Result<Vec<Claimed>, NotifyError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
+    tx.batch_execute(CLAIM_SETTINGS).await?;
     let rows = tx
         .query(
             CLAIM,

@@ -38,6 +38,7 @@ mod monitor_alerts;
 mod monitor_auth;
 mod monitor_flips;
 mod notify_channels;
+mod notify_claim_plan;
 mod notify_delivery;
 mod notify_digest;
 mod notify_email;
