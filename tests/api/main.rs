@@ -43,6 +43,7 @@ mod notify_delivery;
 mod notify_digest;
 mod notify_email;
 mod notify_presets;
+mod notify_wake;
 mod notify_webhook_errors;
 mod ops_daemon;
 mod ops_metrics;
