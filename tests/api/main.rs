@@ -45,6 +45,7 @@ mod notify_email;
 mod notify_presets;
 mod notify_wake;
 mod notify_webhook_errors;
+mod notify_webhook_names;
 mod ops_daemon;
 mod ops_metrics;
 mod ops_openapi;
