@@ -44,8 +44,9 @@ use super::template::Vars;
 use crate::monitor::MonitorConfig;
 use crate::ops::prometheus::Metrics;
 
-/// Alerts claimed per pass, in all.
-const BATCH: i64 = 1000;
+/// Channels claimed from per pass, at most: those whose oldest claimable
+/// alert is oldest, so no channel waits behind others' backlogs for long.
+const CHANNELS_PER_CLAIM: usize = 16;
 /// Alerts of one channel claimed per pass: large enough that a burst (ten
 /// thousand heartbeats down at once) is sent in a few dozen passes, each a claim
 /// and one recording transaction, small enough that the lease (every wave of
@@ -151,8 +152,9 @@ impl Deliverer {
             .unwrap_or(chrono::Duration::minutes(5))
     }
 
-    /// One pass at `now`: delivers every due alert once, every channel at the
-    /// same time, and records each outcome.
+    /// One pass at `now`: claims a batch from each channel with due alerts (the
+    /// 16 whose oldest is oldest), delivers them, every channel at the same
+    /// time, and records each outcome.
     pub async fn deliver_once(
         &self,
         pool: &Pool,
@@ -485,40 +487,67 @@ fn by_channel(claimed: Vec<Claimed>) -> BTreeMap<Uuid, Vec<Claimed>> {
     groups
 }
 
-/// Due alerts, at most `$4` per channel and `$2` in all, skipping the channels
-/// in `$3` (busy in this process) and any alert behind an earlier pending one of
-/// the same heartbeat on the same channel. Locked rows are skipped, and the
-/// claimed ones leased until `$5`.
+/// The condition an alert `a` is claimable on: due, pending, and first of its
+/// heartbeat's pending alerts on its channel, so a `down` goes out before the
+/// `up` after it. A test or digest (no heartbeat) is never behind anything.
 ///
-/// Written so that its cost follows the batch, not the backlog, under any
-/// statistics (docs/decisions.md §30): per channel, an index scan of
-/// `alert_claim_idx` in sending order that stops at `$4` rows, and per row one
-/// probe of `alert_pending_pair_idx` for the pair's first pending alert. The
-/// probe asks for that alert by `ORDER BY alert_id LIMIT 1`, which only the
-/// pair index answers without a sort, and [`CLAIM_SETTINGS`] forbids the sort,
-/// so no other index can stand in for it; `<=` rather than `=` keeps the
-/// planner's guess of how many rows pass at a third, not 0.5 %, which would make
-/// it expect to read every pending row. A test or digest (no heartbeat) is never
-/// behind anything. Public for the test that checks its plan.
-pub const CLAIM: &str = "
-UPDATE heartbeat.alert SET next_attempt_at = $5
-WHERE alert_id = ANY(ARRAY(
-    SELECT d.alert_id
-    FROM heartbeat.channel c
-    CROSS JOIN LATERAL (
-        SELECT a.alert_id FROM heartbeat.alert a
-        WHERE a.state = 'pending' AND a.channel_id = c.channel_id AND a.next_attempt_at <= $1
+/// The order probe asks for the pair's first pending alert by `ORDER BY
+/// alert_id LIMIT 1`, which only `alert_pending_pair_idx` answers without a
+/// sort, and [`CLAIM_SETTINGS`] forbids the sort, so no other index can stand
+/// in for it whatever the statistics say (docs/decisions.md §30). `<=` rather
+/// than `=` keeps the planner's guess of how many rows pass at a third, not
+/// 0.5 %, which would make it expect to read every pending row.
+macro_rules! claimable {
+    () => {
+        "a.state = 'pending' AND a.channel_id = c.channel_id AND a.next_attempt_at <= $1
           AND (a.heartbeat_id IS NULL OR a.alert_id <= (
               SELECT b.alert_id FROM heartbeat.alert b
               WHERE b.state = 'pending' AND b.heartbeat_id = a.heartbeat_id
                 AND b.channel_id = a.channel_id
-              ORDER BY b.alert_id LIMIT 1))
+              ORDER BY b.alert_id LIMIT 1))"
+    };
+}
+
+/// Each channel not in `$2` (busy in this process) that has a claimable alert,
+/// with its oldest one's due time: one walk of `alert_claim_idx` per channel,
+/// stopping at the first claimable row. Public for the test that checks its
+/// plan.
+pub const DUE_CHANNELS: &str = concat!(
+    "
+SELECT c.channel_id, d.next_attempt_at
+FROM heartbeat.channel c
+CROSS JOIN LATERAL (
+    SELECT a.next_attempt_at FROM heartbeat.alert a
+    WHERE ",
+    claimable!(),
+    "
+    ORDER BY a.next_attempt_at, a.alert_id
+    LIMIT 1) d
+WHERE NOT (c.channel_id = ANY($2))"
+);
+
+/// Claimable alerts of the channels in `$2`, at most `$3` each, in sending
+/// order; locked rows are skipped, and the claimed ones leased until `$4`.
+/// Per channel an index walk of `alert_claim_idx` that stops at `$3` rows, one
+/// order probe per row, then the lease through the primary key: its cost
+/// follows the batch, not the backlog. Public for the test that checks its
+/// plan.
+pub const CLAIM: &str = concat!(
+    "
+UPDATE heartbeat.alert SET next_attempt_at = $4
+WHERE alert_id = ANY(ARRAY(
+    SELECT d.alert_id
+    FROM unnest($2::uuid[]) AS c(channel_id)
+    CROSS JOIN LATERAL (
+        SELECT a.alert_id FROM heartbeat.alert a
+        WHERE ",
+    claimable!(),
+    "
         ORDER BY a.next_attempt_at, a.alert_id
-        LIMIT $4
-        FOR UPDATE SKIP LOCKED) d
-    WHERE NOT (c.channel_id = ANY($3))
-    LIMIT $2))
-RETURNING alert_id";
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED) d))
+RETURNING alert_id"
+);
 
 /// The claim's transaction plans without sorts, so each read follows an index
 /// in the order it needs and stops at its `LIMIT` (a sort would read every
@@ -557,12 +586,29 @@ async fn claim(
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.batch_execute(CLAIM_SETTINGS).await?;
-    let rows = tx
-        .query(
+    let mut due: Vec<(Uuid, DateTime<Utc>)> = tx
+        .query(DUE_CHANNELS, &[&now, &busy])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    // Oldest first, so a channel with a long backlog does not keep the others
+    // out of every claim.
+    due.sort_by_key(|&(channel, at)| (at, channel));
+    let channels: Vec<Uuid> = due
+        .into_iter()
+        .take(CHANNELS_PER_CLAIM)
+        .map(|(channel, _)| channel)
+        .collect();
+    let rows = if channels.is_empty() {
+        Vec::new()
+    } else {
+        tx.query(
             CLAIM,
-            &[&now, &BATCH, &busy, &PER_CHANNEL_BATCH, &(now + lease)],
+            &[&now, &channels, &PER_CHANNEL_BATCH, &(now + lease)],
         )
-        .await?;
+        .await?
+    };
     tx.commit().await?;
     drop(client);
     if rows.is_empty() {

@@ -1,9 +1,10 @@
 //! The outbox claim's plan stays an index walk that stops at the batch, even
 //! right after a burst into a table last analyzed when nothing was pending
 //! (docs/decisions.md §30): no sort, no sequential scan of the outbox, the
-//! claim index for each channel and the pair index for the order probe.
+//! claim index for each channel and the pair index for the order probe; the
+//! same for the look at which channels have due alerts.
 
-use heartbeat::notify::outbox::{CLAIM, CLAIM_SETTINGS};
+use heartbeat::notify::outbox::{CLAIM, CLAIM_SETTINGS, DUE_CHANNELS};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -87,37 +88,48 @@ async fn the_claim_walks_indexes_without_sorting_after_a_burst_into_stale_statis
     tx.batch_execute(CLAIM_SETTINGS).await.unwrap();
     let none: Vec<Uuid> = Vec::new();
     let now = chrono::Utc::now();
-    let row = tx
-        .query_one(
-            &format!("EXPLAIN (FORMAT JSON) {CLAIM}"),
-            &[
-                &now,
-                &1000i64,
-                &none,
-                &256i64,
-                &(now + chrono::Duration::minutes(5)),
-            ],
-        )
-        .await
-        .unwrap();
-    let explained: Value = row.get(0);
-    let mut all = Vec::new();
-    nodes(&explained[0]["Plan"], &mut all);
-    let text = explained.to_string();
-    for node in &all {
-        let kind = node["Node Type"].as_str().unwrap_or("");
-        assert!(!kind.contains("Sort"), "a sort in the claim: {text}");
-        if node["Relation Name"] == "alert" && kind != "ModifyTable" {
-            assert!(
-                kind == "Index Scan" || kind == "Index Only Scan",
-                "the outbox read by {kind}: {text}"
-            );
+    let due = explain(&tx, DUE_CHANNELS, &[&now, &none]).await;
+    let claim = explain(
+        &tx,
+        CLAIM,
+        &[
+            &now,
+            &channels,
+            &256i64,
+            &(now + chrono::Duration::minutes(5)),
+        ],
+    )
+    .await;
+    for plan in [due, claim] {
+        let mut all = Vec::new();
+        nodes(&plan[0]["Plan"], &mut all);
+        let text = plan.to_string();
+        for node in &all {
+            let kind = node["Node Type"].as_str().unwrap_or("");
+            assert!(!kind.contains("Sort"), "a sort: {text}");
+            if node["Relation Name"] == "alert" && kind != "ModifyTable" {
+                assert!(
+                    kind == "Index Scan" || kind == "Index Only Scan",
+                    "the outbox read by {kind}: {text}"
+                );
+            }
         }
+        let indexes: Vec<&str> = all
+            .iter()
+            .filter_map(|n| n["Index Name"].as_str())
+            .collect();
+        assert!(indexes.contains(&"alert_claim_idx"), "{text}");
+        assert!(indexes.contains(&"alert_pending_pair_idx"), "{text}");
     }
-    let indexes: Vec<&str> = all
-        .iter()
-        .filter_map(|n| n["Index Name"].as_str())
-        .collect();
-    assert!(indexes.contains(&"alert_claim_idx"), "{text}");
-    assert!(indexes.contains(&"alert_pending_pair_idx"), "{text}");
+}
+
+async fn explain(
+    tx: &tokio_postgres::Transaction<'_>,
+    statement: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Value {
+    tx.query_one(&format!("EXPLAIN (FORMAT JSON) {statement}"), params)
+        .await
+        .unwrap()
+        .get(0)
 }
