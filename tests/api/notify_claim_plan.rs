@@ -107,9 +107,11 @@ async fn the_claim_walks_indexes_without_sorting_after_a_burst_into_stale_statis
         for node in &all {
             let kind = node["Node Type"].as_str().unwrap_or("");
             assert!(!kind.contains("Sort"), "a sort: {text}");
+            // The lease's lookup by id may be a bitmap scan of the primary
+            // key; the walks need the index order, so they cannot be.
             if node["Relation Name"] == "alert" && kind != "ModifyTable" {
                 assert!(
-                    kind == "Index Scan" || kind == "Index Only Scan",
+                    matches!(kind, "Index Scan" | "Index Only Scan" | "Bitmap Heap Scan"),
                     "the outbox read by {kind}: {text}"
                 );
             }
