@@ -97,6 +97,14 @@ fn spawn_monitor(
             alerts_written: alerts_written.clone(),
             shutdown: state.shutdown.clone(),
         }));
+        // So is it when another node's deadline loop wrote them.
+        tasks.spawn(crate::notify::wake::listen(
+            crate::notify::wake::ListenDeps {
+                database_url: state.database_url.clone(),
+                alerts_written: alerts_written.clone(),
+                shutdown: state.shutdown.clone(),
+            },
+        ));
         tasks.spawn(crate::notify::outbox::run(
             crate::notify::outbox::LoopDeps {
                 pool: state.pool.clone(),

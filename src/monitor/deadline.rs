@@ -313,6 +313,14 @@ FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $
      AS f(id, at, from_status, to_status, cause, withheld)
 RETURNING flip_id, heartbeat_id, to_status";
 
+/// The notification channel a transaction that wrote alerts signals on: every
+/// node's delivery worker listens (`crate::notify::wake`) and claims at once.
+pub const ALERTS_CHANNEL: &str = "heartbeat_alerts";
+
+/// Heard by the listeners when (and only if) the transaction commits;
+/// PostgreSQL folds a transaction's identical notifications into one.
+const NOTIFY_ALERTS: &str = "SELECT pg_notify('heartbeat_alerts', '')";
+
 /// One outbox row per (alerting flip, channel it routes to): every unmuted
 /// channel of its project, or the heartbeat's own list (`heartbeat.channels`).
 const INSERT_ALERTS: &str = "
@@ -533,6 +541,9 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
                 ],
             )
             .await?;
+        if tick.alerts > 0 {
+            tx.batch_execute(NOTIFY_ALERTS).await?;
+        }
     }
 
     // A parent that is no longer down (recovered, or paused) wakes its

@@ -14,6 +14,7 @@
 //! - [`event`]: what an alert says, as placeholder values.
 //! - [`email`]: SMTP delivery (`[notify.smtp]`).
 //! - [`outbox`]: the delivery worker, the one consumer of the outbox.
+//! - [`wake`]: wakes the worker when any node writes alerts (`LISTEN/NOTIFY`).
 //! - [`reminder`]: reminder alerts while a heartbeat stays down.
 //! - [`digest`]: the scheduled summary of every heartbeat, and its panel.
 //! - [`config`]: the `[notify]` section.
@@ -29,6 +30,7 @@ pub mod preset;
 pub mod reminder;
 pub mod routes;
 pub mod template;
+pub mod wake;
 
 pub use config::NotifyConfig;
 pub use routes::routes;
