@@ -480,10 +480,18 @@ async fn run_batch(pool: &Pool, now: DateTime<Utc>) -> Result<Tick, DeadlineErro
         ],
     )
     .await?;
-    // Every failure the clock counted, so one below the threshold is seen too.
+    // A failure the clock counted below the threshold changes no status, so
+    // it is recorded here to be seen; the one that reaches the threshold is
+    // recorded by its flip (`cause`), and writing it twice would double the
+    // cost of a burst of misses (docs/decisions.md §29).
     let counted: Vec<(Uuid, &Counted)> = claimed
         .iter()
-        .flat_map(|(hb, e)| e.counted.iter().map(move |c| (hb.id, c)))
+        .flat_map(|(hb, e)| {
+            e.counted
+                .iter()
+                .filter(|c| c.failure_streak < hb.thresholds.failure)
+                .map(move |c| (hb.id, c))
+        })
         .collect();
     event_log::record(&tx, &counted).await?;
 

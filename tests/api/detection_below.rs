@@ -78,7 +78,13 @@ async fn a_missed_deadline_below_the_threshold_is_listed_with_its_reason_and_str
             )
         })
         .collect();
-    assert_eq!(listed, [("missed", 3), ("missed", 1)], "newest first");
+    // The third, which reached the threshold, is recorded by its flip above,
+    // not twice.
+    assert_eq!(
+        listed,
+        [("missed", 1)],
+        "only the failure below the threshold"
+    );
     assert_eq!(streak(&get_hb(&app, id).await), 3);
 }
 
@@ -149,14 +155,17 @@ async fn the_loop_keeps_each_heartbeats_newest_hundred_events() {
     .await;
     one(&app, &hb, PingKind::Success, t0()).await;
     tick(&app, t0()).await;
-    // 100 misses in one pass: the 100th takes it down.
+    // 100 misses in one pass: the first 99 are below the threshold and kept
+    // as events; the 100th takes it down and is its flip.
     let t = tick(&app, t0() + secs(60 * 100 + 1)).await;
     assert_eq!((t.events.missed, t.flips), (100, 1));
     let e = events(&app, &hb).await;
-    assert_eq!(e.len(), 100);
-    assert_eq!(e[0]["failure_streak"], 100);
-    assert_eq!(e[99]["failure_streak"], 1);
-    // It recovers, then misses 100 more: they overwrite the first 100 in place.
+    assert_eq!(e.len(), 99);
+    assert_eq!(e[0]["failure_streak"], 99);
+    assert_eq!(e[98]["failure_streak"], 1);
+    // It recovers, then misses 100 more: their 99 events overwrite the oldest
+    // in place, so the ring keeps the newest 100, the last one of the first
+    // round among them.
     let back = t0() + secs(60 * 101);
     one(&app, &hb, PingKind::Success, back).await;
     tick(&app, back).await;
@@ -164,15 +173,23 @@ async fn the_loop_keeps_each_heartbeats_newest_hundred_events() {
     assert_eq!(t.events.missed, 100);
     let e = events(&app, &hb).await;
     assert_eq!(e.len(), 100);
-    assert!(
-        e.iter().all(|e| e["at"]
+    let after_back = |e: &Value| {
+        e["at"]
             .as_str()
             .unwrap()
             .parse::<chrono::DateTime<chrono::Utc>>()
             .unwrap()
-            > back),
-        "only the newest are kept"
+            > back
+    };
+    assert!(
+        e[..99].iter().all(after_back),
+        "the newest 99 are the second round's"
     );
-    assert_eq!(e[0]["failure_streak"], 100);
-    assert_eq!(e[99]["failure_streak"], 1);
+    assert_eq!(e[0]["failure_streak"], 99);
+    assert_eq!(e[98]["failure_streak"], 1);
+    assert!(
+        !after_back(&e[99]),
+        "the oldest kept is the first round's last"
+    );
+    assert_eq!(e[99]["failure_streak"], 99);
 }
