@@ -291,6 +291,7 @@ pub async fn write_batch(
                 &batch.hb_post.runs,
                 &batch.hb_post.ok_at,
                 &batch.hb_post.pings,
+                &batch.hb_ignorable,
             ],
         )
         .await?;
@@ -326,9 +327,13 @@ struct BatchColumns<'a> {
     hb_counts: Vec<i64>,
     /// The heartbeat's pings summed up as if each counts (no `methods` rule).
     hb: SummaryColumns,
-    /// The same summary with every [`ignorable`] ping ignored, for a heartbeat
-    /// with `methods: "POST"`; all None for a heartbeat none of whose pings in
-    /// the batch is ignorable, which the statement then sums up as `hb`.
+    /// Whether any of the heartbeat's pings in the batch is [`ignorable`].
+    hb_ignorable: Vec<bool>,
+    /// The summary with every [`ignorable`] ping ignored, for a heartbeat with
+    /// `methods: "POST"`. All None for a heartbeat none of whose pings is
+    /// ignorable (the statement then takes `hb`), and for one all of whose
+    /// pings are (nothing of it changes): so the common cases, a heartbeat
+    /// pinged only with POST or only with GET, send nothing more.
     hb_post: SummaryColumns,
     tokens: Vec<&'a str>,
     /// 1 for a heartbeat's first ping in the batch, 2 for its second...
@@ -422,13 +427,13 @@ struct SummaryColumns {
     runs: Vec<Option<String>>,
     ok_at: Vec<Option<DateTime<Utc>>>,
     /// For the rules that look at single pings (`heartbeat.fold_pings`); None
-    /// only in `hb_post`, for a heartbeat it does not apply to.
+    /// only in `hb_post`, as it says.
     pings: Vec<Option<String>>,
 }
 
 impl SummaryColumns {
     fn push(&mut self, s: Option<Summary>) {
-        let Some(mut s) = s else {
+        let Some(mut s) = s.filter(|s| s.last.is_some()) else {
             self.last_at.push(None);
             self.last_kind.push(None);
             self.signal_kind.push(None);
@@ -456,6 +461,7 @@ impl<'a> BatchColumns<'a> {
             hb_tokens: Vec::new(),
             hb_counts: Vec::new(),
             hb: SummaryColumns::default(),
+            hb_ignorable: Vec::new(),
             hb_post: SummaryColumns::default(),
             tokens: Vec::with_capacity(pings.len()),
             ranks: Vec::with_capacity(pings.len()),
@@ -503,6 +509,7 @@ impl<'a> BatchColumns<'a> {
         }
         for (all, post) in sums {
             b.hb.push(Some(all));
+            b.hb_ignorable.push(post.is_some());
             b.hb_post.push(post);
         }
         b
@@ -551,11 +558,13 @@ fn runs_literal(runs: &[i32]) -> Option<String> {
 /// heartbeat row is at hand, so it costs no extra round trip: a ping sent with
 /// another method is kept in the ring as kind `ign`, counted in `ping_seq`, and
 /// changes nothing else (no signal, status, run, deadline or last ping). The
-/// daemon does not know which heartbeats have the rule, so for a heartbeat with
-/// ignorable pings in the batch it also sends the summary that ignores them
-/// (`$22`-`$28`, the same columns as `$3`-`$6`, `$17`-`$19`), and the row picks
-/// one; for every other heartbeat those are null and the row takes the usual
-/// summary (docs/decisions.md §33).
+/// daemon does not know which heartbeats have the rule, so it flags each
+/// heartbeat with ignorable pings in the batch (`$29`) and, when some of its
+/// other pings count, also sends the summary that ignores them (`$22`-`$28`,
+/// the same columns as `$3`-`$6`, `$17`-`$19`); the row picks one. A heartbeat
+/// all of whose pings are ignored gets nulls there, which change nothing
+/// (`fold_pings` reads no ping from a null list, and its events for them are
+/// null). docs/decisions.md §33.
 ///
 /// History is a ring (`monitor::ring`): ping `seq` lands in slot `seq % $16` and
 /// overwrites the ping `$16` before it, in place. Only a burst's newest `$16`
@@ -565,9 +574,9 @@ WITH hbin AS (
     SELECT * FROM unnest($1::text[], $2::int8[], $3::timestamptz[], $4::text[], $5::text[],
                          $6::timestamptz[], $17::text[], $18::timestamptz[], $19::text[],
                          $22::timestamptz[], $23::text[], $24::text[], $25::timestamptz[],
-                         $26::text[], $27::timestamptz[], $28::text[])
+                         $26::text[], $27::timestamptz[], $28::text[], $29::bool[])
          AS l(token, cnt, last_at, last_kind, kind, at, runs, ok_at, pings,
-              p_last_at, p_last_kind, p_kind, p_at, p_runs, p_ok_at, p_pings)
+              p_last_at, p_last_kind, p_kind, p_at, p_runs, p_ok_at, p_pings, ignorable)
 ),
 hb AS (
     UPDATE heartbeat.heartbeat h SET
@@ -595,7 +604,7 @@ hb AS (
                            THEN h.deadline
                        ELSE c.at + make_interval(secs => h.period_seconds + h.grace_seconds)
                    END
-            FROM (SELECT h.hc_methods = 'POST' AND l.p_pings IS NOT NULL AS post) r,
+            FROM (SELECT h.hc_methods = 'POST' AND l.ignorable AS post) r,
                  LATERAL (SELECT CASE WHEN r.post THEN l.p_last_at ELSE l.last_at END AS last_at,
                                  CASE WHEN r.post THEN l.p_last_kind ELSE l.last_kind END AS last_kind,
                                  CASE WHEN r.post THEN l.p_kind ELSE l.kind END AS kind,
@@ -782,6 +791,7 @@ mod tests {
             .collect();
         assert_eq!(kinds, ["success", "ign", "ign"]);
         // `b` has no ignorable ping: the statement takes its usual summary.
+        assert_eq!(batch.hb_ignorable, vec![true, false]);
         assert_eq!(batch.hb_post.pings[1], None);
         assert_eq!(
             batch.kinds,
@@ -799,6 +809,8 @@ mod tests {
         }];
         let refs: Vec<&PingRecord> = pings.iter().collect();
         let batch = BatchColumns::new(&refs);
+        assert_eq!(batch.hb_ignorable, vec![true]);
+        assert_eq!(batch.hb_post.pings, vec![None]);
         assert_eq!(batch.hb_post.last_at, vec![None]);
         assert_eq!(batch.hb_post.last_kind, vec![None]);
         assert_eq!(batch.hb_post.signal_kind, vec![None]);

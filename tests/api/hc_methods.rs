@@ -354,3 +354,55 @@ async fn turning_the_rule_off_lets_get_pings_count_again() {
     assert_eq!(check["status"], "up", "{check}");
     assert_eq!(types(&hc_pings(&w, uuid).await), ["success", "ign"]);
 }
+
+#[tokio::test]
+async fn one_batch_mixing_methods_counts_only_the_posts_of_a_post_only_check() {
+    // The writer's statement called with one batch, as concurrent pings may
+    // make it: the rule is applied per ping within it.
+    use heartbeat::monitor::heartbeat::HeartbeatToken;
+    use heartbeat::monitor::ping::{write_batch, PingKind, PingRecord};
+
+    let w = HcWorld::new().await;
+    let check = post_only(&w, "mixed").await;
+    let uuid = check["uuid"].as_str().unwrap();
+    let plain = w
+        .create_check(json!({"name": "plain", "timeout": 3600, "grace": 60}))
+        .await;
+    let token_of = |hb: &Value| {
+        let url = hb["ping_url"].as_str().unwrap();
+        HeartbeatToken::parse(url.rsplit('/').next().unwrap()).unwrap()
+    };
+    let (mixed, other) = (
+        token_of(&own(&w, uuid).await),
+        token_of(&own(&w, plain["uuid"].as_str().unwrap()).await),
+    );
+    let t0 = Utc::now() - chrono::Duration::seconds(10);
+    let sent = |token: &HeartbeatToken, kind, method, ms| PingRecord {
+        method: Some(method),
+        scheme: Some("http"),
+        ..PingRecord::new(token.clone(), kind, t0 + chrono::Duration::milliseconds(ms))
+    };
+    let pings = [
+        sent(&mixed, PingKind::Start, "GET", 0),
+        sent(&other, PingKind::Fail, "GET", 1),
+        sent(&mixed, PingKind::Success, "POST", 2),
+        sent(&mixed, PingKind::Fail, "HEAD", 3),
+        sent(&mixed, PingKind::Log, "POST", 4),
+    ];
+    let refs: Vec<&PingRecord> = pings.iter().collect();
+    let client = w.app.state.pool.get().await.unwrap();
+    let written = write_batch(&client, &refs, 100).await.unwrap();
+    assert_eq!(written.found.len(), 2);
+
+    let check = settled(&w, uuid).await;
+    assert_eq!(check["status"], "up", "{check}");
+    assert_eq!(check["n_pings"], 4);
+    assert_eq!(check["started"], false);
+    assert_eq!(
+        types(&hc_pings(&w, uuid).await),
+        ["log", "ign", "success", "ign"]
+    );
+    // A check without the rule in the same batch takes its GET failure.
+    let plain = settled(&w, plain["uuid"].as_str().unwrap()).await;
+    assert_eq!(plain["status"], "down", "{plain}");
+}
