@@ -352,7 +352,7 @@ struct BatchColumns<'a> {
 /// One heartbeat's pings in a batch, summed up for the statement's per-heartbeat
 /// row. Ignored pings (kind [`PingKind::Ignored`]) only take their place in
 /// `pings`, so that each ping keeps its rank there.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Summary {
     /// The last ping that is not ignored.
     last: Option<(DateTime<Utc>, &'static str)>,
@@ -475,23 +475,25 @@ impl<'a> BatchColumns<'a> {
             schemes: Vec::with_capacity(pings.len()),
             methods: Vec::with_capacity(pings.len()),
         };
-        // Per heartbeat: the summary, and the one under the POST-only rule,
-        // made (as a copy of the first) only once an ignorable ping comes.
-        let mut sums: Vec<(Summary, Option<Summary>)> = Vec::new();
+        // Per heartbeat: its summary, whether some of its pings are ignorable
+        // and whether some are not. Only a heartbeat with both needs the
+        // summary under the POST-only rule, made in a second pass.
+        let mut sums: Vec<(Summary, bool, bool)> = Vec::new();
+        let mut owner: Vec<usize> = Vec::with_capacity(pings.len());
         for p in pings {
             let token = p.token.as_str();
             let h = *by_token.entry(token).or_insert_with(|| {
                 b.hb_tokens.push(token);
                 b.hb_counts.push(0);
-                sums.push((Summary::new(), None));
+                sums.push((Summary::new(), false, false));
                 b.hb_tokens.len() - 1
             });
-            let (all, post) = &mut sums[h];
+            owner.push(h);
+            let (all, some_ignorable, some_counted) = &mut sums[h];
             if ignorable(p) {
-                post.get_or_insert_with(|| all.clone())
-                    .add(p, PingKind::Ignored);
-            } else if let Some(post) = post {
-                post.add(p, p.kind);
+                *some_ignorable = true;
+            } else {
+                *some_counted = true;
             }
             all.add(p, p.kind);
             b.hb_counts[h] += 1;
@@ -507,9 +509,25 @@ impl<'a> BatchColumns<'a> {
             b.schemes.push(p.scheme);
             b.methods.push(p.method);
         }
-        for (all, post) in sums {
+        let mut post: Vec<Option<Summary>> = sums
+            .iter()
+            .map(|(_, ignored, counted)| (*ignored && *counted).then(Summary::new))
+            .collect();
+        if post.iter().any(Option::is_some) {
+            for (p, h) in pings.iter().zip(&owner) {
+                if let Some(s) = &mut post[*h] {
+                    let kind = if ignorable(p) {
+                        PingKind::Ignored
+                    } else {
+                        p.kind
+                    };
+                    s.add(p, kind);
+                }
+            }
+        }
+        for ((all, ignored, _), post) in sums.into_iter().zip(post) {
             b.hb.push(Some(all));
-            b.hb_ignorable.push(post.is_some());
+            b.hb_ignorable.push(ignored);
             b.hb_post.push(post);
         }
         b
@@ -564,7 +582,9 @@ fn runs_literal(runs: &[i32]) -> Option<String> {
 /// the same columns as `$3`-`$6`, `$17`-`$19`); the row picks one. A heartbeat
 /// all of whose pings are ignored gets nulls there, which change nothing
 /// (`fold_pings` reads no ping from a null list, and its events for them are
-/// null). docs/decisions.md §33.
+/// null). The choice is written out as a `CASE` in each place rather than in a
+/// subquery: the statement keeps its plan (docs/decisions.md §33 has the
+/// measurement).
 ///
 /// History is a ring (`monitor::ring`): ping `seq` lands in slot `seq % $16` and
 /// overwrites the ping `$16` before it, in place. Only a burst's newest `$16`
@@ -581,38 +601,36 @@ WITH hbin AS (
 hb AS (
     UPDATE heartbeat.heartbeat h SET
         ping_seq = h.ping_seq + l.cnt,
+        last_ping_at = CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN COALESCE(l.p_last_at, h.last_ping_at)
+                            ELSE l.last_at END,
+        last_ping_kind = CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN COALESCE(l.p_last_kind, h.last_ping_kind)
+                              ELSE l.last_kind END,
+        last_signal_at = CASE WHEN (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_kind ELSE l.kind END) IN ('success', 'fail') THEN CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_at ELSE l.at END
+                              ELSE h.last_signal_at END,
+        last_signal_failed = CASE CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_kind ELSE l.kind END WHEN 'success' THEN false WHEN 'fail' THEN true
+                                  ELSE h.last_signal_failed END,
         prev_started_at = h.started_at,
-        (last_ping_at, last_ping_kind, last_signal_at, last_signal_failed,
-         fail_streak, ok_streak, failing, failing_since, failing_cause, started_at, runs,
-         last_success_at, batch_events, batch_reasons, deadline) = (
-            SELECT COALESCE(c.last_at, h.last_ping_at), COALESCE(c.last_kind, h.last_ping_kind),
-                   CASE WHEN c.kind IN ('success', 'fail') THEN c.at ELSE h.last_signal_at END,
-                   CASE c.kind WHEN 'success' THEN false WHEN 'fail' THEN true
-                               ELSE h.last_signal_failed END,
-                   f.fail_streak, f.ok_streak, f.failing, f.failing_since, f.failing_cause,
-                   f.started_at, f.runs, f.last_success_at, f.events, f.reasons,
-                   CASE
-                       WHEN h.paused OR c.kind IS NULL THEN h.deadline
-                       WHEN c.kind = 'fail' OR h.status = 'down' OR h.schedule IS NOT NULL
-                            OR h.max_runtime_seconds IS NOT NULL OR h.min_runtime_seconds IS NOT NULL
-                            OR h.min_interval_seconds IS NOT NULL THEN c.at
-                       WHEN h.status = 'pending' AND c.kind = 'success' THEN LEAST(h.deadline, c.at)
-                       WHEN c.kind = 'start'
-                           THEN LEAST(h.deadline, c.at + make_interval(secs => h.grace_seconds))
-                       WHEN h.deadline IS NOT NULL
-                            AND h.deadline <= c.at + make_interval(secs => h.period_seconds + h.grace_seconds)
-                           THEN h.deadline
-                       ELSE c.at + make_interval(secs => h.period_seconds + h.grace_seconds)
-                   END
-            FROM (SELECT h.hc_methods = 'POST' AND l.ignorable AS post) r,
-                 LATERAL (SELECT CASE WHEN r.post THEN l.p_last_at ELSE l.last_at END AS last_at,
-                                 CASE WHEN r.post THEN l.p_last_kind ELSE l.last_kind END AS last_kind,
-                                 CASE WHEN r.post THEN l.p_kind ELSE l.kind END AS kind,
-                                 CASE WHEN r.post THEN l.p_at ELSE l.at END AS at,
-                                 CASE WHEN r.post THEN l.p_runs ELSE l.runs END AS runs,
-                                 CASE WHEN r.post THEN l.p_ok_at ELSE l.ok_at END AS ok_at,
-                                 CASE WHEN r.post THEN l.p_pings ELSE l.pings END AS pings) c,
-                 LATERAL heartbeat.fold_pings(h, c.kind, c.at, c.runs::int4[], c.ok_at, c.pings) f)
+        (fail_streak, ok_streak, failing, failing_since, failing_cause, started_at, runs,
+         last_success_at, batch_events, batch_reasons) = (
+            SELECT f.fail_streak, f.ok_streak, f.failing, f.failing_since, f.failing_cause,
+                   f.started_at, f.runs, f.last_success_at, f.events, f.reasons
+            FROM heartbeat.fold_pings(h, CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_kind ELSE l.kind END, CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_at ELSE l.at END,
+                                      (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_runs ELSE l.runs END)::int4[],
+                                      CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_ok_at ELSE l.ok_at END,
+                                      CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_pings ELSE l.pings END) AS f),
+        deadline = CASE
+            WHEN h.paused OR (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_kind ELSE l.kind END) IS NULL THEN h.deadline
+            WHEN (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_kind ELSE l.kind END) = 'fail' OR h.status = 'down' OR h.schedule IS NOT NULL
+                 OR h.max_runtime_seconds IS NOT NULL OR h.min_runtime_seconds IS NOT NULL
+                 OR h.min_interval_seconds IS NOT NULL THEN CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_at ELSE l.at END
+            WHEN h.status = 'pending' AND (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_kind ELSE l.kind END) = 'success' THEN LEAST(h.deadline, CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_at ELSE l.at END)
+            WHEN (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_kind ELSE l.kind END) = 'start'
+                THEN LEAST(h.deadline, (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_at ELSE l.at END) + make_interval(secs => h.grace_seconds))
+            WHEN h.deadline IS NOT NULL
+                 AND h.deadline <= (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_at ELSE l.at END) + make_interval(secs => h.period_seconds + h.grace_seconds)
+                THEN h.deadline
+            ELSE (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_at ELSE l.at END) + make_interval(secs => h.period_seconds + h.grace_seconds)
+        END
     FROM hbin l
     WHERE h.token = l.token
     RETURNING h.heartbeat_id, h.token, h.ping_seq, l.cnt, h.prev_started_at, h.batch_events,
@@ -623,8 +641,9 @@ ring AS (
                                      duration_ms, source, user_agent, body, event, reason,
                                      scheme, method)
     SELECT hb.heartbeat_id, (hb.ping_seq - hb.cnt + i.rank) % $16, hb.ping_seq - hb.cnt + i.rank,
-           i.at, k.kind, i.exit_code, i.rid,
-           CASE WHEN k.kind IN ('success', 'fail') THEN
+           i.at, CASE WHEN hb.post_only AND i.method <> 'POST' THEN 'ign' ELSE i.kind END,
+           i.exit_code, i.rid,
+           CASE WHEN i.kind IN ('success', 'fail') AND NOT (hb.post_only AND i.method <> 'POST') THEN
                (extract(epoch FROM i.at - CASE WHEN i.rid IS NOT NULL THEN
                    (SELECT s.at FROM heartbeat.ping s
                     WHERE s.heartbeat_id = hb.heartbeat_id AND s.rid = i.rid AND s.kind = 'start'
@@ -637,8 +656,6 @@ ring AS (
                 $13::text[], $14::text[], $15::text[], $20::text[], $21::text[])
          AS i(token, rank, kind, exit_code, rid, at, source, user_agent, body, scheme, method)
     JOIN hb ON hb.token = i.token
-    CROSS JOIN LATERAL (SELECT CASE WHEN hb.post_only AND i.method <> 'POST' THEN 'ign'
-                                    ELSE i.kind END AS kind) k
     WHERE i.rank > hb.cnt - $16
     ON CONFLICT (heartbeat_id, slot) DO UPDATE SET
         seq = excluded.seq, at = excluded.at, kind = excluded.kind,
