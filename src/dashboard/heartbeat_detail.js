@@ -44,8 +44,11 @@ function runDuration(ms) {
   return durationInWords(ms / 1000);
 }
 
-// A ping's result, as its kind and exit code say.
+// A ping's result, as its kind and exit code say. An ignored ping (`ign`: the
+// heartbeat takes only POST pings, docs/healthchecks-compat.md) keeps its exit
+// code but changed nothing, so it is shown as ignored, not as a failure.
 function pingResult(p) {
+  if (p.kind === "ign") return "ign";
   if (p.exit_code !== null && p.exit_code !== undefined && p.exit_code !== 0) return "fail (exit " + p.exit_code + ")";
   return p.event ? p.kind + " (" + p.event.replace("_", " ") + ")" : p.kind;
 }

@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(20, "0020_ping_scheme_method"),
     migration!(21, "0021_detection_followups"),
     migration!(22, "0022_outbox_claim"),
+    migration!(23, "0023_hc_methods"),
 ];
 
 /// The advisory lock key that serializes migration runners ("hbmigrat").

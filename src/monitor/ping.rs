@@ -30,6 +30,11 @@ pub enum PingKind {
     Start,
     /// Kept in the history; changes no status.
     Log,
+    /// A ping the heartbeat's `methods: "POST"` rule ignores (healthchecks.io's
+    /// `ign`): kept in the history and counted, changes nothing else. Never
+    /// sent by a client: the ping statement records a ping so when it finds
+    /// the rule on the heartbeat ([`ignorable`]).
+    Ignored,
 }
 
 impl PingKind {
@@ -39,6 +44,7 @@ impl PingKind {
             PingKind::Fail => "fail",
             PingKind::Start => "start",
             PingKind::Log => "log",
+            PingKind::Ignored => "ign",
         }
     }
 }
@@ -59,6 +65,14 @@ pub struct PingRecord {
     pub scheme: Option<&'static str>,
     /// `GET`, `HEAD` or `POST`; None as for `scheme`.
     pub method: Option<&'static str>,
+}
+
+/// Whether a heartbeat with healthchecks.io's `methods: "POST"` ignores `p`: a
+/// ping that came over HTTP with another method. Pings from no HTTP request
+/// (the daemon's own jobs) are never ignored. The ping statement's ring insert
+/// says the same in SQL (`i.method <> 'POST'`).
+pub fn ignorable(p: &PingRecord) -> bool {
+    matches!(p.method, Some(m) if m != "POST")
 }
 
 impl PingRecord {
@@ -251,10 +265,10 @@ pub async fn write_batch(
             &[
                 &batch.hb_tokens,
                 &batch.hb_counts,
-                &batch.hb_last_at,
-                &batch.hb_last_kind,
-                &batch.hb_signal_kind,
-                &batch.hb_signal_at,
+                &batch.hb.last_at,
+                &batch.hb.last_kind,
+                &batch.hb.signal_kind,
+                &batch.hb.signal_at,
                 &batch.tokens,
                 &batch.ranks,
                 &batch.kinds,
@@ -265,11 +279,19 @@ pub async fn write_batch(
                 &batch.agents,
                 &batch.bodies,
                 &kept,
-                &batch.hb_runs,
-                &batch.hb_ok_at,
-                &batch.hb_pings,
+                &batch.hb.runs,
+                &batch.hb.ok_at,
+                &batch.hb.pings,
                 &batch.schemes,
                 &batch.methods,
+                &batch.hb_post.last_at,
+                &batch.hb_post.last_kind,
+                &batch.hb_post.signal_kind,
+                &batch.hb_post.signal_at,
+                &batch.hb_post.runs,
+                &batch.hb_post.ok_at,
+                &batch.hb_post.pings,
+                &batch.hb_ignorable,
             ],
         )
         .await?;
@@ -303,21 +325,16 @@ pub struct Written {
 struct BatchColumns<'a> {
     hb_tokens: Vec<&'a str>,
     hb_counts: Vec<i64>,
-    hb_last_at: Vec<DateTime<Utc>>,
-    hb_last_kind: Vec<&'static str>,
-    /// The last ping that is not a `log` (the one that sets the status), if any.
-    hb_signal_kind: Vec<Option<&'static str>>,
-    hb_signal_at: Vec<Option<DateTime<Utc>>>,
-    /// The heartbeat's signals in arrival order as runs, an `int4[]` literal
-    /// (`{2,-1}`: two successes then a failure) for `heartbeat.fold_signals`;
-    /// None when the batch holds only start and log pings for it.
-    hb_runs: Vec<Option<String>>,
-    /// The heartbeat's last success in the batch, if any.
-    hb_ok_at: Vec<Option<DateTime<Utc>>>,
-    /// Every ping of the heartbeat in arrival order as a JSON array of
-    /// `[kind, at, rid]`, for the rules that look at single pings
-    /// (`heartbeat.fold_pings`).
-    hb_pings: Vec<String>,
+    /// The heartbeat's pings summed up as if each counts (no `methods` rule).
+    hb: SummaryColumns,
+    /// Whether any of the heartbeat's pings in the batch is [`ignorable`].
+    hb_ignorable: Vec<bool>,
+    /// The summary with every [`ignorable`] ping ignored, for a heartbeat with
+    /// `methods: "POST"`. All None for a heartbeat none of whose pings is
+    /// ignorable (the statement then takes `hb`), and for one all of whose
+    /// pings are (nothing of it changes): so the common cases, a heartbeat
+    /// pinged only with POST or only with GET, send nothing more.
+    hb_post: SummaryColumns,
     tokens: Vec<&'a str>,
     /// 1 for a heartbeat's first ping in the batch, 2 for its second...
     ranks: Vec<i64>,
@@ -332,19 +349,120 @@ struct BatchColumns<'a> {
     methods: Vec<Option<&'static str>>,
 }
 
+/// One heartbeat's pings in a batch, summed up for the statement's per-heartbeat
+/// row. Ignored pings (kind [`PingKind::Ignored`]) only take their place in
+/// `pings`, so that each ping keeps its rank there.
+#[derive(Debug)]
+struct Summary {
+    /// The last ping that is not ignored.
+    last: Option<(DateTime<Utc>, &'static str)>,
+    /// The last ping that is neither a `log` nor ignored (the one that sets the
+    /// status), if any.
+    signal: Option<(DateTime<Utc>, &'static str)>,
+    /// Signals in arrival order as runs (`[2, -1]`: two successes then a failure).
+    runs: Vec<i32>,
+    /// The last success, if any.
+    ok_at: Option<DateTime<Utc>>,
+    /// Every ping in arrival order as a JSON array of `[kind, at, rid]`.
+    pings: String,
+}
+
+impl Summary {
+    fn new() -> Self {
+        Self {
+            last: None,
+            signal: None,
+            runs: Vec::new(),
+            ok_at: None,
+            pings: String::from("["),
+        }
+    }
+
+    fn add(&mut self, p: &PingRecord, kind: PingKind) {
+        if self.pings.len() > 1 {
+            self.pings.push(',');
+        }
+        let rid = p
+            .rid
+            .map(|r| format!("\"{r}\""))
+            .unwrap_or_else(|| "null".into());
+        // RFC 3339 with microseconds: what PostgreSQL stores, so no rounding.
+        let at = p.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        self.pings
+            .push_str(&format!("[\"{}\",\"{at}\",{rid}]", kind.as_str()));
+        if kind == PingKind::Ignored {
+            return;
+        }
+        let last_at = self.last.map_or(p.at, |(at, _)| at.max(p.at));
+        self.last = Some((last_at, kind.as_str()));
+        if kind != PingKind::Log {
+            self.signal = Some((p.at, kind.as_str()));
+        }
+        let step = match kind {
+            PingKind::Success => {
+                self.ok_at = Some(p.at);
+                1
+            }
+            PingKind::Fail => -1,
+            PingKind::Start | PingKind::Log | PingKind::Ignored => 0,
+        };
+        if step != 0 {
+            match self.runs.last_mut() {
+                Some(run) if run.signum() == step => *run += step,
+                _ => self.runs.push(step),
+            }
+        }
+    }
+}
+
+/// Per-heartbeat summaries as the statement's array parameters.
+#[derive(Default)]
+struct SummaryColumns {
+    last_at: Vec<Option<DateTime<Utc>>>,
+    last_kind: Vec<Option<&'static str>>,
+    signal_kind: Vec<Option<&'static str>>,
+    signal_at: Vec<Option<DateTime<Utc>>>,
+    /// `runs` as an `int4[]` literal (`{2,-1}`) for `heartbeat.fold_signals`;
+    /// None when there is no signal.
+    runs: Vec<Option<String>>,
+    ok_at: Vec<Option<DateTime<Utc>>>,
+    /// For the rules that look at single pings (`heartbeat.fold_pings`); None
+    /// only in `hb_post`, as it says.
+    pings: Vec<Option<String>>,
+}
+
+impl SummaryColumns {
+    fn push(&mut self, s: Option<Summary>) {
+        let Some(mut s) = s.filter(|s| s.last.is_some()) else {
+            self.last_at.push(None);
+            self.last_kind.push(None);
+            self.signal_kind.push(None);
+            self.signal_at.push(None);
+            self.runs.push(None);
+            self.ok_at.push(None);
+            self.pings.push(None);
+            return;
+        };
+        self.last_at.push(s.last.map(|l| l.0));
+        self.last_kind.push(s.last.map(|l| l.1));
+        self.signal_at.push(s.signal.map(|l| l.0));
+        self.signal_kind.push(s.signal.map(|l| l.1));
+        self.runs.push(runs_literal(&s.runs));
+        self.ok_at.push(s.ok_at);
+        s.pings.push(']');
+        self.pings.push(Some(s.pings));
+    }
+}
+
 impl<'a> BatchColumns<'a> {
     fn new(pings: &[&'a PingRecord]) -> Self {
         let mut by_token: std::collections::HashMap<&str, usize> = Default::default();
         let mut b = BatchColumns {
             hb_tokens: Vec::new(),
             hb_counts: Vec::new(),
-            hb_last_at: Vec::new(),
-            hb_last_kind: Vec::new(),
-            hb_signal_kind: Vec::new(),
-            hb_signal_at: Vec::new(),
-            hb_runs: Vec::new(),
-            hb_ok_at: Vec::new(),
-            hb_pings: Vec::new(),
+            hb: SummaryColumns::default(),
+            hb_ignorable: Vec::new(),
+            hb_post: SummaryColumns::default(),
             tokens: Vec::with_capacity(pings.len()),
             ranks: Vec::with_capacity(pings.len()),
             kinds: Vec::with_capacity(pings.len()),
@@ -357,53 +475,28 @@ impl<'a> BatchColumns<'a> {
             schemes: Vec::with_capacity(pings.len()),
             methods: Vec::with_capacity(pings.len()),
         };
-        let mut runs: Vec<Vec<i32>> = Vec::new();
+        // Per heartbeat: its summary, whether some of its pings are ignorable
+        // and whether some are not. Only a heartbeat with both needs the
+        // summary under the POST-only rule, made in a second pass.
+        let mut sums: Vec<(Summary, bool, bool)> = Vec::new();
+        let mut owner: Vec<usize> = Vec::with_capacity(pings.len());
         for p in pings {
             let token = p.token.as_str();
             let h = *by_token.entry(token).or_insert_with(|| {
                 b.hb_tokens.push(token);
                 b.hb_counts.push(0);
-                b.hb_last_at.push(p.at);
-                b.hb_last_kind.push(p.kind.as_str());
-                b.hb_signal_kind.push(None);
-                b.hb_signal_at.push(None);
-                runs.push(Vec::new());
-                b.hb_ok_at.push(None);
-                b.hb_pings.push(String::from("["));
+                sums.push((Summary::new(), false, false));
                 b.hb_tokens.len() - 1
             });
-            if p.kind == PingKind::Success {
-                b.hb_ok_at[h] = Some(p.at);
+            owner.push(h);
+            let (all, some_ignorable, some_counted) = &mut sums[h];
+            if ignorable(p) {
+                *some_ignorable = true;
+            } else {
+                *some_counted = true;
             }
-            let list = &mut b.hb_pings[h];
-            if list.len() > 1 {
-                list.push(',');
-            }
-            let rid = p
-                .rid
-                .map(|r| format!("\"{r}\""))
-                .unwrap_or_else(|| "null".into());
-            // RFC 3339 with microseconds: what PostgreSQL stores, so no rounding.
-            let at = p.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-            list.push_str(&format!("[\"{}\",\"{at}\",{rid}]", p.kind.as_str()));
+            all.add(p, p.kind);
             b.hb_counts[h] += 1;
-            b.hb_last_at[h] = b.hb_last_at[h].max(p.at);
-            b.hb_last_kind[h] = p.kind.as_str();
-            if p.kind != PingKind::Log {
-                b.hb_signal_kind[h] = Some(p.kind.as_str());
-                b.hb_signal_at[h] = Some(p.at);
-            }
-            let step = match p.kind {
-                PingKind::Success => 1,
-                PingKind::Fail => -1,
-                PingKind::Start | PingKind::Log => 0,
-            };
-            if step != 0 {
-                match runs[h].last_mut() {
-                    Some(run) if run.signum() == step => *run += step,
-                    _ => runs[h].push(step),
-                }
-            }
             b.tokens.push(token);
             b.ranks.push(b.hb_counts[h]);
             b.kinds.push(p.kind.as_str());
@@ -416,9 +509,26 @@ impl<'a> BatchColumns<'a> {
             b.schemes.push(p.scheme);
             b.methods.push(p.method);
         }
-        b.hb_runs = runs.iter().map(|r| runs_literal(r)).collect();
-        for list in &mut b.hb_pings {
-            list.push(']');
+        let mut post: Vec<Option<Summary>> = sums
+            .iter()
+            .map(|(_, ignored, counted)| (*ignored && *counted).then(Summary::new))
+            .collect();
+        if post.iter().any(Option::is_some) {
+            for (p, h) in pings.iter().zip(&owner) {
+                if let Some(s) = &mut post[*h] {
+                    let kind = if ignorable(p) {
+                        PingKind::Ignored
+                    } else {
+                        p.kind
+                    };
+                    s.add(p, kind);
+                }
+            }
+        }
+        for ((all, ignored, _), post) in sums.into_iter().zip(post) {
+            b.hb.push(Some(all));
+            b.hb_ignorable.push(ignored);
+            b.hb_post.push(post);
         }
         b
     }
@@ -462,53 +572,78 @@ fn runs_literal(runs: &[i32]) -> Option<String> {
 /// Each ping keeps how it arrived (`$20` scheme, `$21` method), which
 /// healthchecks.io's ping JSON shows (`crate::hc::history`).
 ///
+/// healthchecks.io's `methods: "POST"` (`hc_methods`) is applied here, where the
+/// heartbeat row is at hand, so it costs no extra round trip: a ping sent with
+/// another method is kept in the ring as kind `ign`, counted in `ping_seq`, and
+/// changes nothing else (no signal, status, run, deadline or last ping). The
+/// daemon does not know which heartbeats have the rule, so it flags each
+/// heartbeat with ignorable pings in the batch (`$29`) and, when some of its
+/// other pings count, also sends the summary that ignores them (`$22`-`$28`,
+/// the same columns as `$3`-`$6`, `$17`-`$19`); the row picks one. A heartbeat
+/// all of whose pings are ignored gets nulls there, which change nothing
+/// (`fold_pings` reads no ping from a null list, and its events for them are
+/// null). The choice is written out as a `CASE` in each place rather than in a
+/// subquery: the statement keeps its plan (docs/decisions.md §33 has the
+/// measurement).
+///
 /// History is a ring (`monitor::ring`): ping `seq` lands in slot `seq % $16` and
 /// overwrites the ping `$16` before it, in place. Only a burst's newest `$16`
 /// pings are written, since one statement cannot write a slot twice.
 const WRITE_PINGS: &str = "
 WITH hbin AS (
     SELECT * FROM unnest($1::text[], $2::int8[], $3::timestamptz[], $4::text[], $5::text[],
-                         $6::timestamptz[], $17::text[], $18::timestamptz[], $19::text[])
-         AS l(token, cnt, last_at, last_kind, kind, at, runs, ok_at, pings)
+                         $6::timestamptz[], $17::text[], $18::timestamptz[], $19::text[],
+                         $22::timestamptz[], $23::text[], $24::text[], $25::timestamptz[],
+                         $26::text[], $27::timestamptz[], $28::text[], $29::bool[])
+         AS l(token, cnt, last_at, last_kind, kind, at, runs, ok_at, pings,
+              p_last_at, p_last_kind, p_kind, p_at, p_runs, p_ok_at, p_pings, ignorable)
 ),
 hb AS (
     UPDATE heartbeat.heartbeat h SET
         ping_seq = h.ping_seq + l.cnt,
-        last_ping_at = l.last_at,
-        last_ping_kind = l.last_kind,
-        last_signal_at = CASE WHEN l.kind IN ('success', 'fail') THEN l.at ELSE h.last_signal_at END,
-        last_signal_failed = CASE l.kind WHEN 'success' THEN false WHEN 'fail' THEN true
-                                         ELSE h.last_signal_failed END,
+        last_ping_at = CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN COALESCE(l.p_last_at, h.last_ping_at)
+                            ELSE l.last_at END,
+        last_ping_kind = CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN COALESCE(l.p_last_kind, h.last_ping_kind)
+                              ELSE l.last_kind END,
+        last_signal_at = CASE WHEN (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_kind ELSE l.kind END) IN ('success', 'fail') THEN CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_at ELSE l.at END
+                              ELSE h.last_signal_at END,
+        last_signal_failed = CASE CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_kind ELSE l.kind END WHEN 'success' THEN false WHEN 'fail' THEN true
+                                  ELSE h.last_signal_failed END,
         prev_started_at = h.started_at,
         (fail_streak, ok_streak, failing, failing_since, failing_cause, started_at, runs,
          last_success_at, batch_events, batch_reasons) = (
             SELECT f.fail_streak, f.ok_streak, f.failing, f.failing_since, f.failing_cause,
                    f.started_at, f.runs, f.last_success_at, f.events, f.reasons
-            FROM heartbeat.fold_pings(h, l.kind, l.at, l.runs::int4[], l.ok_at, l.pings) AS f),
+            FROM heartbeat.fold_pings(h, CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_kind ELSE l.kind END, CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_at ELSE l.at END,
+                                      (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_runs ELSE l.runs END)::int4[],
+                                      CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_ok_at ELSE l.ok_at END,
+                                      CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_pings ELSE l.pings END) AS f),
         deadline = CASE
-            WHEN h.paused OR l.kind IS NULL THEN h.deadline
-            WHEN l.kind = 'fail' OR h.status = 'down' OR h.schedule IS NOT NULL
+            WHEN h.paused OR (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_kind ELSE l.kind END) IS NULL THEN h.deadline
+            WHEN (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_kind ELSE l.kind END) = 'fail' OR h.status = 'down' OR h.schedule IS NOT NULL
                  OR h.max_runtime_seconds IS NOT NULL OR h.min_runtime_seconds IS NOT NULL
-                 OR h.min_interval_seconds IS NOT NULL THEN l.at
-            WHEN h.status = 'pending' AND l.kind = 'success' THEN LEAST(h.deadline, l.at)
-            WHEN l.kind = 'start' THEN LEAST(h.deadline, l.at + make_interval(secs => h.grace_seconds))
+                 OR h.min_interval_seconds IS NOT NULL THEN CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_at ELSE l.at END
+            WHEN h.status = 'pending' AND (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_kind ELSE l.kind END) = 'success' THEN LEAST(h.deadline, CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_at ELSE l.at END)
+            WHEN (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_kind ELSE l.kind END) = 'start'
+                THEN LEAST(h.deadline, (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_at ELSE l.at END) + make_interval(secs => h.grace_seconds))
             WHEN h.deadline IS NOT NULL
-                 AND h.deadline <= l.at + make_interval(secs => h.period_seconds + h.grace_seconds)
+                 AND h.deadline <= (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_at ELSE l.at END) + make_interval(secs => h.period_seconds + h.grace_seconds)
                 THEN h.deadline
-            ELSE l.at + make_interval(secs => h.period_seconds + h.grace_seconds)
+            ELSE (CASE WHEN h.hc_methods = 'POST' AND l.ignorable THEN l.p_at ELSE l.at END) + make_interval(secs => h.period_seconds + h.grace_seconds)
         END
     FROM hbin l
     WHERE h.token = l.token
     RETURNING h.heartbeat_id, h.token, h.ping_seq, l.cnt, h.prev_started_at, h.batch_events,
-              h.batch_reasons
+              h.batch_reasons, h.hc_methods = 'POST' AS post_only
 ),
 ring AS (
     INSERT INTO heartbeat.ping AS p (heartbeat_id, slot, seq, at, kind, exit_code, rid,
                                      duration_ms, source, user_agent, body, event, reason,
                                      scheme, method)
     SELECT hb.heartbeat_id, (hb.ping_seq - hb.cnt + i.rank) % $16, hb.ping_seq - hb.cnt + i.rank,
-           i.at, i.kind, i.exit_code, i.rid,
-           CASE WHEN i.kind IN ('success', 'fail') THEN
+           i.at, CASE WHEN hb.post_only AND i.method <> 'POST' THEN 'ign' ELSE i.kind END,
+           i.exit_code, i.rid,
+           CASE WHEN i.kind IN ('success', 'fail') AND NOT (hb.post_only AND i.method <> 'POST') THEN
                (extract(epoch FROM i.at - CASE WHEN i.rid IS NOT NULL THEN
                    (SELECT s.at FROM heartbeat.ping s
                     WHERE s.heartbeat_id = hb.heartbeat_id AND s.rid = i.rid AND s.kind = 'start'
@@ -631,7 +766,74 @@ mod tests {
             .collect();
         let refs: Vec<&PingRecord> = pings.iter().collect();
         let batch = BatchColumns::new(&refs);
-        assert_eq!(batch.hb_runs, vec![Some("{2,-2,1}".to_string()), None]);
+        assert_eq!(batch.hb.runs, vec![Some("{2,-2,1}".to_string()), None]);
+    }
+
+    #[test]
+    fn a_heartbeat_with_ignorable_pings_also_gets_the_summary_that_ignores_them() {
+        let (a, b) = (HeartbeatToken::generate(), HeartbeatToken::generate());
+        let t0 = Utc::now();
+        let sent = |token: &HeartbeatToken, kind, method, secs| PingRecord {
+            method,
+            ..PingRecord::new(token.clone(), kind, t0 + chrono::Duration::seconds(secs))
+        };
+        let pings = [
+            sent(&a, PingKind::Success, Some("POST"), 0),
+            sent(&b, PingKind::Success, Some("POST"), 1),
+            sent(&a, PingKind::Fail, Some("GET"), 2),
+            sent(&b, PingKind::Start, None, 3),
+            sent(&a, PingKind::Start, Some("HEAD"), 4),
+        ];
+        let refs: Vec<&PingRecord> = pings.iter().collect();
+        let batch = BatchColumns::new(&refs);
+        // As if every ping counts.
+        assert_eq!(
+            batch.hb.runs,
+            vec![Some("{1,-1}".to_string()), Some("{1}".into())]
+        );
+        assert_eq!(batch.hb.signal_kind, vec![Some("start"), Some("start")]);
+        // `a` under the POST-only rule: only its POST success counts, and its
+        // ignored pings keep their ranks in the list of single pings.
+        assert_eq!(batch.hb_post.runs, vec![Some("{1}".to_string()), None]);
+        assert_eq!(batch.hb_post.signal_kind, vec![Some("success"), None]);
+        assert_eq!(batch.hb_post.signal_at, vec![Some(t0), None]);
+        assert_eq!(batch.hb_post.last_at, vec![Some(t0), None]);
+        let list: serde_json::Value =
+            serde_json::from_str(batch.hb_post.pings[0].as_deref().unwrap()).unwrap();
+        let kinds: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[0].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["success", "ign", "ign"]);
+        // `b` has no ignorable ping: the statement takes its usual summary.
+        assert_eq!(batch.hb_ignorable, vec![true, false]);
+        assert_eq!(batch.hb_post.pings[1], None);
+        assert_eq!(
+            batch.kinds,
+            ["success", "success", "fail", "start", "start"]
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_whose_every_ping_is_ignored_changes_no_signal() {
+        let a = HeartbeatToken::generate();
+        let at = Utc::now();
+        let pings = [PingRecord {
+            method: Some("GET"),
+            ..PingRecord::new(a, PingKind::Success, at)
+        }];
+        let refs: Vec<&PingRecord> = pings.iter().collect();
+        let batch = BatchColumns::new(&refs);
+        assert_eq!(batch.hb_ignorable, vec![true]);
+        assert_eq!(batch.hb_post.pings, vec![None]);
+        assert_eq!(batch.hb_post.last_at, vec![None]);
+        assert_eq!(batch.hb_post.last_kind, vec![None]);
+        assert_eq!(batch.hb_post.signal_kind, vec![None]);
+        assert_eq!(batch.hb_post.runs, vec![None]);
+        assert_eq!(batch.hb_post.ok_at, vec![None]);
+        assert_eq!(batch.hb.ok_at, vec![Some(at)]);
     }
 
     #[test]

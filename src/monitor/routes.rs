@@ -902,7 +902,8 @@ pub struct PingView {
     /// Consecutive per heartbeat.
     seq: i64,
     at: DateTime<Utc>,
-    /// `success`, `fail`, `start` or `log`.
+    /// `success`, `fail`, `start`, `log`, or `ign`: a ping the heartbeat
+    /// ignored because it takes only POST pings (healthchecks.io's `methods`).
     kind: String,
     /// From `/hb/{token}/{exit_code}`.
     exit_code: Option<i32>,

@@ -34,6 +34,7 @@ mod hc_cors;
 mod hc_forbidden;
 mod hc_history;
 mod hc_keys;
+mod hc_methods;
 mod hc_ping;
 mod hc_ping_meta;
 mod hc_runitor;
