@@ -163,25 +163,8 @@ async fn pings(db: &tokio_postgres::Client, base: &str) {
     db.batch_execute("VACUUM ANALYZE heartbeat.heartbeat")
         .await
         .unwrap();
-    let script = std::env::temp_dir().join(format!("hb-bench-{}.lua", std::process::id()));
-    let list = tokens
-        .iter()
-        .map(|t| format!("\"{t}\""))
-        .collect::<Vec<_>>()
-        .join(",");
-    std::fs::write(
-        &script,
-        format!(
-            "local tokens = {{{list}}}\n\
-             local requests = {{}}\n\
-             for i, t in ipairs(tokens) do requests[i] = wrk.format(\"GET\", \"/hb/\" .. t) end\n\
-             local n = #requests\n\
-             math.randomseed(os.time())\n\
-             request = function()\n  return requests[math.random(n)]\nend\n"
-        ),
-    )
-    .unwrap();
-    let script = script.to_str().unwrap().to_string();
+    let paths: Vec<String> = tokens.iter().map(|t| format!("/hb/{t}")).collect();
+    let script = random_paths_script("hb", &paths);
     let mut plain = Vec::new();
     let mut ping = Vec::new();
     let mut ratio = Vec::new();

@@ -49,31 +49,6 @@ async fn settled(w: &HcWorld, uuid: &str) -> Value {
     check
 }
 
-/// The check's pings through the v3 Management API, newest first.
-async fn hc_pings(w: &HcWorld, uuid: &str) -> Vec<Value> {
-    let (status, list) = w
-        .call(
-            Method::GET,
-            &format!("/api/v3/checks/{uuid}/pings/"),
-            Some(w.rw()),
-        )
-        .await;
-    assert_eq!(status, 200, "{list}");
-    list["pings"].as_array().unwrap().clone()
-}
-
-async fn flips(w: &HcWorld, uuid: &str) -> Vec<Value> {
-    let (status, list) = w
-        .call(
-            Method::GET,
-            &format!("/api/v3/checks/{uuid}/flips/"),
-            Some(w.rw()),
-        )
-        .await;
-    assert_eq!(status, 200, "{list}");
-    list["flips"].as_array().unwrap().clone()
-}
-
 /// The heartbeat as Heartbeat's own API shows it.
 async fn own(w: &HcWorld, uuid: &str) -> Value {
     let r = w
@@ -145,8 +120,8 @@ async fn get_and_head_to_a_post_only_check_are_ignored_pings() {
     assert_eq!(check["last_ping"], Value::Null);
     assert_eq!(check["n_pings"], 5);
     assert_eq!(check["started"], false);
-    assert!(flips(&w, uuid).await.is_empty());
-    let pings = hc_pings(&w, uuid).await;
+    assert!(w.history(uuid, "flips").await.is_empty());
+    let pings = w.history(uuid, "pings").await;
     assert_eq!(types(&pings), ["ign"; 5]);
     let methods: Vec<&str> = pings
         .iter()
@@ -180,10 +155,10 @@ async fn a_post_to_a_post_only_check_is_counted() {
     assert_eq!(check["status"], "up", "{check}");
     assert_ne!(check["last_ping"], Value::Null);
     assert_eq!(check["n_pings"], 2);
-    let flips = flips(&w, uuid).await;
+    let flips = w.history(uuid, "flips").await;
     assert_eq!(flips.len(), 1);
     assert_eq!(flips[0]["up"], 1);
-    let pings = hc_pings(&w, uuid).await;
+    let pings = w.history(uuid, "pings").await;
     assert_eq!(types(&pings), ["success", "ign"]);
     assert_eq!(pings[0]["method"], "POST");
 
@@ -194,7 +169,7 @@ async fn a_post_to_a_post_only_check_is_counted() {
     let check = settled(&w, uuid).await;
     assert_eq!(check["status"], "down", "{check}");
     assert_eq!(
-        types(&hc_pings(&w, uuid).await),
+        types(&w.history(uuid, "pings").await),
         ["ign", "fail", "success", "ign"]
     );
 }
@@ -245,7 +220,7 @@ async fn a_start_sent_with_get_is_ignored_and_opens_no_run() {
     let check = settled(&w, uuid).await;
     assert_eq!(check["started"], false, "{check}");
     assert_eq!(check["status"], "up");
-    let pings = hc_pings(&w, uuid).await;
+    let pings = w.history(uuid, "pings").await;
     assert_eq!(types(&pings), ["success", "ign", "start", "ign"]);
     assert!(pings[0]["duration"].is_number(), "{}", pings[0]);
     assert_eq!(pings[1]["duration"], Value::Null);
@@ -270,7 +245,7 @@ async fn the_rule_holds_for_slug_urls_and_hb_urls_alike() {
     let check = settled(&w, uuid).await;
     assert_eq!(check["status"], "new", "{check}");
     assert_eq!(check["n_pings"], 3);
-    assert_eq!(types(&hc_pings(&w, uuid).await), ["ign"; 3]);
+    assert_eq!(types(&w.history(uuid, "pings").await), ["ign"; 3]);
     assert_eq!(ping(&w, Method::POST, &w.app.url(&hb_path)).await.0, 200);
     assert_eq!(settled(&w, uuid).await["status"], "up");
 }
@@ -297,7 +272,7 @@ async fn pings_sent_together_are_ignored_or_counted_by_their_own_method() {
     let check = settled(&w, &uuid).await;
     assert_eq!(check["n_pings"], 20);
     assert_eq!(check["status"], "up", "{check}");
-    let pings = hc_pings(&w, &uuid).await;
+    let pings = w.history(&uuid, "pings").await;
     for p in &pings {
         let expected = if p["method"] == "POST" {
             "success"
@@ -328,7 +303,7 @@ async fn a_check_without_methods_takes_every_method() {
         let check = settled(&w, uuid).await;
         assert_eq!(check["status"], "up", "{check}");
         assert_eq!(check["n_pings"], 3);
-        assert_eq!(types(&hc_pings(&w, uuid).await), ["success"; 3]);
+        assert_eq!(types(&w.history(uuid, "pings").await), ["success"; 3]);
     }
 }
 
@@ -352,7 +327,7 @@ async fn turning_the_rule_off_lets_get_pings_count_again() {
     assert_eq!(ping(&w, Method::GET, &url).await.0, 200);
     let check = settled(&w, uuid).await;
     assert_eq!(check["status"], "up", "{check}");
-    assert_eq!(types(&hc_pings(&w, uuid).await), ["success", "ign"]);
+    assert_eq!(types(&w.history(uuid, "pings").await), ["success", "ign"]);
 }
 
 #[tokio::test]
@@ -399,7 +374,7 @@ async fn one_batch_mixing_methods_counts_only_the_posts_of_a_post_only_check() {
     assert_eq!(check["n_pings"], 4);
     assert_eq!(check["started"], false);
     assert_eq!(
-        types(&hc_pings(&w, uuid).await),
+        types(&w.history(uuid, "pings").await),
         ["log", "ign", "success", "ign"]
     );
     // A check without the rule in the same batch takes its GET failure.

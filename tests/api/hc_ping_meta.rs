@@ -8,19 +8,6 @@ use serde_json::{json, Value};
 
 use crate::hc_support::HcWorld;
 
-/// The team check's logged pings, newest first.
-async fn logged(w: &HcWorld, uuid: &str) -> Vec<Value> {
-    let (status, list) = w
-        .call(
-            Method::GET,
-            &format!("/api/v3/checks/{uuid}/pings/"),
-            Some(w.rw()),
-        )
-        .await;
-    assert_eq!(status, 200, "{list}");
-    list["pings"].as_array().unwrap().clone()
-}
-
 #[tokio::test]
 async fn each_ping_method_is_recorded_with_the_scheme_for_every_url_form() {
     let w = HcWorld::new().await;
@@ -57,7 +44,7 @@ async fn each_ping_method_is_recorded_with_the_scheme_for_every_url_form() {
             sent.push(method.as_str().to_string());
         }
     }
-    let pings = logged(&w, uuid).await;
+    let pings = w.history(uuid, "pings").await;
     assert_eq!(pings.len(), sent.len());
     sent.reverse();
     for (p, method) in pings.iter().zip(&sent) {
@@ -84,7 +71,7 @@ async fn a_forwarded_proto_is_not_believed_without_a_trusted_proxy() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let pings = logged(&w, uuid).await;
+    let pings = w.history(uuid, "pings").await;
     assert_eq!(pings[0]["method"], "POST");
     // The daemon serves plain HTTP and names no trusted proxy: any client
     // could send these headers.
@@ -104,7 +91,7 @@ async fn a_ping_overwriting_an_old_slot_of_the_ring_keeps_its_own_method() {
     }
     // The next ping lands in the first one's slot.
     assert_eq!(w.ping(Method::HEAD, &url, "").await, 200);
-    let pings = logged(&w, uuid).await;
+    let pings = w.history(uuid, "pings").await;
     assert_eq!(pings.len(), kept);
     assert_eq!(pings[0]["n"], kept as i64 + 1);
     assert_eq!(pings[0]["method"], "HEAD");

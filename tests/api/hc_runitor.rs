@@ -51,18 +51,6 @@ async fn run(w: &HcWorld, base: &str, output: &str, exit: u8) -> String {
     check["status"].as_str().unwrap().to_string()
 }
 
-async fn pings(w: &HcWorld, uuid: &str) -> Vec<Value> {
-    let (status, list) = w
-        .call(
-            Method::GET,
-            &format!("/api/v3/checks/{uuid}/pings/"),
-            Some(w.rw()),
-        )
-        .await;
-    assert_eq!(status, 200, "{list}");
-    list["pings"].as_array().unwrap().clone()
-}
-
 #[tokio::test]
 async fn a_runitor_job_ends_up_or_down_with_its_output_tail_logged() {
     let w = HcWorld::new().await;
@@ -74,7 +62,7 @@ async fn a_runitor_job_ends_up_or_down_with_its_output_tail_logged() {
 
     let output = format!("{}sent 12 files\n", "line\n".repeat(5_000));
     assert_eq!(run(&w, &base, &output, 0).await, "up");
-    let logged = pings(&w, uuid).await;
+    let logged = w.history(uuid, "pings").await;
     let (finish, start) = (&logged[0], &logged[1]);
     assert_eq!(
         (start["type"].as_str(), start["n"].as_i64()),
@@ -108,7 +96,7 @@ async fn a_runitor_job_ends_up_or_down_with_its_output_tail_logged() {
         run(&w, &base, "rsync: connection refused\n", 12).await,
         "down"
     );
-    let finish = &pings(&w, uuid).await[0];
+    let finish = &w.history(uuid, "pings").await[0];
     assert_eq!(finish["type"], "fail");
     assert_eq!(finish["n"], 4);
 

@@ -104,6 +104,20 @@ impl HcWorld {
         check
     }
 
+    /// A check's `pings` or `flips` list through the v3 Management API with
+    /// the read-write key, newest first.
+    pub async fn history(&self, uuid: &str, list: &str) -> Vec<Value> {
+        let (status, body) = self
+            .call(
+                Method::GET,
+                &format!("/api/v3/checks/{uuid}/{list}/"),
+                Some(self.rw()),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body[list].as_array().unwrap().clone()
+    }
+
     /// Pings `url` (a check's `ping_url` plus a suffix and query), answering
     /// the status.
     pub async fn ping(&self, method: Method, url: &str, body: &str) -> u16 {
